@@ -1,0 +1,44 @@
+# veil: `make demo` and `make test` work on a fresh clone; everything is installed from here.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+SAMPLE_VIDEO := build/samples/astronaut_pan.mp4
+DEMO_OUT := build/demo
+
+.PHONY: demo test lint sysdeps bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+$(SAMPLE_VIDEO): samples/make_sample_video.py samples/astronaut.png | $(STAMP)
+	mkdir -p $(dir $@)
+	$(PY) samples/make_sample_video.py $@
+
+demo: $(STAMP) $(SAMPLE_VIDEO)
+	mkdir -p $(DEMO_OUT)
+	$(VENV)/bin/veil samples/astronaut.png $(SAMPLE_VIDEO) -o $(DEMO_OUT) --overwrite \
+		--report $(DEMO_OUT)/report.json
+	@echo
+	@echo "Results: $(DEMO_OUT)/astronaut.png, $(DEMO_OUT)/astronaut_pan.mp4"
+	@echo "Audit report: $(DEMO_OUT)/report.json"
+
+# Debian tools the tests use as independent checkers (exiftool, chromium); skipped when
+# they are already present or when this machine has no apt-get.
+sysdeps:
+	@if command -v apt-get >/dev/null 2>&1 && { ! command -v exiftool >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; }; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libimage-exiftool-perl chromium >/dev/null; \
+	fi
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench samples
+
+test: $(STAMP) sysdeps $(SAMPLE_VIDEO) lint
+	$(VENV)/bin/pytest -q
+
+clean:
+	rm -rf build $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -1,0 +1,208 @@
+"""Write outputs: images with Pillow, videos with PyAV, always through a temporary file.
+
+Nothing is ever written under the final name until the whole file is complete: the sink
+writes `.<name>.veil-tmp-<random><ext>` in the output directory and renames it at the end,
+so a crash, an interrupt or a full disk leaves no partial output behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from PIL import Image
+
+from veil.errors import VeilError
+from veil.source import AudioPacket, VideoInfo
+from veil.types import Frame
+
+PIL_FORMATS = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+}
+ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
+ICC_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
+
+
+@contextlib.contextmanager
+def atomic_output(final: Path, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; rename it to `final` only if the block succeeds."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.stem}.veil-tmp-{secrets.token_hex(4)}{final.suffix}")
+    try:
+        yield tmp
+        if final.exists() and not overwrite:
+            raise VeilError(f"{final}: already exists (use --overwrite to replace it)")
+        os.replace(tmp, final)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise VeilError(f"{final}: no space left on device") from exc
+        if isinstance(exc, PermissionError):
+            raise VeilError(f"{final.parent}: output directory is not writable") from exc
+        raise
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_image(
+    path: Path,
+    rgb: np.ndarray,
+    alpha: np.ndarray | None,
+    icc_profile: bytes | None,
+    exif: bytes | None = None,
+) -> None:
+    """Save pixels only: a new image object carries no EXIF, XMP, IPTC, comments or thumbnails.
+
+    The ICC colour profile is kept (it describes colours, not people). `exif` is written only
+    when the user asked for --keep-metadata.
+    """
+    fmt = PIL_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise VeilError(f"{path}: unsupported image output extension {path.suffix!r}")
+    if alpha is not None and fmt in ALPHA_FORMATS:
+        img = Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+    else:
+        img = Image.fromarray(rgb, "RGB")
+    options: dict[str, Any] = {}
+    if icc_profile and fmt in ICC_FORMATS:
+        options["icc_profile"] = icc_profile
+    if exif and fmt in {"JPEG", "PNG", "WEBP", "TIFF"}:
+        options["exif"] = exif
+    if fmt == "JPEG":
+        options.update(quality=95, subsampling=0)
+    elif fmt == "WEBP":
+        options.update(quality=95, method=4)
+    elif fmt == "TIFF":
+        options.update(compression="tiff_deflate")
+    elif fmt == "PNG":
+        options.update(compress_level=6)
+    img.save(path, format=fmt, **options)
+
+
+# ----------------------------------------------------------------------------- video
+
+VIDEO_CODECS = {".webm": ("libvpx-vp9", "libopus")}
+DEFAULT_CODECS = ("libx264", "aac")
+
+
+class VideoSink:
+    """Encodes frames with the input's timestamps and muxes audio (copied when possible)."""
+
+    def __init__(self, path: Path, info: VideoInfo, keep_audio: bool = True) -> None:
+        self.path = path
+        self.info = info
+        video_codec, self.audio_codec = VIDEO_CODECS.get(path.suffix.lower(), DEFAULT_CODECS)
+        self.container = av.open(str(path), "w")
+        # An encoder needs even dimensions for 4:2:0 chroma; drop a last odd row/column.
+        rot = info.rotation % 180 != 0
+        up_w, up_h = (info.height, info.width) if rot else (info.width, info.height)
+        self.width, self.height = up_w - up_w % 2, up_h - up_h % 2
+        rate = info.rate or Fraction(30)
+        self.stream = self.container.add_stream(video_codec, rate=rate)
+        self.stream.width, self.stream.height = (
+            (self.height, self.width) if rot else (self.width, self.height)
+        )
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.time_base = info.time_base
+        self.stream.codec_context.time_base = info.time_base
+        if video_codec == "libx264":
+            self.stream.options = {"crf": "18", "preset": "veryfast"}
+        else:
+            self.stream.options = {"crf": "30", "b": "0", "row-mt": "1", "deadline": "realtime"}
+        if info.rotation:
+            self.stream.set_display_rotation(info.rotation)
+        self.audio: dict[int, tuple[Any, Any]] = {}
+        self.audio_mode: dict[int, str] = {}
+        if keep_audio:
+            for in_stream in info.audio_streams:
+                self._add_audio(in_stream)
+        self.frames_written = 0
+        self.last_pts: int | None = None
+
+    def _add_audio(self, in_stream: Any) -> None:
+        name = in_stream.codec_context.name
+        if name in self.container.supported_codecs:
+            out = self.container.add_stream_from_template(in_stream)
+            self.audio[in_stream.index] = (out, None)
+            self.audio_mode[in_stream.index] = f"copied ({name})"
+            return
+        ctx = in_stream.codec_context
+        out = self.container.add_stream(self.audio_codec, rate=48000 if "opus" in self.audio_codec else ctx.rate)
+        layout = "stereo" if ctx.channels >= 2 else "mono"
+        out.layout = layout
+        resampler = av.AudioResampler(format=out.format, layout=layout, rate=out.rate)
+        decoder = av.CodecContext.create(name, "r")
+        decoder.extradata = ctx.extradata
+        decoder.sample_rate = ctx.sample_rate
+        decoder.layout = ctx.layout
+        self.audio[in_stream.index] = (out, (decoder, resampler))
+        self.audio_mode[in_stream.index] = f"re-encoded {name} -> {self.audio_codec}"
+
+    def write_frame(self, frame: Frame) -> None:
+        image = frame.image[: self.height, : self.width]
+        if self.info.rotation:
+            # Turn the picture back to its stored orientation; the display matrix set on the
+            # stream makes players show it exactly as the input was shown.
+            image = np.rot90(image, k=-(self.info.rotation // 90))
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        pts = frame.pts
+        if pts is None or (self.last_pts is not None and pts <= self.last_pts):
+            # Missing or repeated timestamps: continue one frame after the last.
+            step = int(round(1 / (float(self.info.rate or 30) * float(self.info.time_base)))) or 1
+            pts = (self.last_pts or 0) + step if self.last_pts is not None else 0
+        vf.pts = pts
+        vf.time_base = self.info.time_base
+        self.last_pts = pts
+        for packet in self.stream.encode(vf):
+            self.container.mux(packet)
+        self.frames_written += 1
+
+    def write_audio(self, item: AudioPacket) -> None:
+        entry = self.audio.get(item.stream_index)
+        if entry is None:
+            return
+        out, transcoder = entry
+        if transcoder is None:
+            item.packet.stream = out
+            self.container.mux(item.packet)
+            return
+        decoder, resampler = transcoder
+        for frame in decoder.decode(item.packet):
+            for rs in resampler.resample(frame):
+                for packet in out.encode(rs):
+                    self.container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self.stream.encode(None):
+            self.container.mux(packet)
+        for out, transcoder in self.audio.values():
+            if transcoder is not None:
+                decoder, resampler = transcoder
+                for frame in decoder.decode(None):
+                    for rs in resampler.resample(frame):
+                        for packet in out.encode(rs):
+                            self.container.mux(packet)
+                for rs in resampler.resample(None):
+                    for packet in out.encode(rs):
+                        self.container.mux(packet)
+                for packet in out.encode(None):
+                    self.container.mux(packet)
+        self.container.close()
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.container.close()
