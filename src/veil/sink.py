@@ -105,8 +105,21 @@ class VideoSink:
     def __init__(self, path: Path, info: VideoInfo, keep_audio: bool = True) -> None:
         self.path = path
         self.info = info
-        video_codec, self.audio_codec = VIDEO_CODECS.get(path.suffix.lower(), DEFAULT_CODECS)
-        self.container = av.open(str(path), "w")
+        self.keep_audio = keep_audio
+        self.container: Any = None
+        # Audio that arrives before the first frame is written (the tracker's look-ahead holds
+        # frames back) waits here; bounded by the look-ahead window.
+        self.early_audio: list[AudioPacket] = []
+        self.audio: dict[int, tuple[Any, Any]] = {}
+        self.audio_mode: dict[int, str] = {}
+        self.frames_written = 0
+        self.last_pts: int | None = None
+
+    def _open(self) -> None:
+        """Open the output at the first frame: only then is the display rotation known."""
+        info = self.info
+        video_codec, self.audio_codec = VIDEO_CODECS.get(self.path.suffix.lower(), DEFAULT_CODECS)
+        self.container = av.open(str(self.path), "w")
         # An encoder needs even dimensions for 4:2:0 chroma; drop a last odd row/column.
         rot = info.rotation % 180 != 0
         up_w, up_h = (info.height, info.width) if rot else (info.width, info.height)
@@ -125,13 +138,12 @@ class VideoSink:
             self.stream.options = {"crf": "30", "b": "0", "row-mt": "1", "deadline": "realtime"}
         if info.rotation:
             self.stream.set_display_rotation(info.rotation)
-        self.audio: dict[int, tuple[Any, Any]] = {}
-        self.audio_mode: dict[int, str] = {}
-        if keep_audio:
+        if self.keep_audio:
             for in_stream in info.audio_streams:
                 self._add_audio(in_stream)
-        self.frames_written = 0
-        self.last_pts: int | None = None
+        for item in self.early_audio:
+            self._mux_audio(item)
+        self.early_audio.clear()
 
     def _add_audio(self, in_stream: Any) -> None:
         name = in_stream.codec_context.name
@@ -153,6 +165,8 @@ class VideoSink:
         self.audio_mode[in_stream.index] = f"re-encoded {name} -> {self.audio_codec}"
 
     def write_frame(self, frame: Frame) -> None:
+        if self.container is None:
+            self._open()
         image = frame.image[: self.height, : self.width]
         if self.info.rotation:
             # Turn the picture back to its stored orientation; the display matrix set on the
@@ -172,6 +186,12 @@ class VideoSink:
         self.frames_written += 1
 
     def write_audio(self, item: AudioPacket) -> None:
+        if self.container is None:
+            self.early_audio.append(item)
+        else:
+            self._mux_audio(item)
+
+    def _mux_audio(self, item: AudioPacket) -> None:
         entry = self.audio.get(item.stream_index)
         if entry is None:
             return
@@ -187,6 +207,8 @@ class VideoSink:
                     self.container.mux(packet)
 
     def close(self) -> None:
+        if self.container is None:
+            raise VeilError(f"{self.path}: no frames to write")
         for packet in self.stream.encode(None):
             self.container.mux(packet)
         for out, transcoder in self.audio.values():
@@ -204,5 +226,7 @@ class VideoSink:
         self.container.close()
 
     def abort(self) -> None:
+        if self.container is None:
+            return
         with contextlib.suppress(Exception):
             self.container.close()
