@@ -1,7 +1,7 @@
 """Make veil's bundled sample video from the public-domain astronaut photo (see SOURCES.md).
 
 A virtual camera pans and zooms over a canvas holding the photo at two sizes, so the clip has
-a large face and a small one (about 24 px high) that move; a quiet two-tone audio track is
+a large face and a small one (16-19 px high on screen) that move; a quiet two-tone audio track is
 added so the demo shows that audio is kept. Deterministic: same bytes of pixels every run.
 
 Usage: python samples/make_sample_video.py OUTPUT.mp4
@@ -26,11 +26,12 @@ AUDIO_RATE = 44100
 
 def canvas() -> np.ndarray:
     photo = np.asarray(Image.open(Path(__file__).with_name("astronaut.png")).convert("RGB"))
-    # Background: the photo stretched and darkened, so the scene is not flat grey.
-    board = cv2.resize(photo, (1600, 900), interpolation=cv2.INTER_LINEAR) // 3
-    board[150:662, 200:712] = photo  # large copy: face about 120 px high
-    small = cv2.resize(photo, (102, 102), interpolation=cv2.INTER_AREA)
-    board[500:602, 1200:1302] = small  # small copy: face about 24 px high
+    # Background: a soft colour gradient, so the scene is not flat.
+    yy, xx = np.mgrid[0:720, 0:1280].astype(np.float32)
+    board = np.dstack([40 + 60 * xx / 1280, 50 + 40 * yy / 720, 90 - 30 * xx / 1280]).astype(np.uint8)
+    board[104:616, 80:592] = photo  # large copy: face about 120 px high
+    small = cv2.resize(photo, (160, 160), interpolation=cv2.INTER_AREA)
+    board[400:560, 900:1060] = small  # small copy: face about 30 px high, 16-19 px on screen
     return board
 
 
@@ -46,11 +47,11 @@ def main(out: str) -> None:
         audio.layout = "mono"
         for i in range(frames):
             t = i / (frames - 1)
-            # Camera window: pans left to right while zooming out from 2x to 1x of SIZE.
-            zoom = 2.0 - t
+            # Camera window: pans left to right while zooming out from 1.6x to 2x of SIZE.
+            zoom = 1.6 + 0.4 * t
             w, h = int(SIZE[0] * zoom), int(SIZE[1] * zoom)
             x = int(t * (board.shape[1] - w))
-            y = int(100 + 100 * t)
+            y = int(t * (board.shape[0] - h))
             view = cv2.resize(board[y : y + h, x : x + w], SIZE, interpolation=cv2.INTER_AREA)
             frame = av.VideoFrame.from_ndarray(view, format="rgb24")
             frame.pts = i
