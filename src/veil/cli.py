@@ -38,11 +38,22 @@ def build_parser() -> argparse.ArgumentParser:
         default="faces",
         help=f"what to erase: comma list of {','.join(CLASS_DETECTORS)}, or all (default: faces)",
     )
+    p.add_argument(
+        "--lookahead",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="video: read this far ahead to mask faces before the detector first finds them (default: 1)",
+    )
     p.add_argument("--format", dest="output_format", help="output extension for every file, e.g. png")
     p.add_argument("--report", type=Path, help="write a JSON audit report here")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--no-audio", action="store_true", help="drop audio streams")
-    p.add_argument("--keep-metadata", action="store_true", help="keep image EXIF (GPS, serials): not safe")
+    p.add_argument(
+        "--keep-metadata",
+        action="store_true",
+        help="keep EXIF (minus thumbnail and maker notes) and video container tags: may reveal place, time, device",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     p.add_argument("--version", action="version", version=f"veil {__version__}")
     return p
@@ -70,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return inspect_main(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.lookahead < 0:
+        build_parser().error("--lookahead must be 0 or more")
     reporter = Reporter(quiet=args.quiet)
     signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -84,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             keep_audio=not args.no_audio,
             keep_metadata=args.keep_metadata,
+            lookahead_s=args.lookahead,
         )
         jobs, failed = plan(args.inputs, args.output, settings)
         for result in failed:

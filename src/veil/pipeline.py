@@ -18,12 +18,14 @@ from veil import __version__
 from veil.detectors import Detector, create, sha256_of
 from veil.errors import MediaError, VeilError
 from veil.masks import create as create_mask
+from veil.metadata import check_output, kept_exif
 from veil.presets import get_preset
 from veil.progress import Reporter
 from veil.redact import Redactor
+from veil.review import ThumbnailSampler, warnings_for, worth_reviewing
 from veil.sink import PIL_FORMATS, VideoSink, atomic_output, write_image
 from veil.source import IMAGE_EXTS, VIDEO_EXTS, AudioPacket, VideoSource, media_kind, read_image
-from veil.track import WindowTracker
+from veil.track import LookaheadTracker
 from veil.types import Detections, Frame
 
 SUFFIX = "_veiled"
@@ -42,7 +44,8 @@ class Settings:
     overwrite: bool = False
     keep_audio: bool = True
     keep_metadata: bool = False
-    track_radius: int = 2
+    # Video: seconds of frames read ahead so tracks extend before their first detection.
+    lookahead_s: float = 1.0
 
 
 @dataclass
@@ -171,6 +174,7 @@ class FrameDetector:
     def __init__(self, settings: Settings) -> None:
         preset = get_preset(settings.preset)
         self.detectors: list[Detector] = []
+        self.seconds = 0.0  # time spent detecting, for the report's timings
         for cls in settings.classes:
             if cls not in CLASS_DETECTORS:
                 raise VeilError(f"unknown class {cls!r}; choose from {', '.join(CLASS_DETECTORS)}, all")
@@ -181,7 +185,11 @@ class FrameDetector:
                 self.detectors.append(create(CLASS_DETECTORS[cls]))
 
     def __call__(self, image: Any) -> Detections:
-        return Detections.merge([d.detect(image) for d in self.detectors])
+        started = time.perf_counter()
+        try:
+            return Detections.merge([d.detect(image) for d in self.detectors])
+        finally:
+            self.seconds += time.perf_counter() - started
 
     def describe(self) -> list[dict[str, Any]]:
         return [{"name": d.name, "label": d.label, "settings": d.settings()} for d in self.detectors]
@@ -199,6 +207,8 @@ class Pipeline:
         self.mask = create_mask(settings.mask, **options)
         self.redactor = Redactor(self.mask, margin)
         self.detect = FrameDetector(settings)
+        # Downscaled output frames for the HTML report's contact sheet, per file (bounded).
+        self.sampler: ThumbnailSampler | None = None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -208,7 +218,7 @@ class Pipeline:
             "mask": {"name": self.mask.name, "irreversible": self.mask.irreversible, **self.mask.settings()},
             "margin": self.redactor.margin,
             "detect_stride": self.preset.detect_stride,
-            "track_radius": self.settings.track_radius,
+            "lookahead_s": self.settings.lookahead_s,
             "keep_audio": self.settings.keep_audio,
             "keep_metadata": self.settings.keep_metadata,
         }
@@ -223,13 +233,23 @@ class Pipeline:
             "output": str(job.output),
             "kind": job.kind,
             "input_sha256": sha256_of(job.input),
+            "warnings": [],
         }
+        self.sampler = ThumbnailSampler()
+        detect_before = self.detect.seconds
         try:
             with atomic_output(job.output, self.settings.overwrite) as tmp:
                 if job.kind == "image":
                     self._image(job, tmp, record)
                 else:
                     self._video(job, tmp, record)
+                # Inspect the finished temporary file: identifying metadata fails the file.
+                meta_started = time.monotonic()
+                record["metadata"], meta_warnings = check_output(job.input, tmp, self.settings.keep_metadata)
+                meta_seconds = time.monotonic() - meta_started
+                for line in meta_warnings:
+                    record["warnings"].append(line)
+                    self.reporter.warn(f"{job.input}: {line}")
         except VeilError as exc:
             self.reporter.end_file()
             record["error"] = str(exc)
@@ -241,6 +261,18 @@ class Pipeline:
             return FileResult(job.input, job.output, False, message, record)
         record["output_sha256"] = sha256_of(job.output)
         record["seconds"] = round(time.monotonic() - started, 3)
+        detect_seconds = self.detect.seconds - detect_before
+        record["timings"] = {
+            "total_s": record["seconds"],
+            "detect_s": round(detect_seconds, 3),
+            "metadata_check_s": round(meta_seconds, 3),
+            "decode_track_redact_encode_s": round(max(0.0, record["seconds"] - detect_seconds - meta_seconds), 3),
+        }
+        record["warnings"].extend(warnings_for(record["frames"]))
+        record["review"] = worth_reviewing(record["frames"])
+        # Not written to the JSON (keys starting with "_"); the HTML report shows them.
+        record["_thumbnails"] = self.sampler.result()
+        self.sampler = None
         n = record["frames_processed"]
         boxes = sum(len(f["boxes"]) for f in record["frames"])
         rate = f", {n / record['seconds']:.1f} fps" if job.kind == "video" and record["seconds"] else ""
@@ -256,7 +288,10 @@ class Pipeline:
         for rec, box in zip(detections.to_records(), painted, strict=True):
             rec["mask"] = [int(v) for v in box]
             boxes.append(rec)
-        return {"frame": frame.index, "boxes": boxes}
+        entry = {"frame": frame.index, "boxes": boxes}
+        if self.sampler is not None:
+            self.sampler.offer(frame.image, entry)
+        return entry
 
     def _image(self, job: Job, tmp: Path, record: dict[str, Any]) -> None:
         self.reporter.start_file(job.input.name, 1)
@@ -272,20 +307,28 @@ class Pipeline:
             decoded.frame.image,
             alpha,
             decoded.icc_profile,
-            decoded.exif if self.settings.keep_metadata else None,
+            kept_exif(decoded.exif) if self.settings.keep_metadata else None,
         )
         self.reporter.advance()
         self.reporter.end_file()
         if decoded.info.get("frames_in_file", 1) > 1:
-            self.reporter.warn(f"{job.input}: only the first of {decoded.info['frames_in_file']} pages is written")
+            line = f"only the first of {decoded.info['frames_in_file']} pages is written"
+            record["warnings"].append(line)
+            self.reporter.warn(f"{job.input}: {line}")
         record.update(frames_processed=1, frames=[entry], width=decoded.frame.width, height=decoded.frame.height)
 
     def _video(self, job: Job, tmp: Path, record: dict[str, Any]) -> None:
         stride = max(1, self.preset.detect_stride)
-        tracker = WindowTracker(radius=max(self.settings.track_radius, stride - 1))
         frames: list[dict[str, Any]] = []
         with VideoSource(job.input, with_audio=self.settings.keep_audio) as source:
-            sink = VideoSink(tmp, source.info, keep_audio=self.settings.keep_audio)
+            tags = dict(source.container.metadata) if self.settings.keep_metadata else None
+            sink = VideoSink(tmp, source.info, keep_audio=self.settings.keep_audio, tags=tags)
+            tracker = LookaheadTracker.for_video(
+                float(source.info.rate) if source.info.rate else None,
+                self.settings.lookahead_s,
+                stride=stride,
+                detect=self.detect,
+            )
             self.reporter.start_file(job.input.name, source.expected_frames)
             try:
                 for item in source.items():

@@ -25,6 +25,22 @@ def build_report(pipeline: Pipeline, results: list[FileResult], argv: list[str])
     }
 
 
+def _public(report: dict[str, Any]) -> dict[str, Any]:
+    """The JSON record: file-level keys starting with "_" (thumbnails) are for the HTML only."""
+    files = [{k: v for k, v in f.items() if not k.startswith("_")} for f in report.get("files", [])]
+    return {**report, "files": files}
+
+
+def html_path(path: Path) -> Path:
+    """`report.json` -> `report.html`, beside it."""
+    return path.with_suffix(".html") if path.suffix.lower() != ".html" else path.with_name(path.name + ".html")
+
+
 def write_report(path: Path, report: dict[str, Any]) -> None:
+    """Write the JSON audit report and the human-readable HTML report beside it."""
+    from veil.report_html import render_html
+
     with atomic_output(path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(_public(report), indent=1) + "\n", encoding="utf-8")
+    with atomic_output(html_path(path), overwrite=True) as tmp:
+        tmp.write_text(render_html(report, json_name=path.name), encoding="utf-8")

@@ -102,10 +102,14 @@ DEFAULT_CODECS = ("libx264", "aac")
 class VideoSink:
     """Encodes frames with the input's timestamps and muxes audio (copied when possible)."""
 
-    def __init__(self, path: Path, info: VideoInfo, keep_audio: bool = True) -> None:
+    def __init__(
+        self, path: Path, info: VideoInfo, keep_audio: bool = True, tags: dict[str, str] | None = None
+    ) -> None:
+        """`tags`: container tags to write, only with --keep-metadata; none by default."""
         self.path = path
         self.info = info
         self.keep_audio = keep_audio
+        self.tags = dict(tags or {})
         self.container: Any = None
         # Audio that arrives before the first frame is written (the tracker's look-ahead holds
         # frames back) waits here; bounded by the look-ahead window.
@@ -119,7 +123,14 @@ class VideoSink:
         """Open the output at the first frame: only then is the display rotation known."""
         info = self.info
         video_codec, self.audio_codec = VIDEO_CODECS.get(self.path.suffix.lower(), DEFAULT_CODECS)
-        self.container = av.open(str(self.path), "w")
+        # bitexact: the muxer writes no creation time, no encoder version and no random ids,
+        # so the container says nothing about when, where or on what machine veil ran.
+        options = {"fflags": "+bitexact"}
+        if self.tags and self.path.suffix.lower() in (".mp4", ".mov", ".m4v"):
+            options["movflags"] = "use_metadata_tags"  # keeps e.g. com.apple.quicktime.* keys
+        self.container = av.open(str(self.path), "w", options=options)
+        self.container.metadata.clear()
+        self.container.metadata.update(self.tags)
         # An encoder needs even dimensions for 4:2:0 chroma; drop a last odd row/column.
         rot = info.rotation % 180 != 0
         up_w, up_h = (info.height, info.width) if rot else (info.width, info.height)
@@ -138,6 +149,7 @@ class VideoSink:
             self.stream.options = {"crf": "30", "b": "0", "row-mt": "1", "deadline": "realtime"}
         if info.rotation:
             self.stream.set_display_rotation(info.rotation)
+        self.stream.metadata.clear()
         if self.keep_audio:
             for in_stream in info.audio_streams:
                 self._add_audio(in_stream)
@@ -149,6 +161,7 @@ class VideoSink:
         name = in_stream.codec_context.name
         if name in self.container.supported_codecs:
             out = self.container.add_stream_from_template(in_stream)
+            out.metadata.clear()  # handler names and times of the recording device
             self.audio[in_stream.index] = (out, None)
             self.audio_mode[in_stream.index] = f"copied ({name})"
             return

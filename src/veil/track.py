@@ -4,15 +4,36 @@ The tracker only links boxes inside one video to cover frames the detector misse
 compares people across files. It is a stage with a bounded look-ahead: `push` takes a frame
 and its detections (None when the detector skipped that frame) and returns the frames that
 are final, so memory is bounded by the window, not by the video.
+
+`LookaheadTracker` (see docs/tracking.md):
+
+* links detections frame to frame as they arrive (greedy matching on overlap and centre
+  distance against each track's predicted box, same label only);
+* holds back the last `window` frames; a frame is emitted once `window` newer frames have been
+  seen, so every track's future within the window is known when the frame is painted:
+  - a frame between two detections of a track gets the box interpolated between them;
+  - a frame before a track's first detection (a face the detector only finds later) gets the
+    first box carried backwards along the track's motion;
+  - a frame after a track's last detection gets the box carried forwards ("coasting") for up
+    to `window` frames;
+  - inferred boxes grow with the distance (in frames) to the nearest detection and with the
+    track's speed, because their position is less certain there;
+* cuts the clip into shots at scene cuts (a jump of the colour histogram of a thumbnail):
+  no track, interpolation or extension crosses a cut.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
 
+from veil.boxes import iou_matrix
 from veil.types import Detections, Frame
 
 
@@ -26,45 +47,370 @@ class Tracker(Protocol):
         ...
 
 
-class WindowTracker:
-    """Masks in every frame the union of the detections within `radius` frames of it.
+# ----------------------------------------------------------------------------- scene cuts
 
-    A face found in frame t is therefore also covered in frames t-radius..t+radius, which
-    fills detector flicker of up to 2*radius frames, and a frame the detector skipped
-    (detection stride) is covered by its neighbours' boxes.
+
+class CutDetector:
+    """Flags a frame whose colour content jumps from the previous frame's (a scene cut).
+
+    Compares hue/saturation histograms of a small thumbnail (Bhattacharyya distance), which
+    ignores brightness changes and moves little under camera pans, plus the grey-level
+    structure of a tiny normalised thumbnail, so a cut between two shots of similar colours
+    is still seen. Both must change for a cut; either alone is motion or lighting.
     """
 
-    def __init__(self, radius: int = 2) -> None:
-        self.radius = radius
-        self.pending: deque[Frame] = deque()
-        # Detections of the last 2*radius+1 frames, by frame index.
-        self.recent: deque[tuple[int, Detections]] = deque()
+    def __init__(self, hist_threshold: float = 0.35, struct_threshold: float = 0.7) -> None:
+        self.hist_threshold = hist_threshold
+        self.struct_threshold = struct_threshold
+        self._prev: tuple[np.ndarray, np.ndarray] | None = None
+
+    @staticmethod
+    def features(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        thumb = cv2.resize(image, (64, 36), interpolation=cv2.INTER_AREA)
+        hsv = cv2.cvtColor(thumb, cv2.COLOR_RGB2HSV)
+        hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
+        hist = cv2.normalize(hist, None).astype(np.float32)
+        grey = cv2.resize(cv2.cvtColor(thumb, cv2.COLOR_RGB2GRAY), (16, 9), interpolation=cv2.INTER_AREA)
+        grey = grey.astype(np.float32).ravel()
+        grey = (grey - grey.mean()) / (grey.std() + 4.0)
+        return hist, grey
+
+    def distances(self, image: np.ndarray) -> tuple[float, float]:
+        """(histogram distance, structure distance) of this frame to the previous one."""
+        feats = self.features(image)
+        prev, self._prev = self._prev, feats
+        if prev is None:
+            return 0.0, 0.0
+        hist = float(cv2.compareHist(prev[0], feats[0], cv2.HISTCMP_BHATTACHARYYA))
+        struct = float(np.mean(np.abs(prev[1] - feats[1])))
+        return hist, struct
+
+    def __call__(self, image: np.ndarray) -> bool:
+        hist, struct = self.distances(image)
+        return hist > self.hist_threshold and struct > self.struct_threshold
+
+
+# ----------------------------------------------------------------------------- tracks
+
+
+@dataclass
+class _Track:
+    id: int
+    label: str
+    shot: int
+    # Detection history, frame indices ascending; old entries are pruned as frames leave.
+    frames: list[int] = field(default_factory=list)
+    boxes: list[np.ndarray] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    first_det: int = 0
+    last_det: int = 0
+    # Report counters, updated as frames are emitted.
+    emitted_first: int | None = None
+    emitted_last: int | None = None
+    n_detected: int = 0
+    n_filled: int = 0
+
+    def add(self, index: int, box: np.ndarray, score: float) -> None:
+        if not self.frames:
+            self.first_det = index
+        self.frames.append(index)
+        self.boxes.append(box.astype(np.float32))
+        self.scores.append(score)
+        self.last_det = index
+
+    def motion(self, at: int, forward: bool, span: int = 8, reach: int = 15) -> np.ndarray | None:
+        """(dcx, dcy, dw, dh) per frame fitted to the detections nearest one end of the track
+        (`forward`: the last ones before `at`; else the first ones after `at`), or None with
+        fewer than two."""
+        if forward:
+            hi = bisect.bisect_right(self.frames, at)
+            lo = max(0, hi - span)
+        else:
+            lo = bisect.bisect_left(self.frames, at)
+            hi = min(len(self.frames), lo + span)
+        idx = [i for i in range(lo, hi) if abs(self.frames[i] - at) <= reach]
+        if len(idx) < 2:
+            return None
+        t = np.asarray([self.frames[i] for i in idx], dtype=np.float64)
+        b = np.asarray([_cxcywh(self.boxes[i]) for i in idx], dtype=np.float64)
+        t = t - t.mean()
+        denom = float((t * t).sum())
+        if denom <= 0:
+            return None
+        return ((t[:, None] * (b - b.mean(axis=0))).sum(axis=0) / denom).astype(np.float32)
+
+
+def _cxcywh(box: np.ndarray) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    return np.asarray([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], dtype=np.float32)
+
+
+def _xyxy(c: np.ndarray) -> np.ndarray:
+    cx, cy, w, h = c
+    w, h = max(float(w), 1.0), max(float(h), 1.0)
+    return np.asarray([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=np.float32)
+
+
+def _pad(box: np.ndarray, pad: float) -> np.ndarray:
+    return box + np.asarray([-pad, -pad, pad, pad], dtype=np.float32)
+
+
+class LookaheadTracker:
+    """Tracker with a bounded look-ahead window; see the module docstring.
+
+    `window`: frames held back (the look-ahead, and how far a track is extended backwards
+    before its first detection and forwards after its last). `detect`: optional detector
+    called on a frame the pipeline skipped (detection stride) when that frame starts a new
+    shot, so a stride never leaves the first frames of a shot to guesswork.
+    """
+
+    # Growth of an inferred box per frame away from the nearest detection, as a fraction of
+    # the box's size on each side, and its cap; extrapolated boxes grow faster than
+    # interpolated ones because only one end is known.
+    GROW_INTERP = 0.03
+    GROW_EXTRAP = 0.05
+    # A track seen once, in a shot with no other moving track: its motion is unknown.
+    GROW_UNKNOWN = 0.1
+    GROW_CAP = 0.8
+    # Share of the track's speed (px/frame) added on every side per frame of extrapolation,
+    # for the error of the fitted velocity; and on detected boxes, for motion blur and lag.
+    SPEED_EXTRAP = 0.35
+    SPEED_DETECTED = 0.5
+
+    def __init__(
+        self,
+        window: int = 30,
+        stride: int = 1,
+        detect: Callable[[np.ndarray], Detections] | None = None,
+        cut_detector: CutDetector | None = None,
+        match_iou: float = 0.15,
+    ) -> None:
+        if window < 0:
+            raise ValueError("window must be 0 or more")
+        self.stride = max(1, stride)
+        # Frames between two detection passes can only be interpolated if both ends are seen.
+        self.window = max(window, self.stride - 1)
+        self.detect = detect
+        self.cuts = cut_detector if cut_detector is not None else CutDetector()
+        self.match_iou = match_iou
+        self.pending: deque[tuple[Frame, int]] = deque()  # (frame, shot)
+        self.tracks: list[_Track] = []
+        self.finished: list[dict[str, Any]] = []
+        self.shot = 0
+        self.cut_frames: list[int] = []
+        self._next_id = 0
+        self._last_index = -1
+
+    @property
+    def _reach(self) -> int:
+        # How many frames after its last detection a track can still be matched again.
+        return max(self.window, self.stride, 1)
+
+    @classmethod
+    def for_video(
+        cls,
+        fps: float | None,
+        lookahead_s: float = 1.0,
+        stride: int = 1,
+        detect: Callable[[np.ndarray], Detections] | None = None,
+    ) -> LookaheadTracker:
+        rate = fps if fps and fps > 0 else 30.0
+        return cls(window=int(round(max(lookahead_s, 0.0) * rate)), stride=stride, detect=detect)
+
+    # ------------------------------------------------------------------ input
 
     def push(self, frame: Frame, detections: Detections | None) -> list[tuple[Frame, Detections]]:
-        self.pending.append(frame)
-        self.recent.append((frame.index, detections if detections is not None else Detections.empty()))
+        index = frame.index
+        if self._last_index >= 0 and self.cuts(frame.image):
+            self.shot += 1
+            self.cut_frames.append(index)
+            if detections is None and self.detect is not None:
+                detections = self.detect(frame.image)
+        elif self._last_index < 0:
+            self.cuts(frame.image)  # first frame: remember its features
+        self._last_index = index
+        if detections is not None:
+            self._associate(index, detections)
+        self.pending.append((frame, self.shot))
         ready = []
-        while self.pending and self.pending[0].index + self.radius <= frame.index:
-            ready.append(self._emit(self.pending.popleft()))
-        while self.recent and self.pending and self.recent[0][0] < self.pending[0].index - self.radius:
-            self.recent.popleft()
+        while self.pending and self.pending[0][0].index + self.window <= index:
+            ready.append(self._emit(*self.pending.popleft()))
+        self._retire()
         return ready
 
     def flush(self) -> list[tuple[Frame, Detections]]:
-        out = [self._emit(f) for f in self.pending]
+        out = [self._emit(f, s) for f, s in self.pending]
         self.pending.clear()
-        self.recent.clear()
+        self._retire(final=True)
         return out
 
-    def _emit(self, frame: Frame) -> tuple[Frame, Detections]:
-        parts = []
-        for index, dets in self.recent:
-            if abs(index - frame.index) <= self.radius and len(dets):
-                if index != frame.index:
-                    dets = Detections(dets.xyxy, dets.confidence, dets.label, dets.track_id, filled=None)
-                    dets.filled = np.ones(len(dets), dtype=bool)
-                parts.append(dets)
-        return frame, Detections.merge(parts)
+    def _predict(self, track: _Track, index: int) -> np.ndarray:
+        last = track.boxes[-1]
+        v = track.motion(track.last_det, forward=True)
+        if v is None:
+            return last
+        return _xyxy(_cxcywh(last) + v * (index - track.last_det))
+
+    def _associate(self, index: int, dets: Detections) -> None:
+        live = [t for t in self.tracks if t.shot == self.shot and 0 < index - t.last_det <= self._reach]
+        unmatched = set(range(len(dets)))
+        if live and len(dets):
+            pred = np.stack([self._predict(t, index) for t in live])
+            iou = iou_matrix(pred, dets.xyxy)
+            pc = (pred[:, :2] + pred[:, 2:]) / 2
+            dc = (dets.xyxy[:, :2] + dets.xyxy[:, 2:]) / 2
+            psize = np.maximum(pred[:, 2] - pred[:, 0], pred[:, 3] - pred[:, 1])
+            dsize = np.maximum(dets.xyxy[:, 2] - dets.xyxy[:, 0], dets.xyxy[:, 3] - dets.xyxy[:, 1])
+            dist = np.linalg.norm(pc[:, None, :] - dc[None, :, :], axis=2)
+            scale = np.maximum(psize[:, None], dsize[None, :])
+            ratio = scale / np.maximum(np.minimum(psize[:, None], dsize[None, :]), 1)
+            gaps = np.asarray([index - t.last_det for t in live], dtype=np.float32)[:, None]
+            gate = np.minimum(0.6 + 0.15 * gaps, 1.5)
+            ok = ((iou >= self.match_iou) | (dist <= gate * scale)) & (ratio <= 2.0)
+            labels = np.asarray([t.label for t in live], dtype=object)
+            ok &= labels[:, None] == dets.label[None, :]
+            cost = dist / np.maximum(scale, 1) - iou
+            pairs = sorted(zip(*np.nonzero(ok), strict=True), key=lambda p: cost[p])
+            used_t: set[int] = set()
+            for ti, di in pairs:
+                if ti in used_t or di not in unmatched:
+                    continue
+                used_t.add(ti)
+                unmatched.discard(di)
+                live[ti].add(index, dets.xyxy[di], float(dets.confidence[di]))
+        for di in sorted(unmatched):
+            track = _Track(self._next_id, str(dets.label[di]), self.shot)
+            self._next_id += 1
+            track.add(index, dets.xyxy[di], float(dets.confidence[di]))
+            self.tracks.append(track)
+
+    # ------------------------------------------------------------------ output
+
+    def _box_at(self, track: _Track, index: int) -> tuple[np.ndarray, bool] | None:
+        """The box of `track` in frame `index` and whether it was detected there, or None."""
+        frames = track.frames
+        pos = bisect.bisect_left(frames, index)
+        if pos < len(frames) and frames[pos] == index:
+            box = track.boxes[pos]
+            v = track.motion(index, forward=True) if pos > 0 else track.motion(index, forward=False)
+            speed = float(np.hypot(v[0], v[1])) if v is not None else 0.0
+            return _pad(box, self.SPEED_DETECTED * speed), True
+        if 0 < pos < len(frames):
+            # Between two detections: interpolate.
+            t0, t1 = frames[pos - 1], frames[pos]
+            a, b = _cxcywh(track.boxes[pos - 1]), _cxcywh(track.boxes[pos])
+            w = (index - t0) / (t1 - t0)
+            c = a * (1 - w) + b * w
+            d = min(index - t0, t1 - index)
+            size = float(max(c[2], c[3]))
+            step = float(np.hypot(*(b[:2] - a[:2]))) / (t1 - t0)
+            pad = size * min(self.GROW_CAP, self.GROW_INTERP * d) + self.SPEED_DETECTED * step
+            return _pad(_xyxy(c), pad), False
+        if pos == 0:
+            anchor, t_anchor, forward = track.boxes[0], frames[0], False
+        else:
+            anchor, t_anchor, forward = track.boxes[-1], frames[-1], True
+        d = abs(index - t_anchor)
+        if d > self.window or d == 0:
+            return None
+        v = track.motion(t_anchor, forward=forward)
+        c = _cxcywh(anchor)
+        grow = self.GROW_EXTRAP
+        if v is None:
+            v = self._shot_motion(track, t_anchor)
+            if not v.any():
+                grow = self.GROW_UNKNOWN
+        c = c + v * (index - t_anchor)
+        size = float(max(c[2], c[3]))
+        speed = float(np.hypot(v[0], v[1]))
+        pad = size * min(self.GROW_CAP, grow * d) + self.SPEED_EXTRAP * speed * d
+        return _pad(_xyxy(c), pad), False
+
+    def _shot_motion(self, track: _Track, index: int) -> np.ndarray:
+        """A track seen once moves like the other tracks of its shot (the camera's motion),
+        else not at all; only the centre moves, its size is kept."""
+        vs = []
+        for other in self.tracks:
+            if other is track or other.shot != track.shot or len(other.frames) < 2:
+                continue
+            if other.frames[0] - 15 <= index <= other.frames[-1] + 15:
+                v = other.motion(index, forward=index >= other.frames[-1])
+                if v is not None:
+                    vs.append(v)
+        if not vs:
+            return np.zeros(4, dtype=np.float32)
+        v = np.median(np.stack(vs), axis=0)
+        v[2:] = 0
+        return v.astype(np.float32)
+
+    def _emit(self, frame: Frame, shot: int) -> tuple[Frame, Detections]:
+        index = frame.index
+        boxes, scores, labels, ids, filled = [], [], [], [], []
+        for track in self.tracks:
+            if track.shot != shot:
+                continue
+            got = self._box_at(track, index)
+            if got is None:
+                continue
+            box, detected = got
+            if box[2] <= 0 or box[3] <= 0 or box[0] >= frame.width or box[1] >= frame.height:
+                continue
+            boxes.append(box)
+            if detected:
+                pos = bisect.bisect_left(track.frames, index)
+                scores.append(track.scores[pos])
+                track.n_detected += 1
+            else:
+                scores.append(1.0)
+                track.n_filled += 1
+            labels.append(track.label)
+            ids.append(track.id)
+            filled.append(not detected)
+            if track.emitted_first is None:
+                track.emitted_first = index
+            track.emitted_last = index
+        if not boxes:
+            return frame, Detections.empty()
+        return frame, Detections(np.stack(boxes), np.asarray(scores), np.asarray(labels, dtype=object), ids, filled)
+
+    def _retire(self, final: bool = False) -> None:
+        """Drop tracks no pending or future frame can use, and detections too old to matter."""
+        front = self.pending[0][0].index if self.pending else self._last_index + 1
+        keep = []
+        for track in self.tracks:
+            dead = final or track.shot < (self.pending[0][1] if self.pending else self.shot)
+            dead = dead or track.last_det + self._reach < front
+            if dead:
+                self._record(track)
+                continue
+            # Keep the detections a pending frame can still need: those from the front on,
+            # plus a few before it for interpolation and the velocity fit.
+            cut = bisect.bisect_left(track.frames, front) - 8
+            if cut > 0:
+                del track.frames[:cut], track.boxes[:cut], track.scores[:cut]
+            keep.append(track)
+        self.tracks = keep
+
+    def _record(self, track: _Track) -> None:
+        if track.emitted_first is None:
+            return
+        self.finished.append(
+            {
+                "track": track.id,
+                "label": track.label,
+                "first_frame": track.emitted_first,
+                "last_frame": track.emitted_last,
+                "first_detected": track.first_det,
+                "last_detected": track.last_det,
+                "frames_detected": track.n_detected,
+                "frames_filled": track.n_filled,
+            }
+        )
 
     def summary(self) -> list[dict[str, Any]]:
-        return []
+        return sorted(self.finished, key=lambda r: r["track"])
+
+    @property
+    def buffered(self) -> int:
+        """Frames held back now (never more than `window` + 1)."""
+        return len(self.pending)

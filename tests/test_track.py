@@ -1,0 +1,246 @@
+"""The tracker: gaps filled, look-ahead extends tracks backwards, buffering bounded by the window,
+scene cuts reset tracks, detection stride covered; and end to end, a face the detector misses in
+some frames is still covered in every frame of the output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import SAMPLE_FACE, decode_frames, make_video
+
+from veil import pipeline as pipeline_mod
+from veil.pipeline import Pipeline, Settings, plan
+from veil.track import CutDetector, LookaheadTracker
+from veil.types import Detections, Frame
+
+W, H = 320, 240
+
+
+def texture(seed: int) -> np.ndarray:
+    """A textured picture; different seeds differ in colour and layout (a scene cut)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, size=(6, 8, 3)).astype(np.uint8)
+    tint = rng.integers(0, 256, size=3)
+    img = np.kron(small, np.ones((40, 40, 1), dtype=np.uint8))
+    return ((img.astype(np.int32) + tint) // 2).astype(np.uint8)
+
+
+def true_box(i: int, start: float = 40.0, speed: float = 3.0, size: float = 30.0) -> np.ndarray:
+    x = start + speed * i
+    return np.array([x, 100.0, x + size, 100.0 + size], dtype=np.float32)
+
+
+def face(box: np.ndarray, label: str = "face") -> Detections:
+    return Detections.from_boxes(box[None], np.array([0.9]), label)
+
+
+def run(
+    tracker: LookaheadTracker, n: int, detected: set[int], images: list[np.ndarray] | None = None, **box_kw: Any
+) -> list[Detections]:
+    """Push `n` frames, the face detected only in frames `detected`; outputs by frame index."""
+    out: dict[int, Detections] = {}
+    img = texture(0)
+    for i in range(n):
+        frame = Frame((images[i] if images else img).copy(), i)
+        dets = face(true_box(i, **box_kw)) if i in detected else Detections.empty()
+        for f, d in tracker.push(frame, dets):
+            out[f.index] = d
+    for f, d in tracker.flush():
+        out[f.index] = d
+    assert sorted(out) == list(range(n)), "every frame comes out exactly once"
+    return [out[i] for i in range(n)]
+
+
+def covers(dets: Detections, box: np.ndarray) -> bool:
+    return any(
+        d[0] <= box[0] + 0.5 and d[1] <= box[1] + 0.5 and d[2] >= box[2] - 0.5 and d[3] >= box[3] - 0.5
+        for d in dets.xyxy
+    )
+
+
+def test_gap_between_detections_is_filled_with_the_same_track() -> None:
+    detected = set(range(30)) - {10, 11, 12, 13, 14}
+    outs = run(LookaheadTracker(window=10), 30, detected)
+    ids = {int(t) for d in outs for t in d.track_id}
+    assert len(ids) == 1
+    for i in range(30):
+        assert covers(outs[i], true_box(i)), f"frame {i} not covered"
+        assert bool(outs[i].filled.all()) == (i not in detected)
+    # Uncertain boxes grow: the middle of the gap is larger than a detected box.
+    size = lambda d: float(d.xyxy[0, 2] - d.xyxy[0, 0])  # noqa: E731
+    assert size(outs[12]) > size(outs[11]) > size(outs[5])
+
+
+def test_lookahead_extends_tracks_backwards_along_their_motion() -> None:
+    first = 12
+    outs = run(LookaheadTracker(window=8), 40, set(range(first, 40)), speed=4.0)
+    # Near the first detection the track's later detections (seen ahead) give its motion.
+    for i in range(first - 4, first):
+        assert covers(outs[i], true_box(i, speed=4.0)), f"frame {i} before the first detection not covered"
+        assert outs[i].filled.all() and outs[i].track_id[0] == outs[first].track_id[0]
+    # Further back it is still masked, with a box grown for the uncertainty.
+    assert all(len(outs[i]) == 1 for i in range(first - 8, first - 4))
+    width = [float(outs[i].xyxy[0, 2] - outs[i].xyxy[0, 0]) for i in range(first - 8, first + 1)]
+    assert width == sorted(width, reverse=True)
+    # Not beyond the window: nothing is invented further back than the look-ahead.
+    assert all(len(outs[i]) == 0 for i in range(first - 8))
+
+
+def test_track_coasts_forward_after_its_last_detection_then_stops() -> None:
+    last = 20
+    outs = run(LookaheadTracker(window=6), 40, set(range(last + 1)))
+    for i in range(last + 1, last + 7):
+        assert covers(outs[i], true_box(i)), f"frame {i} after the last detection not covered"
+        assert outs[i].filled.all()
+    assert all(len(outs[i]) == 0 for i in range(last + 7, 40))
+
+
+def test_buffering_is_bounded_by_the_window() -> None:
+    tracker = LookaheadTracker(window=5)
+    img = texture(0)
+    emitted = []
+    for i in range(200):
+        ready = tracker.push(Frame(img, i), face(true_box(i % 50)))
+        assert tracker.buffered <= 6
+        emitted += [f.index for f, _ in ready]
+        # Frame i - window is final once frame i has been seen.
+        assert emitted[-1] == i - 5 if i >= 5 else not emitted
+    emitted += [f.index for f, _ in tracker.flush()]
+    assert emitted == list(range(200))
+    assert len(tracker.tracks) <= 3, "finished tracks are not kept"
+
+
+def test_for_video_takes_the_window_from_the_frame_rate() -> None:
+    assert LookaheadTracker.for_video(30.0, 1.0).window == 30
+    assert LookaheadTracker.for_video(25.0, 0.5).window == 12
+    assert LookaheadTracker.for_video(None, 1.0).window == 30
+    assert LookaheadTracker.for_video(30.0, 0.0, stride=3).window == 2
+
+
+def test_cut_detector_sees_cuts_but_not_brightness_or_pans() -> None:
+    cuts = CutDetector()
+    a, b = texture(1), texture(2)
+    assert not cuts(a)
+    assert not cuts(np.clip(a.astype(np.int32) * 13 // 10, 0, 255).astype(np.uint8))  # brighter
+    assert not cuts(np.roll(a, 12, axis=1))  # pan
+    assert cuts(b)
+
+
+def test_scene_cut_resets_tracks() -> None:
+    cut = 20
+    images = [texture(1)] * cut + [texture(2)] * 20
+    # The same place in both shots, detected up to the cut and again from 26 on.
+    detected = set(range(5, cut)) | set(range(26, 40))
+    tracker = LookaheadTracker(window=10)
+    outs = run(tracker, 40, detected, images=images, speed=0.0)
+    assert tracker.cut_frames == [cut]
+    before = {int(t) for d in outs[:cut] for t in d.track_id}
+    after = {int(t) for d in outs[cut:] for t in d.track_id}
+    assert before and after and not before & after
+    # The second shot's track reaches back to the cut, not across it.
+    assert all(len(outs[i]) for i in range(cut, 26))
+    assert all(set(outs[i].track_id.tolist()) <= before for i in range(cut))
+    assert all(set(outs[i].track_id.tolist()) <= after for i in range(cut, 40))
+    summary = tracker.summary()
+    assert [r["first_frame"] for r in summary] == [0, cut]
+    assert all(r["last_frame"] < cut for r in summary[:1])
+
+
+def test_stride_frames_are_covered_and_a_cut_triggers_a_detection() -> None:
+    calls: list[int] = []
+    cut = 31  # not a multiple of the stride
+
+    def detect(image: np.ndarray) -> Detections:
+        calls.append(len(calls))
+        return face(true_box(cut))
+
+    tracker = LookaheadTracker(window=0, stride=3, detect=detect)
+    images = [texture(1)] * cut + [texture(2)] * 20
+    out: dict[int, Detections] = {}
+    for i in range(51):
+        dets = face(true_box(i)) if i % 3 == 0 else None
+        for f, d in tracker.push(Frame(images[i].copy(), i), dets):
+            out[f.index] = d
+    for f, d in tracker.flush():
+        out[f.index] = d
+    assert tracker.window == 2
+    assert calls, "the detector was not run at the cut"
+    for i in range(51):
+        assert covers(out[i], true_box(i)), f"frame {i} not covered"
+
+
+def test_labels_stay_apart_and_summary_counts_frames() -> None:
+    tracker = LookaheadTracker(window=4)
+    img = texture(0)
+    out: dict[int, Detections] = {}
+    for i in range(20):
+        parts = []
+        if i % 4 != 1:
+            parts.append(face(true_box(i)))
+        parts.append(face(true_box(i), label="plate"))
+        for f, d in tracker.push(Frame(img, i), Detections.merge(parts)):
+            out[f.index] = d
+    for f, d in tracker.flush():
+        out[f.index] = d
+    summary = tracker.summary()
+    assert sorted(r["label"] for r in summary) == ["face", "plate"]
+    by_label = {r["label"]: r for r in summary}
+    assert by_label["face"]["frames_detected"] == 15 and by_label["face"]["frames_filled"] == 5
+    assert by_label["plate"]["frames_detected"] == 20 and by_label["plate"]["frames_filled"] == 0
+    assert (by_label["face"]["first_frame"], by_label["face"]["last_frame"]) == (0, 19)
+    assert all(sorted(out[i].label.tolist()) == ["face", "plate"] for i in range(20))
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def sample_face_box(i: int, frames: int, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Where conftest.make_video puts the astronaut's face in frame i (x1, y1, x2, y2)."""
+    w, h = size
+    k = 160 / 512
+    x0 = int((w - 160) * i / max(1, frames - 1))
+    y0 = (h - 160) // 2
+    fx, fy, fw, fh = SAMPLE_FACE
+    return (x0 + int(fx * k), y0 + int(fy * k), x0 + int((fx + fw) * k), y0 + int((fy + fh) * k))
+
+
+@pytest.mark.parametrize("lookahead", [1.0])
+def test_face_missed_by_the_detector_is_covered_in_every_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lookahead: float
+) -> None:
+    frames, size = 24, (320, 240)
+    clip = make_video(tmp_path / "clip.mp4", frames=frames, size=size, fps=10)
+    # Frames the detector "misses": the first ones (only look-ahead can cover them) and a gap.
+    dropped = {0, 1, 2, 9, 10, 11, 12}
+    real_call = pipeline_mod.FrameDetector.__call__
+    seen: list[int] = []
+
+    def flaky(self: pipeline_mod.FrameDetector, image: np.ndarray) -> Detections:
+        index = len(seen)
+        seen.append(index)
+        found = real_call(self, image)
+        return Detections.empty() if index in dropped else found
+
+    monkeypatch.setattr(pipeline_mod.FrameDetector, "__call__", flaky)
+    settings = Settings(lookahead_s=lookahead)
+    jobs, failed = plan([str(clip)], str(tmp_path / "out.mp4"), settings)
+    assert not failed
+    result = Pipeline(settings).run(jobs)[0]
+    assert result.ok, result.error
+    assert len(seen) == frames
+
+    record = result.record
+    filled = {f["frame"] for f in record["frames"] if f["boxes"] and all(b.get("filled") for b in f["boxes"])}
+    assert dropped <= filled, "the dropped frames were covered by tracked boxes"
+    assert record["tracks"] and record["tracks"][0]["frames_filled"] >= len(dropped)
+
+    before, after = decode_frames(clip), decode_frames(tmp_path / "out.mp4")
+    assert len(after) == frames
+    for i in range(frames):
+        x1, y1, x2, y2 = sample_face_box(i, frames, size)
+        diff = np.abs(before[i][y1:y2, x1:x2].astype(int) - after[i][y1:y2, x1:x2].astype(int)).max(axis=2)
+        dark = after[i][y1:y2, x1:x2].max(axis=2) <= 16
+        assert ((diff > 24) | dark).mean() >= 0.95, f"face exposed in frame {i}"
