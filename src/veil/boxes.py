@@ -33,12 +33,21 @@ def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarra
     return np.asarray(keep, dtype=np.int64)
 
 
-def grow(xyxy: np.ndarray, margin: float) -> np.ndarray:
-    """Grow each box by `margin` times its width (height) on the left and right (top and bottom)."""
+def grow(xyxy: np.ndarray, margin: float | np.ndarray, isotropic: bool | np.ndarray = False) -> np.ndarray:
+    """Grow each box by `margin` times its width (height) on the left and right (top and bottom).
+
+    With `isotropic`, every side grows by `margin` times the box's shorter side instead: a
+    line of text grows by a fraction of its height, not of its (much larger) length.
+    `margin` and `isotropic` may be per-box arrays.
+    """
     xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
     w = (xyxy[:, 2] - xyxy[:, 0])[:, None]
     h = (xyxy[:, 3] - xyxy[:, 1])[:, None]
-    delta = np.hstack([-w, -h, w, h]) * margin
+    iso = np.broadcast_to(np.asarray(isotropic, dtype=bool), (len(xyxy),))[:, None]
+    short = np.minimum(w, h)
+    w, h = np.where(iso, short, w), np.where(iso, short, h)
+    m = np.broadcast_to(np.asarray(margin, dtype=np.float32), (len(xyxy),))[:, None]
+    delta = np.hstack([-w, -h, w, h]) * m
     return xyxy + delta
 
 

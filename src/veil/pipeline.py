@@ -30,6 +30,9 @@ from veil.types import Detections, Frame
 
 SUFFIX = "_veiled"
 CLASS_DETECTORS = {"faces": "centerface", "plates": "plates", "text": "text"}
+# Video: the text network runs on every TEXT_STRIDE-th face-detection frame. Text and plates
+# move with the camera, which the tracker follows; the network costs twice CenterFace.
+TEXT_STRIDE = 3
 
 
 @dataclass
@@ -169,30 +172,49 @@ def _check_target(src: Path, target: Path, settings: Settings, taken: dict[Path,
 
 
 class FrameDetector:
-    """Runs the detector of every requested class on a frame and merges their boxes."""
+    """Runs the detector of every requested class on a frame and merges their boxes.
+
+    On video each detector has a stride: faces run every `preset.detect_stride` frames, the
+    heavier text network (shared by text and plates) every TEXT_STRIDE-th of those, and the
+    tracker fills the frames in between. Images and scene cuts run every detector.
+    """
 
     def __init__(self, settings: Settings) -> None:
         preset = get_preset(settings.preset)
-        self.detectors: list[Detector] = []
+        self.detectors: list[tuple[Detector, int]] = []
         self.seconds = 0.0  # time spent detecting, for the report's timings
+        face_stride = max(1, preset.detect_stride)
+        text: Detector | None = None
         for cls in settings.classes:
             if cls not in CLASS_DETECTORS:
                 raise VeilError(f"unknown class {cls!r}; choose from {', '.join(CLASS_DETECTORS)}, all")
             if cls == "faces":
                 threshold = settings.threshold if settings.threshold is not None else preset.threshold
-                self.detectors.append(create("centerface", threshold=threshold, **preset.face_options))
-            else:
-                self.detectors.append(create(CLASS_DETECTORS[cls]))
+                detector = create("centerface", threshold=threshold, **preset.face_options)
+                self.detectors.append((detector, face_stride))
+                continue
+            if text is None:
+                text = create("text")
+            # Plates reuse the text network's output for the same frame (cached by content).
+            detector = text if cls == "text" else create("plates", text_detector=text)
+            self.detectors.append((detector, face_stride * TEXT_STRIDE))
 
-    def __call__(self, image: Any) -> Detections:
+    def __call__(self, image: Any, index: int | None = None) -> Detections | None:
+        """Boxes of every class due at frame `index` (all classes when None); None if none was due."""
+        due = [d for d, stride in self.detectors if index is None or index % stride == 0]
+        if not due:
+            return None
         started = time.perf_counter()
         try:
-            return Detections.merge([d.detect(image) for d in self.detectors])
+            return Detections.merge([d.detect(image) for d in due])
         finally:
             self.seconds += time.perf_counter() - started
 
     def describe(self) -> list[dict[str, Any]]:
-        return [{"name": d.name, "label": d.label, "settings": d.settings()} for d in self.detectors]
+        return [
+            {"name": d.name, "label": d.label, "video_stride": stride, "settings": d.settings()}
+            for d, stride in self.detectors
+        ]
 
 
 class Pipeline:
@@ -318,7 +340,8 @@ class Pipeline:
         record.update(frames_processed=1, frames=[entry], width=decoded.frame.width, height=decoded.frame.height)
 
     def _video(self, job: Job, tmp: Path, record: dict[str, Any]) -> None:
-        stride = max(1, self.preset.detect_stride)
+        # The tracker must see both ends of the longest gap between two detection passes.
+        stride = max(stride for _, stride in self.detect.detectors)
         frames: list[dict[str, Any]] = []
         with VideoSource(job.input, with_audio=self.settings.keep_audio) as source:
             tags = dict(source.container.metadata) if self.settings.keep_metadata else None
@@ -335,7 +358,7 @@ class Pipeline:
                     if isinstance(item, AudioPacket):
                         sink.write_audio(item)
                         continue
-                    detections = self.detect(item.image) if item.index % stride == 0 else None
+                    detections = self.detect(item.image, item.index)
                     for frame, final in tracker.push(item, detections):
                         frames.append(self._redact(frame, final))
                         sink.write_frame(frame)

@@ -8,6 +8,12 @@ from veil.boxes import grow, to_pixels
 from veil.masks import RedactionMask
 from veil.types import Detections
 
+# Plate boxes already include the plate's frame (see detectors/plates.py), so they need only a
+# little slack; a face margin would double the masked area for nothing.
+LABEL_MARGIN = {"plate": 0.1}
+# Text lines grow by a fraction of their height on every side, not of their length.
+ISOTROPIC = {"text", "plate"}
+
 
 class Redactor:
     def __init__(self, mask: RedactionMask, margin: float) -> None:
@@ -16,7 +22,10 @@ class Redactor:
 
     def mask_boxes(self, detections: Detections, width: int, height: int) -> np.ndarray:
         """The integer pixel boxes that will be painted (grown by the margin, clipped)."""
-        return to_pixels(grow(detections.xyxy, self.margin), width, height)
+        labels = [str(label) for label in detections.label]
+        margins = np.asarray([LABEL_MARGIN.get(label, self.margin) for label in labels], dtype=np.float32)
+        iso = np.asarray([label in ISOTROPIC for label in labels], dtype=bool)
+        return to_pixels(grow(detections.xyxy, margins, iso), width, height)
 
     def __call__(self, image: np.ndarray, detections: Detections) -> np.ndarray:
         boxes = self.mask_boxes(detections, image.shape[1], image.shape[0])
