@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed-stamp
 SAMPLE_VIDEO := build/samples/astronaut_pan.mp4
 DEMO_OUT := build/demo
 
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
+
 .PHONY: demo test lint sysdeps bench clean
 
 $(STAMP): pyproject.toml
@@ -39,6 +42,17 @@ lint: $(STAMP)
 
 test: $(STAMP) sysdeps $(SAMPLE_VIDEO) lint
 	$(VENV)/bin/pytest -q
+
+# deface (the reference) lives in its own environment: it needs opencv-python, which clashes
+# with veil's opencv-python-headless. BENCH_ARGS passes options, e.g. BENCH_ARGS=--quick.
+$(BENCH_STAMP): bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -r bench/requirements.txt
+	touch $@
+
+bench: $(STAMP) $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python bench/run.py --veil $(VENV)/bin/veil $(BENCH_ARGS)
 
 clean:
 	rm -rf build $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -193,11 +193,11 @@ def test_detector_failure_mid_video_writes_nothing(tmp_path: Path, monkeypatch: 
     calls = {"n": 0}
     real = veil.pipeline.FrameDetector.__call__
 
-    def flaky(self: veil.pipeline.FrameDetector, image: object) -> object:
+    def flaky(self: veil.pipeline.FrameDetector, image: object, index: int | None = None) -> object:
         calls["n"] += 1
         if calls["n"] == 7:
             raise RuntimeError("inference failed")
-        return real(self, image)
+        return real(self, image, index)
 
     monkeypatch.setattr(veil.pipeline.FrameDetector, "__call__", flaky)
     out = tmp_path / "out.mp4"

@@ -218,10 +218,9 @@ def test_face_missed_by_the_detector_is_covered_in_every_frame(
     real_call = pipeline_mod.FrameDetector.__call__
     seen: list[int] = []
 
-    def flaky(self: pipeline_mod.FrameDetector, image: np.ndarray) -> Detections:
-        index = len(seen)
-        seen.append(index)
-        found = real_call(self, image)
+    def flaky(self: pipeline_mod.FrameDetector, image: np.ndarray, index: int | None = None) -> Detections | None:
+        seen.append(len(seen))
+        found = real_call(self, image, index)
         return Detections.empty() if index in dropped else found
 
     monkeypatch.setattr(pipeline_mod.FrameDetector, "__call__", flaky)

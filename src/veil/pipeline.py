@@ -176,12 +176,14 @@ class FrameDetector:
 
     On video each detector has a stride: faces run every `preset.detect_stride` frames, the
     heavier text network (shared by text and plates) every TEXT_STRIDE-th of those, and the
-    tracker fills the frames in between. Images and scene cuts run every detector.
+    tracker fills the frames in between; faces use the preset's video options there. Photos and
+    scene cuts run every detector with the image options.
     """
 
     def __init__(self, settings: Settings) -> None:
         preset = get_preset(settings.preset)
-        self.detectors: list[tuple[Detector, int]] = []
+        # (detector for images, detector for video, video stride) per class.
+        self.detectors: list[tuple[Detector, Detector, int]] = []
         self.seconds = 0.0  # time spent detecting, for the report's timings
         face_stride = max(1, preset.detect_stride)
         text: Detector | None = None
@@ -190,18 +192,27 @@ class FrameDetector:
                 raise VeilError(f"unknown class {cls!r}; choose from {', '.join(CLASS_DETECTORS)}, all")
             if cls == "faces":
                 threshold = settings.threshold if settings.threshold is not None else preset.threshold
-                detector = create("centerface", threshold=threshold, **preset.face_options)
-                self.detectors.append((detector, face_stride))
+                face = create("centerface", threshold=threshold, **preset.face_options)
+                video = face.with_options(**preset.video_face_options) if preset.video_face_options else face
+                self.detectors.append((face, video, face_stride))
                 continue
             if text is None:
                 text = create("text")
             # Plates reuse the text network's output for the same frame (cached by content).
             detector = text if cls == "text" else create("plates", text_detector=text)
-            self.detectors.append((detector, face_stride * TEXT_STRIDE))
+            self.detectors.append((detector, detector, face_stride * TEXT_STRIDE))
+
+    @property
+    def max_stride(self) -> int:
+        return max(stride for _, _, stride in self.detectors)
 
     def __call__(self, image: Any, index: int | None = None) -> Detections | None:
-        """Boxes of every class due at frame `index` (all classes when None); None if none was due."""
-        due = [d for d, stride in self.detectors if index is None or index % stride == 0]
+        """Boxes of every class due at video frame `index`, or of every class with the image
+        settings when `index` is None (photos, and scene cuts in video); None if none was due."""
+        if index is None:
+            due = [image_detector for image_detector, _, _ in self.detectors]
+        else:
+            due = [video for _, video, stride in self.detectors if index % stride == 0]
         if not due:
             return None
         started = time.perf_counter()
@@ -211,10 +222,14 @@ class FrameDetector:
             self.seconds += time.perf_counter() - started
 
     def describe(self) -> list[dict[str, Any]]:
-        return [
-            {"name": d.name, "label": d.label, "video_stride": stride, "settings": d.settings()}
-            for d, stride in self.detectors
-        ]
+        out = []
+        for image_detector, video, stride in self.detectors:
+            entry = {"name": image_detector.name, "label": image_detector.label, "settings": image_detector.settings()}
+            entry["video_stride"] = stride
+            if video is not image_detector:
+                entry["video_settings"] = video.settings()
+            out.append(entry)
+        return out
 
 
 class Pipeline:
@@ -341,7 +356,7 @@ class Pipeline:
 
     def _video(self, job: Job, tmp: Path, record: dict[str, Any]) -> None:
         # The tracker must see both ends of the longest gap between two detection passes.
-        stride = max(stride for _, stride in self.detect.detectors)
+        stride = self.detect.max_stride
         frames: list[dict[str, Any]] = []
         with VideoSource(job.input, with_audio=self.settings.keep_audio) as source:
             tags = dict(source.container.metadata) if self.settings.keep_metadata else None

@@ -12,10 +12,22 @@ at. veil runs it over an image pyramid so that neither end is lost:
 
 The cost is dominated by level 0 (the later levels add about a third). Images are never
 downscaled before level 0, so a 16 px face in a 24-megapixel photo is seen at 16 px.
+
+Options measured by `make bench` (docs/detection.md):
+
+* `upscale_max_pixels` caps the upsampling of level 0 so that the scaled image holds at most
+  this many pixels (never below scale 1.0): small web images get the full `top_scale`, a video
+  frame or a camera photo is run near its own size, which keeps the cost per image bounded;
+* `min_levels` runs at least this many levels (each half the previous) even when the image fits
+  in one tile: with `top_scale` 2, two levels see the image at 2x and at 1x;
+* `large_threshold` / `large_height`: boxes at least `large_height` px high must also score
+  `large_threshold`. A false box's cost (pixels needlessly masked) grows with its area, a
+  missed small face costs as much as a missed large one, so small boxes get the lower bar.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import cv2
@@ -43,6 +55,10 @@ class CenterFaceDetector:
         min_scale: float = 0.0,
         flip: bool = False,
         threads: int = 0,
+        upscale_max_pixels: int = 0,
+        min_levels: int = 1,
+        large_threshold: float = 0.0,
+        large_height: float = 0.0,
     ) -> None:
         self.threshold = threshold
         self.top_scale = top_scale
@@ -50,7 +66,20 @@ class CenterFaceDetector:
         self.overlap = overlap
         self.min_scale = min_scale
         self.flip = flip
+        self.upscale_max_pixels = upscale_max_pixels
+        self.min_levels = min_levels
+        self.large_threshold = large_threshold
+        self.large_height = large_height
         self.session = onnx_session(MODEL_PATH, threads)
+
+    def with_options(self, **options: Any) -> CenterFaceDetector:
+        """A detector sharing this one's network session, with other scan options (e.g. for video)."""
+        clone = copy.copy(self)
+        for key, value in options.items():
+            if key == "session" or not hasattr(clone, key):
+                raise TypeError(f"unknown CenterFace option {key!r}")
+            setattr(clone, key, value)
+        return clone
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -61,13 +90,22 @@ class CenterFaceDetector:
             "tile_size": self.tile_size,
             "overlap": self.overlap,
             "flip": self.flip,
+            "upscale_max_pixels": self.upscale_max_pixels,
+            "min_levels": self.min_levels,
+            "large_threshold": self.large_threshold,
+            "large_height": self.large_height,
             "providers": self.session.get_providers(),
         }
 
     def levels(self, width: int, height: int) -> list[float]:
         """Scales of the pyramid for an image of this size, largest first."""
-        scales = [self.top_scale]
-        while max(width, height) * scales[-1] > self.tile_size and scales[-1] / 2 >= self.min_scale:
+        top = self.top_scale
+        if top > 1.0 and self.upscale_max_pixels > 0:
+            top = max(1.0, min(top, (self.upscale_max_pixels / max(1, width * height)) ** 0.5))
+        scales = [top]
+        while (max(width, height) * scales[-1] > self.tile_size or len(scales) < self.min_levels) and scales[
+            -1
+        ] / 2 >= self.min_scale:
             scales.append(scales[-1] / 2)
         # The last level is always one whole-image pass, so large faces are never cut.
         if max(width, height) * scales[-1] > self.tile_size:
@@ -88,6 +126,10 @@ class CenterFaceDetector:
                 scores.append(s)
         xyxy = np.concatenate(boxes)
         conf = np.concatenate(scores)
+        if self.large_height > 0 and len(xyxy):
+            tall = (xyxy[:, 3] - xyxy[:, 1]) >= self.large_height
+            passed = ~tall | (conf >= self.large_threshold)
+            xyxy, conf = xyxy[passed], conf[passed]
         if len(xyxy):
             keep = nms(xyxy, conf, 0.3)
             xyxy, conf = xyxy[keep], conf[keep]
@@ -130,11 +172,7 @@ def _tiles(width: int, height: int, size: int, overlap: int) -> list[tuple[int, 
         n = -(-(length - overlap) // step)
         return [round(i * (length - size) / (n - 1)) for i in range(n)]
 
-    return [
-        (x, y, min(x + size, width), min(y + size, height))
-        for y in starts(height)
-        for x in starts(width)
-    ]
+    return [(x, y, min(x + size, width), min(y + size, height)) for y in starts(height) for x in starts(width)]
 
 
 def decode(
