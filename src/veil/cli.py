@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             keep_audio=not args.no_audio,
             keep_metadata=args.keep_metadata,
             lookahead_s=args.lookahead,
+            report=args.report is not None,
         )
         jobs, failed = plan(args.inputs, args.output, settings)
         for result in failed:

@@ -49,6 +49,8 @@ class Settings:
     keep_metadata: bool = False
     # Video: seconds of frames read ahead so tracks extend before their first detection.
     lookahead_s: float = 1.0
+    # A report was asked for: collect what only the report needs (contact-sheet thumbnails).
+    report: bool = False
 
 
 @dataclass
@@ -272,7 +274,8 @@ class Pipeline:
             "input_sha256": sha256_of(job.input),
             "warnings": [],
         }
-        self.sampler = ThumbnailSampler()
+        # Thumbnails feed only the HTML report; without --report they would be wasted work.
+        self.sampler = ThumbnailSampler() if self.settings.report else None
         detect_before = self.detect.seconds
         try:
             with atomic_output(job.output, self.settings.overwrite) as tmp:
@@ -308,7 +311,7 @@ class Pipeline:
         record["warnings"].extend(warnings_for(record["frames"]))
         record["review"] = worth_reviewing(record["frames"])
         # Not written to the JSON (keys starting with "_"); the HTML report shows them.
-        record["_thumbnails"] = self.sampler.result()
+        record["_thumbnails"] = self.sampler.result() if self.sampler is not None else []
         self.sampler = None
         n = record["frames_processed"]
         boxes = sum(len(f["boxes"]) for f in record["frames"])
@@ -360,7 +363,9 @@ class Pipeline:
         frames: list[dict[str, Any]] = []
         with VideoSource(job.input, with_audio=self.settings.keep_audio) as source:
             tags = dict(source.container.metadata) if self.settings.keep_metadata else None
-            sink = VideoSink(tmp, source.info, keep_audio=self.settings.keep_audio, tags=tags)
+            sink = VideoSink(
+                tmp, source.info, keep_audio=self.settings.keep_audio, tags=tags, speed=self.preset.encoder_speed
+            )
             tracker = LookaheadTracker.for_video(
                 float(source.info.rate) if source.info.rate else None,
                 self.settings.lookahead_s,

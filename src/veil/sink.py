@@ -103,12 +103,19 @@ class VideoSink:
     """Encodes frames with the input's timestamps and muxes audio (copied when possible)."""
 
     def __init__(
-        self, path: Path, info: VideoInfo, keep_audio: bool = True, tags: dict[str, str] | None = None
+        self,
+        path: Path,
+        info: VideoInfo,
+        keep_audio: bool = True,
+        tags: dict[str, str] | None = None,
+        speed: str = "veryfast",
     ) -> None:
-        """`tags`: container tags to write, only with --keep-metadata; none by default."""
+        """`tags`: container tags to write, only with --keep-metadata; none by default.
+        `speed`: the x264 preset (quality per bit vs. encoding time)."""
         self.path = path
         self.info = info
         self.keep_audio = keep_audio
+        self.speed = speed
         self.tags = dict(tags or {})
         self.container: Any = None
         # Audio that arrives before the first frame is written (the tracker's look-ahead holds
@@ -144,7 +151,7 @@ class VideoSink:
         self.stream.time_base = info.time_base
         self.stream.codec_context.time_base = info.time_base
         if video_codec == "libx264":
-            self.stream.options = {"crf": "18", "preset": "veryfast"}
+            self.stream.options = {"crf": "18", "preset": self.speed}
         else:
             self.stream.options = {"crf": "30", "b": "0", "row-mt": "1", "deadline": "realtime"}
         if info.rotation:

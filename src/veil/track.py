@@ -109,6 +109,9 @@ class _Track:
     emitted_last: int | None = None
     n_detected: int = 0
     n_filled: int = 0
+    # Fitted motion per run of detections (first frame, last frame, count): every emitted frame
+    # asks for it, and a run's boxes never change once detected.
+    motion_cache: dict[tuple[int, int, int], np.ndarray | None] = field(default_factory=dict)
 
     def add(self, index: int, box: np.ndarray, score: float) -> None:
         if not self.frames:
@@ -131,6 +134,14 @@ class _Track:
         idx = [i for i in range(lo, hi) if abs(self.frames[i] - at) <= reach]
         if len(idx) < 2:
             return None
+        key = (self.frames[idx[0]], self.frames[idx[-1]], len(idx))
+        if key not in self.motion_cache:
+            if len(self.motion_cache) > 256:
+                self.motion_cache.clear()  # bounded on long tracks; old runs are not asked again
+            self.motion_cache[key] = self._fit(idx)
+        return self.motion_cache[key]
+
+    def _fit(self, idx: list[int]) -> np.ndarray | None:
         t = np.asarray([self.frames[i] for i in idx], dtype=np.float64)
         b = np.asarray([_cxcywh(self.boxes[i]) for i in idx], dtype=np.float64)
         t = t - t.mean()
