@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from veil.boxes import tiles
 from veil.detectors import create
 from veil.detectors.plates import PlateDetector, join_lines
-from veil.detectors.text import TextDetector, TextRegions, _tiles, db_postprocess
+from veil.detectors.text import TextDetector, TextRegions, db_postprocess
 from veil.types import Detections
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -108,13 +109,13 @@ def test_db_postprocess_drops_weak_and_tiny_regions() -> None:
 
 def test_tiles_cover_the_image_with_overlap() -> None:
     for width, height in [(1920, 1080), (2560, 1920), (1000, 700), (4000, 300)]:
-        tiles = _tiles(width, height, 1024, 128)
+        found = tiles(width, height, 1024, 128)
         seen = np.zeros((height, width), bool)
-        for x0, y0, x1, y1 in tiles:
+        for x0, y0, x1, y1 in found:
             assert x1 - x0 <= 1024 and y1 - y0 <= 1024
             seen[y0:y1, x0:x1] = True
         assert seen.all()
-        xs = sorted({(x0, x1) for x0, _, x1, _ in tiles})
+        xs = sorted({(x0, x1) for x0, _, x1, _ in found})
         for (_, a_end), (b_start, _) in zip(xs, xs[1:], strict=False):
             assert a_end - b_start >= 128
 
@@ -216,7 +217,7 @@ def test_tilted_plate(plates: PlateDetector) -> None:
 def test_large_image_is_tiled_and_text_on_a_tile_seam_found(text: TextDetector) -> None:
     img = scene(2, size=(2600, 1500), keep_clear=(0, 600, 2600, 760))
     # Across the seam of the first two tile columns (tiles of <= 1024 px, 128 px overlap).
-    seam = _tiles(2600, 1500, text.tile_size, text.overlap)[0][2] - text.overlap // 2
+    seam = tiles(2600, 1500, text.tile_size, text.overlap)[0][2] - text.overlap // 2
     org = (seam - 150, 700)
     cv2.putText(img, "SEAM 8812", org, cv2.FONT_HERSHEY_SIMPLEX, 1.5, (255, 255, 255), 4)
     (tw, th), base = cv2.getTextSize("SEAM 8812", cv2.FONT_HERSHEY_SIMPLEX, 1.5, 4)

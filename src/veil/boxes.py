@@ -62,3 +62,20 @@ def to_pixels(xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
     out[:, 0::2] = np.clip(out[:, 0::2], 0, width)
     out[:, 1::2] = np.clip(out[:, 1::2], 0, height)
     return out
+
+
+def tiles(width: int, height: int, size: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Equal overlapping tiles of at most `size` px a side covering the image (one if it fits).
+
+    Tiles are made as small as the tile count allows rather than `size` wide, so a 1920 x 1080
+    frame costs 4 tiles of 1024 x 604 (+19 % pixels), not 4 of 1024 x 1024 (+100 %).
+    """
+
+    def spans(length: int) -> list[tuple[int, int]]:
+        if length <= size:
+            return [(0, length)]
+        n = -(-(length - overlap) // (size - overlap))
+        tile = min(size, -(-(length + (n - 1) * overlap) // n))
+        return [(s, s + tile) for s in (round(i * (length - tile) / (n - 1)) for i in range(n))]
+
+    return [(x0, y0, x1, y1) for y0, y1 in spans(height) for x0, x1 in spans(width)]

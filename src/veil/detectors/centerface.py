@@ -33,7 +33,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from veil.boxes import nms
+from veil.boxes import nms, tiles
 from veil.detectors import MODELS_DIR, onnx_session, register, sha256_of
 from veil.types import Detections
 
@@ -143,7 +143,7 @@ class CenterFaceDetector:
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         scaled = image if (sw, sh) == (width, height) else cv2.resize(image, (sw, sh), interpolation=interp)
         boxes, scores = [], []
-        for x0, y0, x1, y1 in _tiles(sw, sh, self.tile_size, self.overlap):
+        for x0, y0, x1, y1 in tiles(sw, sh, self.tile_size, self.overlap):
             b, s = self._run(scaled[y0:y1, x0:x1])
             b[:, 0::2] += x0
             b[:, 1::2] += y0
@@ -162,17 +162,6 @@ class CenterFaceDetector:
         blob[0, :, :h, :w] = tile.transpose(2, 0, 1)
         heatmap, scale, offset, _ = self.session.run(OUTPUTS, {"input.1": blob})
         return decode(heatmap, scale, offset, self.threshold, w, h)
-
-
-def _tiles(width: int, height: int, size: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    def starts(length: int) -> list[int]:
-        if length <= size:
-            return [0]
-        step = size - overlap
-        n = -(-(length - overlap) // step)
-        return [round(i * (length - size) / (n - 1)) for i in range(n)]
-
-    return [(x, y, min(x + size, width), min(y + size, height)) for y in starts(height) for x in starts(width)]
 
 
 def decode(

@@ -50,7 +50,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from veil.boxes import nms
+from veil.boxes import nms, tiles
 from veil.detectors import MODELS_DIR, onnx_session, register, sha256_of
 from veil.types import Detections
 
@@ -151,7 +151,7 @@ class TextDetector:
         interp = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
         scaled = image if (sw, sh) == (width, height) else cv2.resize(image, (sw, sh), interpolation=interp)
         quads, scores = [], []
-        for x0, y0, x1, y1 in _tiles(sw, sh, self.tile_size, self.overlap):
+        for x0, y0, x1, y1 in tiles(sw, sh, self.tile_size, self.overlap):
             q, s = self._run(scaled[y0:y1, x0:x1])
             q[:, :, 0] += x0
             q[:, :, 1] += y0
@@ -273,20 +273,3 @@ def _mean_inside(prob: np.ndarray, polygon: np.ndarray) -> float:
 def _content_key(image: np.ndarray) -> tuple[Any, ...]:
     # Content, not id(): a decoder may hand out a new frame in the same buffer.
     return (image.shape, str(image.dtype), zlib.crc32(np.ascontiguousarray(image).data))
-
-
-def _tiles(width: int, height: int, size: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """Equal overlapping tiles of at most `size` px a side covering the image (one if it fits).
-
-    Tiles are made as small as the tile count allows rather than `size` wide, so a 1920 x 1080
-    frame costs 4 tiles of 1024 x 604 (+19 % pixels), not 4 of 1024 x 1024 (+100 %).
-    """
-
-    def spans(length: int) -> list[tuple[int, int]]:
-        if length <= size:
-            return [(0, length)]
-        n = -(-(length - overlap) // (size - overlap))
-        tile = min(size, -(-(length + (n - 1) * overlap) // n))
-        return [(s, s + tile) for s in (round(i * (length - tile) / (n - 1)) for i in range(n))]
-
-    return [(x0, y0, x1, y1) for y0, y1 in spans(height) for x0, x1 in spans(width)]
