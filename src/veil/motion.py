@@ -1,0 +1,86 @@
+"""Camera motion between consecutive frames, so the tracker can tell a face's own motion from the
+camera's.
+
+Handheld, body-worn and dashboard cameras pan, shake and zoom. Seen in frame coordinates, a
+face that stands still then moves with the camera, and a track that loses its detections for a
+few frames is carried along the wrong path. `CameraMotion` estimates how the background moved
+(a similarity transform: shift, zoom, small rotation) by following corner points of a small
+greyscale copy of the frame with pyramidal Lucas-Kanade flow and fitting the transform with
+RANSAC, so that people moving across the picture (a minority of its corners) do not pull it.
+When too few points agree (a blank wall, a flash, heavy blur) it reports no motion, which is
+what the tracker assumed before; the tracker's margins cover the error either way.
+
+It only measures the picture's motion; it never looks at who is in it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+IDENTITY = np.eye(3, dtype=np.float64)
+
+
+class CameraMotion:
+    """`__call__(image)` returns the 3x3 transform taking pixel coordinates of the previous frame
+    to those of this one (identity for the first frame, after `reset`, or when unsure)."""
+
+    def __init__(self, width: int = 160, max_corners: int = 100, min_inliers: int = 12) -> None:
+        self.width = width
+        self.max_corners = max_corners
+        self.min_inliers = min_inliers
+        self._prev: np.ndarray | None = None
+        self._scale = 1.0
+
+    def reset(self) -> None:
+        """Forget the previous frame (at a scene cut: the next frame starts a new shot)."""
+        self._prev = None
+
+    def _grey(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        # A strided view to about twice the working width first (cheap on a large frame), then
+        # a proper area average down to it, so noise and fine texture do not alias.
+        step = max(1, w // (2 * self.width))
+        grey = cv2.cvtColor(np.ascontiguousarray(image[::step, ::step]), cv2.COLOR_RGB2GRAY)
+        target = min(self.width, grey.shape[1])
+        self._scale = target / w
+        size = (target, max(1, round(h * self._scale)))
+        if (grey.shape[1], grey.shape[0]) != size:
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        return grey
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        grey = self._grey(image)
+        prev, self._prev = self._prev, grey
+        if prev is None or prev.shape != grey.shape:
+            return IDENTITY.copy()
+        pts = cv2.goodFeaturesToTrack(prev, self.max_corners, 0.01, 6, blockSize=5)
+        if pts is None or len(pts) < self.min_inliers:
+            return IDENTITY.copy()
+        nxt, status, _ = cv2.calcOpticalFlowPyrLK(prev, grey, pts, None, winSize=(11, 11), maxLevel=2)
+        ok = status.ravel() == 1
+        if ok.sum() < self.min_inliers:
+            return IDENTITY.copy()
+        matrix, inliers = cv2.estimateAffinePartial2D(
+            pts[ok], nxt[ok], method=cv2.RANSAC, ransacReprojThreshold=1.0, maxIters=500
+        )
+        if matrix is None or inliers is None or int(inliers.sum()) < self.min_inliers:
+            return IDENTITY.copy()
+        # Back to full-resolution pixels: x_full = x_small / scale.
+        out = IDENTITY.copy()
+        out[:2, :2] = matrix[:, :2]
+        out[:2, 2] = matrix[:, 2] / self._scale
+        return out
+
+
+def transform_boxes(matrix: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
+    """Boxes `(x1, y1, x2, y2)` mapped through a 3x3 similarity transform: the axis-aligned box
+    around the four mapped corners (never smaller than the mapped box)."""
+    xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    if not len(xyxy):
+        return xyxy.astype(np.float32)
+    corners = np.stack(
+        [xyxy[:, [0, 1]], xyxy[:, [2, 1]], xyxy[:, [0, 3]], xyxy[:, [2, 3]]], axis=1
+    )  # N x 4 x 2
+    mapped = corners @ matrix[:2, :2].T + matrix[:2, 2]
+    return np.concatenate([mapped.min(axis=1), mapped.max(axis=1)], axis=1).astype(np.float32)
