@@ -469,9 +469,7 @@ def run_video_bench(
         clip_dir = WORK / f"seed{seed}" / "clips"
         if clip_dir.exists():
             shutil.rmtree(clip_dir)
-        clips = [
-            make_clip(clip_dir / f"clip{k}.mp4", seed * 1000 + k, photos) for k in range(CLIPS_PER_SEED)
-        ]
+        clips = [make_clip(clip_dir / f"clip{k}.mp4", seed * 1000 + k, photos) for k in range(CLIPS_PER_SEED)]
         inputs = [c.path for c in clips]
         before = [decode(p) for p in inputs]
         n_frames = sum(len(b) for b in before)

@@ -27,9 +27,7 @@ needs_shared = pytest.mark.skipif(not (SHARED / "faces.json").is_file(), reason=
 
 def run_cli(*args: str | Path, check: bool = False) -> subprocess.CompletedProcess[str]:
     """Run `python -m veil` as a user would, in a fresh process."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "veil", *map(str, args)], capture_output=True, text=True, timeout=600
-    )
+    proc = subprocess.run([sys.executable, "-m", "veil", *map(str, args)], capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"veil exited {proc.returncode}: {proc.stderr}")
     return proc

@@ -252,13 +252,27 @@ def test_runs_with_network_blocked(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     check = subprocess.run(
         [sys.executable, "-c", "import socket; socket.create_connection(('127.0.0.1', 9))"],
-        capture_output=True, text=True, env=env,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert "network access attempted" in check.stderr  # the block is in force
     proc = subprocess.run(
-        [sys.executable, "-m", "veil", str(SAMPLE_IMAGE), str(clip), "-o", str(tmp_path / "out"),
-         "--report", str(tmp_path / "r.json")],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "veil",
+            str(SAMPLE_IMAGE),
+            str(clip),
+            "-o",
+            str(tmp_path / "out"),
+            "--report",
+            str(tmp_path / "r.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "network access attempted" not in proc.stderr

@@ -75,8 +75,10 @@ def test_review_list_names_doubtful_frames() -> None:
     frames = [
         {"frame": 0, "boxes": [{"label": "face", "box": [0, 0, 50, 50], "score": 0.9, "mask": [0, 0, 50, 50]}]},
         {"frame": 1, "boxes": [{"label": "face", "box": [0, 0, 50, 50], "score": 0.22, "mask": [0, 0, 50, 50]}]},
-        {"frame": 2, "boxes": [{"label": "face", "box": [0, 0, 50, 50], "score": 1.0, "filled": True,
-                                "mask": [0, 0, 50, 50]}]},  # fmt: skip
+        {
+            "frame": 2,
+            "boxes": [{"label": "face", "box": [0, 0, 50, 50], "score": 1.0, "filled": True, "mask": [0, 0, 50, 50]}],
+        },  # fmt: skip
         {"frame": 3, "boxes": []},
     ]
     review = worth_reviewing(frames)

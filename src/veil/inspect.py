@@ -189,8 +189,14 @@ def exif_findings(exif: Image.Exif, where: str = "EXIF", tiff: bool = False) -> 
         detail = f"{_short(size)} bytes" if size else f"{len(ifd1)} tags"
         out.append(Finding("thumbnail", f"{where} IFD1", "thumbnail", f"{detail}: a copy of the unredacted picture"))
     if settings:
-        out.append(Finding("device", where, "camera settings", _short(", ".join(settings[:8]) + (
-            f" (+{len(settings) - 8} more)" if len(settings) > 8 else ""))))
+        out.append(
+            Finding(
+                "device",
+                where,
+                "camera settings",
+                _short(", ".join(settings[:8]) + (f" (+{len(settings) - 8} more)" if len(settings) > 8 else "")),
+            )
+        )
     if harmless:
         out.append(Finding("harmless", where, "layout tags", ", ".join(harmless), identifying=False))
     return out
@@ -547,8 +553,12 @@ def video_findings(path: Path) -> list[Finding]:
                 out.append(Finding("stream", where, "extra video stream", s.codec_context.name))
             elif s.type != "audio":
                 tags = dict(s.metadata)
-                detail = tags.get("filename") or tags.get("handler_name") or (
-                    s.codec_context.name if s.codec_context else "") or "unknown codec"
+                detail = (
+                    tags.get("filename")
+                    or tags.get("handler_name")
+                    or (s.codec_context.name if s.codec_context else "")
+                    or "unknown codec"
+                )
                 out.append(Finding("stream", where, f"{s.type} stream", _short(detail)))
             out += _tag_findings(dict(s.metadata), where)
         chapters = container.chapters() if hasattr(container, "chapters") else []
@@ -674,12 +684,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         ident = identifying(findings)
         found_any |= bool(ident)
-        results.append({
-            "file": str(path),
-            "identifying": bool(ident),
-            "categories": summarize(findings),
-            "findings": [f.to_dict() for f in (findings if args.all else ident)],
-        })
+        results.append(
+            {
+                "file": str(path),
+                "identifying": bool(ident),
+                "categories": summarize(findings),
+                "findings": [f.to_dict() for f in (findings if args.all else ident)],
+            }
+        )
         if not args.json:
             print(format_findings(path, findings, args.all))
     if args.json:
@@ -692,7 +704,8 @@ def format_findings(path: Path | str, findings: list[Finding], show_all: bool = 
     shown = findings if show_all else ident
     head = f"{path}: " + (
         f"{len(ident)} identifying item{'s' * (len(ident) != 1)} ({', '.join(summarize(findings))})"
-        if ident else "nothing identifying found"
+        if ident
+        else "nothing identifying found"
     )
     order = list(CATEGORIES)
     rows = sorted(shown, key=lambda f: (order.index(f.category), f.where))

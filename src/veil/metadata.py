@@ -67,9 +67,7 @@ def describe_kept(findings: list[Finding]) -> str:
     return ", ".join(kept) if kept else "nothing identifying"
 
 
-def check_output(
-    source: Path, output: Path, keep_metadata: bool
-) -> tuple[dict[str, Any], list[str]]:
+def check_output(source: Path, output: Path, keep_metadata: bool) -> tuple[dict[str, Any], list[str]]:
     """Inspect input and output; return the report's metadata record and warnings.
 
     Raises VeilError if the output still carries identifying metadata and the user did not

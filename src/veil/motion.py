@@ -79,8 +79,6 @@ def transform_boxes(matrix: np.ndarray, xyxy: np.ndarray) -> np.ndarray:
     xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
     if not len(xyxy):
         return xyxy.astype(np.float32)
-    corners = np.stack(
-        [xyxy[:, [0, 1]], xyxy[:, [2, 1]], xyxy[:, [0, 3]], xyxy[:, [2, 3]]], axis=1
-    )  # N x 4 x 2
+    corners = np.stack([xyxy[:, [0, 1]], xyxy[:, [2, 1]], xyxy[:, [0, 3]], xyxy[:, [2, 3]]], axis=1)  # N x 4 x 2
     mapped = corners @ matrix[:2, :2].T + matrix[:2, 2]
     return np.concatenate([mapped.min(axis=1), mapped.max(axis=1)], axis=1).astype(np.float32)

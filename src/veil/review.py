@@ -133,8 +133,12 @@ class ThumbnailSampler:
             "height": h,
             "jpeg_base64": base64.b64encode(jpeg.tobytes()).decode("ascii"),
             "boxes": [
-                {"mask": b["mask"], "label": b.get("label", ""), "score": b.get("score"),
-                 "filled": bool(b.get("filled"))}
+                {
+                    "mask": b["mask"],
+                    "label": b.get("label", ""),
+                    "score": b.get("score"),
+                    "filled": bool(b.get("filled")),
+                }
                 for b in entry.get("boxes", [])
             ],
             "reasons": reasons,

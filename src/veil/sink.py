@@ -144,9 +144,7 @@ class VideoSink:
         self.width, self.height = up_w - up_w % 2, up_h - up_h % 2
         rate = info.rate or Fraction(30)
         self.stream = self.container.add_stream(video_codec, rate=rate)
-        self.stream.width, self.stream.height = (
-            (self.height, self.width) if rot else (self.width, self.height)
-        )
+        self.stream.width, self.stream.height = (self.height, self.width) if rot else (self.width, self.height)
         self.stream.pix_fmt = "yuv420p"
         self.stream.time_base = info.time_base
         self.stream.codec_context.time_base = info.time_base

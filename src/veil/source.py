@@ -134,11 +134,7 @@ class VideoSource:
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
         audio = list(self.container.streams.audio) if with_audio else []
-        dropped = [
-            f"{s.type}#{s.index}"
-            for s in self.container.streams
-            if s is not self.stream and s not in audio
-        ]
+        dropped = [f"{s.type}#{s.index}" for s in self.container.streams if s is not self.stream and s not in audio]
         ctx = self.stream.codec_context
         duration = None
         if self.stream.duration and self.stream.time_base:
