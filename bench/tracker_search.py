@@ -7,6 +7,10 @@ candidate setting (tracker constants on `LookaheadTracker`, the large-box rule) 
 through the real tracker and mask geometry and scored like the video benchmark, but from the
 mask boxes instead of encoded pixels (no encode/decode, seconds per setting):
 
+A setting is a JSON object of `LookaheadTracker` constants, plus `"large": [height, score]`
+(the video large-box rule) and `"camera": false` (track in frame pixels, as before camera
+motion was added).
+
 * leaked face-frames per 1,000 (a face >= 16 px with < 70 % of its box under a mask);
 * over-redaction: share of pixels outside every true face box grown 2x that are masked.
 
@@ -84,7 +88,7 @@ def evaluate(cached: list, preset: str, setting: dict[str, Any]) -> tuple[float,
     committed = [VIDEO_LARGE["large_height"], VIDEO_LARGE["large_threshold"]]
     large_h, large_t = setting.get("large", committed)
     for key, value in setting.items():
-        if key != "large":
+        if key not in ("large", "camera"):
             setattr(LookaheadTracker, key, value)
     if "GROW_EXTRAP" in setting:
         LookaheadTracker.GROW_UNKNOWN = 2 * setting["GROW_EXTRAP"]
@@ -100,7 +104,12 @@ def evaluate(cached: list, preset: str, setting: dict[str, Any]) -> tuple[float,
             ) -> Detections:
                 return image[by_id[id(im)]]
 
-            tracker = LookaheadTracker(window=vb.FPS, stride=get_preset(preset).detect_stride, detect=at_cut)
+            tracker = LookaheadTracker(
+                window=vb.FPS,
+                stride=get_preset(preset).detect_stride,
+                detect=at_cut,
+                follow_camera=setting.get("camera", True),
+            )
             out: dict[int, Detections] = {}
             for i, f in enumerate(frames):
                 dets = video[i]
