@@ -84,7 +84,8 @@ def cached_seed(
 
 def evaluate(cached: list, preset: str, setting: dict[str, Any]) -> tuple[float, float]:
     """(leaks per 1,000 face-frames, over-redaction %) for one setting on one seed's clips."""
-    defaults = {k: getattr(LookaheadTracker, k) for k in SPACE if k != "large"}
+    # Every class constant a setting may change, GROW_UNKNOWN included (it follows GROW_EXTRAP).
+    defaults = {k: getattr(LookaheadTracker, k) for k in [*SPACE, "GROW_UNKNOWN"] if k != "large"}
     committed = [VIDEO_LARGE["large_height"], VIDEO_LARGE["large_threshold"]]
     large_h, large_t = setting.get("large", committed)
     for key, value in setting.items():
@@ -125,23 +126,19 @@ def evaluate(cached: list, preset: str, setting: dict[str, Any]) -> tuple[float,
                 mask = np.zeros((h, w), dtype=bool)
                 for x1, y1, x2, y2 in redactor.mask_boxes(out[i], w, h):
                     mask[y1:y2, x1:x2] = True
-                far = np.ones((h, w), dtype=bool)
-                for _, (x1, y1, x2, y2) in faces:
-                    cx, cy, bw, bh = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
-                    far[max(0, int(cy - bh)) : int(cy + bh) + 1, max(0, int(cx - bw)) : int(cx + bw) + 1] = False
-                    if bh < vb.MIN_FACE:
+                for _, box in faces:
+                    if box[3] - box[1] < vb.MIN_FACE:
                         continue
-                    a, b = int(round(x1)), int(round(y1))
-                    c, e = max(int(round(x2)), a + 1), max(int(round(y2)), b + 1)
+                    a, b, c, e = vb.face_pixels(box)
                     total += 1
                     leaked += int(mask[b:e, a:c].mean() < vb.COVERED)
+                far = vb.far_region((h, w), faces)
                 far_masked += int(np.count_nonzero(mask & far))
                 far_total += int(np.count_nonzero(far))
         return 1000.0 * leaked / max(total, 1), 100.0 * far_masked / max(far_total, 1)
     finally:
         for key, value in defaults.items():
             setattr(LookaheadTracker, key, value)
-        LookaheadTracker.GROW_UNKNOWN = 2 * defaults["GROW_EXTRAP"]
 
 
 def main(argv: list[str] | None = None) -> int:

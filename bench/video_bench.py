@@ -201,6 +201,24 @@ def changed_pixels(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     return (diff > CHANGE_LEVEL) | (after.max(axis=2) <= BLACK_LEVEL)
 
 
+def face_pixels(box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+    """A true face box `(x1, y1, x2, y2)` as integer pixel bounds, rounded, at least 1 px each way."""
+    x1, y1, x2, y2 = box
+    a, b = int(round(x1)), int(round(y1))
+    return a, b, max(int(round(x2)), a + 1), max(int(round(y2)), b + 1)
+
+
+def far_region(shape: tuple[int, int], faces: list[tuple[str, tuple[float, float, float, float]]]) -> np.ndarray:
+    """H x W bool: pixels outside every true face box grown to twice its width and height, as in
+    the image benchmark's over-redaction. Faces of every size count, so a mask on a tiny face is
+    not over-redaction."""
+    far = np.ones(shape, dtype=bool)
+    for _, (x1, y1, x2, y2) in faces:
+        cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
+        far[max(0, int(cy - h)) : int(cy + h) + 1, max(0, int(cx - w)) : int(cx + w) + 1] = False
+    return far
+
+
 def coverage(clip: Clip, before: list[np.ndarray], after: list[np.ndarray]) -> dict[str, list[bool | None]]:
     """Per face id, per frame: True covered, False leaked, None absent or under 16 px."""
     n = len(clip.faces)
@@ -212,25 +230,19 @@ def coverage(clip: Clip, before: list[np.ndarray], after: list[np.ndarray]) -> d
         if not faces:
             continue
         changed = changed_pixels(before[i], after[i])
-        for fid, (x1, y1, x2, y2) in faces:
-            if y2 - y1 < MIN_FACE:
+        for fid, box in faces:
+            if box[3] - box[1] < MIN_FACE:
                 continue
-            a, b = int(round(x1)), int(round(y1))
-            c, d = max(int(round(x2)), a + 1), max(int(round(y2)), b + 1)
+            a, b, c, d = face_pixels(box)
             out[fid][i] = bool(changed[b:d, a:c].mean() >= COVERED)
     return out
 
 
 def far_masked(clip: Clip, before: list[np.ndarray], after: list[np.ndarray]) -> tuple[int, int]:
-    """(changed pixels, all pixels) far from every face of each frame: outside each true box grown
-    to twice its width and height, as in the image benchmark's over-redaction. Face boxes of every
-    size count here, so a mask on a tiny face is not over-redaction."""
+    """(changed pixels, all pixels) far from every face of each frame (`far_region`)."""
     changed_far = total_far = 0
     for i, faces in enumerate(clip.faces):
-        far = np.ones(before[i].shape[:2], dtype=bool)
-        for _, (x1, y1, x2, y2) in faces:
-            cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
-            far[max(0, int(cy - h)) : int(cy + h) + 1, max(0, int(cx - w)) : int(cx + w) + 1] = False
+        far = far_region(before[i].shape[:2], faces)
         changed_far += int(np.count_nonzero(changed_pixels(before[i], after[i]) & far))
         total_far += int(np.count_nonzero(far))
     return changed_far, total_far
