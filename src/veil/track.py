@@ -355,8 +355,7 @@ class LookaheadTracker:
             v = track.motion(index, forward=True) if pos > 0 else track.motion(index, forward=False)
             speed = float(np.hypot(v[0], v[1])) if v is not None else 0.0
             pad = self.SPEED_DETECTED * (speed + self._camera_speed.get(index, 0.0))
-            size = float(max(box[2] - box[0], box[3] - box[1]))
-            return _pad(box, min(pad, self.PAD_CAP * size)), True
+            return self._grown(box, pad, float(max(box[2] - box[0], box[3] - box[1]))), True
         if 0 < pos < len(frames):
             # Between two detections: interpolate.
             t0, t1 = frames[pos - 1], frames[pos]
@@ -368,7 +367,7 @@ class LookaheadTracker:
             step = float(np.hypot(*(b[:2] - a[:2]))) / (t1 - t0)
             step += self._camera_speed.get(index, 0.0)
             pad = size * min(self.GROW_CAP, self.GROW_INTERP * d) + self.SPEED_DETECTED * step
-            return _pad(_xyxy(c), min(pad, self.PAD_CAP * size)), False
+            return self._grown(_xyxy(c), pad, size), False
         if pos == 0:
             anchor, t_anchor, forward = track.boxes[0], frames[0], False
         else:
@@ -388,11 +387,16 @@ class LookaheadTracker:
         speed = float(np.hypot(v[0], v[1]))
         speed += self.CAMERA_ERROR * self._camera_speed.get(index, 0.0)
         pad = size * min(self.GROW_CAP, grow * d) + self.SPEED_EXTRAP * speed * d
-        return _pad(_xyxy(c), min(pad, self.PAD_CAP * size)), False
+        return self._grown(_xyxy(c), pad, size), False
+
+    def _grown(self, box: np.ndarray, pad: float, size: float) -> np.ndarray:
+        """`box` grown by `pad` px on every side, at most PAD_CAP times `size` (its larger side)."""
+        return _pad(box, min(pad, self.PAD_CAP * size))
 
     def _shot_motion(self, track: _Track, index: int) -> np.ndarray:
-        """A track seen once moves like the other tracks of its shot (the camera's motion),
-        else not at all; only the centre moves, its size is kept."""
+        """A track seen once moves like the other tracks of its shot (their median motion in
+        scene coordinates: the camera's own motion is already removed), else not at all; only
+        the centre moves, its size is kept."""
         vs = []
         for other in self.tracks:
             if other is track or other.shot != track.shot or len(other.frames) < 2:
