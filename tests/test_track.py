@@ -100,6 +100,27 @@ def test_track_coasts_forward_after_its_last_detection_then_stops() -> None:
     assert all(len(outs[i]) == 0 for i in range(last + 7, 40))
 
 
+def test_coasting_never_shrinks_a_box_to_nothing() -> None:
+    """A face that shrank while detected (walking away, zooming out) and is then lost keeps a box
+    at least its last detected size: a linear size fit carried 20 frames on would reach zero."""
+    img = texture(0)
+    tracker = LookaheadTracker(window=20)
+
+    def shrinking(i: int) -> np.ndarray:
+        half = (40.0 - 3.0 * min(i, 8)) / 2  # 40 px down to 16 px over frames 0-8, then steady
+        return np.array([120.0 - half, 120.0 - half, 120.0 + half, 120.0 + half], dtype=np.float32)
+
+    out: dict[int, Detections] = {}
+    for i in range(30):
+        dets = face(shrinking(i)) if i <= 8 else Detections.empty()
+        for f, d in tracker.push(Frame(img.copy(), i), dets):
+            out[f.index] = d
+    for f, d in tracker.flush():
+        out[f.index] = d
+    for i in range(9, 29):
+        assert covers(out[i], shrinking(i)), f"frame {i}: the lost face is not covered"
+
+
 def test_buffering_is_bounded_by_the_window() -> None:
     tracker = LookaheadTracker(window=5)
     img = texture(0)

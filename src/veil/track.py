@@ -382,7 +382,10 @@ class LookaheadTracker:
             v = self._shot_motion(track, t_anchor)
             if not v.any():
                 grow = self.GROW_UNKNOWN
+        # A fitted shrink carried over many frames would reach zero size; a lost face is kept
+        # at least as large as when it was last seen (recall first).
         c = c + v * (index - t_anchor)
+        c[2:] = np.maximum(c[2:], _cxcywh(anchor)[2:])
         size = float(max(c[2], c[3]))
         speed = float(np.hypot(v[0], v[1]))
         speed += self.CAMERA_ERROR * self._camera_speed.get(index, 0.0)
