@@ -136,6 +136,19 @@ def test_buffering_is_bounded_by_the_window() -> None:
     assert len(tracker.tracks) <= 3, "finished tracks are not kept"
 
 
+@pytest.mark.parametrize("window", [0, 5])
+def test_camera_state_is_bounded_by_the_window(window: int) -> None:
+    """The per-frame camera transforms live only while their frame is held back, also with no
+    look-ahead at all (`--lookahead 0`), so a long video does not grow them."""
+    tracker = LookaheadTracker(window=window)
+    img = texture(0)
+    for i in range(200):
+        tracker.push(Frame(img.copy(), i), face(true_box(i % 50)))
+        assert len(tracker._scene) <= window + 1 and len(tracker._camera_speed) <= window + 1
+    tracker.flush()
+    assert not tracker._scene and not tracker._camera_speed
+
+
 def test_for_video_takes_the_window_from_the_frame_rate() -> None:
     assert LookaheadTracker.for_video(30.0, 1.0).window == 30
     assert LookaheadTracker.for_video(25.0, 0.5).window == 12

@@ -225,8 +225,10 @@ class LookaheadTracker:
         self.detect = detect
         self.cuts = cut_detector if cut_detector is not None else CutDetector()
         self.camera = (camera if camera is not None else CameraMotion()) if follow_camera else None
-        # Per held frame: 3x3 transform from its pixels to its shot's scene coordinates.
+        # Per held frame: 3x3 transform from its pixels to its shot's scene coordinates; and that
+        # of the last frame pushed, which the next frame's transform chains from.
         self._scene: dict[int, np.ndarray] = {}
+        self._last_scene = IDENTITY
         # Per held frame: how far the picture moved since the previous frame (px, at its centre).
         self._camera_speed: dict[int, float] = {}
         self.match_iou = match_iou
@@ -290,11 +292,11 @@ class LookaheadTracker:
         if new_shot:
             self.camera.reset()
             self.camera(image)
-            self._scene[index] = IDENTITY.copy()
+            self._scene[index] = self._last_scene = IDENTITY.copy()
             self._camera_speed[index] = 0.0
             return
         step = self.camera(image)  # previous frame's pixels -> this frame's pixels
-        self._scene[index] = self._scene[self._last_index] @ np.linalg.inv(step)
+        self._scene[index] = self._last_scene = self._last_scene @ np.linalg.inv(step)
         h, w = image.shape[:2]
         centre = np.asarray([w / 2, h / 2, 1.0])
         self._camera_speed[index] = float(np.hypot(*((step @ centre)[:2] - centre[:2])))
@@ -426,8 +428,6 @@ class LookaheadTracker:
         if self.camera is not None:
             scene = self._scene.pop(index)
             self._camera_speed.pop(index, None)
-            if index == self._last_index:
-                self._scene[index] = scene  # the next pushed frame chains from it
             if found:
                 in_frame = transform_boxes(np.linalg.inv(scene), np.stack([box for _, box, _ in found]))
                 found = [(track, box, detected) for (track, _, detected), box in zip(found, in_frame, strict=True)]
