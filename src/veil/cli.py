@@ -1,22 +1,73 @@
-"""veil's command line: parse arguments, call the pipeline, set the exit code."""
+"""veil's command line: parse arguments, call the pipeline, set the exit code.
+
+veil INPUT...            one shot: detect, track, mask, write, verify
+veil scan INPUT...       detect and track only: write a redaction plan per input
+veil render PLAN...      apply plans (no detector runs), then verify
+veil verify PLAN OUTPUT  check from the output's pixels that every planned mask is there
+veil inspect FILE...     list identifying metadata
+"""
 
 from __future__ import annotations
 
 import argparse
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from veil import __version__
+from veil.classes import CLASSES, parse_classes
+from veil.config import Settings
 from veil.errors import VeilError
-from veil.pipeline import CLASS_DETECTORS, Pipeline, Settings, plan
 from veil.presets import PRESETS
 from veil.progress import Reporter
 
 EPILOG = """\
 masks: solid (default) is an opaque fill and the only irreversible one; blur and pixelate
 are weaker: machines can still recognise mildly blurred or pixelated faces.
+other commands: veil scan, veil render, veil verify, veil inspect (each has --help).
 exit codes: 0 all files done, 1 some files failed, 2 bad arguments, 130 interrupted."""
+
+COMMANDS = ("scan", "render", "verify", "inspect", "review")
+
+
+def _render_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", help="output file (one input) or directory (several; tree mirrored)")
+    p.add_argument("--mask", choices=["solid", "blur", "pixelate"], help="default: solid")
+    p.add_argument("--mask-color", help="solid fill colour: name, #rrggbb or r,g,b (default black)")
+    p.add_argument("--margin", type=float, help="grow each box by this fraction of its size on every side")
+    p.add_argument("--format", dest="output_format", help="output extension for every file, e.g. png")
+    p.add_argument("--report", type=Path, help="write a JSON audit report here (and an HTML one beside it)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--no-audio", action="store_true", help="drop audio streams")
+    p.add_argument(
+        "--keep-metadata",
+        action="store_true",
+        help="keep EXIF (minus thumbnail and maker notes) and video container tags: may reveal place, time, device",
+    )
+
+
+def _detect_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threshold", type=float, help="face detector score threshold (lower finds more)")
+    p.add_argument("--preset", default="balanced", choices=list(PRESETS), help="speed/recall trade-off")
+    p.add_argument(
+        "--redact",
+        default="faces",
+        help=f"what to erase: comma list of {','.join(CLASSES)}, or all (default: faces)",
+    )
+    p.add_argument(
+        "--lookahead",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="video: read this far ahead to mask faces before the detector first finds them (default: 1)",
+    )
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    p.add_argument("--version", action="version", version=f"veil {__version__}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,46 +78,57 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, or directories")
-    p.add_argument("-o", "--output", help="output file (one input) or directory (several; tree mirrored)")
-    p.add_argument("--mask", default="solid", choices=["solid", "blur", "pixelate"], help="default: solid")
-    p.add_argument("--mask-color", default="black", help="solid fill colour: name, #rrggbb or r,g,b")
-    p.add_argument("--margin", type=float, help="grow each box by this fraction of its size on every side")
-    p.add_argument("--threshold", type=float, help="face detector score threshold (lower finds more)")
-    p.add_argument("--preset", default="balanced", choices=list(PRESETS), help="speed/recall trade-off")
-    p.add_argument(
-        "--redact",
-        default="faces",
-        help=f"what to erase: comma list of {','.join(CLASS_DETECTORS)}, or all (default: faces)",
-    )
-    p.add_argument(
-        "--lookahead",
-        type=float,
-        default=1.0,
-        metavar="SECONDS",
-        help="video: read this far ahead to mask faces before the detector first finds them (default: 1)",
-    )
-    p.add_argument("--format", dest="output_format", help="output extension for every file, e.g. png")
-    p.add_argument("--report", type=Path, help="write a JSON audit report here")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--no-audio", action="store_true", help="drop audio streams")
-    p.add_argument(
-        "--keep-metadata",
-        action="store_true",
-        help="keep EXIF (minus thumbnail and maker notes) and video container tags: may reveal place, time, device",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    p.add_argument("--version", action="version", version=f"veil {__version__}")
+    _render_options(p)
+    _detect_options(p)
+    p.add_argument("--plan", help="also write the plan used (a file for one input, a directory for several)")
+    _common(p)
     return p
 
 
-def parse_classes(text: str) -> tuple[str, ...]:
-    items = [c.strip() for c in text.split(",") if c.strip()]
-    if items == ["all"]:
-        return tuple(CLASS_DETECTORS)
-    unknown = [c for c in items if c not in CLASS_DETECTORS]
-    if unknown or not items:
-        raise VeilError(f"--redact: unknown class {', '.join(unknown) or text!r}")
-    return tuple(dict.fromkeys(items))
+def scan_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="veil scan",
+        description="Detect and track only: write a redaction plan (NAME.plan.json) per input, to review, "
+        "edit and render later. Nothing is masked or written but the plans.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, or directories")
+    p.add_argument("-o", "--output", help="plan file (one input) or directory (several)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing plans")
+    p.add_argument("--report", type=Path, help="write a JSON audit report of the scan here")
+    _detect_options(p)
+    _common(p)
+    return p
+
+
+def render_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="veil render",
+        description="Apply redaction plans to their inputs with no detector run, then verify each output "
+        "from its pixels. Mask, colour and margin default to the plan's; options here override them.",
+        epilog=EPILOG.split("\nother commands")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (NAME.plan.json) or directories of them")
+    _render_options(p)
+    p.add_argument("--reviewer", help="who decided what this plan keeps and adds, for the audit report")
+    _common(p)
+    return p
+
+
+def verify_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="veil verify",
+        description="Check from OUTPUT's pixels that every mask PLAN asks for is present; lists every frame "
+        "or region that fails. Exit 0: all present; 1: some missing.",
+    )
+    p.add_argument("plan", type=Path, metavar="PLAN")
+    p.add_argument("output", type=Path, metavar="OUTPUT")
+    p.add_argument("--mask", choices=["solid", "blur", "pixelate"], help="the mask the output was rendered with")
+    p.add_argument("--mask-color", help="the solid mask's colour, if not the plan's")
+    p.add_argument("--margin", type=float, help="the margin the output was rendered with, if not the plan's")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _common(p)
+    return p
 
 
 def _terminate(signum: int, _frame: object) -> None:
@@ -74,54 +136,180 @@ def _terminate(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _detect_settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    return Settings(
+        preset=args.preset,
+        threshold=args.threshold,
+        classes=parse_classes(args.redact),
+        lookahead_s=args.lookahead,
+        **extra,
+    )
+
+
+def _render_settings(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Settings:
+    """Settings for painting: the options given, else the plan's (`base`), else the defaults."""
+    base = base or {}
+    mask = args.mask or base.get("mask") or "solid"
+    color = args.mask_color if args.mask_color is not None else (base.get("mask_color") if mask == "solid" else None)
+    margin = args.margin if args.margin is not None else base.get("margin")
+    return Settings(
+        preset=base.get("preset", "balanced"),
+        margin=margin,
+        mask=mask,
+        mask_color=color,
+        classes=tuple(c for c in base.get("classes", ["faces"]) if c in CLASSES) or ("faces",),
+        output_format=getattr(args, "output_format", None),
+        overwrite=getattr(args, "overwrite", False),
+        keep_audio=not getattr(args, "no_audio", False),
+        keep_metadata=getattr(args, "keep_metadata", False),
+        report=getattr(args, "report", None) is not None,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "inspect":
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    if command == "inspect":
         from veil.inspect import main as inspect_main
 
         return inspect_main(argv[1:])
-    args = build_parser().parse_args(argv)
-    if args.lookahead < 0:
-        build_parser().error("--lookahead must be 0 or more")
-    reporter = Reporter(quiet=args.quiet)
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        settings = Settings(
-            preset=args.preset,
-            threshold=args.threshold,
-            margin=args.margin,
-            mask=args.mask,
-            mask_color=args.mask_color,
-            classes=parse_classes(args.redact),
-            output_format=args.output_format,
-            overwrite=args.overwrite,
-            keep_audio=not args.no_audio,
-            keep_metadata=args.keep_metadata,
-            lookahead_s=args.lookahead,
-            report=args.report is not None,
-        )
-        jobs, failed = plan(args.inputs, args.output, settings)
-        for result in failed:
-            reporter.error(result.error or str(result.input))
-        pipeline = Pipeline(settings, reporter)
-        results = pipeline.run(jobs)
-        for result in results:
-            if not result.ok:
-                reporter.error(result.error or str(result.input))
-        if args.report:
-            from veil.report import build_report, write_report
+    if command == "review":
+        from veil.review_server import main as review_main
 
-            write_report(args.report, build_report(pipeline, failed + results, ["veil", *argv]))
+        return review_main(argv[1:])
+    handlers: dict[str | None, Callable[[list[str]], int]] = {
+        None: _redact,
+        "scan": _scan,
+        "render": _render,
+        "verify": _verify,
+    }
+    signal.signal(signal.SIGTERM, _terminate)
+    rest = argv[1:] if command else argv
+    try:
+        return handlers[command](rest)
     except VeilError as exc:
-        reporter.error(str(exc))
+        Reporter().error(str(exc))
         return 2
     except KeyboardInterrupt:
-        reporter.error("interrupted; no partial output was left behind")
+        Reporter().error("interrupted; no partial output was left behind")
         return 130
+
+
+def _finish(
+    reporter: Reporter, pipeline: Any, failed: list[Any], results: list[Any], args: Any, argv: list[str]
+) -> int:
+    for result in results:
+        if not result.ok:
+            reporter.error(result.error or str(result.input))
+    if getattr(args, "report", None):
+        from veil.report import build_report, write_report
+
+        write_report(args.report, build_report(pipeline, failed + results, ["veil", *argv]))
     n_ok = sum(r.ok for r in results)
     n_bad = len(failed) + len(results) - n_ok
     reporter.info(f"veil: {n_ok} file{'s' * (n_ok != 1)} done, {n_bad} failed")
     return 1 if n_bad else 0
+
+
+def _redact(argv: list[str]) -> int:
+    from veil.pipeline import Pipeline, plan_jobs
+
+    args = build_parser().parse_args(argv)
+    reporter = Reporter(quiet=args.quiet)
+    settings = _detect_settings(
+        args,
+        margin=args.margin,
+        mask=args.mask or "solid",
+        mask_color=args.mask_color,
+        output_format=args.output_format,
+        overwrite=args.overwrite,
+        keep_audio=not args.no_audio,
+        keep_metadata=args.keep_metadata,
+        report=args.report is not None,
+    )
+    jobs, failed = plan_jobs(args.inputs, args.output, settings, args.plan)
+    for result in failed:
+        reporter.error(result.error or str(result.input))
+    pipeline = Pipeline(settings, reporter)
+    try:
+        results = pipeline.run(jobs)
+        return _finish(reporter, pipeline, failed, results, args, argv)
+    finally:
+        pipeline.close()
+
+
+def _scan(argv: list[str]) -> int:
+    from veil.pipeline import Pipeline, scan_jobs
+
+    args = scan_parser().parse_args(argv)
+    reporter = Reporter(quiet=args.quiet)
+    settings = _detect_settings(args, overwrite=args.overwrite, report=args.report is not None)
+    jobs, failed = scan_jobs(args.inputs, args.output, args.overwrite)
+    for result in failed:
+        reporter.error(result.error or str(result.input))
+    pipeline = Pipeline(settings, reporter)
+    try:
+        results = [pipeline.scan(job) for job in jobs]
+        return _finish(reporter, pipeline, failed, results, args, argv)
+    finally:
+        pipeline.close()
+
+
+def _render(argv: list[str]) -> int:
+    from veil.pipeline import Pipeline, render_jobs
+
+    args = render_parser().parse_args(argv)
+    reporter = Reporter(quiet=args.quiet)
+    # Output naming and validation of the options given, before any plan is read.
+    _render_settings(args)
+    jobs, failed = render_jobs(args.plans, args.output, _render_settings(args))
+    for result in failed:
+        reporter.error(result.error or str(result.input))
+    results = []
+    pipeline = None
+    for job, plan_obj in jobs:
+        pipeline = Pipeline(_render_settings(args, plan_obj.settings), reporter, reviewer=args.reviewer)
+        try:
+            results.append(pipeline.render(job, plan_obj))
+        finally:
+            pipeline.close()
+    if pipeline is None:
+        pipeline = Pipeline(_render_settings(args), reporter)
+        pipeline.close()
+    return _finish(reporter, pipeline, failed, results, args, argv)
+
+
+def _verify(argv: list[str]) -> int:
+    import json
+
+    from veil.plan import load_plan
+    from veil.verify import verify
+
+    args = verify_parser().parse_args(argv)
+    reporter = Reporter(quiet=args.quiet)
+    plan_obj = load_plan(args.plan)
+    if not args.output.is_file():
+        raise VeilError(f"{args.output}: no such file")
+    settings = _render_settings(args, plan_obj.settings)
+    source = Path(plan_obj.input.get("path") or "")
+    if not source.is_absolute():
+        source = (args.plan.parent / source).resolve()
+    try:
+        result = verify(plan_obj, args.output, settings, source if source.is_file() else None)
+    except VeilError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an unreadable output is a failed check, said in one line
+        raise VeilError(f"{args.output}: cannot verify ({type(exc).__name__}: {exc})") from exc
+    if args.json:
+        print(json.dumps(result.to_json(), indent=1))
+    else:
+        for failure in result.failures:
+            print(f"frame {failure['frame']}: {failure['what']}", file=sys.stderr)
+        if result.ok:
+            reporter.info(result.summary())
+        else:
+            reporter.error(result.summary())
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

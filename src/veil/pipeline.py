@@ -1,56 +1,47 @@
-"""The whole job: plan outputs for the inputs, then run source -> detect -> track -> redact -> sink
-for each file, and collect what was done for the report.
+"""The whole job: decide outputs for the inputs, then run each file through
 
-Fail closed: a frame reaches the sink only after detection and redaction succeeded for it; any
-error aborts the file, and the sink's temporary output is deleted, never renamed.
+    source -> detect -> track -> plan -> render (redact -> sink) -> verify -> report
+
+`Pipeline.redact` is the one-shot `veil INPUT` (one streaming pass: the tracker's boxes go
+through the plan builder and are painted as they are emitted, and the plan is written beside
+as it is made); `Pipeline.scan` stops at the plan; `Pipeline.render` starts from one.
+
+Fail closed: a frame reaches the sink only after its masks were painted; any error aborts the
+file, and the sink's temporary output is deleted, never renamed. Every output is verified
+against its plan from its own pixels before it is renamed into place.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from veil import __version__
-from veil.detectors import Detector, create, sha256_of
+from veil.config import Settings
+from veil.detectors import sha256_of
 from veil.errors import MediaError, VeilError
-from veil.masks import create as create_mask
 from veil.metadata import check_output, kept_exif
-from veil.presets import get_preset
+from veil.plan import FrameBoxes, Plan, PlanBuilder, PlanError, load_plan, write_plan_stream
 from veil.progress import Reporter
-from veil.redact import Redactor
-from veil.review import ThumbnailSampler, warnings_for, worth_reviewing
+from veil.render import FrameRenderer
+from veil.scan import tracked_frames
 from veil.sink import PIL_FORMATS, VideoSink, atomic_output, write_image
 from veil.source import IMAGE_EXTS, VIDEO_EXTS, AudioPacket, VideoSource, media_kind, read_image
 from veil.track import LookaheadTracker
 from veil.types import Detections, Frame
+from veil.verify import verify
 
 SUFFIX = "_veiled"
-CLASS_DETECTORS = {"faces": "centerface", "plates": "plates", "text": "text"}
-# Video: the text network runs on every TEXT_STRIDE-th face-detection frame. Text and plates
-# move with the camera, which the tracker follows; the network costs twice CenterFace.
-TEXT_STRIDE = 3
-
-
-@dataclass
-class Settings:
-    preset: str = "balanced"
-    threshold: float | None = None
-    margin: float | None = None
-    mask: str = "solid"
-    mask_color: str = "black"
-    classes: tuple[str, ...] = ("faces",)
-    output_format: str | None = None
-    overwrite: bool = False
-    keep_audio: bool = True
-    keep_metadata: bool = False
-    # Video: seconds of frames read ahead so tracks extend before their first detection.
-    lookahead_s: float = 1.0
-    # A report was asked for: collect what only the report needs (contact-sheet thumbnails).
-    report: bool = False
+PLAN_SUFFIX = ".plan.json"
 
 
 @dataclass
@@ -58,6 +49,8 @@ class Job:
     input: Path
     output: Path
     kind: str
+    # One-shot: also keep the plan here (--plan). Render: the plan file being applied.
+    plan_path: Path | None = None
 
 
 @dataclass
@@ -69,7 +62,7 @@ class FileResult:
     record: dict[str, Any] = field(default_factory=dict)
 
 
-# ----------------------------------------------------------------------------- planning
+# ----------------------------------------------------------------------------- choosing outputs
 
 
 def _walk(directory: Path) -> list[Path]:
@@ -86,81 +79,176 @@ def _walk(directory: Path) -> list[Path]:
     return found
 
 
-def _output_ext(path: Path, output_format: str | None) -> str:
-    return output_format if output_format else path.suffix
-
-
-def plan(inputs: Iterable[str], output: str | None, settings: Settings) -> tuple[list[Job], list[FileResult]]:
-    """Decide the output path of every input file; problems become failed results, not exceptions."""
-    fmt = settings.output_format
-    if fmt and not fmt.startswith("."):
-        fmt = "." + fmt
-    if fmt and fmt.lower() not in set(PIL_FORMATS) | VIDEO_EXTS:
-        raise VeilError(f"unknown output format {settings.output_format!r}")
-    settings.output_format = fmt.lower() if fmt else None
-
+def _collect(
+    inputs: Iterable[str], failed: list[FileResult], walk: Callable[[Path], list[Path]]
+) -> list[tuple[Path, Path | None]]:
     pairs: list[tuple[Path, Path | None]] = []  # (file, base directory it was found under)
-    failed: list[FileResult] = []
     for raw in inputs:
         path = Path(raw)
         if not path.exists():
             failed.append(FileResult(path, None, False, f"{path}: no such file or directory"))
         elif path.is_dir():
-            files = _walk(path)
+            files = walk(path)
             if not files:
-                failed.append(FileResult(path, None, False, f"{path}: no images or videos in directory"))
+                failed.append(FileResult(path, None, False, f"{path}: nothing veil can read in this directory"))
             pairs.extend((f, path) for f in files)
         elif not os.access(path, os.R_OK):
             failed.append(FileResult(path, None, False, f"{path}: file is not readable"))
         else:
             pairs.append((path, None))
+    return pairs
 
+
+def _targets(
+    pairs: list[tuple[Path, Path | None]], output: str | None, name_for: Callable[[Path], str]
+) -> list[tuple[Path, Path]]:
+    """(input, output path) per input: beside the input, or under -o (a file for one input, a
+    directory for several, mirroring the tree of a directory input)."""
     out = Path(output) if output else None
     many = len(pairs) > 1 or any(base is not None for _, base in pairs)
     if out is not None and many and out.exists() and not out.is_dir():
         raise VeilError(f"{out}: -o must be a directory when there are several inputs")
+    result = []
+    for path, base in pairs:
+        if out is None:
+            target = path.with_name(name_for(path))
+        elif many:
+            rel = path.relative_to(base) if base is not None else Path(path.name)
+            target = out / rel.parent / name_for(rel)
+        elif out.is_dir() or str(output).endswith(os.sep):
+            target = out / name_for(path)
+        else:
+            target = out
+        result.append((path, target))
+    return result
+
+
+def plan_jobs(
+    inputs: Iterable[str], output: str | None, settings: Settings, plan_output: str | None = None
+) -> tuple[list[Job], list[FileResult]]:
+    """Outputs of the one-shot run; problems become failed results, not exceptions."""
+    failed: list[FileResult] = []
+    pairs = _collect(inputs, failed, _walk)
+    many = len(pairs) > 1 or any(base is not None for _, base in pairs)
+    fmt = settings.output_format
+
+    def name_for(path: Path) -> str:
+        ext = fmt or path.suffix
+        return (path.stem + ext) if (output and many) else (path.stem + SUFFIX + ext)
 
     jobs: list[Job] = []
     taken: dict[Path, Path] = {}
-    for path, base in pairs:
-        ext = _output_ext(path, settings.output_format)
-        if out is None:
-            target = path.with_name(path.stem + SUFFIX + ext)
-        elif many:
-            rel = path.relative_to(base) if base is not None else Path(path.name)
-            target = (out / rel).with_suffix(ext)
-        elif out.is_dir() or output.endswith(os.sep):  # type: ignore[union-attr]
-            target = out / (path.stem + SUFFIX + ext)
-        else:
-            target = out
-        problem = _check_target(path, target, settings, taken)
+    plans = dict(_targets(pairs, plan_output, lambda p: p.stem + PLAN_SUFFIX)) if plan_output else {}
+    for path, target in _targets(pairs, output, name_for):
+        problem = _check_target(path, target, settings.overwrite, taken)
         if problem:
             failed.append(FileResult(path, target, False, problem))
             continue
-        taken[target.resolve()] = path
         try:
             kind = media_kind(path)
         except MediaError as exc:
             failed.append(FileResult(path, target, False, str(exc)))
             continue
-        target_kind = "image" if target.suffix.lower() in PIL_FORMATS else "video"
-        if target.suffix.lower() not in set(PIL_FORMATS) | VIDEO_EXTS:
-            failed.append(FileResult(path, target, False, f"{target}: unknown output extension"))
+        problem = _check_kind(kind, target)
+        if problem:
+            failed.append(FileResult(path, target, False, problem))
             continue
-        if target_kind != kind:
-            failed.append(FileResult(path, target, False, f"{target}: cannot write a {kind} as {target.suffix}"))
-            continue
-        jobs.append(Job(path, target, kind))
+        plan_path = plans.get(path)
+        if plan_path is not None:
+            problem = _check_target(path, plan_path, settings.overwrite, taken)
+            if problem:
+                failed.append(FileResult(path, target, False, problem))
+                continue
+            taken[plan_path.resolve()] = path
+        taken[target.resolve()] = path
+        jobs.append(Job(path, target, kind, plan_path))
     return jobs, failed
 
 
-def _check_target(src: Path, target: Path, settings: Settings, taken: dict[Path, Path]) -> str | None:
+# Kept for callers of the first release's name.
+plan = plan_jobs
+
+
+def scan_jobs(inputs: Iterable[str], output: str | None, overwrite: bool) -> tuple[list[Job], list[FileResult]]:
+    """Plan files for `veil scan`: NAME.plan.json beside each input, or under -o."""
+    failed: list[FileResult] = []
+    jobs: list[Job] = []
+    taken: dict[Path, Path] = {}
+    for path, target in _targets(_collect(inputs, failed, _walk), output, lambda p: p.stem + PLAN_SUFFIX):
+        problem = _check_target(path, target, overwrite, taken)
+        if problem is None:
+            try:
+                jobs.append(Job(path, target, media_kind(path)))
+                taken[target.resolve()] = path
+                continue
+            except MediaError as exc:
+                problem = str(exc)
+        failed.append(FileResult(path, target, False, problem))
+    return jobs, failed
+
+
+def render_jobs(
+    plans: Iterable[str], output: str | None, settings: Settings
+) -> tuple[list[tuple[Job, Plan]], list[FileResult]]:
+    """(job, plan) per plan file for `veil render`; the output is named after the plan's input."""
+    failed: list[FileResult] = []
+    loaded: list[tuple[Path, Plan, Path]] = []
+    walk = lambda d: sorted(d.rglob("*" + PLAN_SUFFIX))  # noqa: E731
+    for plan_path, base in _collect(plans, failed, walk):
+        try:
+            plan_obj = load_plan(plan_path)
+        except PlanError as exc:
+            failed.append(FileResult(plan_path, None, False, str(exc)))
+            continue
+        source = Path(plan_obj.input.get("path") or "")
+        if not source.is_absolute():
+            source = (plan_path.parent / source).resolve()
+        loaded.append((plan_path, plan_obj, source))
+    many = len(loaded) > 1
+    out = Path(output) if output else None
+    if out is not None and many and out.exists() and not out.is_dir():
+        raise VeilError(f"{out}: -o must be a directory when there are several plans")
+    jobs: list[tuple[Job, Plan]] = []
+    taken: dict[Path, Path] = {}
+    for plan_path, plan_obj, source in loaded:
+        ext = settings.output_format or source.suffix
+        name = source.stem + SUFFIX + ext
+        if out is None:
+            target = source.with_name(name)
+        elif many or out.is_dir() or str(output).endswith(os.sep):
+            target = out / name
+        else:
+            target = out
+        if not source.is_file():
+            failed.append(FileResult(source, target, False, f"{plan_path}: its input {source} is missing"))
+            continue
+        problem = _check_target(source, target, settings.overwrite, taken) or _check_kind(
+            plan_obj.input["kind"], target
+        )
+        if problem:
+            failed.append(FileResult(source, target, False, problem))
+            continue
+        taken[target.resolve()] = source
+        jobs.append((Job(source, target, plan_obj.input["kind"], plan_path), plan_obj))
+    return jobs, failed
+
+
+def _check_kind(kind: str, target: Path) -> str | None:
+    if target.suffix.lower() not in set(PIL_FORMATS) | VIDEO_EXTS:
+        return f"{target}: unknown output extension"
+    target_kind = "image" if target.suffix.lower() in PIL_FORMATS else "video"
+    if target_kind != kind:
+        return f"{target}: cannot write a {kind} as {target.suffix}"
+    return None
+
+
+def _check_target(src: Path, target: Path, overwrite: bool, taken: dict[Path, Path]) -> str | None:
     resolved = target.resolve()
     if resolved == src.resolve() or (target.exists() and os.path.samefile(src, target)):
         return f"{target}: output would overwrite the input; choose another -o"
     if resolved in taken:
         return f"{target}: output already used for {taken[resolved]}"
-    if target.exists() and not settings.overwrite:
+    if target.exists() and not overwrite:
         return f"{target}: already exists (use --overwrite to replace it)"
     parent = target.parent
     while not parent.exists():
@@ -173,99 +261,60 @@ def _check_target(src: Path, target: Path, settings: Settings, taken: dict[Path,
 # ----------------------------------------------------------------------------- running
 
 
-class FrameDetector:
-    """Runs the detector of every requested class on a frame and merges their boxes.
-
-    On video each detector has a stride: faces run every `preset.detect_stride` frames, the
-    heavier text network (shared by text and plates) every TEXT_STRIDE-th of those, and the
-    tracker fills the frames in between; faces use the preset's video options there. Photos and
-    scene cuts run every detector with the image options.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        preset = get_preset(settings.preset)
-        # (detector for images, detector for video, video stride) per class.
-        self.detectors: list[tuple[Detector, Detector, int]] = []
-        self.seconds = 0.0  # time spent detecting, for the report's timings
-        face_stride = max(1, preset.detect_stride)
-        text: Detector | None = None
-        for cls in settings.classes:
-            if cls not in CLASS_DETECTORS:
-                raise VeilError(f"unknown class {cls!r}; choose from {', '.join(CLASS_DETECTORS)}, all")
-            if cls == "faces":
-                threshold = settings.threshold if settings.threshold is not None else preset.threshold
-                face = create("centerface", threshold=threshold, **preset.face_options)
-                video = face.with_options(**preset.video_face_options) if preset.video_face_options else face
-                self.detectors.append((face, video, face_stride))
-                continue
-            if text is None:
-                text = create("text")
-            # Plates reuse the text network's output for the same frame (cached by content).
-            detector = text if cls == "text" else create("plates", text_detector=text)
-            self.detectors.append((detector, detector, face_stride * TEXT_STRIDE))
-
-    @property
-    def max_stride(self) -> int:
-        return max(stride for _, _, stride in self.detectors)
-
-    def __call__(self, image: Any, index: int | None = None) -> Detections | None:
-        """Boxes of every class due at video frame `index`, or of every class with the image
-        settings when `index` is None (photos, and scene cuts in video); None if none was due."""
-        if index is None:
-            due = [image_detector for image_detector, _, _ in self.detectors]
-        else:
-            due = [video for _, video, stride in self.detectors if index % stride == 0]
-        if not due:
-            return None
-        started = time.perf_counter()
-        try:
-            return Detections.merge([d.detect(image) for d in due])
-        finally:
-            self.seconds += time.perf_counter() - started
-
-    def describe(self) -> list[dict[str, Any]]:
-        out = []
-        for image_detector, video, stride in self.detectors:
-            entry = {"name": image_detector.name, "label": image_detector.label, "settings": image_detector.settings()}
-            entry["video_stride"] = stride
-            if video is not image_detector:
-                entry["video_settings"] = video.settings()
-            out.append(entry)
-        return out
-
-
 class Pipeline:
-    def __init__(self, settings: Settings, reporter: Reporter | None = None) -> None:
+    def __init__(self, settings: Settings, reporter: Reporter | None = None, reviewer: str | None = None) -> None:
         self.settings = settings
         self.reporter = reporter or Reporter(quiet=True)
-        self.preset = get_preset(settings.preset)
-        margin = settings.margin if settings.margin is not None else self.preset.margin
-        if margin < 0:
-            raise VeilError("--margin must be 0 or more")
-        options = {"color": settings.mask_color} if settings.mask == "solid" else {}
-        self.mask = create_mask(settings.mask, **options)
-        self.redactor = Redactor(self.mask, margin)
-        self.detect = FrameDetector(settings)
-        # Downscaled output frames for the HTML report's contact sheet, per file (bounded).
-        self.sampler: ThumbnailSampler | None = None
+        self.reviewer = reviewer
+        self._detector: Any = None
+        # Plans made by one-shot runs live here until the report has copied them.
+        self.workdir = Path(tempfile.mkdtemp(prefix="veil-"))
+
+    @property
+    def detect(self) -> Any:
+        """The detectors, built on first use (rendering a plan needs none)."""
+        if self._detector is None:
+            from veil.detect import FrameDetector
+
+            self._detector = FrameDetector(self.settings)
+        return self._detector
+
+    def close(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "preset": self.settings.preset,
-            "classes": list(self.settings.classes),
-            "detectors": self.detect.describe(),
-            "mask": {"name": self.mask.name, "irreversible": self.mask.irreversible, **self.mask.settings()},
-            "margin": self.redactor.margin,
-            "detect_stride": self.preset.detect_stride,
-            "lookahead_s": self.settings.lookahead_s,
+        from veil.masks import create as create_mask
+
+        mask = create_mask(self.settings.mask, **self.settings.mask_options())
+        out = {
+            **self.settings.to_json(),
+            "mask": {"name": mask.name, "irreversible": mask.irreversible, **mask.settings()},
+            "detect_stride": self.settings.preset_obj.detect_stride,
             "keep_audio": self.settings.keep_audio,
             "keep_metadata": self.settings.keep_metadata,
         }
+        if self._detector is not None:
+            out["detectors"] = self._detector.describe()
+        return out
+
+    # -------------------------------------------------------------- the three commands
 
     def run(self, jobs: list[Job]) -> list[FileResult]:
-        return [self.run_one(job) for job in jobs]
+        return [self.redact(job) for job in jobs]
 
-    def run_one(self, job: Job) -> FileResult:
+    def redact(self, job: Job) -> FileResult:
+        """One-shot: detect, track, plan and render in one streaming pass, then verify."""
+        return self._guarded(job, lambda record: self._redact(job, record))
+
+    def scan(self, job: Job) -> FileResult:
+        """Detect and track only; write the plan to `job.output`."""
+        return self._guarded(job, lambda record: self._scan(job, record))
+
+    def render(self, job: Job, plan_obj: Plan) -> FileResult:
+        """Apply `plan_obj` to `job.input` with no detector run, then verify."""
+        return self._guarded(job, lambda record: self._render(job, plan_obj, record))
+
+    def _guarded(self, job: Job, body: Callable[[dict[str, Any]], None]) -> FileResult:
         started = time.monotonic()
         record: dict[str, Any] = {
             "input": str(job.input),
@@ -274,22 +323,8 @@ class Pipeline:
             "input_sha256": sha256_of(job.input),
             "warnings": [],
         }
-        # Thumbnails feed only the HTML report; without --report they would be wasted work.
-        self.sampler = ThumbnailSampler() if self.settings.report else None
-        detect_before = self.detect.seconds
         try:
-            with atomic_output(job.output, self.settings.overwrite) as tmp:
-                if job.kind == "image":
-                    self._image(job, tmp, record)
-                else:
-                    self._video(job, tmp, record)
-                # Inspect the finished temporary file: identifying metadata fails the file.
-                meta_started = time.monotonic()
-                record["metadata"], meta_warnings = check_output(job.input, tmp, self.settings.keep_metadata)
-                meta_seconds = time.monotonic() - meta_started
-                for line in meta_warnings:
-                    record["warnings"].append(line)
-                    self.reporter.warn(f"{job.input}: {line}")
+            body(record)
         except VeilError as exc:
             self.reporter.end_file()
             record["error"] = str(exc)
@@ -299,52 +334,183 @@ class Pipeline:
             message = f"{job.input}: failed ({type(exc).__name__}: {exc})"
             record["error"] = message
             return FileResult(job.input, job.output, False, message, record)
-        record["output_sha256"] = sha256_of(job.output)
         record["seconds"] = round(time.monotonic() - started, 3)
-        detect_seconds = self.detect.seconds - detect_before
-        record["timings"] = {
-            "total_s": record["seconds"],
-            "detect_s": round(detect_seconds, 3),
-            "metadata_check_s": round(meta_seconds, 3),
-            "decode_track_redact_encode_s": round(max(0.0, record["seconds"] - detect_seconds - meta_seconds), 3),
-        }
-        record["warnings"].extend(warnings_for(record["frames"]))
-        record["review"] = worth_reviewing(record["frames"])
-        # Not written to the JSON (keys starting with "_"); the HTML report shows them.
-        record["_thumbnails"] = self.sampler.result() if self.sampler is not None else []
-        self.sampler = None
-        n = record["frames_processed"]
-        boxes = sum(len(f["boxes"]) for f in record["frames"])
-        rate = f", {n / record['seconds']:.1f} fps" if job.kind == "video" and record["seconds"] else ""
-        self.reporter.info(
-            f"[green]done[/] {job.input} -> {job.output}: {n} frame{'s' * (n != 1)}, "
-            f"{boxes} region{'s' * (boxes != 1)} redacted, {record['seconds']:.1f} s{rate}"
-        )
+        if "output_sha256" not in record and job.output.is_file():
+            record["output_sha256"] = sha256_of(job.output)
         return FileResult(job.input, job.output, True, None, record)
 
-    def _redact(self, frame: Frame, detections: Detections) -> dict[str, Any]:
-        painted = self.redactor(frame.image, detections)
-        boxes = []
-        for rec, box in zip(detections.to_records(), painted, strict=True):
-            rec["mask"] = [int(v) for v in box]
-            boxes.append(rec)
-        entry = {"frame": frame.index, "boxes": boxes}
-        if self.sampler is not None:
-            self.sampler.offer(frame.image, entry)
-        return entry
+    # -------------------------------------------------------------- one-shot
 
-    def _image(self, job: Job, tmp: Path, record: dict[str, Any]) -> None:
+    def _redact(self, job: Job, record: dict[str, Any]) -> None:
+        settings = self.settings
+        detect_before = self.detect.seconds
+        renderer = FrameRenderer(settings, thumbnails=settings.report)
+        builder = PlanBuilder(self.workdir)
+        started = time.monotonic()
+        try:
+            with atomic_output(job.output, settings.overwrite) as tmp:
+                if job.kind == "image":
+                    info = self._image(job, tmp, record, renderer, self._detected_image(builder))
+                else:
+                    info = self._video(job, tmp, record, renderer, self._tracked(job, builder))
+                builder.finish()
+                plan_file = self.workdir / f"{len(os.listdir(self.workdir))}{PLAN_SUFFIX}"
+                self._write_plan(plan_file, job, record, info, renderer.review.flags(), builder)
+                plan_obj = load_plan(plan_file)
+                self._finish(job, tmp, plan_obj, record, renderer, started)
+        finally:
+            builder.close()
+        record["plan_sha256"] = sha256_of(plan_file)
+        record["_plan_file"] = str(plan_file)
+        if job.plan_path is not None:
+            with atomic_output(job.plan_path, settings.overwrite) as tmp_plan:
+                shutil.copyfile(plan_file, tmp_plan)
+            record["plan"] = str(job.plan_path)
+        record["timings"]["detect_s"] = round(self.detect.seconds - detect_before, 3)
+        self._done(job, record)
+
+    def _detected_image(self, builder: PlanBuilder) -> Callable[[Frame], tuple[Detections, Detections, bool]]:
+        def boxes(frame: Frame) -> tuple[Detections, Detections, bool]:
+            return builder.add(0, self.detect.run(frame.image)), Detections.empty(), False
+
+        return boxes
+
+    def _tracked(self, job: Job, builder: PlanBuilder) -> Callable[[VideoSource], Iterator[Any]]:
+        def frames(source: VideoSource) -> Iterator[AudioPacket | tuple[Frame, Detections, Detections, bool]]:
+            tracker = LookaheadTracker.for_video(
+                float(source.info.rate) if source.info.rate else None,
+                self.settings.lookahead_s,
+                stride=self.detect.max_stride,
+            )
+            for item in tracked_frames(source, self.detect, tracker):
+                if isinstance(item, AudioPacket):
+                    yield item
+                    continue
+                frame, final = item
+                yield frame, builder.add(frame.index, final), Detections.empty(), False
+
+        return frames
+
+    # -------------------------------------------------------------- scan
+
+    def _scan(self, job: Job, record: dict[str, Any]) -> None:
+        from veil.review import ReviewLog
+
+        started = time.monotonic()
+        review = ReviewLog()
+        builder = PlanBuilder(self.workdir)
+        try:
+            if job.kind == "image":
+                decoded = read_image(job.input)
+                self.reporter.start_file(job.input.name, 1)
+                planned = builder.add(0, self.detect.run(decoded.frame.image))
+                review.offer(0, planned)
+                self.reporter.advance()
+                self.reporter.end_file()
+                info = _image_info(decoded.frame)
+                record["frames_processed"] = 1
+            else:
+                with VideoSource(job.input, with_audio=False) as source:
+                    self.reporter.start_file(job.input.name, source.expected_frames)
+                    tracker = LookaheadTracker.for_video(
+                        float(source.info.rate) if source.info.rate else None,
+                        self.settings.lookahead_s,
+                        stride=self.detect.max_stride,
+                    )
+                    try:
+                        for item in tracked_frames(source, self.detect, tracker):
+                            frame, final = item  # type: ignore[misc]
+                            review.offer(frame.index, builder.add(frame.index, final))
+                            self.reporter.advance()
+                    finally:
+                        self.reporter.end_file()
+                    info = _video_info(source)
+                    record["frames_processed"] = source.frames_decoded
+            builder.finish()
+            self._write_plan(job.output, job, record, info, review.flags(), builder)
+        finally:
+            builder.close()
+        record["plan"] = str(job.output)
+        record["plan_sha256"] = sha256_of(job.output)
+        record["tracks"] = builder.summary
+        record["review"] = review.flags()
+        record["warnings"].extend(review.warnings())
+        record["seconds"] = round(time.monotonic() - started, 3)
+        record["plan_bytes"] = job.output.stat().st_size
+        n = record["frames_processed"]
+        self.reporter.info(
+            f"[green]scanned[/] {job.input} -> {job.output}: {n} frame{'s' * (n != 1)}, "
+            f"{builder.tracks_written} track{'s' * (builder.tracks_written != 1)}, {record['seconds']:.1f} s"
+        )
+
+    # -------------------------------------------------------------- render
+
+    def _render(self, job: Job, plan_obj: Plan, record: dict[str, Any]) -> None:
+        if record["input_sha256"] != plan_obj.input.get("sha256"):
+            raise VeilError(
+                f"{job.input}: does not match the plan {job.plan_path} (SHA-256 differs); the input changed "
+                "since it was scanned: scan it again"
+            )
+        for line in plan_obj.warnings:
+            record["warnings"].append(line)
+            self.reporter.warn(f"{job.plan_path}: {line}")
+        started = time.monotonic()
+        zones = [np.asarray(z["polygon"], dtype=np.float64) for z in plan_obj.zones]
+        renderer = FrameRenderer(self.settings, zones=zones, thumbnails=self.settings.report)
+        boxes = FrameBoxes(plan_obj)
+
+        def planned(frame: Frame) -> tuple[Detections, Detections, bool]:
+            masked, kept = boxes.at(frame.index)
+            return masked, kept, boxes.whole_frame(frame.index) is not None
+
+        def frames(source: VideoSource) -> Iterator[Any]:
+            for item in source.items():
+                if isinstance(item, AudioPacket):
+                    yield item
+                else:
+                    yield (item, *planned(item))
+
+        with atomic_output(job.output, self.settings.overwrite) as tmp:
+            if job.kind == "image":
+                self._image(job, tmp, record, renderer, planned)
+            else:
+                self._video(job, tmp, record, renderer, frames)
+            self._finish(job, tmp, plan_obj, record, renderer, started)
+        record["plan"] = str(job.plan_path)
+        record["plan_sha256"] = sha256_of(job.plan_path) if job.plan_path else None
+        record["decisions"] = decisions(plan_obj, self.reviewer)
+        record["timings"]["detect_s"] = 0.0
+        self._done(job, record)
+
+    # -------------------------------------------------------------- shared
+
+    def _image(
+        self,
+        job: Job,
+        tmp: Path,
+        record: dict[str, Any],
+        renderer: FrameRenderer,
+        boxes_for: Callable[[Frame], tuple[Detections, Detections, bool]],
+    ) -> dict[str, Any]:
         self.reporter.start_file(job.input.name, 1)
         decoded = read_image(job.input)
-        detections = self.detect(decoded.frame.image)
-        entry = self._redact(decoded.frame, detections)
+        frame = decoded.frame
+        masked, kept, whole = boxes_for(frame)
+        renderer.paint(frame, masked, kept, whole)
         alpha = decoded.alpha
         if alpha is not None:
-            for x1, y1, x2, y2 in (b["mask"] for b in entry["boxes"]):
-                alpha[y1:y2, x1:x2] = 255  # the fill must be visible, not transparent
+            # The fill must be visible, not transparent.
+            if whole:
+                alpha[:] = 255
+            for x1, y1, x2, y2 in renderer.redactor.mask_boxes(masked, frame.width, frame.height):
+                alpha[y1:y2, x1:x2] = 255
+            if renderer.redactor.zones:
+                import cv2
+
+                cv2.fillPoly(alpha, [np.round(z).astype(np.int32) for z in renderer.redactor.zones], 255)
         write_image(
             tmp,
-            decoded.frame.image,
+            frame.image,
             alpha,
             decoded.icc_profile,
             kept_exif(decoded.exif) if self.settings.keep_metadata else None,
@@ -355,36 +521,35 @@ class Pipeline:
             line = f"only the first of {decoded.info['frames_in_file']} pages is written"
             record["warnings"].append(line)
             self.reporter.warn(f"{job.input}: {line}")
-        record.update(frames_processed=1, frames=[entry], width=decoded.frame.width, height=decoded.frame.height)
+        record.update(frames_processed=1, width=frame.width, height=frame.height)
+        return _image_info(frame)
 
-    def _video(self, job: Job, tmp: Path, record: dict[str, Any]) -> None:
-        # The tracker must see both ends of the longest gap between two detection passes.
-        stride = self.detect.max_stride
-        frames: list[dict[str, Any]] = []
-        with VideoSource(job.input, with_audio=self.settings.keep_audio) as source:
-            tags = dict(source.container.metadata) if self.settings.keep_metadata else None
+    def _video(
+        self,
+        job: Job,
+        tmp: Path,
+        record: dict[str, Any],
+        renderer: FrameRenderer,
+        frames: Callable[[VideoSource], Iterator[Any]],
+    ) -> dict[str, Any]:
+        settings = self.settings
+        with VideoSource(job.input, with_audio=settings.keep_audio) as source:
+            tags = dict(source.container.metadata) if settings.keep_metadata else None
             sink = VideoSink(
-                tmp, source.info, keep_audio=self.settings.keep_audio, tags=tags, speed=self.preset.encoder_speed
-            )
-            tracker = LookaheadTracker.for_video(
-                float(source.info.rate) if source.info.rate else None,
-                self.settings.lookahead_s,
-                stride=stride,
-                detect=self.detect,
+                tmp,
+                source.info,
+                keep_audio=settings.keep_audio,
+                tags=tags,
+                speed=settings.preset_obj.encoder_speed,
             )
             self.reporter.start_file(job.input.name, source.expected_frames)
             try:
-                for item in source.items():
+                for item in frames(source):
                     if isinstance(item, AudioPacket):
                         sink.write_audio(item)
                         continue
-                    detections = self.detect(item.image, item.index)
-                    for frame, final in tracker.push(item, detections):
-                        frames.append(self._redact(frame, final))
-                        sink.write_frame(frame)
-                        self.reporter.advance()
-                for frame, final in tracker.flush():
-                    frames.append(self._redact(frame, final))
+                    frame, masked, kept, whole = item
+                    renderer.paint(frame, masked, kept, whole)
                     sink.write_frame(frame)
                     self.reporter.advance()
                 sink.close()
@@ -394,19 +559,128 @@ class Pipeline:
             finally:
                 self.reporter.end_file()
             info = source.info
-        if sink.frames_written != source.frames_decoded:
-            raise VeilError(f"{job.input}: wrote {sink.frames_written} of {source.frames_decoded} frames")
-        record.update(
-            frames_processed=sink.frames_written,
-            width=info.width,
-            height=info.height,
-            rotation=info.rotation,
-            frame_rate=str(info.rate) if info.rate else None,
-            audio=list(sink.audio_mode.values()) if self.settings.keep_audio else "dropped (--no-audio)",
-            streams_dropped=info.dropped_streams,
-            tracks=tracker.summary(),
-            frames=frames,
+            if sink.frames_written != source.frames_decoded:
+                raise VeilError(f"{job.input}: wrote {sink.frames_written} of {source.frames_decoded} frames")
+            record.update(
+                frames_processed=sink.frames_written,
+                width=info.width,
+                height=info.height,
+                rotation=info.rotation,
+                frame_rate=str(info.rate) if info.rate else None,
+                audio=list(sink.audio_mode.values()) if settings.keep_audio else "dropped (--no-audio)",
+                streams_dropped=info.dropped_streams,
+            )
+            return _video_info(source)
+
+    def _write_plan(
+        self,
+        path: Path,
+        job: Job,
+        record: dict[str, Any],
+        info: dict[str, Any],
+        flags: list[dict[str, Any]],
+        builder: PlanBuilder,
+    ) -> None:
+        header = Plan(
+            input={
+                "path": str(job.input.resolve()),
+                "sha256": record["input_sha256"],
+                "size": job.input.stat().st_size,
+                **info,
+            },
+            settings={**self.settings.to_json(), "detectors": self.detect.describe()},
+            review={"flags": flags},
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        ).header_json()
+        with atomic_output(path, overwrite=True) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+            write_plan_stream(fh, header, builder.track_lines())
+        record["tracks"] = builder.summary
+
+    def _finish(
+        self, job: Job, tmp: Path, plan_obj: Plan, record: dict[str, Any], renderer: FrameRenderer, started: float
+    ) -> None:
+        """Verify the finished temporary output against its plan, then check its metadata; either
+        failing fails the file, so the output is never renamed into place."""
+        result = verify(plan_obj, tmp, self.settings, job.input)
+        record["verify"] = result.to_json()
+        if not result.ok:
+            raise VeilError(f"{job.input}: {result.summary()}; nothing written")
+        meta_started = time.monotonic()
+        record["metadata"], meta_warnings = check_output(job.input, tmp, self.settings.keep_metadata)
+        for line in meta_warnings:
+            record["warnings"].append(line)
+            self.reporter.warn(f"{job.input}: {line}")
+        total = time.monotonic() - started
+        record["timings"] = {
+            "total_s": round(total, 3),
+            "verify_s": round(result.seconds, 3),
+            "metadata_check_s": round(time.monotonic() - meta_started, 3),
+        }
+        record["counts"] = renderer.counts()
+        record["review"] = renderer.review.flags()
+        record["warnings"].extend(renderer.review.warnings())
+        # Not written to the JSON (keys starting with "_"); the HTML report shows them.
+        record["_thumbnails"] = renderer.sampler.result() if renderer.sampler is not None else []
+
+    def _done(self, job: Job, record: dict[str, Any]) -> None:
+        record["output_sha256"] = sha256_of(job.output)
+        n = record["frames_processed"]
+        regions = record["counts"]["regions"]
+        seconds = record["timings"]["total_s"]
+        rate = f", {n / seconds:.1f} fps" if job.kind == "video" and seconds else ""
+        self.reporter.info(
+            f"[green]done[/] {job.input} -> {job.output}: {n} frame{'s' * (n != 1)}, "
+            f"{regions} region{'s' * (regions != 1)} redacted, verified, {seconds:.1f} s{rate}"
         )
+
+
+def _image_info(frame: Frame) -> dict[str, Any]:
+    return {"kind": "image", "width": frame.width, "height": frame.height, "frames": 1}
+
+
+def _video_info(source: VideoSource) -> dict[str, Any]:
+    info = source.info
+    rot = info.rotation % 180 != 0
+    return {
+        "kind": "video",
+        # Plan coordinates are those of the upright picture.
+        "width": info.height if rot else info.width,
+        "height": info.width if rot else info.height,
+        "frames": source.frames_decoded,
+        "frame_rate": str(info.rate) if info.rate else None,
+        "time_base": str(info.time_base),
+        "rotation": info.rotation,
+        "duration_s": info.duration_s,
+    }
+
+
+def decisions(plan_obj: Plan, reviewer: str | None) -> list[dict[str, Any]]:
+    """Every human decision in a plan, for the audit report: tracks kept visible or added by
+    hand, whole-frame ranges, and what the review page logged (with who and when)."""
+    logged = {d.get("track"): d for d in plan_obj.review.get("decisions", []) if isinstance(d, dict)}
+    who = reviewer or plan_obj.review.get("reviewer")
+    out: list[dict[str, Any]] = []
+    for track in plan_obj.tracks:
+        if track.redact and track.source == "detector":
+            continue
+        entry = {
+            "track": track.id,
+            "label": track.label,
+            "decision": "kept visible" if not track.redact else "added by hand",
+            "reason": track.reason,
+            "reviewer": logged.get(track.id, {}).get("reviewer") or who,
+            "time": logged.get(track.id, {}).get("time"),
+            "frames": [track.first, track.last],
+        }
+        if track.source == "manual" and not track.redact:
+            entry["decision"] = "added by hand, kept visible"
+        out.append(entry)
+    for rng in plan_obj.frame_ranges:
+        out.append({"decision": "whole frames masked", "frames": [rng.start, rng.end], "reason": rng.reason,
+                    "reviewer": who})  # fmt: skip
+    if plan_obj.review.get("reviewed"):
+        out.append({"decision": "marked reviewed", **plan_obj.review["reviewed"]})
+    return out
 
 
 def report_header(pipeline: Pipeline) -> dict[str, Any]:

@@ -1,9 +1,15 @@
-"""The audit report: what veil did to every input, as JSON."""
+"""The audit report: what veil did to every input, as JSON (plus an HTML view beside it).
+
+Per-frame boxes are not held in memory: each file's plan (every box of every frame, written to
+disk as it was made) is copied into the JSON report from its file, so a report for an hour of
+video costs the memory of its summary only.
+"""
 
 from __future__ import annotations
 
 import json
 import platform
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,12 +31,6 @@ def build_report(pipeline: Pipeline, results: list[FileResult], argv: list[str])
     }
 
 
-def _public(report: dict[str, Any]) -> dict[str, Any]:
-    """The JSON record: file-level keys starting with "_" (thumbnails) are for the HTML only."""
-    files = [{k: v for k, v in f.items() if not k.startswith("_")} for f in report.get("files", [])]
-    return {**report, "files": files}
-
-
 def html_path(path: Path) -> Path:
     """`report.json` -> `report.html`, beside it."""
     return path.with_suffix(".html") if path.suffix.lower() != ".html" else path.with_name(path.name + ".html")
@@ -40,9 +40,28 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
     """Write the JSON audit report and the human-readable HTML report beside it."""
     from veil.report_html import render_html
 
-    with atomic_output(path, overwrite=True) as tmp:
-        # No indent: only then does json use its C encoder (10x faster on per-frame records);
-        # the HTML report beside it is the human-readable view.
-        tmp.write_text(json.dumps(_public(report), ensure_ascii=False) + "\n", encoding="utf-8")
+    files = []
+    plans: list[Path | None] = []
+    for f in report.get("files", []):
+        plan_file = f.get("_plan_file") or (f.get("plan") if f.get("status") == "ok" else None)
+        plans.append(Path(plan_file) if plan_file and Path(plan_file).is_file() else None)
+        # Keys starting with "_" (thumbnails, temporary paths) are for the HTML only.
+        files.append({k: v for k, v in f.items() if not k.startswith("_")})
+    # No indent: only then does json use its C encoder; the HTML report is the readable view.
+    head = json.dumps({**report, "files": []}, ensure_ascii=False)[: -len("[]}")]
+    with atomic_output(path, overwrite=True) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        out.write(head + "[")
+        for i, (f, plan_file) in enumerate(zip(files, plans, strict=True)):
+            out.write("," if i else "")
+            text = json.dumps(f, ensure_ascii=False)
+            if plan_file is None:
+                out.write(text)
+                continue
+            # Every box of every frame: the file's plan, copied from disk, not from memory.
+            out.write(text[:-1] + ', "plan_content": ')
+            with open(plan_file, encoding="utf-8") as src:
+                shutil.copyfileobj(src, out)
+            out.write("}")
+        out.write("]}\n")
     with atomic_output(html_path(path), overwrite=True) as tmp:
         tmp.write_text(render_html(report, json_name=path.name), encoding="utf-8")

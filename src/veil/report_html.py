@@ -125,12 +125,12 @@ def _file(no: int, f: dict[str, Any], low_threshold: float) -> str:
     title = _e(f.get("input", "?"))
     if f.get("status") != "ok":
         return f'<h2>{title}</h2><p class="err">Failed, nothing written: {_e(f.get("error", ""))}</p>'
-    frames = f.get("frames", [])
-    regions = sum(len(x.get("boxes", [])) for x in frames)
-    filled = sum(1 for x in frames for b in x.get("boxes", []) if b.get("filled"))
-    with_boxes = sum(1 for x in frames if x.get("boxes"))
+    counts = f.get("counts", {})
+    regions = counts.get("regions", 0)
+    filled = counts.get("regions_inferred", 0)
+    with_boxes = counts.get("frames_with_regions", 0)
     cards = [
-        ("frames", f.get("frames_processed", len(frames))),
+        ("frames", f.get("frames_processed", 0)),
         ("regions redacted", regions),
         ("frames with redactions", with_boxes),
         ("tracker-filled boxes", filled),
@@ -146,6 +146,17 @@ def _file(no: int, f: dict[str, Any], low_threshold: float) -> str:
         ("output SHA-256", f"<code>{_e(f.get('output_sha256', ''))}</code>"),
         ("size", _e(f"{f.get('width')} x {f.get('height')}")),
     ]
+    if f.get("plan_sha256"):
+        details.append(("plan SHA-256", f"<code>{_e(f['plan_sha256'])}</code>"))
+    verify = f.get("verify")
+    if verify:
+        state = "ok" if verify.get("ok") else "err"
+        text = (
+            f"{verify.get('regions_checked')} masked regions in {verify.get('frames_checked')} frames present"
+            if verify.get("ok")
+            else f"FAILED: {verify.get('regions_failed')} regions missing"
+        )
+        details.append(("verified from output pixels", f'<span class="{state}">{_e(text)}</span>'))
     for key in ("frame_rate", "rotation", "audio", "streams_dropped"):
         if key in f:
             value = f[key]
@@ -155,6 +166,17 @@ def _file(no: int, f: dict[str, Any], low_threshold: float) -> str:
         details.append(("timings", _e(", ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in timings.items()))))
     out.append(f"<table>{_rows(details)}</table>")
     out.append(f"<h3>Metadata</h3>{_metadata(f.get('metadata'))}")
+    decisions = f.get("decisions") or []
+    if decisions:
+        rows = "".join(
+            f"<tr><td>{_e(d.get('decision'))}</td><td>{_e(d.get('track', ''))}</td><td>{_e(d.get('frames', ''))}</td>"
+            f"<td>{_e(d.get('reason') or '')}</td><td>{_e(d.get('reviewer') or '')}</td><td>{_e(d.get('time') or '')}</td></tr>"
+            for d in decisions
+        )
+        out.append(
+            "<h3>Human decisions</h3><table><tr><th>decision</th><th>track</th><th>frames</th><th>reason</th>"
+            f"<th>reviewer</th><th>time</th></tr>{rows}</table>"
+        )
     warnings = f.get("warnings") or []
     if warnings:
         out.append('<h3>Warnings</h3><ul class="warn">' + "".join(f"<li>{_e(w)}</li>" for w in warnings) + "</ul>")

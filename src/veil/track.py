@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -179,9 +178,9 @@ class LookaheadTracker:
     """Tracker with a bounded look-ahead window; see the module docstring.
 
     `window`: frames held back (the look-ahead, and how far a track is extended backwards
-    before its first detection and forwards after its last). `detect`: optional detector
-    called on a frame the pipeline skipped (detection stride) when that frame starts a new
-    shot, so a stride never leaves the first frames of a shot to guesswork.
+    before its first detection and forwards after its last). Scene cuts are found by the
+    caller's loop (which also runs the detector on a cut frame the stride would skip, so the
+    first frames of a shot are never left to guesswork) and passed to `push`.
     """
 
     # How far an inferred box may be off, in scene coordinates (camera motion removed); chosen
@@ -211,8 +210,6 @@ class LookaheadTracker:
         self,
         window: int = 30,
         stride: int = 1,
-        detect: Callable[[np.ndarray], Detections] | None = None,
-        cut_detector: CutDetector | None = None,
         match_iou: float = 0.15,
         camera: CameraMotion | None = None,
         follow_camera: bool = True,
@@ -222,8 +219,6 @@ class LookaheadTracker:
         self.stride = max(1, stride)
         # Frames between two detection passes can only be interpolated if both ends are seen.
         self.window = max(window, self.stride - 1)
-        self.detect = detect
-        self.cuts = cut_detector if cut_detector is not None else CutDetector()
         self.camera = (camera if camera is not None else CameraMotion()) if follow_camera else None
         # Per held frame: 3x3 transform from its pixels to its shot's scene coordinates; and that
         # of the last frame pushed, which the next frame's transform chains from.
@@ -251,24 +246,20 @@ class LookaheadTracker:
         fps: float | None,
         lookahead_s: float = 1.0,
         stride: int = 1,
-        detect: Callable[[np.ndarray], Detections] | None = None,
     ) -> LookaheadTracker:
         rate = fps if fps and fps > 0 else 30.0
-        return cls(window=int(round(max(lookahead_s, 0.0) * rate)), stride=stride, detect=detect)
+        return cls(window=int(round(max(lookahead_s, 0.0) * rate)), stride=stride)
 
     # ------------------------------------------------------------------ input
 
-    def push(self, frame: Frame, detections: Detections | None) -> list[tuple[Frame, Detections]]:
+    def push(self, frame: Frame, detections: Detections | None, cut: bool = False) -> list[tuple[Frame, Detections]]:
+        """Take frame `frame` and its detections (None: the detector did not run on it); `cut`:
+        it starts a new shot. Returns the frames that are final, in order."""
         index = frame.index
-        cut = False
-        if self._last_index >= 0 and self.cuts(frame.image):
-            cut = True
+        cut = cut and self._last_index >= 0
+        if cut:
             self.shot += 1
             self.cut_frames.append(index)
-            if detections is None and self.detect is not None:
-                detections = self.detect(frame.image)
-        elif self._last_index < 0:
-            self.cuts(frame.image)  # first frame: remember its features
         self._track_camera(index, frame.image, cut or self._last_index < 0)
         self._last_index = index
         if detections is not None:

@@ -1,0 +1,58 @@
+"""What veil can redact: one entry per class, so adding a class is one entry here (and a
+detector file in detectors/).
+
+`label` is the name boxes of the class carry in detections, plans and reports; `detector` the
+registry name of the detector that finds them; `margin` the share of the box added on each side
+(None: the preset's, which is chosen for faces); `isotropic` grows every side by a share of the
+box's shorter side (a line of text grows by a share of its height, not of its length);
+`video_stride` runs the detector on every k-th frame the face detector runs on, because the
+tracker follows the camera between; `reads` names a class whose network output this one reuses
+on the same frame (plates are found among text lines).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RedactionClass:
+    name: str
+    label: str
+    detector: str
+    margin: float | None = None
+    isotropic: bool = False
+    video_stride: int = 1
+    reads: str | None = None
+
+
+# Text and plates: the PP-OCR network costs about twice CenterFace and text moves with the
+# camera, which the tracker follows, so it runs on every third face-detection frame.
+TEXT_STRIDE = 3
+
+CLASSES: dict[str, RedactionClass] = {
+    c.name: c
+    for c in (
+        RedactionClass("faces", "face", "centerface"),
+        # Plate boxes already include the plate's frame (detectors/plates.py), so they need only
+        # a little slack; a face margin would double the masked area for nothing.
+        RedactionClass("plates", "plate", "plates", margin=0.1, isotropic=True, video_stride=TEXT_STRIDE, reads="text"),
+        RedactionClass("text", "text", "text", isotropic=True, video_stride=TEXT_STRIDE),
+    )
+}
+BY_LABEL: dict[str, RedactionClass] = {c.label: c for c in CLASSES.values()}
+
+
+def parse_classes(text: str) -> tuple[str, ...]:
+    """`faces,plates` or `all` to class names, in the table's order; unknown names are an error."""
+    from veil.errors import VeilError
+
+    items = [c.strip() for c in text.split(",") if c.strip()]
+    if items == ["all"]:
+        return tuple(CLASSES)
+    unknown = [c for c in items if c not in CLASSES]
+    if unknown or not items:
+        raise VeilError(
+            f"--redact: unknown class {', '.join(unknown) or text!r}; choose from {', '.join(CLASSES)}, all"
+        )
+    return tuple(dict.fromkeys(items))

@@ -1,0 +1,86 @@
+"""Settings, resolved and validated once: every option's check lives here, and the rest of veil
+reads a frozen `Settings` whose values are final (the preset's margin and threshold already
+applied, the output format normalised)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from veil.classes import CLASSES
+from veil.errors import VeilError
+from veil.presets import Preset, get_preset
+
+
+@dataclass(frozen=True)
+class Settings:
+    preset: str = "balanced"
+    # None: the preset's value. After construction `threshold` and `margin` hold the values used.
+    threshold: float | None = None
+    margin: float | None = None
+    mask: str = "solid"
+    # None: black. Only the solid mask has a colour; giving one with blur or pixelate is an error.
+    mask_color: str | None = None
+    classes: tuple[str, ...] = ("faces",)
+    output_format: str | None = None
+    overwrite: bool = False
+    keep_audio: bool = True
+    keep_metadata: bool = False
+    # Video: seconds of frames read ahead so tracks extend before their first detection.
+    lookahead_s: float = 1.0
+    # A report was asked for: collect what only the report needs (contact-sheet thumbnails).
+    report: bool = False
+    preset_obj: Preset = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        preset = get_preset(self.preset)
+        object.__setattr__(self, "preset_obj", preset)
+        threshold = preset.threshold if self.threshold is None else float(self.threshold)
+        if not 0.0 < threshold <= 1.0:
+            raise VeilError(f"--threshold must be between 0 and 1, got {threshold}")
+        object.__setattr__(self, "threshold", threshold)
+        margin = preset.margin if self.margin is None else float(self.margin)
+        if margin < 0 or margin > 5:
+            raise VeilError(f"--margin must be between 0 and 5, got {margin}")
+        object.__setattr__(self, "margin", margin)
+        from veil.masks import available
+
+        if self.mask not in available():
+            raise VeilError(f"unknown mask {self.mask!r}; choose one of {', '.join(available())}")
+        if self.mask_color is not None and self.mask != "solid":
+            raise VeilError(f"--mask-color applies to the solid mask only, not to {self.mask}")
+        if self.mask == "solid":
+            from veil.masks.solid import parse_color
+
+            parse_color(self.mask_color or "black")
+        classes = tuple(self.classes)
+        unknown = [c for c in classes if c not in CLASSES]
+        if unknown or not classes:
+            raise VeilError(f"unknown class {', '.join(unknown) or '(none)'}; choose from {', '.join(CLASSES)}")
+        object.__setattr__(self, "classes", classes)
+        if self.lookahead_s < 0:
+            raise VeilError("--lookahead must be 0 or more")
+        fmt = self.output_format
+        if fmt:
+            from veil.sink import PIL_FORMATS
+            from veil.source import VIDEO_EXTS
+
+            fmt = ("" if fmt.startswith(".") else ".") + fmt.lower()
+            if fmt not in set(PIL_FORMATS) | VIDEO_EXTS:
+                raise VeilError(f"unknown output format {self.output_format!r}")
+            object.__setattr__(self, "output_format", fmt)
+
+    def mask_options(self) -> dict[str, Any]:
+        return {"color": self.mask_color or "black"} if self.mask == "solid" else {}
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings a plan records: what decides what is found and how it is painted."""
+        return {
+            "preset": self.preset,
+            "threshold": self.threshold,
+            "margin": self.margin,
+            "mask": self.mask,
+            "mask_color": self.mask_color,
+            "classes": list(self.classes),
+            "lookahead_s": self.lookahead_s,
+        }

@@ -1,0 +1,540 @@
+"""The redaction plan: what to mask in which frame, the contract between analysis and rendering.
+
+`veil scan` writes a plan, people and the review page edit it, `veil render` applies it, and
+`veil verify` checks an output against it. The schema is documented in docs/plan.md; this
+module is its only reader and writer.
+
+A track covers every frame from its first box to its last. Frames with no stored box get the
+linear interpolation of the stored boxes on either side (`interpolate`). The scanner stores
+every detected box and drops an inferred box only when that interpolation reproduces it
+exactly at the plan's precision (`simplify`), so a plan renders the same pixels as the run that
+made it, while runs of inferred boxes (detection strides, gaps, look-ahead) cost a few
+keyframes instead of one record per frame. Manual tracks use the same rule: their boxes are
+keyframes, and a manual track with one box covers that frame only.
+
+Fail closed: a track whose `redact` is missing or not a boolean is redacted; a plan that does
+not parse, has a newer version or a malformed box is refused with a line that names the problem.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from veil import __version__
+from veil.errors import VeilError
+from veil.types import Detections
+
+PLAN_VERSION = 1
+# Plan coordinates are pixels rounded to this many decimals: finer than any mask edge (masks
+# are painted on whole pixels, rounded outwards), coarse enough to keep the file small.
+DECIMALS = 1
+# A run of inferred boxes is stored with at least one keyframe every this many frames, so
+# simplification stays linear in the track's length.
+MAX_KEYFRAME_GAP = 64
+AUDIO_MODES = ("keep", "mute", "bleep", "disguise")
+SOURCES = ("detector", "manual")
+
+
+class PlanError(VeilError):
+    """A plan that cannot be used as it is; the message names the file and the problem."""
+
+
+def quantize(xyxy: np.ndarray) -> np.ndarray:
+    """Boxes as the plan stores them (float64, DECIMALS places): every path that paints a box
+    first passes it through here, so a plan on disk and the run that wrote it agree exactly."""
+    return np.round(np.asarray(xyxy, dtype=np.float64), DECIMALS)
+
+
+def interpolate(a: np.ndarray, b: np.ndarray, fa: int, fb: int, frame: int) -> np.ndarray:
+    """The box at `frame` on the straight line from box `a` (at `fa`) to box `b` (at `fb`)."""
+    return quantize(a + (b - a) * ((frame - fa) / (fb - fa)))
+
+
+# ----------------------------------------------------------------------------- values
+
+
+@dataclass
+class PlanBox:
+    frame: int
+    box: np.ndarray  # float64 x1, y1, x2, y2 in pixels of the upright frame
+    detected: bool = False
+    score: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"frame": self.frame, "box": [float(v) for v in self.box]}
+        if self.detected:
+            out["detected"] = True
+            if self.score is not None:
+                out["score"] = round(float(self.score), 3)
+        return out
+
+
+@dataclass
+class Track:
+    id: int
+    label: str
+    boxes: list[PlanBox]
+    redact: bool = True
+    source: str = "detector"
+    reason: str | None = None
+    # Keys veil does not know (e.g. written by a newer review page) are kept as they were.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def first(self) -> int:
+        return self.boxes[0].frame
+
+    @property
+    def last(self) -> int:
+        return self.boxes[-1].frame
+
+    def box_at(self, frame: int) -> tuple[np.ndarray, PlanBox | None] | None:
+        """(box, the stored box if `frame` has one) or None when the track is not in `frame`."""
+        frames = [b.frame for b in self.boxes] if len(self.boxes) < 8 else self._frames()
+        pos = bisect.bisect_left(frames, frame)
+        if pos < len(frames) and frames[pos] == frame:
+            return self.boxes[pos].box, self.boxes[pos]
+        if pos == 0 or pos == len(frames):
+            return None
+        a, b = self.boxes[pos - 1], self.boxes[pos]
+        return interpolate(a.box, b.box, a.frame, b.frame, frame), None
+
+    def _frames(self) -> list[int]:
+        cached = self.extra.get("_frames")
+        if cached is None or len(cached) != len(self.boxes):
+            cached = [b.frame for b in self.boxes]
+            self.extra["_frames"] = cached
+        return cached
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "label": self.label,
+            "redact": self.redact,
+            "source": self.source,
+        }
+        if self.reason:
+            out["reason"] = self.reason
+        out.update({k: v for k, v in self.extra.items() if not k.startswith("_")})
+        out["boxes"] = [b.to_json() for b in self.boxes]
+        return out
+
+
+@dataclass
+class FrameRange:
+    """Every pixel of frames `start`..`end` (inclusive) is masked."""
+
+    start: int
+    end: int
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"start": self.start, "end": self.end}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass
+class Plan:
+    input: dict[str, Any]
+    settings: dict[str, Any]
+    tracks: list[Track] = field(default_factory=list)
+    frame_ranges: list[FrameRange] = field(default_factory=list)
+    zones: list[dict[str, Any]] = field(default_factory=list)
+    audio: dict[str, Any] = field(default_factory=lambda: {"mode": "keep", "ranges": []})
+    review: dict[str, Any] = field(default_factory=dict)
+    created: str | None = None
+    veil_version: str = __version__
+    # Lines about fail-closed repairs made while loading (e.g. a malformed decision).
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def frames(self) -> int:
+        return int(self.input.get("frames") or 1)
+
+    def header_json(self) -> dict[str, Any]:
+        """Everything but the tracks, in the order the file lists it."""
+        return {
+            "veil_plan": PLAN_VERSION,
+            "veil_version": self.veil_version,
+            "created": self.created,
+            "input": self.input,
+            "settings": self.settings,
+            "frame_ranges": [r.to_json() for r in self.frame_ranges],
+            "zones": self.zones,
+            "audio": self.audio,
+            "review": self.review,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.header_json(), "tracks": [t.to_json() for t in self.tracks]}
+
+    def next_track_id(self) -> int:
+        return max((t.id for t in self.tracks), default=-1) + 1
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and check a plan; every problem is a PlanError naming the file and what is wrong."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError(f"{path}: no such plan file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError(f"{path}: cannot read plan ({exc})") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanError(f"{path}: not a veil plan: invalid JSON at line {exc.lineno} ({exc.msg})") from None
+    return plan_from_json(data, str(path))
+
+
+def plan_from_json(data: Any, where: str = "plan") -> Plan:
+    if not isinstance(data, dict) or "veil_plan" not in data:
+        raise PlanError(f'{where}: not a veil plan (no "veil_plan" version)')
+    version = data["veil_plan"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise PlanError(f"{where}: veil_plan: expected a version number, got {version!r}")
+    if version > PLAN_VERSION:
+        raise PlanError(f"{where}: plan version {version} is newer than this veil reads ({PLAN_VERSION}); upgrade veil")
+    warnings: list[str] = []
+    inp = _need(data, "input", dict, where)
+    for key, kind in (("sha256", str), ("kind", str)):
+        _need(inp, key, kind, f"{where}: input")
+    if inp["kind"] not in ("image", "video"):
+        raise PlanError(f"{where}: input.kind: expected image or video, got {inp['kind']!r}")
+    frames = inp.get("frames")
+    if frames is not None and (not isinstance(frames, int) or frames < 1):
+        raise PlanError(f"{where}: input.frames: expected a positive frame count, got {frames!r}")
+    settings = data.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise PlanError(f"{where}: settings: expected an object")
+
+    tracks: list[Track] = []
+    seen: set[int] = set()
+    raw_tracks = _need(data, "tracks", list, where)
+    for i, raw in enumerate(raw_tracks):
+        track = _track(raw, f"{where}: tracks[{i}]", warnings)
+        if track.id in seen:
+            raise PlanError(f"{where}: tracks[{i}].id: {track.id} is used twice; ids must be unique")
+        seen.add(track.id)
+        tracks.append(track)
+
+    ranges = []
+    for i, raw in enumerate(data.get("frame_ranges") or []):
+        at = f"{where}: frame_ranges[{i}]"
+        if not isinstance(raw, dict):
+            raise PlanError(f"{at}: expected an object with start and end")
+        start, end = _int(raw.get("start"), f"{at}.start"), _int(raw.get("end"), f"{at}.end")
+        if start < 0 or end < start:
+            raise PlanError(f"{at}: expected 0 <= start <= end, got {start}-{end}")
+        ranges.append(FrameRange(start, end, raw.get("reason")))
+
+    zones = data.get("zones") or []
+    if not isinstance(zones, list):
+        raise PlanError(f"{where}: zones: expected a list")
+    for i, zone in enumerate(zones):
+        polygon = zone.get("polygon") if isinstance(zone, dict) else None
+        if not isinstance(polygon, list) or len(polygon) < 3 or not all(_is_point(p) for p in polygon):
+            raise PlanError(f"{where}: zones[{i}].polygon: expected 3 or more [x, y] points")
+
+    audio = data.get("audio") or {"mode": "keep", "ranges": []}
+    if not isinstance(audio, dict) or audio.get("mode", "keep") not in AUDIO_MODES:
+        raise PlanError(f"{where}: audio.mode: expected one of {', '.join(AUDIO_MODES)}")
+    for i, rng in enumerate(audio.get("ranges") or []):
+        ok = isinstance(rng, list | tuple) and len(rng) == 2 and all(_is_number(v) for v in rng)
+        if not ok or not 0 <= rng[0] < rng[1]:
+            raise PlanError(f"{where}: audio.ranges[{i}]: expected [start_s, end_s] with start < end")
+    review = data.get("review") or {}
+    if not isinstance(review, dict):
+        raise PlanError(f"{where}: review: expected an object")
+    return Plan(
+        input=inp,
+        settings=settings,
+        tracks=tracks,
+        frame_ranges=ranges,
+        zones=zones,
+        audio=audio,
+        review=review,
+        created=data.get("created"),
+        veil_version=str(data.get("veil_version") or ""),
+        warnings=warnings,
+    )
+
+
+def _track(raw: Any, at: str, warnings: list[str]) -> Track:
+    if not isinstance(raw, dict):
+        raise PlanError(f"{at}: expected an object")
+    track_id = _int(raw.get("id"), f"{at}.id")
+    label = raw.get("label", "face")
+    if not isinstance(label, str) or not label:
+        raise PlanError(f"{at}.label: expected a name such as face, plate or text")
+    redact = raw.get("redact", True)
+    if not isinstance(redact, bool):
+        # Fail closed: only an explicit `false` keeps a track visible.
+        warnings.append(f"track {track_id}: redact is {redact!r}, not true or false; it is redacted")
+        redact = True
+    source = raw.get("source", "detector")
+    if source not in SOURCES:
+        raise PlanError(f"{at}.source: expected detector or manual, got {source!r}")
+    raw_boxes = raw.get("boxes")
+    if not isinstance(raw_boxes, list) or not raw_boxes:
+        raise PlanError(f"{at}.boxes: expected a non-empty list of {{frame, box}}")
+    boxes = []
+    last = -1
+    for j, rb in enumerate(raw_boxes):
+        bat = f"{at}.boxes[{j}]"
+        if not isinstance(rb, dict):
+            raise PlanError(f'{bat}: expected {{"frame": N, "box": [x1, y1, x2, y2]}}')
+        frame = _int(rb.get("frame"), f"{bat}.frame")
+        if frame < 0 or frame <= last:
+            raise PlanError(f"{bat}.frame: frames must be 0 or more and increase along a track")
+        last = frame
+        box = rb.get("box")
+        if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
+            raise PlanError(f"{bat}.box: expected [x1, y1, x2, y2] in pixels")
+        if not (box[2] > box[0] and box[3] > box[1]):
+            raise PlanError(f"{bat}.box: x2 must exceed x1 and y2 exceed y1, got {box}")
+        score = rb.get("score")
+        boxes.append(
+            PlanBox(frame, quantize(box), bool(rb.get("detected", False)), float(score) if _is_number(score) else None)
+        )
+    known = {"id", "label", "redact", "source", "reason", "boxes"}
+    extra = {k: v for k, v in raw.items() if k not in known}
+    reason = raw.get("reason")
+    return Track(track_id, label, boxes, redact, source, reason if isinstance(reason, str) else None, extra)
+
+
+def _need(obj: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in obj:
+        raise PlanError(f'{where}: missing "{key}"')
+    if not isinstance(obj[key], kind):
+        raise PlanError(f'{where}: "{key}" has the wrong type (expected {kind.__name__})')
+    return obj[key]
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def _is_point(p: Any) -> bool:
+    return isinstance(p, list | tuple) and len(p) == 2 and all(_is_number(v) for v in p)
+
+
+def _int(v: Any, at: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise PlanError(f"{at}: expected a whole number, got {v!r}")
+    return v
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def write_plan(plan: Plan, path: Path, overwrite: bool = True) -> None:
+    """Write `plan` atomically (temporary name, then rename)."""
+    from veil.sink import atomic_output
+
+    with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        write_plan_stream(fh, plan.header_json(), (json.dumps(t.to_json()) for t in plan.tracks))
+
+
+def write_plan_stream(fh: IO[str], header: dict[str, Any], track_lines: Iterator[str]) -> None:
+    """The plan file: the header's keys, then `"tracks"` with one track per line, so a plan of any
+    length is written without holding its tracks in memory and stays readable with `jq`."""
+    head = json.dumps(header, ensure_ascii=False)
+    fh.write(head[:-1] + ', "tracks": [')
+    first = True
+    for line in track_lines:
+        fh.write("\n" if first else ",\n")
+        fh.write(line)
+        first = False
+    fh.write("\n]}\n")
+
+
+def simplify(boxes: list[PlanBox]) -> list[PlanBox]:
+    """Drop inferred boxes that `interpolate` reproduces exactly from the boxes kept around them.
+
+    Detected boxes are always kept (they carry scores). The result renders every frame of the
+    track to exactly the same box as the input list.
+    """
+    if len(boxes) <= 2:
+        return list(boxes)
+    kept = [boxes[0]]
+    anchor = 0
+    i = 1
+    while i < len(boxes):
+        # Try to reach the farthest j such that everything strictly between anchor and j is an
+        # inferred box the line anchor -> j reproduces.
+        best = i
+        j = i + 1
+        while j < len(boxes) and j - anchor <= MAX_KEYFRAME_GAP and not boxes[j - 1].detected:
+            a, b = boxes[anchor], boxes[j]
+            if all(
+                np.array_equal(interpolate(a.box, b.box, a.frame, b.frame, boxes[k].frame), boxes[k].box)
+                for k in range(anchor + 1, j)
+            ):
+                best = j
+                j += 1
+            else:
+                break
+        kept.append(boxes[best])
+        anchor = best
+        i = best + 1
+    return kept
+
+
+class PlanBuilder:
+    """Turns the tracker's per-frame output into plan tracks as frames are emitted.
+
+    A tracker track becomes a plan track; when it skips a frame (its box left the picture) the
+    plan track ends and a new one starts, because a plan track covers every frame between its
+    first and last box. Finished tracks are simplified and written to a temporary file at once,
+    so memory holds only the tracks still on screen.
+    """
+
+    def __init__(self, spool_dir: Path | None = None) -> None:
+        self._open: dict[int, tuple[int, str, list[PlanBox]]] = {}  # tracker id -> (plan id, label, boxes)
+        self._next = 0
+        self._spool = tempfile.NamedTemporaryFile(
+            "w+", encoding="utf-8", suffix=".veil-tracks", dir=spool_dir, delete=False
+        )
+        self.tracks_written = 0
+        self.boxes_in = 0
+        self.boxes_kept = 0
+        self.summary: list[dict[str, Any]] = []
+
+    def add(self, frame: int, detections: Detections) -> Detections:
+        """Record frame `frame`'s boxes and return them as the plan will render them."""
+        xyxy = quantize(detections.xyxy)
+        present: set[int] = set()
+        plan_ids: list[int] = []
+        for i in range(len(detections)):
+            tid = int(detections.track_id[i])
+            if tid < 0:
+                tid = -1 - (frame << 16) - i  # an untracked box is a one-frame track
+            entry = self._open.get(tid)
+            if entry is None or entry[2][-1].frame != frame - 1:
+                if entry is not None:
+                    self._close(tid)
+                entry = (self._next, str(detections.label[i]), [])
+                self._next += 1
+                self._open[tid] = entry
+            detected = not bool(detections.filled[i])
+            score = float(detections.confidence[i]) if detected else None
+            entry[2].append(PlanBox(frame, xyxy[i], detected, score))
+            present.add(tid)
+            plan_ids.append(entry[0])
+            self.boxes_in += 1
+        for tid in [t for t in self._open if t not in present]:
+            self._close(tid)
+        return Detections(
+            xyxy.astype(np.float32),
+            detections.confidence,
+            detections.label,
+            np.asarray(plan_ids, dtype=np.int64),
+            detections.filled,
+        )
+
+    def _close(self, tid: int) -> None:
+        plan_id, label, boxes = self._open.pop(tid)
+        kept = simplify(boxes)
+        self.boxes_kept += len(kept)
+        track = Track(plan_id, label, kept)
+        self._spool.write(json.dumps(track.to_json()) + "\n")
+        self.tracks_written += 1
+        detected = sum(b.detected for b in boxes)
+        self.summary.append(
+            {
+                "track": plan_id,
+                "label": label,
+                "first_frame": boxes[0].frame,
+                "last_frame": boxes[-1].frame,
+                "frames_detected": detected,
+                "frames_filled": len(boxes) - detected,
+            }
+        )
+
+    def finish(self) -> None:
+        for tid in list(self._open):
+            self._close(tid)
+        self._spool.flush()
+
+    def track_lines(self) -> Iterator[str]:
+        self._spool.seek(0)
+        for line in self._spool:
+            if line.strip():
+                yield line.rstrip("\n")
+
+    def close(self) -> None:
+        name = self._spool.name
+        self._spool.close()
+        try:
+            os.unlink(name)
+        except FileNotFoundError:
+            pass
+
+
+# ----------------------------------------------------------------------------- rendering view
+
+
+class FrameBoxes:
+    """Per-frame view of a plan for renderers: the boxes to mask, and to keep, in frame order.
+
+    Frames must be asked for in increasing order (a video is rendered front to back); only the
+    tracks alive at the current frame are looked at, so a plan with thousands of tracks costs
+    per frame what its visible tracks cost.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self._pending = sorted(plan.tracks, key=lambda t: t.first)
+        self._next = 0
+        self._active: list[Track] = []
+        self._ranges = sorted(plan.frame_ranges, key=lambda r: r.start)
+
+    def whole_frame(self, frame: int) -> FrameRange | None:
+        for r in self._ranges:
+            if r.start <= frame <= r.end:
+                return r
+        return None
+
+    def at(self, frame: int) -> tuple[Detections, Detections]:
+        """(boxes to mask, boxes kept visible) in frame `frame`, as float32 Detections whose
+        `track_id` is the plan track's id and `filled` marks boxes not found by a detector."""
+        while self._next < len(self._pending) and self._pending[self._next].first <= frame:
+            self._active.append(self._pending[self._next])
+            self._next += 1
+        self._active = [t for t in self._active if t.last >= frame]
+        masked: list[tuple[Track, np.ndarray, PlanBox | None]] = []
+        kept: list[tuple[Track, np.ndarray, PlanBox | None]] = []
+        for track in self._active:
+            got = track.box_at(frame)
+            if got is None:
+                continue
+            (masked if track.redact else kept).append((track, *got))
+        return _detections(masked), _detections(kept)
+
+
+def _detections(items: list[tuple[Track, np.ndarray, PlanBox | None]]) -> Detections:
+    if not items:
+        return Detections.empty()
+    return Detections(
+        np.stack([box for _, box, _ in items]).astype(np.float32),
+        np.asarray(
+            [(stored.score if stored and stored.score is not None else 1.0) for _, _, stored in items],
+        ),
+        np.asarray([t.label for t, _, _ in items], dtype=object),
+        np.asarray([t.id for t, _, _ in items], dtype=np.int64),
+        np.asarray([not (stored and stored.detected) for _, _, stored in items], dtype=bool),
+    )

@@ -1,0 +1,64 @@
+"""Render: paint a plan's masks onto the input's frames and write the output.
+
+The same `FrameRenderer` paints for `veil render` (boxes from a plan file, `plan.FrameBoxes`)
+and for the one-shot `veil INPUT` (boxes from the tracker as they are emitted, already passed
+through `plan.PlanBuilder`, so they are exactly the boxes the plan written beside it holds).
+No detector runs here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from veil.boxes import to_pixels
+from veil.config import Settings
+from veil.masks import create as create_mask
+from veil.masks.solid import parse_color
+from veil.redact import Redactor
+from veil.review import ReviewLog, ThumbnailSampler
+from veil.types import Detections, Frame
+
+
+class FrameRenderer:
+    """Paints frames in place and keeps what the report needs (bounded), frame by frame."""
+
+    def __init__(self, settings: Settings, zones: list[np.ndarray] | None = None, thumbnails: bool = False) -> None:
+        self.settings = settings
+        self.mask = create_mask(settings.mask, **settings.mask_options())
+        fill = parse_color(settings.mask_color) if settings.mask == "solid" and settings.mask_color else (0, 0, 0)
+        self.redactor = Redactor(self.mask, float(settings.margin or 0.0), zones, fill)
+        self.review = ReviewLog()
+        self.sampler = ThumbnailSampler() if thumbnails else None
+        self.regions = 0
+        self.regions_inferred = 0
+        self.frames_with_regions = 0
+        self.frames_whole = 0
+        self.frames = 0
+
+    def paint(self, frame: Frame, masked: Detections, kept: Detections | None = None, whole: bool = False) -> None:
+        # Paint order is the plan's track order, so overlapping blurs come out the same from a
+        # plan as from the run that wrote it.
+        if len(masked) > 1:
+            masked = masked[np.argsort(masked.track_id, kind="stable")]
+        painted = self.redactor(frame.image, masked, whole_frame=whole)
+        self.frames += 1
+        self.regions += len(masked)
+        self.regions_inferred += int(masked.filled.sum())
+        self.frames_with_regions += bool(len(masked)) or whole
+        self.frames_whole += whole
+        priority, reasons = self.review.offer(frame.index, masked)
+        if self.sampler is not None:
+            hidden = (
+                to_pixels(kept.xyxy, frame.width, frame.height)
+                if kept is not None and len(kept)
+                else np.zeros((0, 4), np.int64)
+            )
+            self.sampler.offer(frame.image, frame.index, masked, painted, hidden, priority, reasons)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "regions": self.regions,
+            "regions_inferred": self.regions_inferred,
+            "frames_with_regions": self.frames_with_regions,
+            "frames_fully_masked": self.frames_whole,
+        }

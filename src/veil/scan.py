@@ -1,0 +1,39 @@
+"""The analysis loop of a video: decode -> (scene cut? stride?) -> detect -> track.
+
+Scene cuts and detection strides are decided here, in one place, before detection: the face
+detector runs on every `stride`-th frame with the preset's video options (the text network on
+every few of those, see classes.py); a frame that starts a new shot runs every detector with the
+image options even when the stride would skip it, so a shot never starts on guesswork. The
+tracker then only links and fills; it never calls a detector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from veil.detect import FrameDetector
+from veil.source import AudioPacket, VideoSource
+from veil.track import CutDetector, LookaheadTracker
+from veil.types import Detections, Frame
+
+
+def tracked_frames(
+    source: VideoSource, detector: FrameDetector, tracker: LookaheadTracker, cuts: CutDetector | None = None
+) -> Iterator[AudioPacket | tuple[Frame, Detections]]:
+    """Audio packets as they come, and each frame with its final boxes once the tracker's
+    look-ahead has seen far enough past it (frames come out in order, each exactly once)."""
+    cuts = cuts if cuts is not None else CutDetector()
+    for item in source.items():
+        if isinstance(item, AudioPacket):
+            yield item
+            continue
+        cut = cuts(item.image)  # the first frame only records its features
+        due = detector.due(item.index)
+        if due:
+            detections: Detections | None = detector.run(item.image, due, video=True)
+        elif cut:
+            detections = detector.run(item.image)
+        else:
+            detections = None
+        yield from tracker.push(item, detections, cut)
+    yield from tracker.flush()

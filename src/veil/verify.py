@@ -1,0 +1,180 @@
+"""Verify: prove from an output's pixels that every mask its plan asks for is there.
+
+For each frame of the output, every region the plan masks (boxes grown by their margin, whole
+frames, privacy zones) is compared with what the mask must look like there. A solid mask must
+show its colour; a blur or pixelate mask must match the input's region painted again with the
+same mask, which needs the input too. Lossy outputs (H.264, JPEG) are allowed their coding
+error: a region passes when nearly all of its inner pixels are within a tolerance, which a
+face left unmasked is not. A frame or region that fails is listed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from veil.config import Settings
+from veil.errors import VeilError
+from veil.masks.solid import parse_color
+from veil.plan import FrameBoxes, Plan
+from veil.redact import Redactor
+from veil.types import Frame
+
+LOSSLESS = {".png", ".tif", ".tiff", ".bmp"}
+# Lossy outputs: a pixel matches when every channel is within TOLERANCE of the expected value,
+# and a region passes when MIN_SHARE of its pixels (away from its edge, where 4:2:0 chroma and
+# block coding bleed across) match. A face left unmasked differs by far more in most pixels.
+TOLERANCE = 40
+MIN_SHARE = 0.9
+EDGE = 2
+MAX_LISTED = 100
+
+
+@dataclass
+class VerifyResult:
+    ok: bool = True
+    frames_checked: int = 0
+    regions_checked: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    failed_regions: int = 0
+    seconds: float = 0.0
+
+    def fail(self, entry: dict[str, Any]) -> None:
+        self.ok = False
+        self.failed_regions += 1
+        if len(self.failures) < MAX_LISTED:
+            self.failures.append(entry)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "frames_checked": self.frames_checked,
+            "regions_checked": self.regions_checked,
+            "regions_failed": self.failed_regions,
+            "failures": self.failures,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"verified: {self.regions_checked} masked regions in {self.frames_checked} frames all present"
+        first = self.failures[0] if self.failures else {}
+        return (
+            f"verify FAILED: {self.failed_regions} of {self.regions_checked} masked regions missing "
+            f"(first: frame {first.get('frame')}, {first.get('what')})"
+        )
+
+
+def verify(plan: Plan, output: Path, settings: Settings, source_path: Path | None = None) -> VerifyResult:
+    """Check `output` against `plan`; `source_path` (the plan's input) is read only for blur or
+    pixelate masks, whose expected pixels depend on the picture under them."""
+    started = time.monotonic()
+    result = VerifyResult()
+    lossless = output.suffix.lower() in LOSSLESS
+    solid = settings.mask == "solid"
+    color = np.asarray(parse_color(settings.mask_color or "black") if solid else (0, 0, 0), dtype=np.int16)
+    zones = [np.asarray(z["polygon"], dtype=np.float64) for z in plan.zones]
+    redactor = Redactor(_mask(settings), float(settings.margin or 0.0), zones)
+    boxes = FrameBoxes(plan)
+    originals = None
+    if not solid:
+        if source_path is None:
+            raise VeilError("verify: blur and pixelate masks need the plan's input to check against")
+        originals = _frames(source_path)
+    expected_frames = plan.frames
+    n = 0
+    for frame in _frames(output):
+        n += 1
+        original = next(originals) if originals is not None else None
+        _check_frame(frame, original, boxes, redactor, color, lossless, result)
+    if n != expected_frames:
+        result.fail({"frame": min(n, expected_frames), "what": f"output has {n} frames, the plan {expected_frames}"})
+    result.frames_checked = n
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _mask(settings: Settings) -> Any:
+    from veil.masks import create
+
+    return create(settings.mask, **settings.mask_options())
+
+
+def _frames(path: Path) -> Any:
+    from veil.source import VideoSource, media_kind
+
+    if media_kind(path) == "image":
+        with Image.open(path) as img:
+            yield Frame(np.asarray(img.convert("RGB")), 0)
+        return
+    with VideoSource(path, with_audio=False) as source:
+        yield from source.items()  # type: ignore[misc]
+
+
+def _check_frame(
+    frame: Frame,
+    original: Frame | None,
+    boxes: FrameBoxes,
+    redactor: Redactor,
+    color: np.ndarray,
+    lossless: bool,
+    result: VerifyResult,
+) -> None:
+    index = frame.index
+    masked, _kept = boxes.at(index)
+    whole = boxes.whole_frame(index) is not None
+    result.frames_checked += 1
+    h, w = frame.height, frame.width
+    if whole or redactor.zones:
+        expected = np.zeros((h, w), dtype=bool)
+        if whole:
+            expected[:] = True
+        else:
+            zone_img = np.zeros((h, w), np.uint8)
+            cv2.fillPoly(zone_img, [np.round(z).astype(np.int32) for z in redactor.zones], 255)
+            expected = zone_img > 0
+        result.regions_checked += 1
+        got = np.abs(frame.image.astype(np.int16) - np.asarray(redactor.fill, np.int16)).max(axis=2)
+        share = float((got[expected] <= (0 if lossless else TOLERANCE)).mean()) if expected.any() else 1.0
+        if share < (1.0 if lossless else MIN_SHARE):
+            what = "whole frame not masked" if whole else "privacy zone not masked"
+            result.fail({"frame": index, "what": what, "share_masked": round(share, 3)})
+        if whole:
+            return
+    if not len(masked):
+        return
+    if len(masked) > 1:
+        masked = masked[np.argsort(masked.track_id, kind="stable")]
+    pixel_boxes = redactor.mask_boxes(masked, w, h)
+    reference = None
+    if original is not None:
+        reference = original.image[:h, :w].copy()
+        redactor.paint_zones(reference)
+        for x1, y1, x2, y2 in pixel_boxes:
+            redactor.mask.apply(reference, (int(x1), int(y1), int(x2), int(y2)))
+    for i, (x1, y1, x2, y2) in enumerate(pixel_boxes.tolist()):
+        if x2 <= x1 or y2 <= y1:
+            continue  # wholly outside the picture
+        result.regions_checked += 1
+        e = 0 if lossless or min(x2 - x1, y2 - y1) <= 2 * EDGE + 2 else EDGE
+        region = frame.image[y1 + e : y2 - e, x1 + e : x2 - e].astype(np.int16)
+        want = color if reference is None else reference[y1 + e : y2 - e, x1 + e : x2 - e].astype(np.int16)
+        diff = np.abs(region - want).max(axis=2)
+        share = float((diff <= (0 if lossless else TOLERANCE)).mean())
+        if share < (1.0 if lossless else MIN_SHARE):
+            result.fail(
+                {
+                    "frame": index,
+                    "track": int(masked.track_id[i]),
+                    "label": str(masked.label[i]),
+                    "mask": [x1, y1, x2, y2],
+                    "what": f"{masked.label[i]} mask of track {int(masked.track_id[i])} missing",
+                    "share_masked": round(share, 3),
+                }
+            )
