@@ -194,7 +194,7 @@ def render_jobs(
     failed: list[FileResult] = []
     loaded: list[tuple[Path, Plan, Path]] = []
     walk = lambda d: sorted(d.rglob("*" + PLAN_SUFFIX))  # noqa: E731
-    for plan_path, base in _collect(plans, failed, walk):
+    for plan_path, _base in _collect(plans, failed, walk):
         try:
             plan_obj = load_plan(plan_path)
         except PlanError as exc:

@@ -19,6 +19,7 @@ not parse, has a newer version or a malformed box is refused with a line that na
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import os
 import tempfile
@@ -407,7 +408,8 @@ class PlanBuilder:
     def __init__(self, spool_dir: Path | None = None) -> None:
         self._open: dict[int, tuple[int, str, list[PlanBox]]] = {}  # tracker id -> (plan id, label, boxes)
         self._next = 0
-        self._spool = tempfile.NamedTemporaryFile(
+        # Closed by `close()`: the spool lives as long as the builder, not one block.
+        self._spool = tempfile.NamedTemporaryFile(  # noqa: SIM115
             "w+", encoding="utf-8", suffix=".veil-tracks", dir=spool_dir, delete=False
         )
         self.tracks_written = 0
@@ -480,10 +482,8 @@ class PlanBuilder:
     def close(self) -> None:
         name = self._spool.name
         self._spool.close()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(name)
-        except FileNotFoundError:
-            pass
 
 
 # ----------------------------------------------------------------------------- rendering view

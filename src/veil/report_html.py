@@ -168,11 +168,8 @@ def _file(no: int, f: dict[str, Any], low_threshold: float) -> str:
     out.append(f"<h3>Metadata</h3>{_metadata(f.get('metadata'))}")
     decisions = f.get("decisions") or []
     if decisions:
-        rows = "".join(
-            f"<tr><td>{_e(d.get('decision'))}</td><td>{_e(d.get('track', ''))}</td><td>{_e(d.get('frames', ''))}</td>"
-            f"<td>{_e(d.get('reason') or '')}</td><td>{_e(d.get('reviewer') or '')}</td><td>{_e(d.get('time') or '')}</td></tr>"
-            for d in decisions
-        )
+        keys = ("decision", "track", "frames", "reason", "reviewer", "time")
+        rows = "".join("<tr>" + "".join(f"<td>{_e(d.get(k) or '')}</td>" for k in keys) + "</tr>" for d in decisions)
         out.append(
             "<h3>Human decisions</h3><table><tr><th>decision</th><th>track</th><th>frames</th><th>reason</th>"
             f"<th>reviewer</th><th>time</th></tr>{rows}</table>"
