@@ -36,8 +36,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import video_bench as vb  # noqa: E402
 
+from veil.config import Settings  # noqa: E402
+from veil.detect import FrameDetector  # noqa: E402
 from veil.masks import create as create_mask  # noqa: E402
-from veil.pipeline import FrameDetector, Settings  # noqa: E402
 from veil.presets import VIDEO_LARGE, get_preset  # noqa: E402
 from veil.redact import Redactor  # noqa: E402
 from veil.track import CutDetector, LookaheadTracker  # noqa: E402
@@ -67,16 +68,19 @@ def cached_seed(
     photos = vb._load_photos(data)
     settings = Settings(preset=preset)
     detect = FrameDetector(settings)
-    for _, video_det, _ in detect.detectors:
-        video_det.large_height = 0.0  # keep every box; rules are replayed by filtering
+    for c in detect.classes:
+        c.video.large_height = 0.0  # keep every box; rules are replayed by filtering
     out = []
     for k in range(vb.CLIPS_PER_SEED):
         clip = vb.make_clip(CACHE / f"seed{seed}" / f"clip{k}.mp4", seed * 1000 + k, photos)
         frames = vb.decode(clip.path)
         # Image-mode detections are only asked for at scene cuts: find them as the tracker will.
         cuts = CutDetector()
-        at_cuts = {i: detect(f) for i, f in enumerate(frames) if cuts(f) and i > 0}
-        out.append((clip, [detect(f, i) for i, f in enumerate(frames)], at_cuts))
+        at_cuts = {i: detect.run(f) for i, f in enumerate(frames) if cuts(f) and i > 0}
+        due = [detect.due(i) for i in range(len(frames))]
+        out.append(
+            (clip, [detect.run(f, due[i], video=True) if due[i] else None for i, f in enumerate(frames)], at_cuts)
+        )
     CACHE.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(out))
     return out
@@ -98,17 +102,9 @@ def evaluate(cached: list, preset: str, setting: dict[str, Any]) -> tuple[float,
         leaked = total = far_masked = far_total = 0
         for clip, video, image in cached:
             frames = vb.decode(clip.path)
-            by_id = {id(f): i for i, f in enumerate(frames)}
-
-            def at_cut(
-                im: np.ndarray, image: dict[int, Detections] = image, by_id: dict[int, int] = by_id
-            ) -> Detections:
-                return image[by_id[id(im)]]
-
             tracker = LookaheadTracker(
                 window=vb.FPS,
                 stride=get_preset(preset).detect_stride,
-                detect=at_cut,
                 follow_camera=setting.get("camera", True),
             )
             out: dict[int, Detections] = {}
@@ -117,7 +113,11 @@ def evaluate(cached: list, preset: str, setting: dict[str, Any]) -> tuple[float,
                 if dets is not None and len(dets):
                     tall = dets.xyxy[:, 3] - dets.xyxy[:, 1] >= large_h
                     dets = dets[~tall | (dets.confidence >= large_t)]
-                for done, d in tracker.push(Frame(f, i), dets):
+                # The scene cuts the cache found, and image-mode detections there when the stride
+                # skipped the frame, as scan.tracked_frames does.
+                if dets is None and i in image:
+                    dets = image[i]
+                for done, d in tracker.push(Frame(f, i), dets, i in image):
                     out[done.index] = d
             for done, d in tracker.flush():
                 out[done.index] = d

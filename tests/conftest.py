@@ -143,3 +143,36 @@ def clip_face_box(i: int, frames: int, size: tuple[int, int] = (320, 240)) -> tu
     s = 160 / 512
     fx, fy, fw, fh = SAMPLE_FACE
     return (x + int(fx * s), (h - 160) // 2 + int(fy * s), int(fw * s), int(fh * s))
+
+
+def report_frames(file_record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-frame boxes of one file of a JSON report, read back from the plan it embeds:
+    [{"frame": i, "boxes": [{"label", "box", "score", "filled", "mask"}]}] for every frame."""
+    from veil.masks import create as create_mask
+    from veil.plan import FrameBoxes, plan_from_json
+    from veil.redact import Redactor
+
+    plan = plan_from_json(file_record["plan_content"])
+    redactor = Redactor(create_mask("solid"), float(plan.settings.get("margin") or 0.0))
+    boxes = FrameBoxes(plan)
+    w, h = plan.input["width"], plan.input["height"]
+    out = []
+    for i in range(plan.frames):
+        masked, _ = boxes.at(i)
+        painted = redactor.mask_boxes(masked, w, h)
+        out.append(
+            {
+                "frame": i,
+                "boxes": [
+                    {
+                        "label": str(masked.label[k]),
+                        "box": [float(v) for v in masked.xyxy[k]],
+                        "score": float(masked.confidence[k]),
+                        "filled": bool(masked.filled[k]),
+                        "mask": [int(v) for v in painted[k]],
+                    }
+                    for k in range(len(masked))
+                ],
+            }
+        )
+    return out

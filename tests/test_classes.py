@@ -11,7 +11,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import SAMPLE_FACE, SAMPLE_IMAGE, SHARED, covered_fraction, decode_frames, rgb
+from conftest import SAMPLE_FACE, SAMPLE_IMAGE, SHARED, covered_fraction, decode_frames, report_frames, rgb
 from PIL import Image
 
 from veil.cli import main, parse_classes
@@ -49,7 +49,7 @@ def test_text_is_redacted_only_when_asked(tmp_path: Path) -> None:
     assert main([str(src), "-o", str(everything), *args]) == 0
     assert covered_fraction(img, rgb(faces_only), sign) < 0.1
     assert covered_fraction(img, rgb(everything), sign) > 0.9
-    labels = {b["label"] for f in json.loads(report.read_text())["files"][0]["frames"] for b in f["boxes"]}
+    labels = {b["label"] for f in report_frames(json.loads(report.read_text())["files"][0]) for b in f["boxes"]}
     assert {"face", "text"} <= labels
     assert json.loads(report.read_text())["settings"]["classes"] == ["faces", "plates", "text"]
 

@@ -21,6 +21,7 @@ from PIL import Image
 import veil.pipeline
 import veil.sink
 from veil.cli import main
+from veil.detect import FrameDetector
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -193,15 +194,15 @@ def test_detector_failure_mid_video_writes_nothing(tmp_path: Path, monkeypatch: 
     """Fail closed: if frame 7 cannot be analysed, no frame of the file is published."""
     src = make_video(tmp_path / "in.mp4", frames=12)
     calls = {"n": 0}
-    real = veil.pipeline.FrameDetector.__call__
+    real = FrameDetector.run
 
-    def flaky(self: veil.pipeline.FrameDetector, image: object, index: int | None = None) -> object:
+    def flaky(self: FrameDetector, image: object, *args: object, **kwargs: object) -> object:
         calls["n"] += 1
         if calls["n"] == 7:
             raise RuntimeError("inference failed")
-        return real(self, image, index)
+        return real(self, image, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(veil.pipeline.FrameDetector, "__call__", flaky)
+    monkeypatch.setattr(FrameDetector, "run", flaky)
     out = tmp_path / "out.mp4"
     assert main([str(src), "-o", str(out), "-q"]) == 1
     assert not out.exists()

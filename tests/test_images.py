@@ -14,6 +14,7 @@ from conftest import (
     covered_fraction,
     load_annotations,
     needs_shared,
+    report_frames,
     rgb,
     run_cli,
 )
@@ -114,7 +115,7 @@ def test_report_lists_hashes_settings_and_boxes(tmp_path: Path) -> None:
     assert entry["frames_processed"] == 1
     assert data["settings"]["detectors"][0]["name"] == "centerface"
     assert data["settings"]["mask"]["name"] == "solid"
-    boxes = entry["frames"][0]["boxes"]
+    boxes = report_frames(entry)[0]["boxes"]
     assert len(boxes) >= 1
     x1, y1, x2, y2 = boxes[0]["mask"]
     x, y, w, h = SAMPLE_FACE
@@ -146,7 +147,7 @@ def test_annotated_faces_are_covered_and_the_rest_untouched(tmp_path: Path) -> N
             covered[bucket][1] += 1
             covered[bucket][0] += covered_fraction(before, after, box) >= 0.7
         untouched = np.ones(before.shape[:2], bool)
-        for frame in records[stem]["frames"]:
+        for frame in report_frames(records[stem]):
             for b in frame["boxes"]:
                 x1, y1, x2, y2 = b["mask"]
                 untouched[y1:y2, x1:x2] = False

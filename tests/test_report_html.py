@@ -17,8 +17,10 @@ from conftest import SAMPLE_IMAGE, make_video
 from PIL import Image
 
 from veil.cli import main
+from veil.plan import FrameBoxes, plan_from_json
 from veil.report_html import render_html
-from veil.review import ThumbnailSampler, worth_reviewing
+from veil.review import ReviewLog, ThumbnailSampler
+from veil.types import Detections
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium absent (make sysdeps)")
@@ -65,26 +67,26 @@ def test_html_is_written_beside_the_json_and_is_self_contained(report: Path) -> 
     assert frames_shown == sorted(frames_shown) and len(frames_shown) >= 8  # spread over the 30 frames
     assert max(frames_shown) >= 20
     video = data["files"][0]
-    boxes_shown = sum(len(video["frames"][n]["boxes"]) for n in frames_shown)
+    # Every box of every frame is in the report, as the file's plan.
+    boxes = FrameBoxes(plan_from_json(video["plan_content"]))
+    boxes_shown = sum(len(boxes.at(n)[0]) for n in frames_shown)
     figures = re.findall(r'<figure id="f0-frame\d+".*?</figure>', html)
     assert sum(fig.count('class="box') for fig in figures) == boxes_shown > 0
     assert "_thumbnails" not in report.read_text()
 
 
 def test_review_list_names_doubtful_frames() -> None:
-    frames = [
-        {"frame": 0, "boxes": [{"label": "face", "box": [0, 0, 50, 50], "score": 0.9, "mask": [0, 0, 50, 50]}]},
-        {"frame": 1, "boxes": [{"label": "face", "box": [0, 0, 50, 50], "score": 0.22, "mask": [0, 0, 50, 50]}]},
-        {
-            "frame": 2,
-            "boxes": [{"label": "face", "box": [0, 0, 50, 50], "score": 1.0, "filled": True, "mask": [0, 0, 50, 50]}],
-        },  # fmt: skip
-        {"frame": 3, "boxes": []},
-    ]
-    review = worth_reviewing(frames)
+    def face(score: float, filled: bool = False) -> Detections:
+        return Detections(np.array([[0, 0, 50, 50]]), np.array([score]), np.array(["face"]), filled=np.array([filled]))
+
+    log = ReviewLog()
+    for i, dets in enumerate([face(0.9), face(0.22), face(1.0, filled=True), Detections.empty()]):
+        log.offer(i, dets)
+    review = log.flags()
     assert [r["frame"] for r in review] == [1, 2]
+    assert len(log.warnings()) == 2
     report = {"veil_version": "x", "settings": {}, "files": [
-        {"status": "ok", "input": "a.mp4", "output": "b.mp4", "frames": frames, "review": review,
+        {"status": "ok", "input": "a.mp4", "output": "b.mp4", "review": review,
          "frames_processed": 4}]}  # fmt: skip
     html = render_html(report)
     assert "low-confidence detection" in html and "filled in by the tracker" in html
@@ -95,8 +97,10 @@ def test_sampler_memory_is_bounded_and_keeps_the_worst_frames() -> None:
     image = np.zeros((720, 1280, 3), np.uint8)
     for i in range(2000):
         score = 0.21 if i in (1500, 1777) else 0.9
-        box = {"label": "face", "box": [10, 10, 80, 80], "score": score, "mask": [10, 10, 80, 80]}
-        sampler.offer(image, {"frame": i, "boxes": [box]})
+        dets = Detections(np.array([[10, 10, 80, 80]]), np.array([score]), np.array(["face"]))
+        priority, reasons = ReviewLog().offer(i, dets)
+        painted = np.array([[10, 10, 80, 80]])
+        sampler.offer(image, i, dets, painted, np.zeros((0, 4), int), priority, reasons)
     thumbs = sampler.result()
     assert len(thumbs) <= 20
     frames = [t["frame"] for t in thumbs]

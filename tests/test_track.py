@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 from conftest import SAMPLE_FACE, decode_frames, make_video
 
-from veil import pipeline as pipeline_mod
-from veil.pipeline import Pipeline, Settings, plan
+from veil.config import Settings
+from veil.detect import FrameDetector
+from veil.pipeline import Pipeline, plan_jobs
+from veil.plan import FrameBoxes, load_plan
+from veil.scan import tracked_frames
 from veil.track import CutDetector, LookaheadTracker
 from veil.types import Detections, Frame
 
@@ -43,10 +46,11 @@ def run(
     """Push `n` frames, the face detected only in frames `detected`; outputs by frame index."""
     out: dict[int, Detections] = {}
     img = texture(0)
+    cuts = CutDetector()
     for i in range(n):
         frame = Frame((images[i] if images else img).copy(), i)
         dets = face(true_box(i, **box_kw)) if i in detected else Detections.empty()
-        for f, d in tracker.push(frame, dets):
+        for f, d in tracker.push(frame, dets, cuts(frame.image)):
             out[f.index] = d
     for f, d in tracker.flush():
         out[f.index] = d
@@ -186,24 +190,35 @@ def test_scene_cut_resets_tracks() -> None:
 
 
 def test_stride_frames_are_covered_and_a_cut_triggers_a_detection() -> None:
-    calls: list[int] = []
+    """The analysis loop (scan.tracked_frames) runs the detector on stride frames, and on the
+    first frame of a new shot even between strides; the tracker fills the frames between."""
     cut = 31  # not a multiple of the stride
-
-    def detect(image: np.ndarray) -> Detections:
-        calls.append(len(calls))
-        return face(true_box(cut))
-
-    tracker = LookaheadTracker(window=0, stride=3, detect=detect)
     images = [texture(1)] * cut + [texture(2)] * 20
-    out: dict[int, Detections] = {}
-    for i in range(51):
-        dets = face(true_box(i)) if i % 3 == 0 else None
-        for f, d in tracker.push(Frame(images[i].copy(), i), dets):
-            out[f.index] = d
-    for f, d in tracker.flush():
-        out[f.index] = d
+    now = {"frame": 0}
+    calls: list[tuple[int, bool]] = []
+
+    class Source:
+        def items(self) -> Any:
+            for i in range(51):
+                now["frame"] = i
+                yield Frame(images[i].copy(), i)
+
+    class Detector:
+        max_stride = 3
+
+        def due(self, index: int) -> list[str]:
+            return ["faces"] if index % 3 == 0 else []
+
+        def run(self, image: np.ndarray, classes: Any = None, video: bool = False) -> Detections:
+            calls.append((now["frame"], video))
+            return face(true_box(now["frame"]))
+
+    tracker = LookaheadTracker(window=0, stride=3)
+    out = {f.index: d for f, d in tracked_frames(Source(), Detector(), tracker)}  # type: ignore[arg-type, misc]
     assert tracker.window == 2
-    assert calls, "the detector was not run at the cut"
+    assert tracker.cut_frames == [cut]
+    assert [c for c in calls if not c[1]] == [(cut, False)], "image detectors ran at the cut, and only there"
+    assert [c[0] for c in calls if c[1]] == list(range(0, 51, 3))
     for i in range(51):
         assert covers(out[i], true_box(i)), f"frame {i} not covered"
 
@@ -251,24 +266,29 @@ def test_face_missed_by_the_detector_is_covered_in_every_frame(
     clip = make_video(tmp_path / "clip.mp4", frames=frames, size=size, fps=10)
     # Frames the detector "misses": the first ones (only look-ahead can cover them) and a gap.
     dropped = {0, 1, 2, 9, 10, 11, 12}
-    real_call = pipeline_mod.FrameDetector.__call__
+    real_run = FrameDetector.run
     seen: list[int] = []
+    frame_no = iter(range(frames))
 
-    def flaky(self: pipeline_mod.FrameDetector, image: np.ndarray, index: int | None = None) -> Detections | None:
-        seen.append(len(seen))
-        found = real_call(self, image, index)
+    def flaky(self: FrameDetector, image: np.ndarray, classes: Any = None, video: bool = False) -> Detections:
+        index = next(frame_no)
+        seen.append(index)
+        found = real_run(self, image, classes, video)
         return Detections.empty() if index in dropped else found
 
-    monkeypatch.setattr(pipeline_mod.FrameDetector, "__call__", flaky)
+    monkeypatch.setattr(FrameDetector, "run", flaky)
     settings = Settings(lookahead_s=lookahead)
-    jobs, failed = plan([str(clip)], str(tmp_path / "out.mp4"), settings)
+    jobs, failed = plan_jobs([str(clip)], str(tmp_path / "out.mp4"), settings, str(tmp_path / "out.plan.json"))
     assert not failed
     result = Pipeline(settings).run(jobs)[0]
     assert result.ok, result.error
     assert len(seen) == frames
 
     record = result.record
-    filled = {f["frame"] for f in record["frames"] if f["boxes"] and all(b.get("filled") for b in f["boxes"])}
+    plan_obj = load_plan(tmp_path / "out.plan.json")
+    view = FrameBoxes(plan_obj)
+    per_frame = [view.at(i)[0] for i in range(frames)]
+    filled = {i for i, d in enumerate(per_frame) if len(d) and d.filled.all()}
     assert dropped <= filled, "the dropped frames were covered by tracked boxes"
     assert record["tracks"] and record["tracks"][0]["frames_filled"] >= len(dropped)
 

@@ -41,6 +41,9 @@ DECIMALS = 1
 # A run of inferred boxes is stored with at least one keyframe every this many frames, so
 # simplification stays linear in the track's length.
 MAX_KEYFRAME_GAP = 64
+# A tracker track on screen for longer than this is stored as consecutive plan tracks, so the
+# builder's memory per live track stays bounded (about 3 MB) however long a face stays in view.
+MAX_TRACK_FRAMES = 9000
 AUDIO_MODES = ("keep", "mute", "bleep", "disguise")
 SOURCES = ("detector", "manual")
 
@@ -427,7 +430,7 @@ class PlanBuilder:
             if tid < 0:
                 tid = -1 - (frame << 16) - i  # an untracked box is a one-frame track
             entry = self._open.get(tid)
-            if entry is None or entry[2][-1].frame != frame - 1:
+            if entry is None or entry[2][-1].frame != frame - 1 or len(entry[2]) >= MAX_TRACK_FRAMES:
                 if entry is not None:
                     self._close(tid)
                 entry = (self._next, str(detections.label[i]), [])
