@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--no-audio", action="store_true", help="drop audio streams")
     p.add_argument(
+        "--allow-crop",
+        action="store_true",
+        help="odd-sized video: drop the last row/column to write 4:2:0 H.264 (plays everywhere) instead of 4:4:4",
+    )
+    p.add_argument(
         "--keep-metadata",
         action="store_true",
         help="keep EXIF (minus thumbnail and maker notes) and video container tags: may reveal place, time, device",
@@ -99,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             keep_metadata=args.keep_metadata,
             lookahead_s=args.lookahead,
             report=args.report is not None,
+            allow_crop=args.allow_crop,
         )
         jobs, failed = plan(args.inputs, args.output, settings)
         for result in failed:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from veil import __version__
+from veil.animation import stream_classes
+from veil.depth import paint_page
 from veil.detectors import Detector, create, sha256_of
 from veil.errors import MediaError, VeilError
 from veil.masks import create as create_mask
@@ -23,8 +25,8 @@ from veil.presets import get_preset
 from veil.progress import Reporter
 from veil.redact import Redactor
 from veil.review import ThumbnailSampler, warnings_for, worth_reviewing
-from veil.sink import PIL_FORMATS, VideoSink, atomic_output, write_image
-from veil.source import IMAGE_EXTS, VIDEO_EXTS, AudioPacket, VideoSource, media_kind, read_image
+from veil.sink import OUTPUT_EXTS, atomic_output, default_suffix, output_problem, write_image
+from veil.source import ANIMATION_EXTS, IMAGE_EXTS, VIDEO_EXTS, AudioPacket, media_kind, read_image
 from veil.track import LookaheadTracker
 from veil.types import Detections, Frame
 
@@ -51,6 +53,8 @@ class Settings:
     lookahead_s: float = 1.0
     # A report was asked for: collect what only the report needs (contact-sheet thumbnails).
     report: bool = False
+    # Odd-sized H.264: drop the last row/column for 4:2:0 instead of writing 4:4:4 (sink._geometry).
+    allow_crop: bool = False
 
 
 @dataclass
@@ -81,13 +85,13 @@ def _walk(directory: Path) -> list[Path]:
             # Skip our own outputs and temporaries so a re-run does not veil them again.
             if name.startswith(".") or Path(name).stem.endswith(SUFFIX):
                 continue
-            if path.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS:
+            if path.suffix.lower() in IMAGE_EXTS | ANIMATION_EXTS | VIDEO_EXTS:
                 found.append(path)
     return found
 
 
 def _output_ext(path: Path, output_format: str | None) -> str:
-    return output_format if output_format else path.suffix
+    return output_format if output_format else default_suffix(path)
 
 
 def plan(inputs: Iterable[str], output: str | None, settings: Settings) -> tuple[list[Job], list[FileResult]]:
@@ -95,7 +99,7 @@ def plan(inputs: Iterable[str], output: str | None, settings: Settings) -> tuple
     fmt = settings.output_format
     if fmt and not fmt.startswith("."):
         fmt = "." + fmt
-    if fmt and fmt.lower() not in set(PIL_FORMATS) | VIDEO_EXTS:
+    if fmt and fmt.lower() not in OUTPUT_EXTS:
         raise VeilError(f"unknown output format {settings.output_format!r}")
     settings.output_format = fmt.lower() if fmt else None
 
@@ -143,12 +147,9 @@ def plan(inputs: Iterable[str], output: str | None, settings: Settings) -> tuple
         except MediaError as exc:
             failed.append(FileResult(path, target, False, str(exc)))
             continue
-        target_kind = "image" if target.suffix.lower() in PIL_FORMATS else "video"
-        if target.suffix.lower() not in set(PIL_FORMATS) | VIDEO_EXTS:
-            failed.append(FileResult(path, target, False, f"{target}: unknown output extension"))
-            continue
-        if target_kind != kind:
-            failed.append(FileResult(path, target, False, f"{target}: cannot write a {kind} as {target.suffix}"))
+        problem = output_problem(kind, target)
+        if problem:
+            failed.append(FileResult(path, target, False, problem))
             continue
         jobs.append(Job(path, target, kind))
     return jobs, failed
@@ -334,37 +335,38 @@ class Pipeline:
         return entry
 
     def _image(self, job: Job, tmp: Path, record: dict[str, Any]) -> None:
-        self.reporter.start_file(job.input.name, 1)
         decoded = read_image(job.input)
-        detections = self.detect(decoded.frame.image)
-        entry = self._redact(decoded.frame, detections)
-        alpha = decoded.alpha
-        if alpha is not None:
-            for x1, y1, x2, y2 in (b["mask"] for b in entry["boxes"]):
-                alpha[y1:y2, x1:x2] = 255  # the fill must be visible, not transparent
-        write_image(
-            tmp,
-            decoded.frame.image,
-            alpha,
-            decoded.icc_profile,
-            kept_exif(decoded.exif) if self.settings.keep_metadata else None,
-        )
-        self.reporter.advance()
+        self.reporter.start_file(job.input.name, len(decoded.pages))
+        entries = []
+        for page in decoded.pages:  # every page of a TIFF, each detected on its own
+            entry = self._redact(page.frame, self.detect(page.frame.image))
+            paint_page(page, (b["mask"] for b in entry["boxes"]), self.mask)
+            entries.append(entry)
+            self.reporter.advance()
+        write_image(tmp, decoded, kept_exif(decoded.exif) if self.settings.keep_metadata else None)
         self.reporter.end_file()
-        if decoded.info.get("frames_in_file", 1) > 1:
-            line = f"only the first of {decoded.info['frames_in_file']} pages is written"
-            record["warnings"].append(line)
-            self.reporter.warn(f"{job.input}: {line}")
-        record.update(frames_processed=1, frames=[entry], width=decoded.frame.width, height=decoded.frame.height)
+        record.update(
+            frames_processed=len(entries),
+            frames=entries,
+            width=decoded.frame.width,
+            height=decoded.frame.height,
+            bit_depth=decoded.info["bit_depth"],
+        )
 
     def _video(self, job: Job, tmp: Path, record: dict[str, Any]) -> None:
         # The tracker must see both ends of the longest gap between two detection passes.
         stride = self.detect.max_stride
         frames: list[dict[str, Any]] = []
-        with VideoSource(job.input, with_audio=self.settings.keep_audio) as source:
-            tags = dict(source.container.metadata) if self.settings.keep_metadata else None
-            sink = VideoSink(
-                tmp, source.info, keep_audio=self.settings.keep_audio, tags=tags, speed=self.preset.encoder_speed
+        source_class, sink_class = stream_classes(job.kind, job.output)  # animations: every frame detected
+        with source_class(job.input, with_audio=self.settings.keep_audio) as source:
+            tags = source.metadata if self.settings.keep_metadata else None
+            sink = sink_class(
+                tmp,
+                source.info,
+                keep_audio=self.settings.keep_audio,
+                tags=tags,
+                speed=self.preset.encoder_speed,
+                allow_crop=self.settings.allow_crop,
             )
             tracker = LookaheadTracker.for_video(
                 float(source.info.rate) if source.info.rate else None,
@@ -378,7 +380,7 @@ class Pipeline:
                     if isinstance(item, AudioPacket):
                         sink.write_audio(item)
                         continue
-                    detections = self.detect(item.image, item.index)
+                    detections = self.detect(item.image, None if job.kind == "animation" else item.index)
                     for frame, final in tracker.push(item, detections):
                         frames.append(self._redact(frame, final))
                         sink.write_frame(frame)
