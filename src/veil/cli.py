@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from veil import __version__
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return inspect_main(argv[1:])
     args = build_parser().parse_args(argv)
+    # A damaged file makes libraries warn (Pillow: "Corrupt EXIF data"); the user gets veil's
+    # one-line verdict on the file instead. Decompression bombs stay errors (source.read_image).
+    warnings.simplefilter("ignore")
     if args.lookahead < 0:
         build_parser().error("--lookahead must be 0 or more")
     reporter = Reporter(quiet=args.quiet)
