@@ -29,6 +29,8 @@ import signal
 import sys
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, TimeoutError
 from dataclasses import dataclass
 from fractions import Fraction
@@ -125,6 +127,20 @@ def _alarm(signum: int, frame: object) -> None:
     raise CaseTimeout
 
 
+@contextlib.contextmanager
+def _as_a_user_sees() -> Iterator[None]:
+    """Python's default warning handling (printed to stderr), whatever pytest installed."""
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, *rest: object) -> None:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno))
+
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        warnings.simplefilter("default")
+        warnings.showwarning = show
+        yield
+
+
 def check_one(path: Path, limit_s: int = CASE_LIMIT_S) -> tuple[bool, str]:
     """Run veil on `path` in this process; (passed, why not) by the rules in the module doc."""
     from veil.cli import main
@@ -141,7 +157,7 @@ def check_one(path: Path, limit_s: int = CASE_LIMIT_S) -> tuple[bool, str]:
         signal.signal(signal.SIGALRM, _alarm)
         signal.alarm(limit_s)
         try:
-            with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()), _as_a_user_sees():
                 rc = main([str(src), "-o", str(out), "-q"])
         except CaseTimeout:
             return False, f"no result within {limit_s} s"
