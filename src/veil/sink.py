@@ -253,6 +253,7 @@ class VideoSink:
         self.audio: dict[int, tuple[Any, Any]] = {}
         self.audio_mode: dict[int, str] = {}
         self.frames_written = 0
+        self.video_packets = 0  # encoded video packets muxed: one per frame written
         self.last_pts: int | None = None
 
     def _open(self) -> None:
@@ -329,6 +330,7 @@ class VideoSink:
         self.last_pts = pts
         for packet in self.stream.encode(vf):
             self.container.mux(packet)
+            self.video_packets += 1
         self.frames_written += 1
 
     def write_audio(self, item: AudioPacket) -> None:
@@ -357,6 +359,10 @@ class VideoSink:
             raise VeilError(f"{self.path}: no frames to write")
         for packet in self.stream.encode(None):
             self.container.mux(packet)
+            self.video_packets += 1
+        if self.video_packets < self.frames_written:
+            # Exit 0 promises every frame: an encoder that swallowed some fails the file.
+            raise VeilError(f"{self.path}: the encoder wrote {self.video_packets} of {self.frames_written} frames")
         for out, transcoder in self.audio.values():
             if transcoder is not None:
                 decoder, resampler = transcoder
