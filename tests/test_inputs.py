@@ -185,9 +185,12 @@ def test_animations_keep_every_frame_and_their_timing(tmp_path: Path, ext: str, 
     rest = frames[1:]
     if fmt == "GIF":
         first, *rest = [f.convert("RGB").quantize(255) if not transparent else f for f in frames]
-    options = {"lossless": True} if fmt == "WEBP" else {}
+    options: dict[str, object] = {"lossless": True} if fmt == "WEBP" else {}
+    if fmt == "GIF":
+        options["comment"] = b"filmed by Alice Example on her phone"  # must not survive
     first.save(src, format=fmt, save_all=True, append_images=rest, duration=DURATIONS, loop=loop, **options)
     before, before_durations, before_loop = read_animation(src)
+    assert bool(identifying(inspect_file(src))) == (fmt == "GIF")
     assert len(before) == len(DURATIONS)
 
     out, report = tmp_path / f"out{ext}", tmp_path / "r.json"
@@ -195,6 +198,7 @@ def test_animations_keep_every_frame_and_their_timing(tmp_path: Path, ext: str, 
     after, after_durations, after_loop = read_animation(out)
     assert len(after) == len(before)
     assert after_durations == before_durations and after_loop == before_loop
+    assert not identifying(inspect_file(out))
     boxes = report_boxes(report)
     for i, (a, b) in enumerate(zip(before, after, strict=True)):
         assert a.shape == b.shape

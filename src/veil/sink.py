@@ -11,6 +11,8 @@ import contextlib
 import errno
 import os
 import secrets
+import struct
+import zlib
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -85,6 +87,8 @@ def write_image(path: Path, image: DecodedImage, exif: bytes | None = None) -> N
         )
     if any(page.full is not None for page in pages) and fmt in DEEP_FORMATS:
         _write_deep(path, fmt, pages)
+        if fmt == "PNG" and image.icc_profile:
+            _add_png_icc(path, image.icc_profile)
         return
     pils = [_pil_page(page, fmt) for page in pages]
     options: dict[str, Any] = {}
@@ -142,6 +146,15 @@ def _write_deep(path: Path, fmt: str, pages: list[Page]) -> None:
         raise VeilError(f"{path}: could not write the {fmt} image")
     if len(arrays) > 1:
         _check_pages(path, len(arrays))
+
+
+def _add_png_icc(path: Path, profile: bytes) -> None:
+    """OpenCV writes no colour profile: add the input's as an iCCP chunk right after IHDR."""
+    data = path.read_bytes()
+    body = b"ICC profile\x00\x00" + zlib.compress(profile)
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    end_of_ihdr = 8 + 8 + 13 + 4
+    path.write_bytes(data[:end_of_ihdr] + chunk + data[end_of_ihdr:])
 
 
 def _with_alpha(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
