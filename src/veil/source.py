@@ -306,6 +306,10 @@ class VideoSource:
             self.container.close()
             raise MediaError(f"{path}: no video stream")
         self.stream = self.container.streams.video[0]
+        if self.stream.codec_context is None:
+            # FFmpeg found a video stream but no decoder for it: an unknown or damaged codec id.
+            self.container.close()
+            raise MediaError(f"{path}: video stream has an unknown or damaged codec")
         self.stream.thread_type = "AUTO"
         audio = list(self.container.streams.audio) if with_audio else []
         dropped = [f"{s.type}#{s.index}" for s in self.container.streams if s is not self.stream and s not in audio]
