@@ -208,7 +208,7 @@ def _quiet_worker() -> None:
 def cases(seeds: list[Path], count: int, seed: int) -> list[tuple[str, bytes, str, str]]:
     """`count` mutated files, spread over the seeds; the big sample video gets few (slow)."""
     rng = random.Random(seed)
-    weights = [0.05 if p.name == SAMPLE_VIDEO.name else 1.0 for p in seeds]
+    weights = [0.02 if p.name == SAMPLE_VIDEO.name else 1.0 for p in seeds]
     contents = {p: p.read_bytes() for p in seeds}
     out = []
     for i in range(count):
