@@ -212,7 +212,8 @@ def cases(seeds: list[Path], count: int, seed: int) -> list[tuple[str, bytes, st
     contents = {p: p.read_bytes() for p in seeds}
     out = []
     for i in range(count):
-        path = rng.choices(seeds, weights)[0]
+        # Every seed at least once, then at random by weight.
+        path = seeds[i] if i < len(seeds) else rng.choices(seeds, weights)[0]
         data, description = mutate(contents[path], rng)
         out.append((path.name, data, f"case {i}: {path.name}: {description}", path.suffix))
     return out
