@@ -9,7 +9,7 @@ DEMO_OUT := build/demo
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 
-.PHONY: demo test lint sysdeps bench clean
+.PHONY: demo test lint sysdeps bench clean fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ lint: $(STAMP)
 
 test: $(STAMP) sysdeps $(SAMPLE_VIDEO) lint
 	$(VENV)/bin/pytest -q
+
+# Mutation fuzz: N damaged copies of the samples must each end cleanly (tests/fuzzing.py);
+# `make test` runs 250 of them, this runs N (default 10000). RECORD=1 keeps failing inputs
+# in tests/fuzz_regressions/.
+N ?= 10000
+fuzz: $(STAMP) $(SAMPLE_VIDEO)
+	$(PY) tests/fuzzing.py --cases $(N) $(if $(RECORD),--record)
 
 # deface (the reference) lives in its own environment: it needs opencv-python, which clashes
 # with veil's opencv-python-headless. BENCH_ARGS passes options, e.g. BENCH_ARGS=--quick.

@@ -132,8 +132,8 @@ def test_output_with_identifying_metadata_is_never_written(tmp_path: Path, monke
     raw = Image.open(src).info["exif"]
     original = pipeline_module.write_image
 
-    def leaky(path: Path, pixels, alpha, icc, exif=None):  # type: ignore[no-untyped-def]
-        original(path, pixels, alpha, icc, raw)
+    def leaky(path: Path, image, exif=None):  # type: ignore[no-untyped-def]
+        original(path, image, raw)
 
     monkeypatch.setattr(pipeline_module, "write_image", leaky)
     out = tmp_path / "out.jpg"

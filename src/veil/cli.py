@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,11 @@ def _render_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", type=Path, help="write a JSON audit report here (and an HTML one beside it)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--no-audio", action="store_true", help="drop audio streams")
+    p.add_argument(
+        "--allow-crop",
+        action="store_true",
+        help="odd-sized video: drop the last row/column to write 4:2:0 H.264 (plays everywhere) instead of 4:4:4",
+    )
     p.add_argument(
         "--keep-metadata",
         action="store_true",
@@ -163,6 +169,7 @@ def _render_settings(args: argparse.Namespace, base: dict[str, Any] | None = Non
         keep_audio=not getattr(args, "no_audio", False),
         keep_metadata=getattr(args, "keep_metadata", False),
         report=getattr(args, "report", None) is not None,
+        allow_crop=getattr(args, "allow_crop", False),
     )
 
 
@@ -184,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         "verify": _verify,
     }
     signal.signal(signal.SIGTERM, _terminate)
+    # A damaged file makes libraries warn (Pillow: "Corrupt EXIF data"); the user gets veil's
+    # one-line verdict on the file instead. Decompression bombs stay errors (source.read_image).
+    warnings.simplefilter("ignore")
     rest = argv[1:] if command else argv
     try:
         return handlers[command](rest)
@@ -226,6 +236,7 @@ def _redact(argv: list[str]) -> int:
         keep_audio=not args.no_audio,
         keep_metadata=args.keep_metadata,
         report=args.report is not None,
+        allow_crop=args.allow_crop,
     )
     jobs, failed = plan_jobs(args.inputs, args.output, settings, args.plan)
     for result in failed:

@@ -30,6 +30,8 @@ class Settings:
     lookahead_s: float = 1.0
     # A report was asked for: collect what only the report needs (contact-sheet thumbnails).
     report: bool = False
+    # Odd-sized H.264: drop the last row/column for 4:2:0 instead of writing 4:4:4 (sink._geometry).
+    allow_crop: bool = False
     preset_obj: Preset = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -62,11 +64,10 @@ class Settings:
             raise VeilError("--lookahead must be 0 or more")
         fmt = self.output_format
         if fmt:
-            from veil.sink import PIL_FORMATS
-            from veil.source import VIDEO_EXTS
+            from veil.sink import OUTPUT_EXTS
 
             fmt = ("" if fmt.startswith(".") else ".") + fmt.lower()
-            if fmt not in set(PIL_FORMATS) | VIDEO_EXTS:
+            if fmt not in OUTPUT_EXTS:
                 raise VeilError(f"unknown output format {self.output_format!r}")
             object.__setattr__(self, "output_format", fmt)
 

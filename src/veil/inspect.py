@@ -26,6 +26,9 @@ import av
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from veil.errors import MediaError
+from veil.heif import register as register_heif
+
+register_heif()  # HEIC files are inspected like any other image Pillow reads
 
 # What a finding is about; the order is the order of the printed report.
 CATEGORIES = {
@@ -122,7 +125,7 @@ EXIF_TAGS: dict[int, str] = {
 }
 # TIFF layout tags: describe the pixels, not the scene.
 STRUCTURAL_TAGS = {
-    254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 274, 277, 278, 279, 282, 283, 284, 296,
+    254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 274, 277, 278, 279, 282, 283, 284, 296, 297,
     317, 318, 319, 320, 322, 323, 324, 325, 338, 339, 340, 341, 529, 530, 531, 532, 34675,
 }  # fmt: skip
 
@@ -181,7 +184,8 @@ def exif_findings(exif: Image.Exif, where: str = "EXIF", tiff: bool = False) -> 
         if extra:
             out.append(Finding("location", f"{where} GPS", "GPS tags", _short(", ".join(extra))))
     try:
-        ifd1 = dict(exif.get_ifd(ExifTags.IFD.IFD1))
+        # In a TIFF file the next IFD is the next page (listed as a page below), not a thumbnail.
+        ifd1 = {} if tiff else dict(exif.get_ifd(ExifTags.IFD.IFD1))
     except Exception:  # noqa: BLE001
         ifd1 = {}
     if ifd1:
@@ -482,7 +486,17 @@ def pillow_findings(path: Path, tiff: bool) -> list[Finding]:
                 out.append(Finding("harmless", f"{img.format}", "ICC colour profile", "kept", identifying=False))
         frames = getattr(img, "n_frames", 1)
         if frames > 1 and img.format not in ("GIF", "WEBP"):
-            out.append(Finding("thumbnail", img.format or "image", "extra pages", f"{frames - 1} more pictures"))
+            # Pages are content, not metadata: veil redacts and writes every page of a TIFF.
+            paged = img.format == "TIFF"
+            out.append(
+                Finding(
+                    "harmless" if paged else "thumbnail",
+                    img.format or "image",
+                    "extra pages",
+                    f"{frames - 1} more pictures",
+                    identifying=not paged,
+                )
+            )
     return out
 
 

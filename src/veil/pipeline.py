@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 
 from veil import __version__
+from veil.animation import stream_classes
 from veil.config import Settings
+from veil.depth import paint_page, paint_region
 from veil.detectors import sha256_of
 from veil.errors import MediaError, VeilError
 from veil.metadata import check_output, kept_exif
@@ -34,8 +36,8 @@ from veil.plan import FrameBoxes, Plan, PlanBuilder, PlanError, load_plan, write
 from veil.progress import Reporter
 from veil.render import FrameRenderer
 from veil.scan import tracked_frames
-from veil.sink import PIL_FORMATS, VideoSink, atomic_output, write_image
-from veil.source import IMAGE_EXTS, VIDEO_EXTS, AudioPacket, VideoSource, media_kind, read_image
+from veil.sink import atomic_output, default_suffix, output_problem, write_image
+from veil.source import ANIMATION_EXTS, IMAGE_EXTS, VIDEO_EXTS, AudioPacket, VideoSource, media_kind, read_image
 from veil.track import LookaheadTracker
 from veil.types import Detections, Frame
 from veil.verify import verify
@@ -74,7 +76,7 @@ def _walk(directory: Path) -> list[Path]:
             # Skip our own outputs and temporaries so a re-run does not veil them again.
             if name.startswith(".") or Path(name).stem.endswith(SUFFIX):
                 continue
-            if path.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS:
+            if path.suffix.lower() in IMAGE_EXTS | ANIMATION_EXTS | VIDEO_EXTS:
                 found.append(path)
     return found
 
@@ -133,7 +135,7 @@ def plan_jobs(
     fmt = settings.output_format
 
     def name_for(path: Path) -> str:
-        ext = fmt or path.suffix
+        ext = fmt or default_suffix(path)
         return (path.stem + ext) if (output and many) else (path.stem + SUFFIX + ext)
 
     jobs: list[Job] = []
@@ -211,7 +213,7 @@ def render_jobs(
     jobs: list[tuple[Job, Plan]] = []
     taken: dict[Path, Path] = {}
     for plan_path, plan_obj, source in loaded:
-        ext = settings.output_format or source.suffix
+        ext = settings.output_format or default_suffix(source)
         name = source.stem + SUFFIX + ext
         if out is None:
             target = source.with_name(name)
@@ -234,12 +236,7 @@ def render_jobs(
 
 
 def _check_kind(kind: str, target: Path) -> str | None:
-    if target.suffix.lower() not in set(PIL_FORMATS) | VIDEO_EXTS:
-        return f"{target}: unknown output extension"
-    target_kind = "image" if target.suffix.lower() in PIL_FORMATS else "video"
-    if target_kind != kind:
-        return f"{target}: cannot write a {kind} as {target.suffix}"
-    return None
+    return output_problem(kind, target)
 
 
 def _check_target(src: Path, target: Path, overwrite: bool, taken: dict[Path, Path]) -> str | None:
@@ -371,7 +368,7 @@ class Pipeline:
 
     def _detected_image(self, builder: PlanBuilder) -> Callable[[Frame], tuple[Detections, Detections, bool]]:
         def boxes(frame: Frame) -> tuple[Detections, Detections, bool]:
-            return builder.add(0, self.detect.run(frame.image)), Detections.empty(), False
+            return builder.add(frame.index, self.detect.run(frame.image)), Detections.empty(), False
 
         return boxes
 
@@ -382,7 +379,10 @@ class Pipeline:
                 self.settings.lookahead_s,
                 stride=self.detect.max_stride,
             )
-            for item in tracked_frames(source, self.detect, tracker):
+            # Animations: every frame is detected with the image settings (few frames, often
+            # unrelated: a tracker's stride would guess across jumps).
+            every = job.kind == "animation"
+            for item in tracked_frames(source, self.detect, tracker, every_frame=every):
                 if isinstance(item, AudioPacket):
                     yield item
                     continue
@@ -402,15 +402,17 @@ class Pipeline:
         try:
             if job.kind == "image":
                 decoded = read_image(job.input)
-                self.reporter.start_file(job.input.name, 1)
-                planned = builder.add(0, self.detect.run(decoded.frame.image))
-                review.offer(0, planned)
-                self.reporter.advance()
+                self.reporter.start_file(job.input.name, len(decoded.pages))
+                for page in decoded.pages:
+                    index = page.frame.index
+                    review.offer(index, builder.add(index, self.detect.run(page.frame.image)))
+                    self.reporter.advance()
                 self.reporter.end_file()
-                info = _image_info(decoded.frame)
-                record["frames_processed"] = 1
+                info = {**_image_info(decoded.frame), "frames": len(decoded.pages)}
+                record["frames_processed"] = len(decoded.pages)
             else:
-                with VideoSource(job.input, with_audio=False) as source:
+                source_class, _ = stream_classes(job.kind, job.output)
+                with source_class(job.input, with_audio=False) as source:
                     self.reporter.start_file(job.input.name, source.expected_frames)
                     tracker = LookaheadTracker.for_video(
                         float(source.info.rate) if source.info.rate else None,
@@ -418,7 +420,8 @@ class Pipeline:
                         stride=self.detect.max_stride,
                     )
                     try:
-                        for item in tracked_frames(source, self.detect, tracker):
+                        every = job.kind == "animation"
+                        for item in tracked_frames(source, self.detect, tracker, every_frame=every):
                             frame, final = item  # type: ignore[misc]
                             review.offer(frame.index, builder.add(frame.index, final))
                             self.reporter.advance()
@@ -492,37 +495,30 @@ class Pipeline:
         renderer: FrameRenderer,
         boxes_for: Callable[[Frame], tuple[Detections, Detections, bool]],
     ) -> dict[str, Any]:
-        self.reporter.start_file(job.input.name, 1)
         decoded = read_image(job.input)
-        frame = decoded.frame
-        masked, kept, whole = boxes_for(frame)
-        renderer.paint(frame, masked, kept, whole)
-        alpha = decoded.alpha
-        if alpha is not None:
-            # The fill must be visible, not transparent.
-            if whole:
-                alpha[:] = 255
-            for x1, y1, x2, y2 in renderer.redactor.mask_boxes(masked, frame.width, frame.height):
-                alpha[y1:y2, x1:x2] = 255
-            if renderer.redactor.zones:
-                import cv2
-
-                cv2.fillPoly(alpha, [np.round(z).astype(np.int32) for z in renderer.redactor.zones], 255)
-        write_image(
-            tmp,
-            frame.image,
-            alpha,
-            decoded.icc_profile,
-            kept_exif(decoded.exif) if self.settings.keep_metadata else None,
-        )
-        self.reporter.advance()
+        self.reporter.start_file(job.input.name, len(decoded.pages))
+        redactor = renderer.redactor
+        for page in decoded.pages:  # every page of a TIFF, each on its own (a plan frame each)
+            frame = page.frame
+            masked, kept, whole = boxes_for(frame)
+            renderer.paint(frame, masked, kept, whole)
+            # The alpha channel and the file's own bit depth get the same masks (depth.py).
+            h, w = frame.height, frame.width
+            if whole or redactor.zones:
+                region = np.ones((h, w), bool) if whole else redactor.zone_mask(h, w)
+                paint_region(page, region, redactor.fill)
+            if not whole:
+                paint_page(page, redactor.mask_boxes(masked, w, h), redactor.mask)
+            self.reporter.advance()
+        write_image(tmp, decoded, kept_exif(decoded.exif) if self.settings.keep_metadata else None)
         self.reporter.end_file()
-        if decoded.info.get("frames_in_file", 1) > 1:
-            line = f"only the first of {decoded.info['frames_in_file']} pages is written"
-            record["warnings"].append(line)
-            self.reporter.warn(f"{job.input}: {line}")
-        record.update(frames_processed=1, width=frame.width, height=frame.height)
-        return _image_info(frame)
+        record.update(
+            frames_processed=len(decoded.pages),
+            width=decoded.frame.width,
+            height=decoded.frame.height,
+            bit_depth=decoded.info["bit_depth"],
+        )
+        return {**_image_info(decoded.frame), "frames": len(decoded.pages)}
 
     def _video(
         self,
@@ -533,14 +529,16 @@ class Pipeline:
         frames: Callable[[VideoSource], Iterator[Any]],
     ) -> dict[str, Any]:
         settings = self.settings
-        with VideoSource(job.input, with_audio=settings.keep_audio) as source:
-            tags = dict(source.container.metadata) if settings.keep_metadata else None
-            sink = VideoSink(
+        source_class, sink_class = stream_classes(job.kind, job.output)
+        with source_class(job.input, with_audio=settings.keep_audio) as source:
+            tags = source.metadata if settings.keep_metadata else None
+            sink = sink_class(
                 tmp,
                 source.info,
                 keep_audio=settings.keep_audio,
                 tags=tags,
                 speed=settings.preset_obj.encoder_speed,
+                allow_crop=settings.allow_crop,
             )
             self.reporter.start_file(job.input.name, source.expected_frames)
             try:
@@ -642,7 +640,7 @@ def _video_info(source: VideoSource) -> dict[str, Any]:
     info = source.info
     rot = info.rotation % 180 != 0
     return {
-        "kind": "video",
+        "kind": "animation" if type(source).__name__ == "AnimationSource" else "video",
         # Plan coordinates are those of the upright picture.
         "width": info.height if rot else info.width,
         "height": info.width if rot else info.height,

@@ -46,6 +46,8 @@ MAX_KEYFRAME_GAP = 64
 MAX_TRACK_FRAMES = 9000
 AUDIO_MODES = ("keep", "mute", "bleep", "disguise")
 SOURCES = ("detector", "manual")
+# An image's pages (a TIFF may hold several) and an animation's frames are the plan's frames.
+KINDS = ("image", "animation", "video")
 
 
 class PlanError(VeilError):
@@ -217,8 +219,8 @@ def plan_from_json(data: Any, where: str = "plan") -> Plan:
     inp = _need(data, "input", dict, where)
     for key, kind in (("sha256", str), ("kind", str)):
         _need(inp, key, kind, f"{where}: input")
-    if inp["kind"] not in ("image", "video"):
-        raise PlanError(f"{where}: input.kind: expected image or video, got {inp['kind']!r}")
+    if inp["kind"] not in KINDS:
+        raise PlanError(f"{where}: input.kind: expected {', '.join(KINDS)}, got {inp['kind']!r}")
     frames = inp.get("frames")
     if frames is not None and (not isinstance(frames, int) or frames < 1):
         raise PlanError(f"{where}: input.frames: expected a positive frame count, got {frames!r}")

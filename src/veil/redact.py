@@ -37,6 +37,13 @@ class Redactor:
         iso = np.asarray([c is not None and c.isotropic for c in classes], dtype=bool)
         return to_pixels(grow(detections.xyxy, np.asarray(margins, dtype=np.float32), iso), width, height)
 
+    def zone_mask(self, height: int, width: int) -> np.ndarray:
+        """H x W bool: the pixels the privacy zones cover."""
+        canvas = np.zeros((height, width), np.uint8)
+        if self.zones:
+            cv2.fillPoly(canvas, [np.round(z).astype(np.int32) for z in self.zones], 255)
+        return canvas > 0
+
     def paint_zones(self, image: np.ndarray) -> None:
         if self.zones:
             # Rounded outwards by one pixel is not needed: fillPoly covers every pixel the

@@ -18,10 +18,15 @@ from veil.types import Detections, Frame
 
 
 def tracked_frames(
-    source: VideoSource, detector: FrameDetector, tracker: LookaheadTracker, cuts: CutDetector | None = None
+    source: VideoSource,
+    detector: FrameDetector,
+    tracker: LookaheadTracker,
+    cuts: CutDetector | None = None,
+    every_frame: bool = False,
 ) -> Iterator[AudioPacket | tuple[Frame, Detections]]:
     """Audio packets as they come, and each frame with its final boxes once the tracker's
-    look-ahead has seen far enough past it (frames come out in order, each exactly once)."""
+    look-ahead has seen far enough past it (frames come out in order, each exactly once).
+    `every_frame`: run every detector with the image options on every frame (animations)."""
     cuts = cuts if cuts is not None else CutDetector()
     for item in source.items():
         if isinstance(item, AudioPacket):
@@ -29,8 +34,10 @@ def tracked_frames(
             continue
         cut = cuts(item.image)  # the first frame only records its features
         due = detector.due(item.index)
-        if due:
-            detections: Detections | None = detector.run(item.image, due, video=True)
+        if every_frame:
+            detections: Detections | None = detector.run(item.image)
+        elif due:
+            detections = detector.run(item.image, due, video=True)
         elif cut:
             detections = detector.run(item.image)
         else:

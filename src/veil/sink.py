@@ -11,20 +11,25 @@ import contextlib
 import errno
 import os
 import secrets
+import struct
+import zlib
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
+import cv2
 import numpy as np
 from PIL import Image
 
+from veil.animation import ANIMATION_FORMATS
 from veil.errors import VeilError
-from veil.source import AudioPacket, VideoInfo
+from veil.source import HEIF_EXTS, VIDEO_EXTS, AudioPacket, DecodedImage, Page, VideoInfo, float_scale, to_8bit_rgb
 from veil.types import Frame
 
 PIL_FORMATS = {
+    ".avif": "AVIF",
     ".jpg": "JPEG",
     ".jpeg": "JPEG",
     ".png": "PNG",
@@ -33,8 +38,11 @@ PIL_FORMATS = {
     ".tiff": "TIFF",
     ".bmp": "BMP",
 }
-ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
-ICC_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
+ALPHA_FORMATS = {"PNG", "WEBP", "TIFF", "AVIF"}
+ICC_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "AVIF"}
+MULTIPAGE_FORMATS = {"TIFF"}
+# Formats that hold samples deeper than 8 bits (PNG: 16-bit integers; TIFF: 16-bit and float).
+DEEP_FORMATS = {"PNG", "TIFF"}
 
 
 @contextlib.contextmanager
@@ -58,45 +66,176 @@ def atomic_output(final: Path, overwrite: bool) -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_image(
-    path: Path,
-    rgb: np.ndarray,
-    alpha: np.ndarray | None,
-    icc_profile: bytes | None,
-    exif: bytes | None = None,
-) -> None:
+def write_image(path: Path, image: DecodedImage, exif: bytes | None = None) -> None:
     """Save pixels only: a new image object carries no EXIF, XMP, IPTC, comments or thumbnails.
 
-    The ICC colour profile is kept (it describes colours, not people). `exif` is written only
-    when the user asked for --keep-metadata.
+    Every page is written (a TIFF keeps all its pages; a format that holds one picture refuses
+    a file of several, so nothing is silently dropped). Pages deeper than 8 bits keep their
+    depth where the format allows (PNG: 16-bit; TIFF: 16-bit and float) and are written by
+    OpenCV, which also writes 16-bit RGB; other formats get the 8-bit scaling.
+
+    The ICC colour profile is kept (it describes colours, not people), except on deep pages
+    (OpenCV writes none). `exif` is written only when the user asked for --keep-metadata.
     """
     fmt = PIL_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise VeilError(f"{path}: unsupported image output extension {path.suffix!r}")
-    if alpha is not None and fmt in ALPHA_FORMATS:
-        img = Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
-    else:
-        img = Image.fromarray(rgb, "RGB")
+    pages = image.pages
+    if len(pages) > 1 and fmt not in MULTIPAGE_FORMATS:
+        raise VeilError(
+            f"{path}: the input has {len(pages)} pages and {fmt} holds one; write it as .tif to keep every page"
+        )
+    if any(page.full is not None for page in pages) and fmt in DEEP_FORMATS:
+        _write_deep(path, fmt, pages)
+        if fmt == "PNG" and image.icc_profile:
+            _add_png_icc(path, image.icc_profile)
+        return
+    pils = [_pil_page(page, fmt) for page in pages]
     options: dict[str, Any] = {}
-    if icc_profile and fmt in ICC_FORMATS:
-        options["icc_profile"] = icc_profile
-    if exif and fmt in {"JPEG", "PNG", "WEBP", "TIFF"}:
+    if image.icc_profile and fmt in ICC_FORMATS:
+        options["icc_profile"] = image.icc_profile
+    if exif and fmt in {"JPEG", "PNG", "WEBP", "TIFF", "AVIF"}:
         options["exif"] = exif
     if fmt == "JPEG":
         options.update(quality=95, subsampling=0)
-    elif fmt == "WEBP":
-        options.update(quality=95, method=4)
+    elif fmt in ("WEBP", "AVIF"):
+        options.update(quality=95)
+        if fmt == "WEBP":
+            options.update(method=4)
     elif fmt == "TIFF":
         options.update(compression="tiff_deflate")
     elif fmt == "PNG":
         options.update(compress_level=6)
-    img.save(path, format=fmt, **options)
+    if len(pils) > 1:
+        options.update(save_all=True, append_images=pils[1:])
+    pils[0].save(path, format=fmt, **options)
+    if len(pils) > 1:
+        _check_pages(path, len(pils))
+
+
+def _pil_page(page: Page, fmt: str) -> Image.Image:
+    rgb = page.frame.image if page.full is None else to_8bit_rgb(page.full)
+    alpha = page.alpha
+    if alpha is not None and fmt in ALPHA_FORMATS:
+        return Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+    return Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+
+
+def _write_deep(path: Path, fmt: str, pages: list[Page]) -> None:
+    arrays = []
+    for page in pages:
+        full = page.full if page.full is not None else _with_alpha(page.frame.image, page.alpha)
+        if fmt == "PNG" and full.dtype.kind == "f":
+            # PNG has no float samples: 16-bit is the deepest it holds.
+            full = (np.clip(np.nan_to_num(full / float_scale(full)), 0.0, 1.0) * 65535 + 0.5).astype(np.uint16)
+        if full.dtype == np.float64:
+            full = full.astype(np.float32)
+        arrays.append(_to_bgr_order(full))
+    if fmt == "PNG":
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 6]
+    else:
+        params = [cv2.IMWRITE_TIFF_COMPRESSION, cv2.IMWRITE_TIFF_COMPRESSION_ADOBE_DEFLATE]
+    try:
+        if len(arrays) > 1:
+            ok = cv2.imwritemulti(str(path), arrays, params)
+        else:
+            ok = cv2.imwrite(str(path), arrays[0], params)
+    except cv2.error as exc:
+        raise VeilError(f"{path}: could not write the {fmt} image ({str(exc).strip().splitlines()[-1][:120]})") from exc
+    if not ok:
+        raise VeilError(f"{path}: could not write the {fmt} image")
+    if len(arrays) > 1:
+        _check_pages(path, len(arrays))
+
+
+def _add_png_icc(path: Path, profile: bytes) -> None:
+    """OpenCV writes no colour profile: add the input's as an iCCP chunk right after IHDR."""
+    data = path.read_bytes()
+    body = b"ICC profile\x00\x00" + zlib.compress(profile)
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    end_of_ihdr = 8 + 8 + 13 + 4
+    path.write_bytes(data[:end_of_ihdr] + chunk + data[end_of_ihdr:])
+
+
+def _with_alpha(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    return rgb if alpha is None else np.dstack([rgb, alpha])
+
+
+def _to_bgr_order(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 3 and array.shape[2] == 3:
+        return np.ascontiguousarray(array[..., ::-1])
+    if array.ndim == 3 and array.shape[2] == 4:
+        return np.ascontiguousarray(array[..., [2, 1, 0, 3]])
+    if array.ndim == 3 and array.shape[2] == 2:
+        # Grey with alpha: OpenCV writes no two-channel images; spread grey to RGB.
+        grey, alpha = array[..., 0], array[..., 1]
+        return np.ascontiguousarray(np.dstack([grey, grey, grey, alpha]))
+    return np.ascontiguousarray(array)
+
+
+def _check_pages(path: Path, expected: int) -> None:
+    """Exit 0 promises every page: read the count back rather than trust the writer."""
+    try:
+        with Image.open(path) as img:
+            written = getattr(img, "n_frames", 1)
+    except Exception as exc:  # noqa: BLE001 - any failure to read back is a failed write
+        raise VeilError(f"{path}: the written file cannot be read back ({type(exc).__name__})") from exc
+    if written != expected:
+        raise VeilError(f"{path}: wrote {written} of {expected} pages")
 
 
 # ----------------------------------------------------------------------------- video
 
 VIDEO_CODECS = {".webm": ("libvpx-vp9", "libopus")}
+
+
+def default_suffix(path: Path) -> str:
+    """Output extension when the user names none: the input's, or JPEG for HEIC/HEIF/AVIF
+    (which veil does not write), the format every viewer opens."""
+    return ".jpg" if path.suffix.lower() in HEIF_EXTS else path.suffix
+
+
+OUTPUT_EXTS = set(PIL_FORMATS) | set(ANIMATION_FORMATS) | VIDEO_EXTS
+
+
+def output_problem(kind: str, target: Path) -> str | None:
+    """Why an input of `kind` ('image', 'animation', 'video') cannot be written as `target`."""
+    ext = target.suffix.lower()
+    if ext not in OUTPUT_EXTS:
+        return f"{target}: unknown output extension"
+    allowed = {
+        "image": set(PIL_FORMATS),
+        "animation": set(ANIMATION_FORMATS) | VIDEO_EXTS,  # a video streams: the way out for long ones
+        "video": VIDEO_EXTS,
+    }[kind]
+    if ext not in allowed:
+        return f"{target}: cannot write {'an' if kind[0] in 'aeiou' else 'a'} {kind} as {target.suffix}"
+    return None
+
+
 DEFAULT_CODECS = ("libx264", "aac")
+
+
+def _geometry(codec: str, width: int, height: int, allow_crop: bool) -> tuple[int, int, str]:
+    """Output width, height and pixel format: the input's exact size whenever the codec can.
+
+    4:2:0 chroma (one colour sample per 2x2 pixels) is what every player decodes. VP9 codes an
+    odd width or height in 4:2:0 (the last chroma sample covers one pixel); H.264 cannot: its
+    frame cropping works in steps of two pixels in 4:2:0. So an odd-sized H.264 output is 4:4:4
+    (High 4:4:4 profile) at the exact size: nothing is lost, but some hardware players and
+    browsers do not play it. `allow_crop` (--allow-crop) picks 4:2:0 instead, dropping the last
+    row and/or column, for players that need it.
+    """
+    odd = width % 2 or height % 2
+    if not odd or codec.startswith("libvpx"):
+        return width, height, "yuv420p"
+    if allow_crop:
+        return width - width % 2, height - height % 2, "yuv420p"
+    if codec == "libx264":
+        return width, height, "yuv444p"
+    raise VeilError(
+        f"{codec} cannot encode an odd size ({width}x{height}) exactly; --allow-crop drops the last row/column"
+    )
 
 
 class VideoSink:
@@ -109,13 +248,16 @@ class VideoSink:
         keep_audio: bool = True,
         tags: dict[str, str] | None = None,
         speed: str = "veryfast",
+        allow_crop: bool = False,
     ) -> None:
         """`tags`: container tags to write, only with --keep-metadata; none by default.
-        `speed`: the x264 preset (quality per bit vs. encoding time)."""
+        `speed`: the x264 preset (quality per bit vs. encoding time).
+        `allow_crop`: odd-sized video may lose its last row/column (see `_geometry`)."""
         self.path = path
         self.info = info
         self.keep_audio = keep_audio
         self.speed = speed
+        self.allow_crop = allow_crop
         self.tags = dict(tags or {})
         self.container: Any = None
         # Audio that arrives before the first frame is written (the tracker's look-ahead holds
@@ -124,6 +266,7 @@ class VideoSink:
         self.audio: dict[int, tuple[Any, Any]] = {}
         self.audio_mode: dict[int, str] = {}
         self.frames_written = 0
+        self.video_packets = 0  # encoded video packets muxed: one per frame written
         self.last_pts: int | None = None
 
     def _open(self) -> None:
@@ -138,14 +281,13 @@ class VideoSink:
         self.container = av.open(str(self.path), "w", options=options)
         self.container.metadata.clear()
         self.container.metadata.update(self.tags)
-        # An encoder needs even dimensions for 4:2:0 chroma; drop a last odd row/column.
         rot = info.rotation % 180 != 0
         up_w, up_h = (info.height, info.width) if rot else (info.width, info.height)
-        self.width, self.height = up_w - up_w % 2, up_h - up_h % 2
+        self.width, self.height, pix_fmt = _geometry(video_codec, up_w, up_h, self.allow_crop)
         rate = info.rate or Fraction(30)
         self.stream = self.container.add_stream(video_codec, rate=rate)
         self.stream.width, self.stream.height = (self.height, self.width) if rot else (self.width, self.height)
-        self.stream.pix_fmt = "yuv420p"
+        self.stream.pix_fmt = pix_fmt
         self.stream.time_base = info.time_base
         self.stream.codec_context.time_base = info.time_base
         if video_codec == "libx264":
@@ -201,6 +343,7 @@ class VideoSink:
         self.last_pts = pts
         for packet in self.stream.encode(vf):
             self.container.mux(packet)
+            self.video_packets += 1
         self.frames_written += 1
 
     def write_audio(self, item: AudioPacket) -> None:
@@ -229,6 +372,10 @@ class VideoSink:
             raise VeilError(f"{self.path}: no frames to write")
         for packet in self.stream.encode(None):
             self.container.mux(packet)
+            self.video_packets += 1
+        if self.video_packets < self.frames_written:
+            # Exit 0 promises every frame: an encoder that swallowed some fails the file.
+            raise VeilError(f"{self.path}: the encoder wrote {self.video_packets} of {self.frames_written} frames")
         for out, transcoder in self.audio.values():
             if transcoder is not None:
                 decoder, resampler = transcoder

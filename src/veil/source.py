@@ -6,6 +6,7 @@ Every decode problem surfaces as a `MediaError` with a one-line message.
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,14 +15,25 @@ from pathlib import Path
 from typing import Any
 
 import av
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from veil.errors import MediaError
+from veil.heif import register as register_heif
 from veil.types import Frame
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
+register_heif()
+
+# HEIC/HEIF (iPhone photos) through pillow-heif, which ships libheif; AVIF through Pillow.
+HEIF_EXTS = {".heic", ".heif", ".hif", ".avif"}
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", *HEIF_EXTS}
 VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm"}
+# Formats that may hold several frames: one of more than one frame is an animation.
+ANIMATION_EXTS = {".gif", ".png", ".apng", ".webp"}
+# Formats whose extra frames are pages of their own (each redacted and written), not previews
+# of the same picture (as in MPO JPEGs) nor animation frames.
+PAGED_FORMATS = {"TIFF", "HEIF", "AVIF"}
 
 # Photos from modern cameras reach 100+ megapixels; beyond this a file is more likely a
 # decompression bomb than a photo.
@@ -29,17 +41,18 @@ Image.MAX_IMAGE_PIXELS = 400_000_000
 
 
 def media_kind(path: Path) -> str:
-    """'image' or 'video', from the extension, else by probing the content."""
+    """'image', 'animation' (GIF, animated WebP or PNG) or 'video', from the extension and,
+    for formats that may be either, the frame count; else by probing the content."""
     ext = path.suffix.lower()
+    if ext in ANIMATION_EXTS:
+        return _image_or_animation(path)
     if ext in IMAGE_EXTS:
         return "image"
     if ext in VIDEO_EXTS:
         return "video"
     try:
-        with Image.open(path) as img:
-            img.verify()
-        return "image"
-    except Exception:
+        return _image_or_animation(path)
+    except MediaError:
         pass
     try:
         with av.open(str(path)) as container:
@@ -50,48 +63,209 @@ def media_kind(path: Path) -> str:
     raise MediaError(f"{path}: not an image or video veil can read")
 
 
+def _image_or_animation(path: Path) -> str:
+    try:
+        with Image.open(path) as img:
+            if img.format == "GIF":
+                return "animation"  # even of one frame: GIF is written by the animation sink
+            frames = getattr(img, "n_frames", 1) if img.format in ("PNG", "WEBP") else 1
+    except Exception as exc:  # noqa: BLE001 - reading fails later with the precise reason
+        if path.suffix.lower() in IMAGE_EXTS | ANIMATION_EXTS:
+            return "animation" if path.suffix.lower() in (".gif", ".apng") else "image"
+        raise MediaError(f"{path}: not an image or video veil can read") from exc
+    return "animation" if frames > 1 else "image"
+
+
 # ----------------------------------------------------------------------------- images
 
 
 @dataclass
-class DecodedImage:
+class Page:
+    """One picture of an image file (a TIFF may hold many).
+
+    `frame.image` is the upright picture as 8-bit RGB: what detectors see and masks paint
+    first. `full` holds the same pixels at the file's own depth (16-bit or float samples, grey
+    or RGB, alpha last) when that is deeper than 8 bits, else None; the output is written from
+    it so the depth survives, with the masks painted again at that depth (`paint_full_depth`).
+    """
+
     frame: Frame
-    format: str
     alpha: np.ndarray | None
+    full: np.ndarray | None = None
+
+    @property
+    def depth(self) -> str:
+        return "8-bit" if self.full is None else DEPTH_NAMES.get(self.full.dtype.str[1:], str(self.full.dtype))
+
+
+DEPTH_NAMES = {"u2": "16-bit", "f4": "32-bit float", "f8": "64-bit float"}
+
+
+@dataclass
+class DecodedImage:
+    pages: list[Page]
+    format: str
     icc_profile: bytes | None
     # Raw metadata blocks, kept only for --keep-metadata.
     exif: bytes | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
+    # The first page, for callers that handle single pictures.
+    @property
+    def frame(self) -> Frame:
+        return self.pages[0].frame
+
+    @property
+    def alpha(self) -> np.ndarray | None:
+        return self.pages[0].alpha
+
 
 def read_image(path: Path) -> DecodedImage:
+    """Decode every page of an image, upright, at its own bit depth (see `Page`)."""
     try:
-        with Image.open(path) as img:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MediaError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        with Image.open(io.BytesIO(data)) as img:
             fmt = img.format or ""
-            n_frames = getattr(img, "n_frames", 1)
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                img.load()
+            n_pages = getattr(img, "n_frames", 1) if fmt in PAGED_FORMATS else 1
             exif = img.info.get("exif")
             icc = img.info.get("icc_profile")
-            # Apply EXIF orientation to the pixels so the output, which carries no EXIF,
-            # shows the picture the right way up.
-            upright = ImageOps.exif_transpose(img)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                deep = False
+                for index in range(n_pages):
+                    img.seek(index)
+                    if img.width * img.height > (Image.MAX_IMAGE_PIXELS or 1 << 62):
+                        raise Image.DecompressionBombError(f"page {index + 1} is {img.width}x{img.height}")
+                    deep = deep or _is_deep(img, data)
+                if deep:
+                    pages = _read_deep(path, data, img, n_pages)
+                else:
+                    pages = []
+                    for index in range(n_pages):
+                        img.seek(index)
+                        img.load()
+                        pages.append(_page_8bit(img, index))
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise MediaError(f"{path}: not a readable image ({_short(exc)})") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, IndexError, KeyError, cv2.error) as exc:
         raise MediaError(f"{path}: corrupt or truncated image ({_short(exc)})") from exc
-    if upright.width == 0 or upright.height == 0:
-        raise MediaError(f"{path}: image has no pixels")
+    for page in pages:
+        if page.frame.width == 0 or page.frame.height == 0:
+            raise MediaError(f"{path}: image has no pixels")
+    info = {"frames_in_file": n_pages, "bit_depth": pages[0].depth}
+    return DecodedImage(pages, fmt, icc, exif, info)
+
+
+def _page_8bit(img: Image.Image, index: int) -> Page:
+    # Apply EXIF orientation to the pixels so the output, which carries no EXIF, shows the
+    # picture the right way up.
+    upright = ImageOps.exif_transpose(img)
     alpha = None
-    if upright.mode in ("RGBA", "LA", "PA") or (upright.mode == "P" and "transparency" in upright.info):
+    if upright.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (upright.mode == "P" and "transparency" in upright.info):
         rgba = upright.convert("RGBA")
         alpha = np.asarray(rgba)[:, :, 3].copy()
         rgb = np.asarray(rgba.convert("RGB")).copy()
     else:
         rgb = np.asarray(upright.convert("RGB")).copy()
-    info = {"frames_in_file": n_frames, "mode": upright.mode}
-    return DecodedImage(Frame(rgb, 0), fmt, alpha, icc, exif, info)
+    return Page(Frame(rgb, index), alpha)
+
+
+# Pillow keeps 16-bit grey, but reads 16-bit RGB PNG and TIFF as 8-bit RGB; OpenCV decodes
+# those whole, so deep files are decoded by OpenCV.
+DEEP_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
+
+
+def _is_deep(img: Image.Image, data: bytes) -> bool:
+    if img.mode in DEEP_MODES:
+        return True
+    if img.format == "PNG":
+        return len(data) > 24 and data[24] == 16  # IHDR bit depth
+    if img.format == "TIFF":
+        bits = img.tag_v2.get(258, (8,))
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return max(int(b) for b in bits) > 8
+    return False
+
+
+def _read_deep(path: Path, data: bytes, img: Image.Image, n_pages: int) -> list[Page]:
+    buffer = np.frombuffer(data, np.uint8)
+    if n_pages > 1:
+        ok, arrays = cv2.imdecodemulti(buffer, cv2.IMREAD_UNCHANGED)
+        arrays = list(arrays) if ok else []
+    else:
+        one = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+        arrays = [] if one is None else [one]
+    if len(arrays) != n_pages:
+        raise MediaError(f"{path}: could decode {len(arrays)} of {n_pages} pages at full bit depth")
+    pages = []
+    for index, array in enumerate(arrays):
+        img.seek(index)
+        orientation = int(img.getexif().get(0x0112, 1) or 1)
+        full = _orient(_to_rgb_order(array), orientation)
+        if full.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
+            raise MediaError(f"{path}: unsupported sample format {full.dtype} on page {index + 1}")
+        alpha8 = None
+        if full.ndim == 3 and full.shape[2] in (2, 4):
+            alpha8 = to_8bit(full[..., -1])
+        pages.append(Page(Frame(to_8bit_rgb(full), index), alpha8, None if full.dtype == np.uint8 else full))
+    return pages
+
+
+def _to_rgb_order(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 3 and array.shape[2] == 3:
+        return np.ascontiguousarray(array[..., ::-1])
+    if array.ndim == 3 and array.shape[2] == 4:
+        return np.ascontiguousarray(array[..., [2, 1, 0, 3]])
+    if array.ndim == 3 and array.shape[2] == 1:
+        return np.ascontiguousarray(array[..., 0])
+    return array
+
+
+# EXIF orientation -> (quarter turns anticlockwise, mirror left-right first).
+_ORIENTATIONS = {2: (0, True), 3: (2, False), 4: (2, True), 5: (1, True), 6: (3, False), 7: (3, True), 8: (1, False)}
+
+
+def _orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    turns, mirror = _ORIENTATIONS.get(orientation, (0, False))
+    if mirror:
+        array = array[:, ::-1]
+    if turns:
+        array = np.rot90(array, k=turns)
+    return np.ascontiguousarray(array)
+
+
+def float_scale(array: np.ndarray) -> float:
+    """The white level of float samples: 1.0 by convention, the maximum when samples exceed it."""
+    finite = array[np.isfinite(array)]
+    top = float(finite.max()) if finite.size else 1.0
+    return top if top > 1.0 else 1.0
+
+
+def to_8bit(array: np.ndarray) -> np.ndarray:
+    """Scale samples of any depth to 0..255 (detection and 8-bit outputs only)."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.uint16:
+        return ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    scaled = np.nan_to_num(array.astype(np.float32) / float_scale(array), nan=0.0, posinf=1.0, neginf=0.0)
+    return (np.clip(scaled, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+
+
+def to_8bit_rgb(full: np.ndarray) -> np.ndarray:
+    """8-bit RGB of a page at any depth: grey is repeated, alpha left out."""
+    if full.ndim == 2:
+        colour = full
+    elif full.shape[2] in (1, 2):
+        colour = full[..., 0]
+    else:
+        colour = full[..., :3]
+    out = to_8bit(colour)
+    if out.ndim == 2:
+        out = np.repeat(out[..., None], 3, axis=2)
+    return np.ascontiguousarray(out)
 
 
 # ----------------------------------------------------------------------------- videos
@@ -132,6 +306,10 @@ class VideoSource:
             self.container.close()
             raise MediaError(f"{path}: no video stream")
         self.stream = self.container.streams.video[0]
+        if self.stream.codec_context is None:
+            # FFmpeg found a video stream but no decoder for it: an unknown or damaged codec id.
+            self.container.close()
+            raise MediaError(f"{path}: video stream has an unknown or damaged codec")
         self.stream.thread_type = "AUTO"
         audio = list(self.container.streams.audio) if with_audio else []
         dropped = [f"{s.type}#{s.index}" for s in self.container.streams if s is not self.stream and s not in audio]
@@ -154,6 +332,11 @@ class VideoSource:
             dropped_streams=dropped,
         )
         self.frames_decoded = 0
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The container's tags (written again only with --keep-metadata)."""
+        return dict(self.container.metadata)
 
     @property
     def expected_frames(self) -> int:

@@ -17,7 +17,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from veil.config import Settings
 from veil.errors import VeilError
@@ -107,14 +106,18 @@ def _mask(settings: Settings) -> Any:
 
 
 def _frames(path: Path) -> Any:
-    from veil.source import VideoSource, media_kind
+    """Every frame (page) of `path`, upright 8-bit RGB, read the way veil reads inputs."""
+    from veil.animation import stream_classes
+    from veil.source import media_kind, read_image
 
-    if media_kind(path) == "image":
-        with Image.open(path) as img:
-            yield Frame(np.asarray(img.convert("RGB")), 0)
+    kind = media_kind(path)
+    if kind == "image":
+        for page in read_image(path).pages:
+            yield page.frame
         return
-    with VideoSource(path, with_audio=False) as source:
-        yield from source.items()  # type: ignore[misc]
+    source_class, _ = stream_classes(kind, path)
+    with source_class(path, with_audio=False) as source:
+        yield from source.items()
 
 
 def _check_frame(
