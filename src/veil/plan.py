@@ -318,7 +318,8 @@ def _track(raw: Any, at: str, warnings: list[str]) -> Track:
             PlanBox(frame, quantize(box), bool(rb.get("detected", False)), float(score) if _is_number(score) else None)
         )
     known = {"id", "label", "redact", "source", "reason", "boxes"}
-    extra = {k: v for k, v in raw.items() if k not in known}
+    # Keys starting with "_" are veil's own caches, never read from a file.
+    extra = {k: v for k, v in raw.items() if k not in known and not k.startswith("_")}
     reason = raw.get("reason")
     return Track(track_id, label, boxes, redact, source, reason if isinstance(reason, str) else None, extra)
 
