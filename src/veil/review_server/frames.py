@@ -112,7 +112,6 @@ class FrameReader:
             self._decoded = self._container.decode(self._stream)
             self._last = -1
             self.seeks += 1
-        target_pts = self.index.pts[index]
         for frame in self._decoded:
             if frame.pts is None:
                 continue
