@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -348,3 +349,39 @@ def test_page_has_no_outside_references(review: Any) -> None:
     assert "default-src 'none'" in csp and "script-src 'self'" in csp
     plan = json.loads(call(app, "GET", "/api/plan").text)
     assert plan["session"]["frames"] == FRAMES
+
+
+def test_photo_review_and_render(tmp_path: Path) -> None:
+    from conftest import SAMPLE_IMAGE
+
+    from veil.progress import Reporter
+    from veil.review_server import plan_for
+
+    photo = tmp_path / "astronaut.png"
+    photo.write_bytes(SAMPLE_IMAGE.read_bytes())
+    plan_path = plan_for(photo, rescan=False, preset="fast", reporter=Reporter(quiet=True))
+    assert plan_path == tmp_path / "astronaut.plan.json"
+    session = ReviewSession(plan_path)
+    app = create_app(session, TOKEN, [PORT])
+    try:
+        assert call(app, "GET", "/frame/0").status_code == 200
+        assert call(app, "GET", "/frame/1").status_code == 404
+        drawn = [400.0, 20.0, 470.0, 80.0]  # sky and flag, top right: no face there
+        got = call(app, "POST", "/api/manual", body={"frame": 0, "box": drawn})
+        assert got.status_code == 200
+        assert call(app, "POST", "/api/render", body={}).status_code == 202
+        deadline = time.monotonic() + 60
+        while session.render_state["state"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert session.render_state["state"] == "done", session.render_state
+        output = call(app, "GET", "/media/output")
+        assert output.status_code == 200
+        image = cv2.imdecode(np.frombuffer(output.content, np.uint8), cv2.IMREAD_COLOR)
+        assert image[25:75, 405:465].max() == 0, "the drawn box is painted solid black"
+        assert call(app, "GET", "/media/report").status_code == 200
+        names = sorted(p.name for p in tmp_path.iterdir())
+        expected = ["astronaut.png", "astronaut.plan.json", "astronaut.plan.json.bak", "astronaut_veiled.png"]
+        expected += ["astronaut_veiled.report.json", "astronaut_veiled.report.html"]
+        assert names == sorted(expected)
+    finally:
+        session.close()

@@ -147,8 +147,9 @@ function showFrame(f, force) {
       S.lastLoadMs = performance.now() - started;
       drawOverlay();
       updateInfo();
-      refreshRows();
+      if ($("filter").value === "here") applyFilter(); else refreshRows();
       drawHead();
+      drawWave();
     })
     .catch((err) => say(err.message))
     .finally(() => {
