@@ -105,16 +105,26 @@ async function loadPlan() {
   if (S.view === "exported") showFrame(S.frame, true);
 }
 
-async function edit(path, body) {
-  try {
-    const out = await api(path, { ...body, reviewer: reviewer() });
-    await loadPlan();
-    say("");
-    return out;
-  } catch (err) {
-    say(err.message);
-    return null;
-  }
+// Edits run one after another, in the order they were made (a reason typed and a switch
+// clicked straight after must reach the plan in that order).
+let editQueue = Promise.resolve();
+
+function edit(path, body) {
+  const sent = { ...body, reviewer: reviewer() };
+  const run = async () => {
+    try {
+      const out = await api(path, sent);
+      await loadPlan();
+      say("");
+      return out;
+    } catch (err) {
+      say(err.message);
+      return null;
+    }
+  };
+  const result = editQueue.then(run);
+  editQueue = result.catch(() => null);
+  return result;
 }
 
 // ------------------------------------------------------------------ player
