@@ -69,7 +69,7 @@ class FrameIndex:
 class FrameReader:
     """`get(index)` returns frame `index` as upright RGB; thread-safe (one decoder, one lock)."""
 
-    def __init__(self, path: Path, cache_frames: int = 48, index: FrameIndex | None = None) -> None:
+    def __init__(self, path: Path, cache_bytes: int = 192 << 20, index: FrameIndex | None = None) -> None:
         self.path = path
         self.index = index or FrameIndex(path)
         self._container = av.open(str(path), metadata_errors="ignore")
@@ -78,7 +78,8 @@ class FrameReader:
         self._decoded: Iterator[av.VideoFrame] | None = None
         self._last = -1  # index of the frame the decoder emitted last
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._cache_frames = cache_frames
+        self._cache_bytes = cache_bytes
+        self._cached_bytes = 0
         self._lock = threading.Lock()
         self.rotation = 0
         self.seeks = 0
@@ -98,16 +99,22 @@ class FrameReader:
             if hit is not None:
                 self._cache.move_to_end(index)
                 return hit
-            return self._decode_to(index)
+            try:
+                return self._decode_to(index)
+            except LookupError:
+                # Some files seek to just after the keyframe asked for: start one keyframe earlier.
+                return self._decode_to(index, earlier=True)
 
     def frames(self, start: int, end: int) -> Iterator[tuple[int, np.ndarray]]:
         """Frames start..end inclusive, in order (one seek, then decoding on)."""
         for i in range(max(0, start), min(end, len(self.index) - 1) + 1):
             yield i, self.get(i)
 
-    def _decode_to(self, index: int) -> np.ndarray:
-        if self._decoded is None or not (self._last < index <= self._last + DECODE_ON):
+    def _decode_to(self, index: int, earlier: bool = False) -> np.ndarray:
+        if earlier or self._decoded is None or not (self._last < index <= self._last + DECODE_ON):
             key = self.index.keyframe_before(index)
+            if earlier:
+                key = self.index.keyframe_before(max(0, bisect.bisect_left(self.index.pts, key) - 1))
             self._container.seek(key, backward=True, any_frame=False, stream=self._stream)
             self._decoded = self._container.decode(self._stream)
             self._last = -1
@@ -142,10 +149,15 @@ class FrameReader:
         return image
 
     def _remember(self, index: int, image: np.ndarray) -> None:
+        old = self._cache.pop(index, None)
+        if old is not None:
+            self._cached_bytes -= old.nbytes
         self._cache[index] = image
-        self._cache.move_to_end(index)
-        while len(self._cache) > self._cache_frames:
-            self._cache.popitem(last=False)
+        self._cached_bytes += image.nbytes
+        # Bounded in bytes, not frames: 192 MiB is about 30 frames of 1080p, 900 of 360p.
+        while self._cached_bytes > self._cache_bytes and len(self._cache) > 1:
+            _, dropped = self._cache.popitem(last=False)
+            self._cached_bytes -= dropped.nbytes
 
 
 def needs_proxy(index: FrameIndex, width: int, height: int) -> bool:

@@ -80,11 +80,14 @@ class ReviewSession:
         self._thumbs: dict[tuple[int, int], bytes] = {}
         self._stop = threading.Event()
         self.reader: FrameReader | None = None
+        self.thumb_reader: FrameReader | None = None
         self.proxy: FrameReader | None = None
         self.proxy_state: dict[str, Any] = {"state": "none"}
         self._image: np.ndarray | None = None
         if self.kind == "video":
             self.reader = FrameReader(self.input)
+            # Thumbnails seek all over the clip: their own decoder leaves the player's in place.
+            self.thumb_reader = FrameReader(self.input, cache_bytes=64 << 20, index=self.reader.index)
             self.frames = len(self.reader)
             self.rate = self.reader.index.rate
             self._start_proxy()
@@ -170,7 +173,7 @@ class ReviewSession:
         key = (track_id, frame)
         if key in self._thumbs:
             return self._thumbs[key]
-        image = self.original(frame)
+        image = self._thumb_source(frame, box)
         h, w = image.shape[:2]
         x1, y1, x2, y2 = box
         pad = 0.25 * max(x2 - x1, y2 - y1)
@@ -186,6 +189,21 @@ class ReviewSession:
             self._thumbs.clear()
         self._thumbs[key] = data
         return data
+
+    def _thumb_source(self, frame: int, box: np.ndarray) -> np.ndarray:
+        """The frame to crop from, and `box` scaled to it in place: the proxy when the box is still
+        48 px or more there (a cheap seek), else the original."""
+        if self._image is not None:
+            return self._image
+        proxy = self.proxy
+        width = float(self.plan.input.get("width") or 0)
+        if proxy is not None and width:
+            scale = proxy_width(proxy) / width
+            if min(box[2] - box[0], box[3] - box[1]) * scale >= 48:
+                box *= scale
+                return proxy.get(frame)
+        assert self.thumb_reader is not None
+        return self.thumb_reader.get(frame)
 
     def waveform(self, buckets: int = 1500) -> dict[str, Any]:
         """Peak level of the first audio stream in `buckets` equal slices of the clip."""
@@ -483,7 +501,7 @@ class ReviewSession:
 
     def close(self) -> None:
         self._stop.set()
-        for reader in (self.reader, self.proxy):
+        for reader in (self.reader, self.thumb_reader, self.proxy):
             if reader is not None:
                 reader.close()
 
