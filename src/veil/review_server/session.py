@@ -329,8 +329,19 @@ class ReviewSession:
             keep.extra.pop("_frames", None)
             # Kept visible only when every part was kept: a merge never unmasks anything.
             keep.redact = any(t.redact for t in tracks)
-            if any(t.source == "manual" for t in tracks) and all(t.source == "manual" for t in tracks):
-                keep.source = "manual"
+            if all(t.source == "manual" for t in tracks):
+                # Manual tracks are rebuilt from their keyframes: keep every part's keyframes.
+                keys: dict[int, dict[str, Any]] = {}
+                for track in tracks:
+                    for key in track.extra.get("keyframes", []):
+                        keys.setdefault(key["frame"], key)
+                keep.extra["keyframes"] = [keys[f] for f in sorted(keys)]
+            else:
+                # A detector's boxes cannot be rebuilt from keyframes: the merged track keeps its
+                # boxes as they are (and stays "manual" in the audit when a part was drawn by hand).
+                keep.extra.pop("keyframes", None)
+                if any(t.source == "manual" for t in tracks):
+                    keep.source = "manual"
             merged = [t.id for t in tracks[1:]]
             keep.extra["merged_from"] = sorted(set(keep.extra.get("merged_from", [])) | set(merged))
             plan.tracks = [t for t in plan.tracks if t.id not in merged]
@@ -362,8 +373,8 @@ class ReviewSession:
 
         def change(plan: Plan) -> list[dict[str, Any]]:
             track = self._track(track_id)
-            if track.source != "manual":
-                raise EditError(f"track {track_id} was found by a detector; draw a new box to add a manual track")
+            if track.source != "manual" or "keyframes" not in track.extra:
+                raise EditError(f"track {track_id} has no keyframes to edit; draw a new box to add a manual track")
             keys = [k for k in track.extra.get("keyframes", []) if k["frame"] != frame]
             if xyxy is not None:
                 keys.append({"frame": frame, "box": [float(v) for v in xyxy]})
