@@ -114,8 +114,10 @@ def main() -> None:
         started = time.monotonic()
         plan_path = plan_for(video, rescan=True, preset="balanced", reporter=Reporter(quiet=True))
         plan = load_plan(plan_path)
-        print(f"{args.video.name}: {plan.frames} frames {plan.input['width']}x{plan.input['height']}, "
-              f"{len(plan.tracks)} tracks, scanned in {time.monotonic() - started:.0f} s")  # fmt: skip
+        print(
+            f"{args.video.name}: {plan.frames} frames {plan.input['width']}x{plan.input['height']}, "
+            f"{len(plan.tracks)} tracks, scanned in {time.monotonic() - started:.0f} s"
+        )
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -133,10 +135,14 @@ def main() -> None:
                 if target >= plan.frames:
                     break
                 steps.append(page.evaluate(SEEK_JS, target) / 1000)
-            print(f"page load (navigation to first frame shown), 3 loads: median {ref:.2f} s, "
-                  f"all {', '.join(f'{v:.2f}' for v in loads)}")  # fmt: skip
-            print(f"in-page seek, {len(seeks)} random frames: p50 {np.percentile(seeks, 50):.3f} s, "
-                  f"p95 {np.percentile(seeks, 95):.3f} s; one-frame step median {statistics.median(steps):.3f} s")  # fmt: skip
+            print(
+                f"page load (navigation to first frame shown), 3 loads: median {ref:.2f} s, "
+                f"all {', '.join(f'{v:.2f}' for v in loads)}"
+            )
+            print(
+                f"in-page seek, {len(seeks)} random frames: p50 {np.percentile(seeks, 50):.3f} s, "
+                f"p95 {np.percentile(seeks, 95):.3f} s; one-frame step median {statistics.median(steps):.3f} s"
+            )
             server.should_exit = True
             thread.join(10)
 
@@ -152,9 +158,11 @@ def main() -> None:
             wait_js(page, f"window.veilState.plan.session.version > {before}")
             edit_s = time.monotonic() - started
             payload = len(json.dumps(load_plan(many).to_json()))
-            print(f"500 tracks: load {big:.2f} s ({big / ref:.2f}x the plain load), step median "
-                  f"{statistics.median(step):.3f} s, scroll to the end {scroll_ms:.0f} ms with {rows} rows in the DOM, "
-                  f"keep/redact round trip {edit_s:.2f} s (plan {payload / 1e6:.1f} MB)")  # fmt: skip
+            print(
+                f"500 tracks: load {big:.2f} s ({big / ref:.2f}x the plain load), step median "
+                f"{statistics.median(step):.3f} s, scroll to the end {scroll_ms:.0f} ms with {rows} rows in the DOM, "
+                f"keep/redact round trip {edit_s:.2f} s (plan {payload / 1e6:.1f} MB)"
+            )
             server.should_exit = True
             thread.join(10)
             browser.close()

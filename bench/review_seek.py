@@ -7,7 +7,10 @@ width, encode the JPEG. First on the original (keyframe seek + decode forward), 
 seek proxy the review server makes when keyframes are far apart. The reference, measured in the
 same run, is one sequentially decoded frame (what stepping costs); ratios are against it.
 
-Usage: python bench/review_seek.py [--seeks 60] [--minutes 10] [--clip PATH]
+With --parallel-proxy the proxy is made while the original's seeks are measured, as `veil review`
+does (its seeks then share the CPU with the proxy, as a reviewer's first minutes do).
+
+Usage: python bench/review_seek.py [--seeks 60] [--minutes 10] [--clip PATH] [--parallel-proxy]
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeks", type=int, default=60)
     ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--parallel-proxy", action="store_true", help="make the proxy while the original is measured")
     ap.add_argument("--clip", type=Path, default=REPO / "build" / "bench" / "seek_1080p_10min.mp4")
     args = ap.parse_args()
     if not args.clip.is_file():
@@ -96,6 +100,19 @@ def main() -> None:
     rng = random.Random(1)
     targets = [rng.randrange(len(index)) for _ in range(args.seeks)]
 
+    proxy = args.clip.with_name(args.clip.stem + ".proxy.mp4")
+    proxy.unlink(missing_ok=True)
+    proxy_done: list[float] = []
+
+    def build_proxy() -> None:
+        started = time.monotonic()
+        make_proxy(args.clip, proxy, [0], threading.Event())
+        proxy_done.append(time.monotonic() - started)
+
+    maker = threading.Thread(target=build_proxy)
+    if args.parallel_proxy:
+        # As in `veil review`: the proxy is made in the background while the reviewer seeks.
+        maker.start()
     reader = FrameReader(args.clip, index=index)
     # Reference: stepping forward one frame at a time from a decoder already in place.
     reader.get(1000)
@@ -109,10 +126,10 @@ def main() -> None:
         f"max {max(original):.3f} s (p50 = {pct(original, 0.5) / ref:.0f}x a step)"
     )
     print(f"needs a proxy: {needs_proxy(index, 1920, 1080)}")
-    proxy = args.clip.with_name(args.clip.stem + ".proxy.mp4")
-    started = time.monotonic()
-    make_proxy(args.clip, proxy, [0], threading.Event())
-    proxy_s = time.monotonic() - started
+    if not args.parallel_proxy:
+        maker.start()
+    maker.join()
+    proxy_s = proxy_done[0]
     pindex = FrameIndex(proxy)
     assert len(pindex) == len(index), "proxy frame count differs"
     preader = FrameReader(proxy, index=pindex)
