@@ -385,3 +385,15 @@ def test_photo_review_and_render(tmp_path: Path) -> None:
         assert names == sorted(expected)
     finally:
         session.close()
+
+
+def test_merging_manual_tracks_keeps_their_keyframes(review: Any) -> None:
+    session, app, _ = review
+    a = call(app, "POST", "/api/manual", body={"frame": 2, "box": [2, 2, 40, 40]}).json()["track"]
+    b = call(app, "POST", "/api/manual", body={"frame": 15, "box": [280, 2, 318, 40]}).json()["track"]
+    assert call(app, "POST", "/api/merge", body={"ids": [a, b]}).status_code == 200
+    merged = next(t for t in load_plan(session.plan_path).tracks if t.id == a)
+    assert merged.source == "manual" and [k["frame"] for k in merged.extra["keyframes"]] == [2, 15]
+    # Merged with a detector's track, the boxes are fixed: no keyframe editing.
+    assert call(app, "POST", "/api/merge", body={"ids": [a, 1]}).status_code == 200
+    assert call(app, "POST", "/api/keyframe", body={"track": 1, "frame": 3, "box": [1, 1, 9, 9]}).status_code == 400
