@@ -7,7 +7,7 @@
    track list to the end, and one keep/redact round trip (edit, save, reload of the plan).
 The reference, measured in the same run, is the first case's load time; ratios are against it.
 
-Usage: python bench/review_page.py [--video PATH] [--seeks 30]
+Usage: python bench/review_page.py [--video PATH] [--seeks 30] [--plan EXISTING.plan.json]
 """
 
 from __future__ import annotations
@@ -106,17 +106,22 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--video", type=Path, default=SHARED_VIDEO)
     ap.add_argument("--seeks", type=int, default=30)
+    ap.add_argument("--plan", type=Path, help="review this existing plan (its folder is used) instead of scanning")
     args = ap.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="veil-review-bench-"))
+    folder = args.plan.parent if args.plan else Path(tempfile.mkdtemp(prefix="veil-review-bench-"))
     try:
-        video = folder / args.video.name
-        shutil.copyfile(args.video, video)
-        started = time.monotonic()
-        plan_path = plan_for(video, rescan=True, preset="balanced", reporter=Reporter(quiet=True))
+        if args.plan:
+            plan_path = args.plan
+        else:
+            video = folder / args.video.name
+            shutil.copyfile(args.video, video)
+            started = time.monotonic()
+            plan_path = plan_for(video, rescan=True, preset="balanced", reporter=Reporter(quiet=True))
+            print(f"scanned in {time.monotonic() - started:.0f} s")
         plan = load_plan(plan_path)
         print(
-            f"{args.video.name}: {plan.frames} frames {plan.input['width']}x{plan.input['height']}, "
-            f"{len(plan.tracks)} tracks, scanned in {time.monotonic() - started:.0f} s"
+            f"{Path(plan.input['path']).name}: {plan.frames} frames {plan.input['width']}x{plan.input['height']}, "
+            f"{len(plan.tracks)} tracks"
         )
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
@@ -128,7 +133,23 @@ def main() -> None:
             loads = [load(page, url) for _ in range(3)]
             ref = statistics.median(loads)
             rng = random.Random(2)
+            proxy = page.evaluate("() => api('/api/status')")["proxy"]["state"]
             seeks = [page.evaluate(SEEK_JS, rng.randrange(plan.frames)) / 1000 for _ in range(args.seeks)]
+            print(
+                f"in-page seek, {len(seeks)} random frames (seek proxy: {proxy} at the start): "
+                f"p50 {np.percentile(seeks, 50):.3f} s, p95 {np.percentile(seeks, 95):.3f} s"
+            )
+            if proxy == "making":
+                started = time.monotonic()
+                wait_js(page, "true")
+                while page.evaluate("() => api('/api/status')")["proxy"]["state"] == "making":
+                    time.sleep(1)
+                print(f"proxy ready {time.monotonic() - started:.0f} s later")
+                seeks = [page.evaluate(SEEK_JS, rng.randrange(plan.frames)) / 1000 for _ in range(args.seeks)]
+                print(
+                    f"in-page seek with the proxy, {len(seeks)} random frames: "
+                    f"p50 {np.percentile(seeks, 50):.3f} s, p95 {np.percentile(seeks, 95):.3f} s"
+                )
             steps = []
             for _ in range(20):
                 target = page.evaluate("() => window.veilState.shownFrame") + 1
@@ -139,10 +160,8 @@ def main() -> None:
                 f"page load (navigation to first frame shown), 3 loads: median {ref:.2f} s, "
                 f"all {', '.join(f'{v:.2f}' for v in loads)}"
             )
-            print(
-                f"in-page seek, {len(seeks)} random frames: p50 {np.percentile(seeks, 50):.3f} s, "
-                f"p95 {np.percentile(seeks, 95):.3f} s; one-frame step median {statistics.median(steps):.3f} s"
-            )
+            print(f"one-frame step median {statistics.median(steps):.3f} s")
+            page.goto("about:blank")  # the page polls its server: leave it before stopping that
             server.should_exit = True
             thread.join(10)
 
@@ -168,7 +187,9 @@ def main() -> None:
             browser.close()
             print(f"console errors: {errors or 'none'}")
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        (folder / "many.plan.json").unlink(missing_ok=True)
+        if not args.plan:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -164,9 +164,10 @@ def needs_proxy(index: FrameIndex, width: int, height: int) -> bool:
     return index.max_gop * width * height > PROXY_THRESHOLD_PIXELS
 
 
-def proxy_path(plan_path: Path, sha256: str) -> Path:
-    """Beside the plan, hidden, named after the input's content so a changed input never reuses it."""
-    return plan_path.with_name(f".{plan_path.name}.{sha256[:12]}.proxy.mp4")
+def proxy_path(folder: Path, input_path: Path, sha256: str) -> Path:
+    """In the plan's folder, hidden, named after the input and its content: every plan of that
+    input shares it, and a changed input never reuses it."""
+    return folder / f".{input_path.name}.{sha256[:12]}.proxy.mp4"
 
 
 def make_proxy(source: Path, target: Path, progress: list[int], stop: threading.Event) -> None:

@@ -107,7 +107,7 @@ class ReviewSession:
             self.reader.index, int(self.plan.input.get("width") or 0), int(self.plan.input.get("height") or 0)
         ):
             return
-        target = proxy_path(self.plan_path, str(self.plan.input.get("sha256", "")))
+        target = proxy_path(self.folder, self.input, str(self.plan.input.get("sha256", "")))
         if target.is_file() and self._use_proxy(target):
             return
         progress = [0]
