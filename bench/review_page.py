@@ -128,6 +128,7 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("requestfailed", lambda r: errors.append(f"failed: {r.url.split('?')[0]} {r.failure}"))
 
             url, server, thread = start(plan_path)
             loads = [load(page, url) for _ in range(3)]
@@ -185,7 +186,7 @@ def main() -> None:
             server.should_exit = True
             thread.join(10)
             browser.close()
-            print(f"console errors: {errors or 'none'}")
+            print(f"console errors: {len(errors)}: {sorted(set(errors))[:8]}")
     finally:
         (folder / "many.plan.json").unlink(missing_ok=True)
         if not args.plan:

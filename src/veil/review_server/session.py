@@ -143,7 +143,8 @@ class ReviewSession:
         """The picture the player shows: the proxy when it is ready and wide enough."""
         self.shown.add(frame)
         proxy = self.proxy
-        if proxy is not None and width <= proxy_width(proxy):
+        # The proxy is at most PROXY_WIDTH wide; narrower videos keep their full width in it.
+        if proxy is not None and min(width, int(self.plan.input.get("width") or width)) <= proxy_width(proxy):
             return proxy.get(frame)
         return self.original(frame)
 

@@ -142,7 +142,7 @@ function showFrame(f, force) {
   if (S.loading) { S.pending = f; return; }
   if (f === S.shownFrame && !force) { updateInfo(); return; }
   S.loading = true;
-  const width = Math.min(1920, Math.round($("stage").clientWidth * (window.devicePixelRatio || 1)));
+  const width = Math.min(1920, Math.round(displayWidth() * (window.devicePixelRatio || 1)));
   const started = performance.now();
   fetch(url(`/frame/${f}`, { w: width, view: S.view }))
     .then((r) => { if (!r.ok) throw new Error(`frame ${f}: ${r.status}`); return r.blob(); })
@@ -173,6 +173,13 @@ function showFrame(f, force) {
         if (S.playing) setTimeout(playStep, Math.max(0, 1000 / S.rate - S.lastLoadMs));
       }
     });
+}
+
+// The picture's width on screen: the column's width, or less for a tall picture (62vh high at most).
+function displayWidth() {
+  const s = S.plan.session;
+  const aspect = (s.width || 16) / (s.height || 9);
+  return Math.min($("left").clientWidth, Math.round(window.innerHeight * 0.62 * aspect), s.width || 1920);
 }
 
 function updateInfo() {
