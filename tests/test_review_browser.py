@@ -142,6 +142,7 @@ def test_review_in_browser(served: dict[str, Any]) -> None:
             wait_js(page, "window.veilState.tracks.some(t => t.source === 'manual')")
             page.fill("#reviewer", "Test Reviewer")
             page.dispatch_event("#reviewer", "change")
+            wait_js(page, "[...document.querySelectorAll('#rows img')].every(i => i.complete && i.naturalWidth > 0)")
             page.screenshot(path=str(SCREENSHOT))
 
             page.click("#render")

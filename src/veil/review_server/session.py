@@ -192,15 +192,15 @@ class ReviewSession:
         return data
 
     def _thumb_source(self, frame: int, box: np.ndarray) -> np.ndarray:
-        """The frame to crop from, and `box` scaled to it in place: the proxy when the box is still
-        48 px or more there (a cheap seek), else the original."""
+        """The frame to crop from, and `box` scaled to it in place: the proxy (a cheap seek) when it
+        has the original's width or the box is still 48 px or more there, else the original."""
         if self._image is not None:
             return self._image
         proxy = self.proxy
         width = float(self.plan.input.get("width") or 0)
         if proxy is not None and width:
             scale = proxy_width(proxy) / width
-            if min(box[2] - box[0], box[3] - box[1]) * scale >= 48:
+            if scale >= 0.999 or min(box[2] - box[0], box[3] - box[1]) * scale >= 48:
                 box *= scale
                 return proxy.get(frame)
         assert self.thumb_reader is not None

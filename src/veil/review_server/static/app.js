@@ -142,7 +142,8 @@ function showFrame(f, force) {
   if (S.loading) { S.pending = f; return; }
   if (f === S.shownFrame && !force) { updateInfo(); return; }
   S.loading = true;
-  const width = Math.min(1920, Math.round(displayWidth() * (window.devicePixelRatio || 1)));
+  $("picture").style.width = `${displayWidth()}px`;
+  const width = Math.min(S.plan.session.width || 1920, Math.round(displayWidth() * (window.devicePixelRatio || 1)));
   const started = performance.now();
   fetch(url(`/frame/${f}`, { w: width, view: S.view }))
     .then((r) => { if (!r.ok) throw new Error(`frame ${f}: ${r.status}`); return r.blob(); })
@@ -179,7 +180,7 @@ function showFrame(f, force) {
 function displayWidth() {
   const s = S.plan.session;
   const aspect = (s.width || 16) / (s.height || 9);
-  return Math.min($("left").clientWidth, Math.round(window.innerHeight * 0.62 * aspect), s.width || 1920);
+  return Math.min($("left").clientWidth, Math.round(window.innerHeight * 0.62 * aspect));
 }
 
 function updateInfo() {
@@ -393,9 +394,8 @@ function trackRow(t) {
     drawOverlay();
   });
   const img = document.createElement("img");
-  img.loading = "lazy";
   img.alt = `track ${t.id}`;
-  img.src = url(`/thumb/${t.id}`, { v: t.boxes.length + ":" + t.boxes[0].frame });
+  thumbnail(t, img);
   img.addEventListener("click", () => seek(bestFrame(t)));
   const meta = document.createElement("div");
   meta.className = "meta";
@@ -417,6 +417,40 @@ function trackRow(t) {
   canvas.addEventListener("click", (ev) => seek(frameAtX(canvas, ev)));
   row.append(check, img, meta, state, why, canvas);
   return row;
+}
+
+// Thumbnails are fetched once per track version, a few at a time, and kept in page memory only
+// (blob URLs; the server sends them no-store), so re-drawn rows do not ask again.
+const thumbs = new Map();
+const thumbQueue = [];
+let thumbsLoading = 0;
+
+function thumbnail(t, img) {
+  const key = `${t.id}:${t.boxes.length}:${t.boxes[0].frame}:${t.boxes[t.boxes.length - 1].frame}`;
+  const have = thumbs.get(key);
+  if (have) { img.src = have; return; }
+  img.dataset.thumb = key;
+  if (!thumbQueue.some((q) => q.key === key)) thumbQueue.push({ key, id: t.id });
+  setTimeout(pumpThumbs, 0);  // once the row is in the document
+}
+
+function pumpThumbs() {
+  while (thumbsLoading < 3 && thumbQueue.length) {
+    const { key, id } = thumbQueue.shift();
+    const visible = [...document.querySelectorAll("#rows img")].some((i) => i.dataset.thumb === key);
+    if (!visible) continue;
+    thumbsLoading++;
+    fetch(url(`/thumb/${id}`))
+      .then((r) => (r.ok ? r.blob() : null))
+      .then((blob) => {
+        if (!blob) return;
+        const src = URL.createObjectURL(blob);
+        thumbs.set(key, src);
+        for (const i of document.querySelectorAll("#rows img")) if (i.dataset.thumb === key) i.src = src;
+      })
+      .catch(() => {})
+      .finally(() => { thumbsLoading--; pumpThumbs(); });
+  }
 }
 
 function bestFrame(t) {
