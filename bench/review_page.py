@@ -178,6 +178,7 @@ def main() -> None:
             wait_js(page, f"window.veilState.plan.session.version > {before}")
             edit_s = time.monotonic() - started
             payload = len(json.dumps(load_plan(many).to_json()))
+            page.goto("about:blank")
             print(
                 f"500 tracks: load {big:.2f} s ({big / ref:.2f}x the plain load), step median "
                 f"{statistics.median(step):.3f} s, scroll to the end {scroll_ms:.0f} ms with {rows} rows in the DOM, "
