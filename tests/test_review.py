@@ -397,3 +397,31 @@ def test_merging_manual_tracks_keeps_their_keyframes(review: Any) -> None:
     # Merged with a detector's track, the boxes are fixed: no keyframe editing.
     assert call(app, "POST", "/api/merge", body={"ids": [a, 1]}).status_code == 200
     assert call(app, "POST", "/api/keyframe", body={"track": 1, "frame": 3, "box": [1, 1, 9, 9]}).status_code == 400
+
+
+def test_seek_proxy_is_made_during_the_scan_and_frame_accurate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from veil.progress import Reporter
+    from veil.review_server import frames, plan_for
+
+    # Any keyframe interval counts as long here, so this small clip gets a proxy.
+    monkeypatch.setattr(frames, "PROXY_THRESHOLD_PIXELS", 0)
+    video = make_video(tmp_path / "clip.mp4", frames=FRAMES, size=SIZE, fps=10)
+    plan_path = plan_for(video, rescan=False, preset="fast", reporter=Reporter(quiet=True))
+    proxies = list(tmp_path.glob(".clip.mp4.*.proxy.mp4"))
+    assert len(proxies) == 1, sorted(p.name for p in tmp_path.iterdir())
+    session = ReviewSession(plan_path)
+    app = create_app(session, TOKEN, [PORT])
+    try:
+        assert session.proxy_state["state"] == "ready" and session.proxy is not None
+        with VideoSource(video, with_audio=False) as src:
+            originals = [f.image for f in src.items()]
+        for frame in (13, 1, 19, 7, 8):
+            got = call(app, "GET", f"/frame/{frame}")
+            image = cv2.cvtColor(
+                cv2.imdecode(np.frombuffer(got.content, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
+            )
+            errors = [float(np.abs(image.astype(int) - o.astype(int)).mean()) for o in originals]
+            assert int(np.argmin(errors)) == frame
+        assert session.proxy.seeks >= 1 and session.reader is not None and session.reader.seeks == 0
+    finally:
+        session.close()

@@ -58,14 +58,49 @@ def plan_for(target: Path, rescan: bool, preset: str, reporter: Reporter) -> Pat
         return plan_path
     from veil.config import Settings
 
+    proxy = start_proxy(target, plan_path.parent, reporter) if kind == "video" else None
     pipeline = Pipeline(Settings(preset=preset, overwrite=True), reporter)
     try:
         result = pipeline.scan(Job(target, plan_path, kind))
     finally:
         pipeline.close()
+        if proxy is not None:
+            proxy.join()
     if not result.ok:
         raise VeilError(result.error or f"{target}: scan failed")
     return plan_path
+
+
+def start_proxy(video: Path, folder: Path, reporter: Reporter) -> threading.Thread | None:
+    """Make the seek proxy while the scan runs (when the video needs one), so the page seeks fast
+    from the start; the review session finds it by name. A failure only means no proxy."""
+    import av
+
+    from veil.detectors import sha256_of
+    from veil.review_server.frames import FrameIndex, make_proxy, needs_proxy, proxy_path
+
+    try:
+        index = FrameIndex(video)
+        with av.open(str(video), metadata_errors="ignore") as container:
+            ctx = container.streams.video[0].codec_context
+            width, height = ctx.width, ctx.height
+        if not needs_proxy(index, width, height):
+            return None
+        target = proxy_path(folder, video, sha256_of(video))
+    except Exception:  # noqa: BLE001 - the scan reports unreadable input itself
+        return None
+    if target.is_file():
+        return None
+
+    def work() -> None:
+        try:
+            make_proxy(video, target, [0], threading.Event())
+        except Exception as exc:  # noqa: BLE001 - the player reads the original instead
+            reporter.warn(f"{video}: no seek proxy ({exc})")
+
+    thread = threading.Thread(target=work, name="veil-proxy", daemon=True)
+    thread.start()
+    return thread
 
 
 def free_socket(port: int) -> socket.socket:
