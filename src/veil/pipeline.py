@@ -264,8 +264,7 @@ class Pipeline:
         self.reporter = reporter or Reporter(quiet=True)
         self.reviewer = reviewer
         self._detector: Any = None
-        # Plans made by one-shot runs live here until the report has copied them.
-        self.workdir = Path(tempfile.mkdtemp(prefix="veil-"))
+        self._workdir: Path | None = None
 
     @property
     def detect(self) -> Any:
@@ -276,8 +275,17 @@ class Pipeline:
             self._detector = FrameDetector(self.settings)
         return self._detector
 
+    @property
+    def workdir(self) -> Path:
+        """Where one-shot plans (and the builder's spool) live until the report has copied them;
+        made on first use, so a render writes nothing outside its output's folder."""
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix="veil-"))
+        return self._workdir
+
     def close(self) -> None:
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
 
     def describe(self) -> dict[str, Any]:
         from veil.masks import create as create_mask
