@@ -3,11 +3,11 @@
 How `docs/tracking.md`'s tracker constants were chosen. For each seed the clips of
 `video_bench.py` are made once and a preset's face detector is run once on every frame (its
 video options, with the large-box rule off so any rule can be replayed by filtering); then each
-candidate setting (tracker constants on `LookaheadTracker`, the large-box rule) is replayed
+candidate setting (`box_policy.TrackerConfig` fields, the large-box rule) is replayed
 through the real tracker and mask geometry and scored like the video benchmark, but from the
 mask boxes instead of encoded pixels (no encode/decode, seconds per setting):
 
-A setting is a JSON object of `LookaheadTracker` constants, plus `"large": [height, score]`
+A setting is a JSON object of `TrackerConfig` fields (upper or lower case), plus `"large": [height, score]`
 (the video large-box rule) and `"camera": false` (track in frame pixels, as before camera
 motion was added).
 
@@ -28,6 +28,7 @@ import json
 import pickle
 import random
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import video_bench as vb  # noqa: E402
 
+from veil.box_policy import TrackerConfig  # noqa: E402
 from veil.config import Settings  # noqa: E402
 from veil.detect import FrameDetector  # noqa: E402
 from veil.masks import create as create_mask  # noqa: E402
@@ -88,57 +90,52 @@ def cached_seed(
 
 def evaluate(cached: list, preset: str, setting: dict[str, Any]) -> tuple[float, float]:
     """(leaks per 1,000 face-frames, over-redaction %) for one setting on one seed's clips."""
-    # Every class constant a setting may change, GROW_UNKNOWN included (it follows GROW_EXTRAP).
-    defaults = {k: getattr(LookaheadTracker, k) for k in [*SPACE, "GROW_UNKNOWN"] if k != "large"}
     committed = [VIDEO_LARGE["large_height"], VIDEO_LARGE["large_threshold"]]
     large_h, large_t = setting.get("large", committed)
-    for key, value in setting.items():
-        if key not in ("large", "camera"):
-            setattr(LookaheadTracker, key, value)
-    if "GROW_EXTRAP" in setting:
-        LookaheadTracker.GROW_UNKNOWN = 2 * setting["GROW_EXTRAP"]
-    try:
-        redactor = Redactor(create_mask("solid"), get_preset(preset).margin)
-        leaked = total = far_masked = far_total = 0
-        for clip, video, image in cached:
-            frames = vb.decode(clip.path)
-            tracker = LookaheadTracker(
-                window=vb.FPS,
-                stride=get_preset(preset).detect_stride,
-                follow_camera=setting.get("camera", True),
-            )
-            out: dict[int, Detections] = {}
-            for i, f in enumerate(frames):
-                dets = video[i]
-                if dets is not None and len(dets):
-                    tall = dets.xyxy[:, 3] - dets.xyxy[:, 1] >= large_h
-                    dets = dets[~tall | (dets.confidence >= large_t)]
-                # The scene cuts the cache found, and image-mode detections there when the stride
-                # skipped the frame, as scan.tracked_frames does.
-                if dets is None and i in image:
-                    dets = image[i]
-                for done, d in tracker.push(Frame(f, i), dets, i in image):
-                    out[done.index] = d
-            for done, d in tracker.flush():
+    # Setting keys are the config's field names (upper case accepted, as in docs/tracking.md).
+    fields = {k.lower(): v for k, v in setting.items() if k not in ("large", "camera")}
+    if "grow_extrap" in fields:
+        fields["grow_unknown"] = 2 * fields["grow_extrap"]  # GROW_UNKNOWN follows GROW_EXTRAP
+    config = replace(TrackerConfig(), **fields)
+    redactor = Redactor(create_mask("solid"), get_preset(preset).margin)
+    leaked = total = far_masked = far_total = 0
+    for clip, video, image in cached:
+        frames = vb.decode(clip.path)
+        tracker = LookaheadTracker(
+            window=vb.FPS,
+            stride=get_preset(preset).detect_stride,
+            follow_camera=setting.get("camera", True),
+            config=config,
+        )
+        out: dict[int, Detections] = {}
+        for i, f in enumerate(frames):
+            dets = video[i]
+            if dets is not None and len(dets):
+                tall = dets.xyxy[:, 3] - dets.xyxy[:, 1] >= large_h
+                dets = dets[~tall | (dets.confidence >= large_t)]
+            # The scene cuts the cache found, and image-mode detections there when the stride
+            # skipped the frame, as scan.tracked_frames does.
+            if dets is None and i in image:
+                dets = image[i]
+            for done, d in tracker.push(Frame(f, i), dets, i in image):
                 out[done.index] = d
-            h, w = frames[0].shape[:2]
-            for i, faces in enumerate(clip.faces):
-                mask = np.zeros((h, w), dtype=bool)
-                for x1, y1, x2, y2 in redactor.mask_boxes(out[i], w, h):
-                    mask[y1:y2, x1:x2] = True
-                for _, box in faces:
-                    if box[3] - box[1] < vb.MIN_FACE:
-                        continue
-                    a, b, c, e = vb.face_pixels(box)
-                    total += 1
-                    leaked += int(mask[b:e, a:c].mean() < vb.COVERED)
-                far = vb.far_region((h, w), faces)
-                far_masked += int(np.count_nonzero(mask & far))
-                far_total += int(np.count_nonzero(far))
-        return 1000.0 * leaked / max(total, 1), 100.0 * far_masked / max(far_total, 1)
-    finally:
-        for key, value in defaults.items():
-            setattr(LookaheadTracker, key, value)
+        for done, d in tracker.flush():
+            out[done.index] = d
+        h, w = frames[0].shape[:2]
+        for i, faces in enumerate(clip.faces):
+            mask = np.zeros((h, w), dtype=bool)
+            for x1, y1, x2, y2 in redactor.mask_boxes(out[i], w, h):
+                mask[y1:y2, x1:x2] = True
+            for _, box in faces:
+                if box[3] - box[1] < vb.MIN_FACE:
+                    continue
+                a, b, c, e = vb.face_pixels(box)
+                total += 1
+                leaked += int(mask[b:e, a:c].mean() < vb.COVERED)
+            far = vb.far_region((h, w), faces)
+            far_masked += int(np.count_nonzero(mask & far))
+            far_total += int(np.count_nonzero(far))
+    return 1000.0 * leaked / max(total, 1), 100.0 * far_masked / max(far_total, 1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -148,9 +148,9 @@ def test_camera_state_is_bounded_by_the_window(window: int) -> None:
     img = texture(0)
     for i in range(200):
         tracker.push(Frame(img.copy(), i), face(true_box(i % 50)))
-        assert len(tracker._scene) <= window + 1 and len(tracker._camera_speed) <= window + 1
+        assert len(tracker.scene) <= window + 1
     tracker.flush()
-    assert not tracker._scene and not tracker._camera_speed
+    assert len(tracker.scene) == 0
 
 
 def test_for_video_takes_the_window_from_the_frame_rate() -> None:
