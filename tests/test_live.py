@@ -58,15 +58,30 @@ def scene(index: int, photo: np.ndarray) -> np.ndarray:
     img = np.full((h, w, 3), BACKGROUND, np.uint8)
     x = int((w - PHOTO) * ((index % 60) / 59))
     img[(h - PHOTO) // 2 : (h - PHOTO) // 2 + PHOTO, x : x + PHOTO] = photo
-    # The index as a barcode: a white or black 32 x 12 block per bit, above the face's reach.
+    # The index as a barcode above the face's reach: a white or black 32 x 12 block per bit, and
+    # below it the bits inverted, so a misread (a damaged frame) is told from a frame number.
     for b in range(BITS):
-        img[4:16, 8 + 40 * b : 40 + 40 * b] = 255 if (index >> b) & 1 else 0
+        bit = (index >> b) & 1
+        img[4:16, 8 + 40 * b : 40 + 40 * b] = 255 if bit else 0
+        img[20:32, 8 + 40 * b : 40 + 40 * b] = 0 if bit else 255
     return img
 
 
-def read_barcode(img: np.ndarray) -> int:
-    bits = [int(img[10, 24 + 40 * b].mean() > 128) for b in range(BITS)]
-    return sum(bit << b for b, bit in enumerate(bits))
+def read_barcode(img: np.ndarray) -> tuple[int, int]:
+    """(bits read, their mask): a bit whose two blocks are not one white and one black (a mask
+    painted over them, a damaged frame) is left out of the mask."""
+    value = mask = 0
+    for b in range(BITS):
+        bit, inverse = int(img[10, 24 + 40 * b].mean() > 128), int(img[26, 24 + 40 * b].mean() > 128)
+        if bit != inverse:
+            value |= bit << b
+            mask |= 1 << b
+    return value, mask
+
+
+def source_index(img: np.ndarray) -> int | None:
+    value, mask = read_barcode(img)
+    return value if mask == (1 << BITS) - 1 else None
 
 
 def fully_masked(img: np.ndarray) -> bool:
@@ -122,16 +137,22 @@ def decode(path: Path) -> tuple[list[np.ndarray], list[float]]:
 
 def check_frames(images: list[np.ndarray], known: set[int]) -> tuple[list[int], int]:
     """Every frame fully masked or showing a known source frame with its face covered; returns
-    the source indices seen and the number of fully masked frames."""
+    the source indices seen and the number of fully masked frames. Where a mask hides part of
+    the barcode, every source frame the readable bits allow (after the last one seen) must
+    have its face covered."""
     seen, masked = [], 0
     for n, img in enumerate(images):
         if fully_masked(img):
             masked += 1
             continue
-        index = read_barcode(img)
-        assert index in known, f"output frame {n}: unreadable barcode ({index}) on a frame not fully masked"
-        assert face_covered(img, index), f"output frame {n} (source frame {index}): face not covered"
-        seen.append(index)
+        value, mask = read_barcode(img)
+        after = seen[-1] if seen else -1
+        candidates = sorted(k for k in known if k & mask == value and k > after)[:30]
+        assert candidates, f"output frame {n}: not fully masked and no known source frame"
+        for index in candidates:
+            assert face_covered(img, index), f"output frame {n} (source frame {index}): face not covered"
+        if mask == (1 << BITS) - 1:
+            seen.append(value)
     return seen, masked
 
 
@@ -196,18 +217,15 @@ def test_timestamps_continuous_across_a_restart(udp_run: dict[str, Any]) -> None
     assert steps.max() <= 1.6 / FPS, f"gap of {steps.max():.3f} s in the output"
     final = udp_run["log"][-1]
     assert final["reconnects"] >= 1 and final["masked_gap"] >= 2 * FPS
-    seen = [read_barcode(img) for img in images if not fully_masked(img)]
-    assert any(i >= 1000 for i in seen), "nothing after the restart came through"
+    seen = [source_index(img) for img in images if not fully_masked(img)]
+    assert any(i is not None and i >= 1000 for i in seen), "nothing after the restart came through"
 
 
 def test_latency_within_delay_plus_half_a_second(udp_run: dict[str, Any]) -> None:
     images, times = decode(udp_run["out"])
     t0 = udp_run["log"][-1]["output_t0_unix"]
-    latencies = [
-        t0 + t - udp_run["sent"][read_barcode(img)]
-        for img, t in zip(images, times, strict=True)
-        if not fully_masked(img)
-    ]
+    indices = [None if fully_masked(img) else source_index(img) for img in images]
+    latencies = [t0 + t - udp_run["sent"][i] for i, t in zip(indices, times, strict=True) if i is not None]
     assert latencies
     # Source (sent) to output (its timestamp on the output's wall clock). A sanity bound with
     # slack for a shared machine; the target itself is measured by bench/live_bench.py.
@@ -260,7 +278,7 @@ def test_stalled_or_failing_detector_gives_masked_frames(tmp_path: Path) -> None
     assert final["detector_errors"] == 1 and final["masked_error"] > 0
     assert final["masked_deadline"] > 0, "the 2 s stall should have missed deadlines"
     assert masked >= final["masked_error"] + final["masked_deadline"] - 1
-    assert len(seen) > n // 3, "the stream recovered after the stall"
+    assert any(i >= n // 2 for i in seen), "the stream came back after the stall"
     assert (np.diff(times) > 0).all()
 
 

@@ -60,6 +60,7 @@ _END = "end"
 # Latency histogram: 10 ms bins up to 30 s (the last bin holds everything slower).
 _LAT_BIN_S = 0.01
 _LAT_BINS = 3000
+_DEBUG = bool(__import__("os").environ.get("VEIL_LIVE_DEBUG"))
 URL_SCHEMES = (
     "rtsp://",
     "rtsps://",
@@ -132,6 +133,8 @@ class LiveStats:
         self.masked_deadline = 0  # boxes not final by the frame's deadline
         self.masked_error = 0  # a detector error near the frame
         self.masked_gap = 0  # filler frames while the source was missing (start-up, drops)
+        self.masked_decoder = 0  # damaged by a decode error
+        self.decode_errors = 0
         self.dropped = 0  # decoded but never sent (its output time had passed, or a queue was full)
         self.skipped_detection = 0  # never reached the tracker (worker behind): masked at output
         self.detector_errors = 0
@@ -170,6 +173,8 @@ class LiveStats:
                 "masked_deadline": self.masked_deadline,
                 "masked_error": self.masked_error,
                 "masked_gap": self.masked_gap,
+                "masked_decoder": self.masked_decoder,
+                "decode_errors": self.decode_errors,
                 "dropped": self.dropped,
                 "skipped_detection": self.skipped_detection,
                 "detector_errors": self.detector_errors,
@@ -194,7 +199,7 @@ class Slot:
     """One decoded frame on its way to the output. The worker sets `result`; the writer reads
     it once, at `deadline`, and sets `expired` (after which the worker ignores the frame)."""
 
-    __slots__ = ("seq", "image", "arrival", "deadline", "result", "expired")
+    __slots__ = ("seq", "image", "arrival", "deadline", "result", "expired", "damaged")
 
     def __init__(self, seq: int, image: np.ndarray, arrival: float, deadline: float) -> None:
         self.seq = seq
@@ -203,6 +208,9 @@ class Slot:
         self.deadline = deadline
         self.result: Detections | str | None = None
         self.expired = False
+        # The decoder reported this frame damaged (or it follows a decode error before the next
+        # keyframe): its pixels are not the camera's picture, so no decision about them holds.
+        self.damaged = False
 
 
 @dataclass
@@ -271,7 +279,7 @@ class DetectionWorker:
         self._held: dict[int, Slot] = {}
         self._failed: deque[int] = deque(maxlen=64)  # seqs whose detection raised
         self._new_tracker()
-        self._since_detection = 1 << 30
+        self._last_detected = -(1 << 30)
         self._busy = 0.0
         self._late = 0
         self._window_start = time.monotonic()
@@ -282,7 +290,7 @@ class DetectionWorker:
         stride = self.ladder.current[0]
         self.tracker = LookaheadTracker(window=self.window, stride=stride)
         self.cuts = CutDetector()
-        self._since_detection = 1 << 30
+        self._last_detected = -(1 << 30)
 
     def _publish_level(self) -> None:
         stride, scale = self.ladder.current
@@ -310,8 +318,11 @@ class DetectionWorker:
                     self._new_tracker()
                 continue
             if item == _RECONNECT:
-                # No track crosses a drop: the stream after it may show another scene.
+                # No track crosses a drop: the stream after it may show another scene. The frames
+                # the tracker held waited for a look-ahead that never came: late, but not for
+                # lack of speed, so they do not count towards stepping down.
                 self._publish(self.tracker.flush())
+                self._late = 0
                 self._new_tracker()
                 continue
             assert isinstance(item, Slot)
@@ -332,11 +343,20 @@ class DetectionWorker:
         stride, scale = self.ladder.current
         self.tracker.stride = stride
         cut = self.cuts(slot.image)
-        self._since_detection += 1
         detections: Detections | None = None
-        if cut or self._since_detection >= stride:
-            self._since_detection = 0
+        # The stride counts source frames, not frames that reached the worker: after a gap (a
+        # burst dropped, frames skipped) the next frame is detected, not guessed.
+        if cut or slot.seq - self._last_detected >= stride:
+            self._last_detected = slot.seq
             detections = self._detect(slot, scale, cut)
+        if _DEBUG:
+            print(
+                "live-debug",
+                slot.seq,
+                "cut" if cut else "",
+                None if detections is None else detections.xyxy.round().tolist(),
+                file=sys.stderr,
+            )
         self._held[slot.seq] = slot
         self._publish(self.tracker.push(Frame(slot.image, slot.seq), detections, cut))
         self._busy += time.monotonic() - started
@@ -383,6 +403,10 @@ class DetectionWorker:
             slot = self._held.pop(frame.index, None)
             if slot is None:
                 continue
+            if _DEBUG:
+                print(
+                    "live-pub", frame.index, final.xyxy.round().tolist(), f"{now - slot.deadline:+.2f}", file=sys.stderr
+                )
             if any(abs(frame.index - f) <= reach for f in self._failed):
                 slot.result = MASK
             else:
@@ -454,6 +478,7 @@ class Writer:
         self.t0: float | None = None  # monotonic time of output timestamp 0
         self.t0_unix: float | None = None
         self.last_out: float | None = None  # monotonic time of the last frame written
+        self.last_added: float | None = None  # deadline of the last frame taken into the line
         self.last_audio_pts = -1
         self.draining = False
         self.closed = False
@@ -473,6 +498,12 @@ class Writer:
         with self.cond:
             if len(self.pending) >= self.max_pending or (self.last_out is not None and slot.deadline <= self.last_out):
                 return False
+            # A burst of frames that arrive late together (what the decoder read while probing
+            # the stream, or a network hiccup) would crowd the output's timeline: keep the
+            # output's frame rate and drop the frames that come too close after the last one.
+            if self.last_added is not None and slot.deadline < self.last_added + 0.5 * self._step():
+                return False
+            self.last_added = slot.deadline
             self.pending.append(slot)
             self.cond.notify()
             return True
@@ -547,7 +578,11 @@ class Writer:
             with self.stats.lock:
                 self.stats.dropped += 1
             return
-        if isinstance(result, Detections):
+        if slot.damaged:
+            self._write_masked(slot.deadline)
+            with self.stats.lock:
+                self.stats.masked_decoder += 1
+        elif isinstance(result, Detections):
             frame = Frame(slot.image, slot.seq)
             self.renderer.paint(frame, result)
             self._encode(slot.image, slot.deadline)
@@ -782,6 +817,11 @@ class Reader:
         offset: float | None = None  # monotonic time minus source time, for this connection
         last_pts_s: float | None = None
         paced_start: tuple[float, float] | None = None
+        # After a decode error, frames may be built on references that were lost: masked until
+        # the next keyframe, or for two seconds of frames the decoder does not flag (streams with
+        # intra refresh have no keyframes). FFmpeg itself shows nothing before a first keyframe.
+        damaged = False
+        damaged_left = 0
         frames = 0
         for packet in container.demux([s for s in (stream, audio) if s is not None]):
             if self.stop.is_set():
@@ -791,7 +831,15 @@ class Reader:
                     deadline = float(packet.pts * packet.time_base) + offset + self.options.delay + self.options.budget
                     self.writer.add_audio(AudioItem(packet, deadline))
                 continue
-            for frame in packet.decode():
+            try:
+                decoded = packet.decode()
+            except av.error.InvalidDataError:
+                # A damaged packet: frames that refer to it are damaged until the next keyframe.
+                damaged, damaged_left = True, int(2 * fps)
+                with self.stats.lock:
+                    self.stats.decode_errors += 1
+                continue
+            for frame in decoded:
                 pts_s = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else None
                 if self.options.realtime and pts_s is not None:
                     # A file read as a camera: each frame no earlier than its own time.
@@ -812,11 +860,15 @@ class Reader:
                 if lag < 0 or lag > 1.0:
                     offset = arrival - pts_s
                 last_pts_s = pts_s
-                self._admit(frame, pts_s + offset, arrival)
+                if damaged:
+                    damaged_left -= 1
+                    if (frame.key_frame and not frame.is_corrupt) or damaged_left < 0:
+                        damaged = False
+                self._admit(frame, pts_s + offset, arrival, damaged or frame.is_corrupt)
                 frames += 1
         return frames
 
-    def _admit(self, frame: Any, input_time: float, arrival: float) -> None:
+    def _admit(self, frame: Any, input_time: float, arrival: float, damaged: bool) -> None:
         setup = self.writer.setup
         assert setup is not None
         image = frame.to_ndarray(format="rgb24")
@@ -824,6 +876,7 @@ class Reader:
             # A reconnect at another size: the output keeps the first size.
             image = cv2.resize(image, (setup.width, setup.height), interpolation=cv2.INTER_AREA)
         slot = Slot(self.seq, image, arrival, input_time + self.options.delay + self.options.budget)
+        slot.damaged = damaged
         self.seq += 1
         with self.stats.lock:
             self.stats.frames_in += 1
