@@ -60,7 +60,6 @@ _END = "end"
 # Latency histogram: 10 ms bins up to 30 s (the last bin holds everything slower).
 _LAT_BIN_S = 0.01
 _LAT_BINS = 3000
-_DEBUG = bool(__import__("os").environ.get("VEIL_LIVE_DEBUG"))
 URL_SCHEMES = (
     "rtsp://",
     "rtsps://",
@@ -270,6 +269,7 @@ class DetectionWorker:
         # The look-ahead in frames; set from the source's frame rate at each connection.
         window = max(0, int(round(delay * 25.0)))
         self.window = window
+        self.fps = 25.0
         self.stats = stats
         self.say = say
         self.log = log
@@ -309,6 +309,7 @@ class DetectionWorker:
                 return
             if isinstance(item, float):
                 # A (re)connection announces its frame rate: the look-ahead in frames follows.
+                self.fps = item
                 window = max(0, int(round(self.delay * item)))
                 if window != self.window:
                     self._publish(self.tracker.flush())
@@ -349,14 +350,6 @@ class DetectionWorker:
         if cut or slot.seq - self._last_detected >= stride:
             self._last_detected = slot.seq
             detections = self._detect(slot, scale, cut)
-        if _DEBUG:
-            print(
-                "live-debug",
-                slot.seq,
-                "cut" if cut else "",
-                None if detections is None else detections.xyxy.round().tolist(),
-                file=sys.stderr,
-            )
         self._held[slot.seq] = slot
         self._publish(self.tracker.push(Frame(slot.image, slot.seq), detections, cut))
         self._busy += time.monotonic() - started
@@ -403,10 +396,6 @@ class DetectionWorker:
             slot = self._held.pop(frame.index, None)
             if slot is None:
                 continue
-            if _DEBUG:
-                print(
-                    "live-pub", frame.index, final.xyxy.round().tolist(), f"{now - slot.deadline:+.2f}", file=sys.stderr
-                )
             if any(abs(frame.index - f) <= reach for f in self._failed):
                 slot.result = MASK
             else:
@@ -427,7 +416,10 @@ class DetectionWorker:
         if behind:
             self._calm_since = now
             if self.ladder.level + 1 < len(self.ladder.levels):
-                self.ladder.level += 1
+                # Far behind (most frames of the last check late): two steps at once, so a
+                # machine that is much too slow masks for seconds, not for the whole ladder.
+                far = late > elapsed * self.fps / 2
+                self.ladder.level = min(len(self.ladder.levels) - 1, self.ladder.level + (2 if far else 1))
                 self._change(f"cannot keep up (load {load:.0%}, {late} late frames, {backlog} queued)")
         elif load < 0.45 and now - self._calm_since >= self.RELAX_S and self.ladder.level > 0:
             self.ladder.level -= 1
