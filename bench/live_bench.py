@@ -174,7 +174,7 @@ def main() -> int:
                     )
                     if not row["kept"]:
                         break  # larger sizes at this rate will not keep up either
-    print("\nlargest kept in real time (delay %.1f s, budget %.1f s):" % (args.delay, args.budget))
+    print(f"\nlargest kept in real time (delay {args.delay:.1f} s, budget {args.budget:.1f} s):")
     for preset in args.presets:
         for fps in args.fps:
             kept = [r for r in rows if r["preset"] == preset and r["fps"] == fps and r["kept"]]
