@@ -24,7 +24,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from conftest import SAMPLE_FACE, SAMPLE_IMAGE
+from conftest import SAMPLE_FACE, SAMPLE_IMAGE, make_video, probe
 from PIL import Image
 
 from veil.config import Settings
@@ -281,6 +281,21 @@ def test_stalled_or_failing_detector_gives_masked_frames(tmp_path: Path) -> None
     assert masked >= final["masked_error"] + final["masked_deadline"] - 1
     assert any(i >= n // 2 for i in seen), "the stream came back after the stall"
     assert (np.diff(times) > 0).all()
+
+
+def test_audio_passes_through_to_hls_and_no_audio_drops_it(tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "cam.mp4", frames=2 * FPS, fps=FPS, audio=True)
+    settings = Settings(preset="fast")
+    hls = tmp_path / "hls"
+    result = run_live(LiveOptions(str(clip), str(hls) + "/", realtime=True, log_path=tmp_path / "a.jsonl"), settings)
+    assert result.ok, result.error
+    out = probe(hls / "index.m3u8")
+    assert out["kinds"] == ["video", "audio"] and out["audio"] == [("aac", 44100)]
+    assert out["frames"] == 2 * FPS and list(hls.glob("segment_*.ts"))
+    mp4 = tmp_path / "silent.mp4"
+    options = LiveOptions(str(clip), str(mp4), realtime=True, keep_audio=False, log_path=tmp_path / "b.jsonl")
+    assert run_live(options, settings).ok
+    assert probe(mp4)["kinds"] == ["video"]
 
 
 def test_dest_kinds_and_bad_input(tmp_path: Path) -> None:

@@ -691,6 +691,8 @@ class Writer:
         if self.container is None:
             return
         try:
+            self.draining = True
+            self._write_audio()  # what is left of the audio after the last frame
             for packet in self.stream.encode(None):
                 self.container.mux(packet)
         except Exception as exc:  # noqa: BLE001
