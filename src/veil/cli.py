@@ -27,7 +27,7 @@ from veil.progress import Reporter
 EPILOG = """\
 masks: solid (default) is an opaque fill and the only irreversible one; blur and pixelate
 are weaker: machines can still recognise mildly blurred or pixelated faces.
-other commands: veil scan, veil render, veil verify, veil inspect (each has --help).
+other commands: veil scan, veil render, veil verify, veil inspect, veil live (each has --help).
 exit codes: 0 all files done, 1 some files failed, 2 bad arguments, 130 interrupted."""
 
 COMMANDS = ("scan", "render", "verify", "inspect", "review", "live")

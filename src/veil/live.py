@@ -1024,7 +1024,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="veil live",
         description="Anonymize a live stream in real time. Frames whose masks are not decided by their "
-        "deadline, and every frame while the source is missing, are sent fully masked: never raw.",
+        "deadline, and every frame while the source is missing, are sent fully masked: never raw. "
+        "Runs until --duration, the end of a --realtime file, or Ctrl-C / SIGTERM (a clean stop: exit 0). "
+        "Exit 1: the stream failed (no frames, output error); 2: bad arguments. See docs/live.md.",
     )
     p.add_argument(
         "source",
@@ -1106,6 +1108,10 @@ def main(argv: list[str]) -> int:
     except VeilError as exc:
         reporter.error(str(exc))
         return 2
+    except KeyboardInterrupt:
+        # A second interrupt while the first one was finishing the output.
+        reporter.error("interrupted twice; the output may end without its last frames")
+        return 130
     if not result.ok:
         reporter.error(result.error or "live run failed")
         return 1
