@@ -29,7 +29,8 @@ from PIL import Image
 
 from veil.config import Settings
 from veil.detect import FrameDetector
-from veil.live import LiveOptions, dest_kind, run_live
+from veil.errors import VeilError
+from veil.live import LiveOptions, dest_kind, load_zones, run_live
 from veil.types import Detections
 
 SIZE = (640, 360)
@@ -280,6 +281,8 @@ def test_stalled_or_failing_detector_gives_masked_frames(tmp_path: Path) -> None
     assert final["masked_deadline"] > 0, "the 2 s stall should have missed deadlines"
     assert masked >= final["masked_error"] + final["masked_deadline"] - 1
     assert any(i >= n // 2 for i in seen), "the stream came back after the stall"
+    # The late frames made the worker step down its detection load, and say so in the log.
+    assert any(r["event"] == "adapt" for r in read_log(tmp_path / "log.jsonl"))
     assert (np.diff(times) > 0).all()
 
 
@@ -296,6 +299,16 @@ def test_audio_passes_through_to_hls_and_no_audio_drops_it(tmp_path: Path) -> No
     options = LiveOptions(str(clip), str(mp4), realtime=True, keep_audio=False, log_path=tmp_path / "b.jsonl")
     assert run_live(options, settings).ok
     assert probe(mp4)["kinds"] == ["video"]
+
+
+def test_zones_file(tmp_path: Path) -> None:
+    path = tmp_path / "zones.json"
+    path.write_text(json.dumps({"zones": [{"name": "door", "polygon": [[0, 0], [10, 0], [10, 10]]}]}))
+    (zone,) = load_zones(path)
+    assert zone.shape == (3, 2)
+    path.write_text(json.dumps([[[0, 0], [1, 1]]]))
+    with pytest.raises(VeilError, match="3 or more"):
+        load_zones(path)
 
 
 def test_dest_kinds_and_bad_input(tmp_path: Path) -> None:
