@@ -282,6 +282,10 @@ class DetectionWorker:
         self._last_detected = -(1 << 30)
         self._busy = 0.0
         self._late = 0
+        # Measured costs (seconds, moving averages): a detection at full resolution, and the
+        # rest of a frame's work (cut detection, camera motion, tracking).
+        self._detect_cost: float | None = None
+        self._frame_cost: float | None = None
         self._window_start = time.monotonic()
         self._calm_since = time.monotonic()
         self._publish_level()
@@ -347,12 +351,19 @@ class DetectionWorker:
         detections: Detections | None = None
         # The stride counts source frames, not frames that reached the worker: after a gap (a
         # burst dropped, frames skipped) the next frame is detected, not guessed.
+        detect_s = 0.0
         if cut or slot.seq - self._last_detected >= stride:
             self._last_detected = slot.seq
+            detect_started = time.monotonic()
             detections = self._detect(slot, scale, cut)
+            detect_s = time.monotonic() - detect_started
+            # Cost of one detection at full resolution (the network's work grows with pixels).
+            self._detect_cost = _ewma(self._detect_cost, detect_s / scale**2)
         self._held[slot.seq] = slot
         self._publish(self.tracker.push(Frame(slot.image, slot.seq), detections, cut))
-        self._busy += time.monotonic() - started
+        spent = time.monotonic() - started
+        self._frame_cost = _ewma(self._frame_cost, spent - detect_s)
+        self._busy += spent
 
     def _detect(self, slot: Slot, scale: float, cut: bool) -> Detections | None:
         image = slot.image
@@ -403,6 +414,13 @@ class DetectionWorker:
             if now > slot.deadline:
                 self._late += 1
 
+    def predicted_load(self, level: int) -> float | None:
+        """Share of real time the worker would be busy at `level`, from the costs measured so far."""
+        if self._detect_cost is None or self._frame_cost is None:
+            return None
+        stride, scale = self.ladder.levels[level]
+        return self.fps * (self._frame_cost + self._detect_cost * scale**2 / stride)
+
     def _adapt(self) -> None:
         now = time.monotonic()
         elapsed = now - self._window_start
@@ -412,19 +430,27 @@ class DetectionWorker:
         backlog = self.inbox.qsize()
         late = self._late
         self._busy, self._late, self._window_start = 0.0, 0, now
+        levels = len(self.ladder.levels)
         behind = late > 0 or load > 0.9 or backlog > max(2, self.window // 2)
         if behind:
             self._calm_since = now
-            if self.ladder.level + 1 < len(self.ladder.levels):
-                # Far behind (most frames of the last check late): two steps at once, so a
-                # machine that is much too slow masks for seconds, not for the whole ladder.
-                far = late > elapsed * self.fps / 2
-                self.ladder.level = min(len(self.ladder.levels) - 1, self.ladder.level + (2 if far else 1))
+            if self.ladder.level + 1 < levels:
+                # Straight to the first level the measured costs say fits (busy at most 80 % of
+                # the time), at least one step: a machine much too slow masks for a second or
+                # two, not for the whole way down the ladder.
+                target = self.ladder.level + 1
+                while target + 1 < levels and (self.predicted_load(target) or 0.0) > 0.8:
+                    target += 1
+                self.ladder.level = target
                 self._change(f"cannot keep up (load {load:.0%}, {late} late frames, {backlog} queued)")
-        elif load < 0.45 and now - self._calm_since >= self.RELAX_S and self.ladder.level > 0:
-            self.ladder.level -= 1
-            self._calm_since = now
-            self._change(f"keeping up with room to spare (load {load:.0%})")
+        elif self.ladder.level > 0 and now - self._calm_since >= self.RELAX_S:
+            # Back up one step only if the level above is predicted to leave room (busy at most
+            # 60 %), so the worker does not climb into a level it must leave again at once.
+            above = self.predicted_load(self.ladder.level - 1)
+            if load < 0.6 and above is not None and above < 0.6:
+                self.ladder.level -= 1
+                self._calm_since = now
+                self._change(f"keeping up with room to spare (load {load:.0%}, predicted {above:.0%})")
 
     def _change(self, why: str) -> None:
         stride, scale = self.ladder.current
@@ -443,6 +469,10 @@ class DetectionWorker:
                 "why": why,
             }
         )
+
+
+def _ewma(previous: float | None, value: float, weight: float = 0.2) -> float:
+    return value if previous is None else previous + weight * (value - previous)
 
 
 # ----------------------------------------------------------------------------- writer
