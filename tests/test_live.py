@@ -328,3 +328,5 @@ def test_dest_kinds_and_bad_input(tmp_path: Path) -> None:
         [sys.executable, "-m", "veil", "live", "udp://127.0.0.1:1", "ftp://x/y"], capture_output=True, text=True
     )
     assert proc.returncode == 2 and "unsupported output URL" in proc.stderr
+    with pytest.raises(VeilError, match="fragmented MP4"):
+        dest_kind(str(tmp_path / "rec.mkv"))

@@ -115,6 +115,11 @@ def dest_kind(dest: str) -> str:
     path = Path(dest)
     if path.is_dir() or dest.endswith(("/", "\\")) or path.suffix.lower() == ".m3u8":
         return "hls"
+    if path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        raise VeilError(
+            f"{dest}: a file output is written as fragmented MP4, so name it .mp4 (or end a directory "
+            "name with / for HLS)"
+        )
     return "mp4"
 
 
@@ -655,9 +660,9 @@ class Writer:
             options["movflags"] = "frag_keyframe+empty_moov+default_base_moof"
             self.container = av.open(str(path), "w", format="mp4", options=options)
         elif self.kind == "hls":
-            folder = Path(dest[: -len(Path(dest).name)] if dest.lower().endswith(".m3u8") else dest)
+            playlist = _playlist(dest)
+            folder = playlist.parent
             folder.mkdir(parents=True, exist_ok=True)
-            playlist = Path(dest) if dest.lower().endswith(".m3u8") else folder / "index.m3u8"
             if playlist.exists() and not self.options.overwrite:
                 raise VeilError(f"{playlist}: already exists (use --overwrite to replace it)")
             options.update(
@@ -936,14 +941,17 @@ def run_live(
     reporter = reporter or Reporter()
     if options.delay < 0 or options.budget <= 0:
         raise VeilError("--delay must be 0 or more and --budget more than 0")
-    dest_kind(options.dest)  # a bad DEST fails before anything starts
+    kind = dest_kind(options.dest)  # a bad DEST fails before anything starts
     if "://" not in options.source and not options.source.startswith("/dev/"):
         if not Path(options.source).is_file():
             raise VeilError(f"{options.source}: no such file")
         if not options.realtime:
             raise VeilError(f"{options.source} is a file: add --realtime to read it as a live stream at its own rate")
-    if dest_kind(options.dest) == "mp4" and Path(options.dest).exists() and not options.overwrite:
-        raise VeilError(f"{options.dest}: already exists (use --overwrite to replace it)")
+        if kind == "mp4" and Path(options.dest).resolve() == Path(options.source).resolve():
+            raise VeilError(f"{options.dest}: is the input; veil never writes over its input")
+    existing = Path(options.dest) if kind == "mp4" else _playlist(options.dest) if kind == "hls" else None
+    if existing is not None and existing.exists() and not options.overwrite:
+        raise VeilError(f"{existing}: already exists (use --overwrite to replace it)")
 
     log_lock = threading.Lock()
     log_file = open(options.log_path, "a", encoding="utf-8") if options.log_path else None  # noqa: SIM115
@@ -1020,6 +1028,11 @@ def run_live(
     if log_file is not None:
         log_file.close()
     return LiveResult(error is None, error, final)
+
+
+def _playlist(dest: str) -> Path:
+    """The HLS playlist of a directory DEST (or DEST itself when it names a .m3u8)."""
+    return Path(dest) if dest.lower().endswith(".m3u8") else Path(dest) / "index.m3u8"
 
 
 def load_zones(path: Path) -> list[np.ndarray]:
