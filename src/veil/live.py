@@ -291,6 +291,8 @@ class DetectionWorker:
         # rest of a frame's work (cut detection, camera motion, tracking).
         self._detect_cost: float | None = None
         self._frame_cost: float | None = None
+        self._relax = self.RELAX_S
+        self._stepped_up_at = -math.inf
         self._window_start = time.monotonic()
         self._calm_since = time.monotonic()
         self._publish_level()
@@ -439,6 +441,10 @@ class DetectionWorker:
         behind = late > 0 or load > 0.9 or backlog > max(2, self.window // 2)
         if behind:
             self._calm_since = now
+            if now - self._stepped_up_at < 2 * self.CHECK_S + self.RELAX_S:
+                # The level climbed to did not hold: wait longer before the next climb, so a
+                # machine at the edge does not mask a burst of frames every few seconds.
+                self._relax = min(16 * self.RELAX_S, 2 * self._relax)
             if self.ladder.level + 1 < levels:
                 # Straight to the first level the measured costs say fits (busy at most 80 % of
                 # the time), at least one step: a machine much too slow masks for a second or
@@ -448,13 +454,13 @@ class DetectionWorker:
                     target += 1
                 self.ladder.level = target
                 self._change(f"cannot keep up (load {load:.0%}, {late} late frames, {backlog} queued)")
-        elif self.ladder.level > 0 and now - self._calm_since >= self.RELAX_S:
+        elif self.ladder.level > 0 and now - self._calm_since >= self._relax:
             # Back up one step only if the level above is predicted to leave room (busy at most
             # 60 %), so the worker does not climb into a level it must leave again at once.
             above = self.predicted_load(self.ladder.level - 1)
             if load < 0.6 and above is not None and above < 0.6:
                 self.ladder.level -= 1
-                self._calm_since = now
+                self._calm_since = self._stepped_up_at = now
                 self._change(f"keeping up with room to spare (load {load:.0%}, predicted {above:.0%})")
 
     def _change(self, why: str) -> None:
