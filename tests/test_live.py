@@ -30,7 +30,7 @@ from PIL import Image
 from veil.config import Settings
 from veil.detect import FrameDetector
 from veil.errors import VeilError
-from veil.live import LiveOptions, dest_kind, load_zones, run_live
+from veil.live import UNSEEN, DetectionWorker, LiveOptions, LiveStats, Slot, dest_kind, load_zones, run_live
 from veil.types import Detections
 
 SIZE = (640, 360)
@@ -299,6 +299,41 @@ def test_audio_passes_through_to_hls_and_no_audio_drops_it(tmp_path: Path) -> No
     options = LiveOptions(str(clip), str(mp4), realtime=True, keep_audio=False, log_path=tmp_path / "b.jsonl")
     assert run_live(options, settings).ok
     assert probe(mp4)["kinds"] == ["video"]
+
+
+class BoxDetector:
+    """Finds one box in every frame it runs on; the preset's stride is 4."""
+
+    max_stride = 4
+
+    def __init__(self) -> None:
+        self.ran: list[int] = []
+
+    def run(self, image: np.ndarray, classes: Any = None, video: bool = False) -> Detections:
+        self.ran.append(int(image[0, 0, 0]))
+        return Detections.from_boxes(np.asarray([[10, 10, 40, 40]]), np.asarray([0.9]), "face")
+
+
+def test_frames_without_a_detection_in_their_look_ahead_are_masked() -> None:
+    detector = BoxDetector()
+    worker = DetectionWorker(detector, 0.5, LiveStats(), lambda _: None, lambda _: None)  # type: ignore[arg-type]
+    worker.inbox.put(10.0)  # 10 fps: a look-ahead of 5 frames, strides 4 then 5
+    slots = []
+    now = time.monotonic()
+    for seq in range(20):
+        image = np.full((64, 64, 3), seq, np.uint8)
+        # Frames 7-14 reach the worker after their deadline (it fell behind): never detected.
+        deadline = now - 1 if 7 <= seq <= 14 else now + 60
+        slots.append(Slot(seq, image, now, deadline))
+        worker.inbox.put(slots[-1])
+    worker.inbox.put("end")
+    worker.run()
+    assert detector.ran == [0, 4, 15, 19]
+    results = {s.seq: s.result for s in slots}
+    # 5 and 6: the next detection (15) is beyond their look-ahead; masked, not guessed.
+    assert results[5] == UNSEEN and results[6] == UNSEEN
+    assert all(isinstance(results[i], Detections) and len(results[i]) for i in (0, 1, 2, 3, 4, 15, 16, 19))
+    assert all(results[i] is None for i in range(7, 15))  # skipped: the writer masks them
 
 
 def test_zones_file(tmp_path: Path) -> None:

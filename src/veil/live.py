@@ -54,6 +54,8 @@ from veil.types import Detections, Frame
 OUT_TIME_BASE = Fraction(1, 90000)
 # A frame's result slot: None while its boxes are not final, MASK when it must be masked whole.
 MASK = "mask"
+# ... and UNSEEN when no detection ran close enough after it to decide it (counted as late).
+UNSEEN = "unseen"
 # Queue markers from the reader to the detection worker.
 _RECONNECT = "reconnect"
 _END = "end"
@@ -283,6 +285,7 @@ class DetectionWorker:
         self.ladder = Ladder(detector.max_stride, window)
         self._held: dict[int, Slot] = {}
         self._failed: deque[int] = deque(maxlen=64)  # seqs whose detection raised
+        self._detected: deque[int] = deque(maxlen=64)  # seqs the detector ran on (and returned)
         self._new_tracker()
         self._last_detected = -(1 << 30)
         self._busy = 0.0
@@ -364,6 +367,8 @@ class DetectionWorker:
             detect_started = time.monotonic()
             detections = self._detect(slot, scale, cut)
             detect_s = time.monotonic() - detect_started
+            if detections is not None:
+                self._detected.append(slot.seq)
             # Cost of one detection at full resolution (the network's work grows with pixels).
             self._detect_cost = _ewma(self._detect_cost, detect_s / scale**2)
         self._held[slot.seq] = slot
@@ -416,6 +421,11 @@ class DetectionWorker:
                 continue
             if any(abs(frame.index - f) <= reach for f in self._failed):
                 slot.result = MASK
+            elif not any(frame.index <= d <= frame.index + self.window for d in self._detected):
+                # No detection ran on this frame nor within the look-ahead after it (frames were
+                # skipped or dropped while behind): a face that entered just before it would be
+                # neither seen nor carried back to it. Undecided, so masked whole.
+                slot.result = UNSEEN
             else:
                 slot.result = final
             if now > slot.deadline:
@@ -976,6 +986,10 @@ def run_live(
 
     stats = LiveStats()
     detector = detector or FrameDetector(settings)
+    # The first run of a network is slow (memory planning, caches): pay it before the stream
+    # starts, not on its first frames.
+    with contextlib.suppress(Exception):
+        detector.run(np.zeros((360, 640, 3), np.uint8), None, video=True)
     stop = threading.Event()
     writer = Writer(options, settings, stats, say)
     worker = DetectionWorker(detector, options.delay, stats, say, log)
