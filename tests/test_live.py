@@ -39,6 +39,7 @@ PHOTO = 256  # the astronaut photo's side in the clip: its face is about 37 x 50
 BITS = 12
 BACKGROUND = 110
 DELAY = 0.5
+BARCODE_ROWS = (4, SIZE[1] - 32)  # top rows of the two copies of a frame's number
 
 
 def _photo() -> np.ndarray:
@@ -61,10 +62,12 @@ def scene(index: int, photo: np.ndarray) -> np.ndarray:
     img[(h - PHOTO) // 2 : (h - PHOTO) // 2 + PHOTO, x : x + PHOTO] = photo
     # The index as a barcode above the face's reach: a white or black 32 x 12 block per bit, and
     # below it the bits inverted, so a misread (a damaged frame) is told from a frame number.
-    for b in range(BITS):
-        bit = (index >> b) & 1
-        img[4:16, 8 + 40 * b : 40 + 40 * b] = 255 if bit else 0
-        img[20:32, 8 + 40 * b : 40 + 40 * b] = 0 if bit else 255
+    # A copy at the bottom, for when a mask grown over a moving face hides the top one.
+    for top in BARCODE_ROWS:
+        for b in range(BITS):
+            bit = (index >> b) & 1
+            img[top : top + 12, 8 + 40 * b : 40 + 40 * b] = 255 if bit else 0
+            img[top + 16 : top + 28, 8 + 40 * b : 40 + 40 * b] = 0 if bit else 255
     return img
 
 
@@ -72,11 +75,13 @@ def read_barcode(img: np.ndarray) -> tuple[int, int]:
     """(bits read, their mask): a bit whose two blocks are not one white and one black (a mask
     painted over them, a damaged frame) is left out of the mask."""
     value = mask = 0
-    for b in range(BITS):
-        bit, inverse = int(img[10, 24 + 40 * b].mean() > 128), int(img[26, 24 + 40 * b].mean() > 128)
-        if bit != inverse:
-            value |= bit << b
-            mask |= 1 << b
+    for top in BARCODE_ROWS:
+        for b in range(BITS):
+            x = 24 + 40 * b
+            bit, inverse = int(img[top + 6, x].mean() > 128), int(img[top + 22, x].mean() > 128)
+            if bit != inverse:
+                value |= bit << b
+                mask |= 1 << b
     return value, mask
 
 
@@ -151,7 +156,9 @@ def check_frames(images: list[np.ndarray], known: set[int]) -> tuple[list[int], 
         candidates = sorted(k for k in known if k & mask == value and k > after)[:30]
         assert candidates, f"output frame {n}: not fully masked and no known source frame"
         for index in candidates:
-            assert face_covered(img, index), f"output frame {n} (source frame {index}): face not covered"
+            assert face_covered(img, index), (
+                f"output frame {n} (source frame {index} of {len(candidates)} the barcode allows): face not covered"
+            )
         if mask == (1 << BITS) - 1:
             seen.append(value)
     return seen, masked
