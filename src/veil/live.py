@@ -373,6 +373,10 @@ class DetectionWorker:
             self._detect_cost = _ewma(self._detect_cost, detect_s / scale**2)
         self._held[slot.seq] = slot
         self._publish(self.tracker.push(Frame(slot.image, slot.seq), detections, cut))
+        # The tracker keeps a record of every finished track and cut for a file's report; a stream has
+        # no report and no end, so they are let go (memory must not grow with running time).
+        self.tracker.finished.clear()
+        self.tracker.cut_frames.clear()
         spent = time.monotonic() - started
         self._frame_cost = _ewma(self._frame_cost, spent - detect_s)
         self._busy += spent
