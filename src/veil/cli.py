@@ -5,6 +5,7 @@ veil scan INPUT...       detect and track only: write a redaction plan per input
 veil render PLAN...      apply plans (no detector runs), then verify
 veil verify PLAN OUTPUT  check from the output's pixels that every planned mask is there
 veil inspect FILE...     list identifying metadata
+veil live SOURCE DEST    anonymize a live stream in real time (never sends a raw frame)
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from veil.progress import Reporter
 EPILOG = """\
 masks: solid (default) is an opaque fill and the only irreversible one; blur and pixelate
 are weaker: machines can still recognise mildly blurred or pixelated faces.
-other commands: veil scan, veil render, veil verify, veil inspect (each has --help).
+other commands: veil scan, veil render, veil verify, veil inspect, veil live (each has --help).
 exit codes: 0 all files done, 1 some files failed, 2 bad arguments, 130 interrupted."""
 
-COMMANDS = ("scan", "render", "verify", "inspect", "review")
+COMMANDS = ("scan", "render", "verify", "inspect", "review", "live")
 
 
 def _render_options(p: argparse.ArgumentParser) -> None:
@@ -184,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         from veil.review_server import main as review_main
 
         return review_main(argv[1:])
+    if command == "live":
+        from veil.live import main as live_main
+
+        return live_main(argv[1:])
     handlers: dict[str | None, Callable[[list[str]], int]] = {
         None: _redact,
         "scan": _scan,
