@@ -194,7 +194,7 @@ class FrameDetector:
                 raise VeilError(f"unknown class {cls!r}; choose from {', '.join(CLASS_DETECTORS)}, all")
             if cls == "faces":
                 threshold = settings.threshold if settings.threshold is not None else preset.threshold
-                face = create("centerface", threshold=threshold, **preset.face_options)
+                face = create(preset.face_detector, threshold=threshold, **preset.face_options)
                 video = face.with_options(**preset.video_face_options) if preset.video_face_options else face
                 self.detectors.append((face, video, face_stride))
                 continue

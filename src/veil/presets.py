@@ -14,7 +14,7 @@ from veil.errors import VeilError
 @dataclass(frozen=True)
 class Preset:
     name: str
-    # Options passed to the face detector's factory (see detectors/centerface.py).
+    # Options passed to the face detector's factory (detectors/centerface.py, ensemble.py).
     face_options: dict[str, Any] = field(default_factory=dict)
     # Detection threshold (CenterFace heatmap score); chosen for recall.
     threshold: float = 0.2
@@ -26,6 +26,8 @@ class Preset:
     # has a speed target and a tracker that covers frames the detector misses, so it affords
     # less upsampling than a photo, which is looked at once and has no neighbouring frames.
     video_face_options: dict[str, Any] | None = None
+    # The registered face detector the "faces" class runs (detectors/__init__.py `create`).
+    face_detector: str = "centerface"
     # Video: x264 preset of the output (same CRF, so the same quality, in a larger file when faster).
     encoder_speed: str = "veryfast"
 
