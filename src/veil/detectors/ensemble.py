@@ -63,7 +63,8 @@ def fuse(
     members: list[tuple[np.ndarray, np.ndarray]],
     rules: list[MemberRule],
     agree_iou: float = 0.3,
-    fuse_iou: float = 0.4,
+    fuse_iou: float = 0.6,
+    geometry: str = "wbf",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Boxes (xyxy) and scores of every member, fused into one set by the rules above."""
     kept_boxes, kept_scores = [], []
@@ -87,14 +88,17 @@ def fuse(
         kept_scores.append(scores[passed])
     boxes = np.concatenate(kept_boxes) if kept_boxes else np.zeros((0, 4), np.float32)
     scores = np.concatenate(kept_scores) if kept_scores else np.zeros(0, np.float32)
-    return weighted_box_fusion(boxes, scores, fuse_iou)
+    return weighted_box_fusion(boxes, scores, fuse_iou, geometry)
 
 
-def weighted_box_fusion(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def weighted_box_fusion(
+    xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float, geometry: str = "wbf"
+) -> tuple[np.ndarray, np.ndarray]:
     """Clusters of boxes overlapping (IoU >= `iou_threshold`) the cluster's best box, each
-    merged into one box whose corners are the score-weighted mean of its members' corners, and
-    whose score is the best member's (Solovyev et al.'s WBF, with the cluster seeded greedily
-    from the highest score)."""
+    merged into one box whose score is the best member's. `geometry` "wbf": corners are the
+    score-weighted mean of the members' corners (Solovyev et al.'s WBF, clusters seeded greedily
+    from the highest score); "union": the box enclosing every member; "best": the best
+    member's box (plain NMS)."""
     if len(xyxy) == 0:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
     order = np.argsort(-scores, kind="stable")
@@ -108,15 +112,21 @@ def weighted_box_fusion(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: flo
         members = unassigned & (overlaps[i] >= iou_threshold)
         members[i] = True
         unassigned &= ~members
-        weights = np.maximum(scores[members], 1e-6)[:, None]
-        out_boxes.append((xyxy[members] * weights).sum(axis=0) / weights.sum())
+        if geometry == "union":
+            group = xyxy[members]
+            out_boxes.append(np.concatenate([group[:, :2].min(axis=0), group[:, 2:].max(axis=0)]))
+        elif geometry == "best":
+            out_boxes.append(xyxy[i])
+        else:
+            weights = np.maximum(scores[members], 1e-6)[:, None]
+            out_boxes.append((xyxy[members] * weights).sum(axis=0) / weights.sum())
         out_scores.append(scores[i])
     return np.asarray(out_boxes, dtype=np.float32), np.asarray(out_scores, dtype=np.float32)
 
 
 # The default rules, chosen on the dev set with k-fold (docs/detection.md).
-CENTERFACE_RULE = {"threshold": 0.15, "large_threshold": 0.2, "large_height": 24.0, "agree_threshold": 0.1}
-BLAZEFACE_RULE = {"threshold": 0.6, "large_threshold": 0.6, "large_height": 0.0, "agree_threshold": 0.3}
+CENTERFACE_RULE = {"threshold": 0.15, "large_threshold": 0.4, "large_height": 24.0, "agree_threshold": 0.2}
+BLAZEFACE_RULE = {"threshold": 0.8, "agree_threshold": 0.5}
 
 
 @register("ensemble")
@@ -141,15 +151,16 @@ class EnsembleDetector:
         blazeface_rule: dict[str, float] | None = None,
         deface_floor: float = 0.2,
         agree_iou: float = 0.3,
-        fuse_iou: float = 0.4,
+        fuse_iou: float = 0.6,
         second_every: int = 1,
     ) -> None:
         cf_rule = {**CENTERFACE_RULE, **(centerface_rule or {})}
         if threshold is not None:
-            # --threshold sets CenterFace's small-box bar; a higher one raises its other bars too.
+            # --threshold sets CenterFace's small-box bar; a higher one raises its other bars
+            # (and deface's floor) too, so a stricter run is stricter everywhere.
             cf_rule["threshold"] = threshold
             cf_rule["large_threshold"] = max(cf_rule["large_threshold"], threshold)
-            cf_rule["agree_threshold"] = min(cf_rule["agree_threshold"], threshold)
+            cf_rule["agree_threshold"] = max(cf_rule["agree_threshold"], threshold)
             deface_floor = max(deface_floor, threshold) if deface_floor > 0 else 0.0
         self.rules = [MemberRule(**cf_rule), MemberRule(**{**BLAZEFACE_RULE, **(blazeface_rule or {})})]
         self.centerface = create("centerface", **(centerface or {}), threshold=self.rules[0].floor)
@@ -225,7 +236,9 @@ class EnsembleDetector:
             rules.append(MemberRule(self.deface_floor, agree_threshold=2.0))
         elif self.native is not None:
             # The pyramid already runs at native scale; its boxes above the floor pass alone.
-            rules[0] = MemberRule(**{**rules[0].__dict__, "large_threshold": min(rules[0].large_threshold, self.deface_floor)})
+            rules[0] = MemberRule(
+                **{**rules[0].__dict__, "large_threshold": min(rules[0].large_threshold, self.deface_floor)}
+            )
         return members, rules
 
     def _pyramid_has_native(self, image: np.ndarray) -> bool:
