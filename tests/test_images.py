@@ -113,7 +113,7 @@ def test_report_lists_hashes_settings_and_boxes(tmp_path: Path) -> None:
     assert entry["input_sha256"] == hashlib.sha256(SAMPLE_IMAGE.read_bytes()).hexdigest()
     assert entry["output_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert entry["frames_processed"] == 1
-    assert data["settings"]["detectors"][0]["name"] == "centerface"
+    assert data["settings"]["detectors"][0]["name"] == "ensemble"
     assert data["settings"]["mask"]["name"] == "solid"
     boxes = report_frames(entry)[0]["boxes"]
     assert len(boxes) >= 1

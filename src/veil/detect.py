@@ -38,7 +38,8 @@ class FrameDetector:
         for name in settings.classes:
             cls = CLASSES[name]
             if cls.label == "face":
-                image = create(cls.detector, threshold=settings.threshold, **preset.face_options)
+                # The preset picks the face detector (the ensemble, or CenterFace alone).
+                image = create(preset.face_detector, threshold=settings.threshold, **preset.face_options)
                 video = image.with_options(**preset.video_face_options) if preset.video_face_options else image
             else:
                 options: dict[str, Any] = {}

