@@ -273,3 +273,22 @@ def test_simplify_keeps_every_frame_exact_and_drops_linear_runs() -> None:
     for b in boxes:
         got = track.box_at(b.frame)
         assert got is not None and np.array_equal(got[0], b.box), b.frame
+
+
+def test_second_opinion_flags_a_face_the_plan_left_visible(image_plan: Any, tmp_path: Path) -> None:
+    """A track removed from the plan (a face the detector "missed") leaves a face in the output;
+    the second detector's look at the output puts that frame on the review list."""
+    _, plan_path, _ = image_plan
+    data = read(plan_path)
+    full, cut = tmp_path / "full.json", tmp_path / "cut.json"
+    assert (
+        main(["render", str(plan_path), "-o", str(tmp_path / "a.png"), "--second-opinion", "--report", str(full)]) == 0
+    )
+    data["tracks"] = data["tracks"][:1]
+    edited = write(tmp_path / "cut.plan.json", data)
+    assert main(["render", str(edited), "-o", str(tmp_path / "b.png"), "--second-opinion", "--report", str(cut)]) == 0
+    clean, leaky = read(full)["files"][0], read(cut)["files"][0]
+    assert clean["counts"]["second_opinion_frames_checked"] == 1 == leaky["counts"]["second_opinion_frames_checked"]
+    assert clean["counts"]["second_opinion_frames_flagged"] == 0
+    assert leaky["counts"]["second_opinion_frames_flagged"] == 1
+    assert any("second opinion" in r for flag in leaky["review"] for r in flag["reasons"])

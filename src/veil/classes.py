@@ -33,6 +33,8 @@ TEXT_STRIDE = 3
 CLASSES: dict[str, RedactionClass] = {
     c.name: c
     for c in (
+        # The preset names the face detector it runs (presets.face_detector: the ensemble, or
+        # CenterFace alone); this entry gives the label and the rest.
         RedactionClass("faces", "face", "centerface"),
         # Plate boxes already include the plate's frame (detectors/plates.py), so they need only
         # a little slack; a face margin would double the masked area for nothing.

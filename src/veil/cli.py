@@ -118,6 +118,11 @@ def render_parser() -> argparse.ArgumentParser:
     p.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (NAME.plan.json) or directories of them")
     _render_options(p)
     p.add_argument("--reviewer", help="who decided what this plan keeps and adds, for the audit report")
+    p.add_argument(
+        "--second-opinion",
+        action="store_true",
+        help="look at the output with a second face detector and flag frames where it still finds a face",
+    )
     _common(p)
     return p
 
@@ -284,7 +289,8 @@ def _render(argv: list[str]) -> int:
     results = []
     pipeline = None
     for job, plan_obj in jobs:
-        pipeline = Pipeline(_render_settings(args, plan_obj.settings), reporter, reviewer=args.reviewer)
+        settings = _render_settings(args, plan_obj.settings)
+        pipeline = Pipeline(settings, reporter, reviewer=args.reviewer, second_opinion=args.second_opinion)
         try:
             results.append(pipeline.render(job, plan_obj))
         finally:

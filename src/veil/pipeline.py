@@ -259,10 +259,19 @@ def _check_target(src: Path, target: Path, overwrite: bool, taken: dict[Path, Pa
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, reporter: Reporter | None = None, reviewer: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        reporter: Reporter | None = None,
+        reviewer: str | None = None,
+        second_opinion: bool = False,
+    ) -> None:
         self.settings = settings
         self.reporter = reporter or Reporter(quiet=True)
         self.reviewer = reviewer
+        # Render: also look at the output with a second face detector (the one-shot run always
+        # does; a render runs no detector unless asked, so it needs no model and stays fast).
+        self.second_opinion = second_opinion
         self._detector: Any = None
         self._workdir: Path | None = None
 
@@ -349,7 +358,7 @@ class Pipeline:
     def _redact(self, job: Job, record: dict[str, Any]) -> None:
         settings = self.settings
         detect_before = self.detect.seconds
-        renderer = FrameRenderer(settings, thumbnails=settings.report)
+        renderer = FrameRenderer(settings, thumbnails=settings.report, second_opinion=True)
         builder = PlanBuilder(self.workdir)
         started = time.monotonic()
         try:
@@ -467,7 +476,9 @@ class Pipeline:
             self.reporter.warn(f"{job.plan_path}: {line}")
         started = time.monotonic()
         zones = [np.asarray(z["polygon"], dtype=np.float64) for z in plan_obj.zones]
-        renderer = FrameRenderer(self.settings, zones=zones, thumbnails=self.settings.report)
+        renderer = FrameRenderer(
+            self.settings, zones=zones, thumbnails=self.settings.report, second_opinion=self.second_opinion
+        )
         boxes = FrameBoxes(plan_obj)
 
         def planned(frame: Frame) -> tuple[Detections, Detections, bool]:

@@ -18,11 +18,22 @@ from veil.redact import Redactor
 from veil.review import ReviewLog, ThumbnailSampler
 from veil.types import Detections, Frame
 
+# A second opinion on the output (detectors/ensemble.py `second_opinion`): a face detector that
+# did not drive the redaction looks at the painted frame for faces outside every mask. Once every
+# this many video frames (every photo and page): about one look per third of a second at 30 fps.
+SECOND_OPINION_EVERY = 10
+
 
 class FrameRenderer:
     """Paints frames in place and keeps what the report needs (bounded), frame by frame."""
 
-    def __init__(self, settings: Settings, zones: list[np.ndarray] | None = None, thumbnails: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        zones: list[np.ndarray] | None = None,
+        thumbnails: bool = False,
+        second_opinion: bool = False,
+    ) -> None:
         self.settings = settings
         self.mask = create_mask(settings.mask, **settings.mask_options())
         fill = parse_color(settings.mask_color) if settings.mask == "solid" and settings.mask_color else (0, 0, 0)
@@ -34,6 +45,10 @@ class FrameRenderer:
         self.frames_with_regions = 0
         self.frames_whole = 0
         self.frames = 0
+        self.second_opinion = second_opinion
+        self._second: object | None = None
+        self.second_checked = 0
+        self.second_flagged = 0
 
     def paint(self, frame: Frame, masked: Detections, kept: Detections | None = None, whole: bool = False) -> None:
         # Paint order is the plan's track order, so overlapping blurs come out the same from a
@@ -46,7 +61,8 @@ class FrameRenderer:
         self.regions_inferred += int(masked.filled.sum())
         self.frames_with_regions += bool(len(masked)) or whole
         self.frames_whole += whole
-        priority, reasons = self.review.offer(frame.index, masked)
+        doubts = self._second_look(frame, painted, kept) if not whole else []
+        priority, reasons = self.review.offer(frame.index, masked, doubts)
         if self.sampler is not None:
             hidden = (
                 to_pixels(kept.xyxy, frame.width, frame.height)
@@ -55,10 +71,38 @@ class FrameRenderer:
             )
             self.sampler.offer(frame.image, frame.index, masked, painted, hidden, priority, reasons)
 
+    def _second_look(self, frame: Frame, painted: np.ndarray, kept: Detections | None) -> list[str]:
+        """Face-like regions a second detector finds outside every mask (and every face a
+        reviewer kept visible), as review reasons; [] on frames it does not look at."""
+        if not self.second_opinion or frame.index % SECOND_OPINION_EVERY:
+            return []
+        from veil.detectors.ensemble import second_opinion
+
+        if self._second is None:
+            from veil.detectors import create
+
+            self._second = create("blazeface", threshold=0.5)
+        covered = painted
+        if kept is not None and len(kept):
+            covered = np.vstack([painted.reshape(-1, 4), to_pixels(kept.xyxy, frame.width, frame.height)])
+        if self.redactor.zones:
+            # Zones are opaque fills: treat their bounding boxes as covered.
+            boxes = [[*z.min(axis=0), *z.max(axis=0)] for z in self.redactor.zones]
+            covered = np.vstack([covered.reshape(-1, 4), np.asarray(boxes, dtype=np.int64)])
+        found = second_opinion(frame.image, covered, detector=self._second)
+        self.second_checked += 1
+        if not len(found):
+            return []
+        self.second_flagged += 1
+        n = len(found)
+        return [f"second opinion: {n} face-like region{'s' * (n != 1)} outside every mask"]
+
     def counts(self) -> dict[str, int]:
         return {
             "regions": self.regions,
             "regions_inferred": self.regions_inferred,
             "frames_with_regions": self.frames_with_regions,
             "frames_fully_masked": self.frames_whole,
+            "second_opinion_frames_checked": self.second_checked,
+            "second_opinion_frames_flagged": self.second_flagged,
         }

@@ -30,6 +30,7 @@ KINDS = {
     "filled": "boxes filled in by the tracker",
     "small": "tiny faces",
     "crowd": "many regions",
+    "second": "face-like regions outside every mask (second opinion)",
 }
 
 
@@ -68,8 +69,13 @@ class ReviewLog:
         self._top: list[tuple[float, int, list[str]]] = []  # min-heap (priority, -frame, reasons)
         self._kinds: dict[str, list[int]] = {}  # kind -> [count, first frame]
 
-    def offer(self, frame: int, masked: Detections) -> tuple[float, list[str]]:
+    def offer(self, frame: int, masked: Detections, doubts: list[str] | None = None) -> tuple[float, list[str]]:
+        """`doubts`: reasons found elsewhere (a second detector's look at the output)."""
         priority, reasons = frame_reasons(masked)
+        for text in doubts or []:
+            # A face-like region left visible outranks every other doubt.
+            reasons.insert(0, ("second", text))
+            priority += 5.0
         texts = [text for _, text in reasons]
         for kind, _ in reasons:
             seen = self._kinds.setdefault(kind, [0, frame])
