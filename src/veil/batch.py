@@ -423,7 +423,9 @@ class Runner:
         plan_path = (self.workdir / WORKDIR / "plans" / f"{sha[:16]}-{job.output.stem}.plan.json").resolve()
         user_plan = str(job.plan_path) if job.plan_path else None
         cut = None
-        if job.kind == "video":
+        finished = self.manifest.finished(file_key)
+        if job.kind == "video" and not (finished and finished.get("input_sha256") == sha):
+            # (A finished file is one item, skipped whole: its segment files are gone.)
             segment_s = self.segment_s
             if segment_s is None and self.workers > 1:
                 segment_s = segments.DEFAULT_SEGMENT_S
