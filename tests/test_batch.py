@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import SAMPLE_IMAGE, clip_face_box, covered_fraction, decode_frames, make_video, probe, run_cli
 
-from veil.batch import MANIFEST, Manifest, ray_task_options, worker_threads
+from veil.batch import MANIFEST, Manifest, detector_actor_options, ray_task_options, worker_threads
 from veil.config import Settings
 from veil.segments import cut, overlap_frames
 from veil.segments import probe as probe_cuts
@@ -220,11 +220,12 @@ def test_manifest_last_line_wins_and_torn_line_is_skipped(tmp_path: Path) -> Non
     assert again.finished("k") is None
 
 
-def test_ray_options_ask_for_a_gpu_share_only_when_there_are_gpus() -> None:
-    cpu = ray_task_options({"CPU": 16.0}, 8)
-    assert cpu["num_cpus"] == 2 and "num_gpus" not in cpu
-    gpu = ray_task_options({"CPU": 16.0, "GPU": 2.0}, 8)
-    assert gpu["num_gpus"] == 0.25
+def test_ray_resource_requests() -> None:
+    # CPU tasks: the cluster's CPUs shared by the items in flight; detection actors: one GPU each.
+    assert ray_task_options({"CPU": 16.0}, 8)["num_cpus"] == 2
+    assert ray_task_options({"CPU": 2.0}, 8)["num_cpus"] == 1
+    assert "num_gpus" not in ray_task_options({"CPU": 16.0, "GPU": 2.0}, 8)
+    assert detector_actor_options()["num_gpus"] == 1
 
 
 @pytest.mark.parametrize("bad", [["-j", "0"], ["--segment-seconds", "-1"]])

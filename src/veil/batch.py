@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -53,18 +54,25 @@ class Manifest:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.state: dict[str, dict[str, Any]] = {}
+        self.done: set[str] = set()  # keys whose last line says done
         if path.is_file():
             for line in path.read_text(encoding="utf-8").splitlines():
                 with contextlib.suppress(json.JSONDecodeError, KeyError, TypeError):
-                    entry = json.loads(line)
-                    self.state[entry["key"]] = entry
+                    self._note(json.loads(line))
+
+    def _note(self, entry: dict[str, Any]) -> None:
+        self.state[entry["key"]] = entry
+        if entry.get("status") == "done":
+            self.done.add(entry["key"])
+        else:
+            self.done.discard(entry["key"])
 
     def get(self, key: str) -> dict[str, Any] | None:
         return self.state.get(key)
 
     def write(self, entry: dict[str, Any]) -> None:
         entry = {**entry, "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        self.state[entry["key"]] = entry
+        self._note(entry)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
@@ -152,6 +160,62 @@ def run_item(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def run_scan(payload: dict[str, Any]) -> dict[str, Any]:
+    """The GPU half of an item (in a detection actor): decode, detect, track; write the plan only."""
+    from veil import segments
+
+    settings = Settings(**payload["settings"])
+    pipeline = _pipeline(settings)
+    if payload["kind"] == "segment":
+        seg = segments.Segment.from_json(payload["segment"])
+        out = segments.redact_segment(
+            pipeline, Path(payload["input"]), payload["input_sha256"], seg, None, Path(payload["plan"])
+        )
+        return {"ok": True, **out}
+    plan = Path(payload["plan"])
+    plan.parent.mkdir(parents=True, exist_ok=True)
+    result = pipeline.scan(Job(Path(payload["input"]), plan, payload["job_kind"]))
+    return {"ok": result.ok, "error": result.error}
+
+
+def run_render(payload: dict[str, Any], scanned: dict[str, Any]) -> dict[str, Any]:
+    """The CPU half of an item (a plain task): paint the scanned plan, encode, verify."""
+    from veil import segments
+    from veil.plan import load_plan
+
+    if not scanned.get("ok"):
+        return scanned
+    settings = Settings(**payload["settings"])
+    where = scanned.get("gpu_ids")
+    if payload["kind"] == "segment":
+        seg = segments.Segment.from_json(payload["segment"])
+        out = segments.render_segment(
+            settings, Path(payload["input"]), seg, Path(payload["plan"]), Path(payload["output"])
+        )
+        out["detect_s"] = scanned.get("detect_s", 0.0)
+        return {**out, "scanned_on_gpus": where}
+    pipeline = _pipeline(settings)
+    plan = Path(payload["plan"])
+    job = Job(Path(payload["input"]), Path(payload["output"]), payload["job_kind"], plan)
+    result = pipeline.render(job, load_plan(plan))
+    record = dict(result.record)
+    record.pop("_thumbnails", None)
+    record["_plan_file"] = str(plan)
+    record["scanned_on_gpus"] = where
+    if result.ok and payload.get("user_plan"):
+        from veil.sink import atomic_output
+
+        with atomic_output(Path(payload["user_plan"]), settings.overwrite) as tmp:
+            shutil.copyfile(plan, tmp)
+        record["plan"] = payload["user_plan"]
+    return {
+        "ok": result.ok,
+        "error": result.error,
+        "record": _jsonable(record),
+        "output_sha256": record.get("output_sha256"),
+    }
+
+
 _PIPELINES: dict[str, Any] = {}
 
 
@@ -165,14 +229,25 @@ def _pipeline(settings: Settings) -> Any:
     return _PIPELINES[key]
 
 
-def init_worker(threads: int) -> None:
-    """Size every thread pool of a worker so N workers share the cores instead of fighting."""
+def init_worker(threads: int, unwind: bool = False) -> None:
+    """Size every thread pool of a worker so N workers share the cores instead of fighting; and
+    with `unwind` (local workers; Ray manages its own), unwind on SIGTERM like on Ctrl-C, so
+    temporary outputs are removed."""
+    import signal
+
     import cv2
+
+    if unwind and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
 
     from veil import detectors
 
     detectors.DEFAULT_THREADS = threads
     cv2.setNumThreads(threads)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _jsonable(value: Any) -> Any:
@@ -195,29 +270,49 @@ class Engine(Protocol):
 
 
 class LocalEngine:
-    """A pool of `workers` processes (spawned: onnxruntime's threads do not survive fork)."""
+    """A pool of `workers` processes (spawned: onnxruntime's threads do not survive fork). A
+    worker that dies (killed, out of memory) fails only the items in flight; the pool is
+    rebuilt for the rest."""
 
     def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
         import multiprocessing
 
-        self.workers = workers
-        self.pool = ProcessPoolExecutor(
-            workers,
+        return ProcessPoolExecutor(
+            self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=init_worker,
-            initargs=(worker_threads(workers),),
+            initargs=(worker_threads(self.workers), True),
         )
 
     def submit(self, payload: dict[str, Any]) -> Future[dict[str, Any]]:
-        return self.pool.submit(run_item, payload)
+        try:
+            return self.pool.submit(run_item, payload)
+        except BrokenProcessPool:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._new_pool()
+            return self.pool.submit(run_item, payload)
 
     def close(self, cancel: bool = False) -> None:
-        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+        if cancel:
+            # Interrupted: stop the items in flight now; each removes its temporary output.
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                with contextlib.suppress(Exception):
+                    process.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=cancel)
 
 
 class RayEngine:
-    """Ray tasks, one per item. Connects to `address` (or RAY_ADDRESS); with neither, starts a
-    local Ray instance. With GPUs in the cluster, items ask for a GPU share for detection."""
+    """Ray: connects to `address` (or RAY_ADDRESS); with neither, starts a local Ray instance.
+
+    Without GPUs, an item is one task (decode, detect, track, paint, encode) asking for its share
+    of the CPUs. With GPUs in the cluster, detection runs in a pool of actors holding one GPU
+    each (decode, detect, track: the plan), and painting and encoding run as CPU tasks that take
+    the plan: only the plan's path and a small dict go from one to the other.
+    """
 
     def __init__(self, workers: int | None, address: str | None) -> None:
         try:
@@ -231,35 +326,66 @@ class RayEngine:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False)
             else:
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.workers = workers or cpus
-        options = ray_task_options(ray.cluster_resources(), self.workers)
-        threads = int(options.pop("_threads"))
-        self.remote = ray.remote(**options)(_ray_item).options(**options)
-        self.threads = threads
+        resources = ray.cluster_resources()
+        self.workers = workers or int(resources.get("CPU", 1))
+        options = ray_task_options(resources, self.workers)
+        self.threads = int(options.pop("_threads"))
+        self.task = ray.remote(**options)(_ray_item)
+        self.render = ray.remote(**options)(_ray_render)
+        gpus = int(resources.get("GPU", 0))
+        actor = ray.remote(**detector_actor_options())(DetectorActor)
+        self.actors = [actor.remote(self.threads) for _ in range(gpus)]
+        self._turn = 0
 
     def submit(self, payload: dict[str, Any]) -> Future[dict[str, Any]]:
-        return self.remote.remote(payload, self.threads).future()
+        if not self.actors or payload["kind"] == "join":
+            return self.task.remote(payload, self.threads).future()
+        # Round robin: every actor runs its calls one at a time, on its own GPU.
+        actor = self.actors[self._turn % len(self.actors)]
+        self._turn += 1
+        scanned = actor.scan.remote(payload)
+        return self.render.remote(payload, scanned, self.threads).future()
 
     def close(self, cancel: bool = False) -> None:
-        # The Ray instance is left running for the caller (a local one ends with the process).
-        pass
+        for actor in self.actors:
+            self.ray.kill(actor)
 
 
 def ray_task_options(resources: dict[str, float], workers: int) -> dict[str, Any]:
-    """Resource requests of one item: its CPU share (the cluster's CPUs over the items in flight,
-    at least one), and with GPUs in the cluster, a GPU share so detection runs on one."""
+    """Resource requests of one CPU task: the cluster's CPUs over the items in flight, at least
+    one; onnxruntime gets as many threads."""
     cpus = max(1.0, float(resources.get("CPU", 1)) // max(1, workers))
-    options: dict[str, Any] = {"num_cpus": cpus, "max_retries": 0, "_threads": int(cpus)}
-    gpus = float(resources.get("GPU", 0))
-    if gpus > 0:
-        options["num_gpus"] = min(1.0, gpus / max(1, workers))
-    return options
+    return {"num_cpus": cpus, "max_retries": 0, "_threads": int(cpus)}
+
+
+def detector_actor_options() -> dict[str, Any]:
+    """One whole GPU per detection actor (and a CPU for its decoding): onnxruntime's CUDA
+    provider then owns the device; no two actors share one."""
+    return {"num_gpus": 1, "num_cpus": 1, "max_restarts": 0}
+
+
+class DetectorActor:
+    """Holds the detectors on its GPU across items (models load once per actor)."""
+
+    def __init__(self, threads: int) -> None:
+        init_worker(threads)
+
+    def scan(self, payload: dict[str, Any]) -> dict[str, Any]:
+        import ray
+
+        out = run_scan(payload)
+        out["gpu_ids"] = [str(g) for g in ray.get_gpu_ids()]
+        return out
 
 
 def _ray_item(payload: dict[str, Any], threads: int) -> dict[str, Any]:
     init_worker(threads)
     return run_item(payload)
+
+
+def _ray_render(payload: dict[str, Any], scanned: dict[str, Any], threads: int) -> dict[str, Any]:
+    init_worker(threads)
+    return run_render(payload, scanned)
 
 
 # ----------------------------------------------------------------------------- progress
@@ -549,7 +675,7 @@ class Runner:
 
     @property
     def _done_keys(self) -> set[str]:
-        return {k for k, v in self.manifest.state.items() if v.get("status") == "done"}
+        return self.manifest.done
 
     def _engine(self) -> Engine:
         if self.engine_name == "ray":

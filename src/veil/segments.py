@@ -30,6 +30,7 @@ result is a dict; frames never leave the process that decoded them.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import heapq
 import time
 from collections.abc import Iterator
@@ -55,7 +56,7 @@ DEFAULT_SEGMENT_S = 300.0
 @dataclass
 class Segment:
     """Frames [start, end) of a video, decoded from the keyframe at `decode_from` (pts
-    `decode_pts`) up to frame `read_to` (exclusive)."""
+    `decode_pts`) up to frame `read_to` (exclusive); `start` is a keyframe too."""
 
     index: int
     start: int
@@ -63,6 +64,7 @@ class Segment:
     decode_from: int
     decode_pts: int
     read_to: int
+    start_pts: int = 0  # pts of the keyframe at `start` (rendering from a plan decodes from there)
 
     def to_json(self) -> dict[str, int]:
         return asdict(self)
@@ -135,7 +137,8 @@ def cut(info: Probe, segment_s: float, overlap: int) -> list[Segment]:
         first = max(0, start - overlap)
         pos = bisect.bisect_right(key_frames, first) - 1
         decode_from, decode_pts = info.keyframes[max(pos, 0)]
-        out.append(Segment(i, start, end, decode_from, decode_pts, min(info.frames, end + overlap)))
+        start_pts = dict(info.keyframes).get(start, decode_pts)
+        out.append(Segment(i, start, end, decode_from, decode_pts, min(info.frames, end + overlap), start_pts))
     return out
 
 
@@ -208,18 +211,19 @@ def settings_json(settings: Settings) -> dict[str, Any]:
 
 
 def redact_segment(
-    pipeline: Any, input_path: Path, input_sha: str, segment: Segment, out_path: Path, plan_path: Path
+    pipeline: Any, input_path: Path, input_sha: str, segment: Segment, out_path: Path | None, plan_path: Path
 ) -> dict[str, Any]:
     """Redact frames [start, end) of `input_path` into `out_path` (video only, atomic) and write
-    its plan (frames numbered from the segment's start) to `plan_path`. Returns a small dict."""
-    from veil.detectors import sha256_of
-    from veil.plan import Plan, PlanBuilder, load_plan, write_plan_stream
+    its plan (track frames numbered from the segment's start; review flags keep global frame
+    numbers) to `plan_path`. With `out_path` None, only scan: write the plan, which
+    `render_segment` paints later (the GPU path: detection on a GPU actor, painting and encoding
+    in a CPU task). Returns a small dict."""
+    from veil.plan import Plan, PlanBuilder, write_plan_stream
     from veil.render import FrameRenderer
     from veil.scan import tracked_frames
     from veil.sink import VideoSink, atomic_output
     from veil.track import LookaheadTracker
     from veil.types import Detections
-    from veil.verify import verify
 
     settings: Settings = pipeline.settings
     detector = pipeline.detect
@@ -229,12 +233,16 @@ def redact_segment(
     builder = PlanBuilder(pipeline.workdir)
     reader = SegmentReader(input_path, segment)
     written = 0
+    verified: dict[str, Any] | None = None
     try:
         tracker = LookaheadTracker.for_video(
             float(reader.info.rate) if reader.info.rate else None, settings.lookahead_s, stride=detector.max_stride
         )
-        with atomic_output(out_path, overwrite=True) as tmp:
-            sink = VideoSink(tmp, reader.info, keep_audio=False, speed=settings.preset_obj.encoder_speed)
+        output = atomic_output(out_path, overwrite=True) if out_path is not None else contextlib.nullcontext(None)
+        with output as tmp:
+            sink = None
+            if tmp is not None:
+                sink = VideoSink(tmp, reader.info, keep_audio=False, speed=settings.preset_obj.encoder_speed)
             try:
                 for item in tracked_frames(reader, detector, tracker):  # type: ignore[arg-type]
                     frame, final = item  # type: ignore[misc]
@@ -243,16 +251,21 @@ def redact_segment(
                     if frame.index >= segment.end:
                         break
                     masked = builder.add(frame.index - segment.start, final)
-                    renderer.paint(frame, masked, Detections.empty(), False)
-                    sink.write_frame(frame)
+                    if sink is not None:
+                        renderer.paint(frame, masked, Detections.empty(), False)
+                        sink.write_frame(frame)
+                    else:
+                        renderer.review.offer(frame.index, masked)
                     written += 1
-                sink.close()
+                if sink is not None:
+                    sink.close()
             except BaseException:
-                sink.abort()
+                if sink is not None:
+                    sink.abort()
                 raise
             if written != segment.end - segment.start:
                 raise VeilError(
-                    f"{input_path}: segment {segment.index} wrote {written} of {segment.end - segment.start} frames"
+                    f"{input_path}: segment {segment.index} read {written} of {segment.end - segment.start} frames"
                 )
             builder.finish()
             rotation = reader.rotation or 0
@@ -277,27 +290,98 @@ def redact_segment(
             ).header_json()
             with atomic_output(plan_path, overwrite=True) as tmp_plan, open(tmp_plan, "w", encoding="utf-8") as fh:
                 write_plan_stream(fh, header, builder.track_lines())
-            verified: dict[str, Any] | None = None
-            if settings.mask == "solid":
-                result = verify(load_plan(plan_path), tmp, settings)
-                verified = result.to_json()
-                if not result.ok:
-                    raise VeilError(f"{input_path}: segment {segment.index}: {result.summary()}; nothing written")
+            if tmp is not None:
+                verified = _verify_segment(input_path, segment, plan_path, tmp, settings)
     finally:
         builder.close()
         reader.close()
-    return {
+    out = {
         "segment": segment.to_json(),
-        "output": str(out_path),
-        "output_sha256": sha256_of(out_path),
         "plan": str(plan_path),
         "frames": written,
         "frames_decoded": reader.frames_decoded,
         "rotation": rotation,
-        "counts": renderer.counts(),
-        "verify": verified,
         "seconds": round(time.monotonic() - started, 3),
         "detect_s": round(detector.seconds - detect_before, 3),
+    }
+    if out_path is not None:
+        out.update(_segment_output(out_path, renderer, verified))
+    return out
+
+
+def render_segment(
+    settings: Settings, input_path: Path, segment: Segment, plan_path: Path, out_path: Path
+) -> dict[str, Any]:
+    """Paint a scanned segment's plan onto frames [start, end) and encode them into `out_path`:
+    no detector, no overlap (the segment starts at a keyframe)."""
+    from veil.plan import FrameBoxes, load_plan
+    from veil.render import FrameRenderer
+    from veil.sink import VideoSink, atomic_output
+
+    started = time.monotonic()
+    plan_obj = load_plan(plan_path)
+    boxes = FrameBoxes(plan_obj)
+    renderer = FrameRenderer(settings)
+    exact = Segment(segment.index, segment.start, segment.end, segment.start, segment.start_pts, segment.end)
+    reader = SegmentReader(input_path, exact)
+    written = 0
+    try:
+        with atomic_output(out_path, overwrite=True) as tmp:
+            sink = VideoSink(tmp, reader.info, keep_audio=False, speed=settings.preset_obj.encoder_speed)
+            try:
+                for frame in reader.items():
+                    local = frame.index - segment.start
+                    masked, kept = boxes.at(local)
+                    renderer.paint(frame, masked, kept, boxes.whole_frame(local) is not None)
+                    sink.write_frame(frame)
+                    written += 1
+                sink.close()
+            except BaseException:
+                sink.abort()
+                raise
+            if written != segment.end - segment.start:
+                raise VeilError(
+                    f"{input_path}: segment {segment.index} wrote {written} frames, its plan {plan_obj.frames}"
+                )
+            verified = _verify_segment(input_path, segment, plan_path, tmp, settings)
+    finally:
+        reader.close()
+    return {
+        "segment": segment.to_json(),
+        "plan": str(plan_path),
+        "frames": written,
+        "frames_decoded": reader.frames_decoded,
+        "rotation": reader.rotation or 0,
+        "seconds": round(time.monotonic() - started, 3),
+        "detect_s": 0.0,
+        **_segment_output(out_path, renderer, verified),
+    }
+
+
+def _verify_segment(
+    input_path: Path, segment: Segment, plan_path: Path, tmp: Path, settings: Settings
+) -> dict[str, Any] | None:
+    """Solid masks: check the segment's own pixels against its plan (blur and pixelate need the
+    input's pixels under the masks: the joined file is verified instead)."""
+    from veil.plan import load_plan
+    from veil.verify import verify
+
+    if settings.mask != "solid":
+        return None
+    result = verify(load_plan(plan_path), tmp, settings)
+    if not result.ok:
+        raise VeilError(f"{input_path}: segment {segment.index}: {result.summary()}; nothing written")
+    return result.to_json()
+
+
+def _segment_output(out_path: Path, renderer: Any, verified: dict[str, Any] | None) -> dict[str, Any]:
+    from veil.detectors import sha256_of
+
+    return {
+        "output": str(out_path),
+        "output_sha256": sha256_of(out_path),
+        "counts": renderer.counts(),
+        "verify": verified,
     }
 
 
@@ -406,7 +490,7 @@ def merged_plan(input_path: Path, input_sha: str, probe_info: Probe, results: li
             track.extra.pop("_frames", None)
             tracks.append(track)
         for flag in part.review.get("flags", []):
-            flags.append({**flag, "frame": int(flag["frame"]) + offset})
+            flags.append(flag)  # already global frame numbers
     assert first is not None
     info = {k: v for k, v in first.input.items() if k != "segment"}
     info.update(
