@@ -148,7 +148,9 @@ def test_rotated_video_segmented_keeps_rotation(tmp_path: Path) -> None:
     raw = make_video(tmp_path / "raw.mp4", frames=30, rotation=90)
     (tmp_path / "in").mkdir()
     clip = regop(raw, tmp_path / "in" / "r.mp4", gop=10)
-    run_cli(clip, "-o", tmp_path / "seg.mp4", "-j2", "--segment-seconds", "1", "--preset", "fast", check=True)
+    # The default preset encodes with B-frames (decode order differs from display order), which
+    # the join must keep exact: the fast preset's ultrafast encoder has none.
+    run_cli(clip, "-o", tmp_path / "seg.mp4", "-j2", "--segment-seconds", "1", "--lookahead", "0.5", check=True)
     got, src = probe(tmp_path / "seg.mp4"), probe(clip)
     assert got["rotation"] == src["rotation"] == probe(raw)["rotation"] != 0
     assert got["frames"] == 30 and got["times"] == src["times"]

@@ -20,6 +20,7 @@ not oversubscribe the machine.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -544,9 +545,12 @@ class Runner:
             "input_sha256": sha,
         }
         file_key = f"{sha}:{job.output.resolve()}"
-        scratch = (self.workdir / WORKDIR / sha[:16]).resolve()
+        # Per (input, output): two outputs of the same input (or two identical inputs) never share
+        # scratch files, since one file's join removes its own.
+        tag = hashlib.sha256(file_key.encode()).hexdigest()[:16]
+        scratch = (self.workdir / WORKDIR / tag).resolve()
         # Plans stay (the manifest and the report point at them); segment files go after the join.
-        plan_path = (self.workdir / WORKDIR / "plans" / f"{sha[:16]}-{job.output.stem}.plan.json").resolve()
+        plan_path = (self.workdir / WORKDIR / "plans" / f"{job.output.stem}-{tag}.plan.json").resolve()
         user_plan = str(job.plan_path) if job.plan_path else None
         cut = None
         finished = self.manifest.finished(file_key)
