@@ -271,6 +271,8 @@ def _redact(argv: list[str]) -> int:
         if use_runner(jobs, args.jobs, args.segment_seconds, args.engine):
             runner = Runner(settings, reporter, args.jobs, args.segment_seconds, args.engine, args.ray_address, where)
             results += runner.run(jobs)
+            if args.report:
+                _ = pipeline.detect  # loaded here too, so the report describes the workers' detectors
         else:
             results += pipeline.run(jobs)
         return _finish(reporter, pipeline, failed, results, args, argv)
