@@ -177,9 +177,17 @@ def long_runs(a: argparse.Namespace, work: Path, veil: list[str], common: list[s
         "unsegmented -j1": ["-j1"],
         f"segmented {a.segment_seconds:g} s -j2": ["-j2", "--segment-seconds", str(a.segment_seconds)],
     }
+    if not a.no_ray:
+        runs[f"segmented {a.segment_seconds:g} s ray"] = [
+            "-j2",
+            "--engine",
+            "ray",
+            "--segment-seconds",
+            str(a.segment_seconds),
+        ]
     long_rows = {}
     for name, extra in runs.items():
-        out = work / ("long_out_" + name.split()[0])
+        out = work / ("long_out_" + name.replace(" ", "_"))
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
         long_rows[name] = run(veil, [str(long_clip), "-o", str(out / "long.mp4"), *extra, *common])
@@ -193,41 +201,49 @@ def long_runs(a: argparse.Namespace, work: Path, veil: list[str], common: list[s
         quarters = " / ".join(f"{q:.0f}" for q in r["quarters_mib"])  # type: ignore[union-attr]
         wall = float(r["wall_s"])  # type: ignore[arg-type]
         print(
-            f"| {name} | {wall:.1f} | {minutes * 60 / wall:.2f} | {wall * 60 / minutes / 60:.2f} h "
+            f"| {name} | {wall:.1f} | {minutes * 60 / wall:.3f} | {wall * (60 / minutes) / 3600:.1f} h "
             f"| {r['peak_mib']:.0f} | {quarters} |"
         )
     seg_name = list(runs)[1]
     print(f"\nsegmented vs unsegmented wall time: {ref / float(long_rows[seg_name]['wall_s']):.2f}x")  # type: ignore[arg-type]
 
-    # 3. Projection: per-segment cost and engine overhead.
-    secs, frames = segment_costs(long_rows[seg_name]["out"])  # type: ignore[arg-type]
-    n = len(secs)
-    seg_wall = float(long_rows[seg_name]["wall_s"])  # type: ignore[arg-type]
+    # 3. Projection: per-segment cost and engine overhead, per engine.
     workers = 2
-    busy = sum(secs)
-    # What the run spent beyond the segments' own work, per segment: process start, model load,
-    # scheduling, the join (stream copy) and verification of the metadata.
-    overhead = max(0.0, seg_wall * workers - busy) / max(1, n)
-    per_segment = busy / max(1, n)
-    footage_per_segment = (sum(frames) / max(1, n)) / 30.0
-    print(f"\n## projection ({n} segments measured)")
-    print(
-        f"per segment: {per_segment:.1f} s of worker time for {footage_per_segment:.1f} s of footage; "
-        f"engine + join overhead {overhead:.1f} s per segment"
-    )
-    node_rate = footage_per_segment / 3600 / ((per_segment + overhead) / 3600) / workers * cores
-    print(f"hours of footage per node-hour ({cores} cores, as measured): {node_rate:.2f}")
-    for m in (1, 4, 16, 64):
-        # Work per one-hour file is split into 3600/segment_s segments; scaling stops when the
-        # segments of the archive run out (M * cores > segments in flight) or the shared storage
-        # saturates (assumption in docs/scale.md).
-        print(f"M={m:>3}: {node_rate * m:.1f} h of footage per wall hour")
+    summary = {}
+    for name in [n for n in runs if n.startswith("segmented")]:
+        secs, frames = segment_costs(long_rows[name]["out"])  # type: ignore[arg-type]
+        n = len(secs)
+        wall = float(long_rows[name]["wall_s"])  # type: ignore[arg-type]
+        busy = sum(secs)
+        # Worker time the run spent beyond the segments' own work, per segment: process or Ray
+        # start, model loading, scheduling, the manifest, the join (stream copy) and the
+        # metadata check of the joined file.
+        overhead = max(0.0, wall * workers - busy) / max(1, n)
+        per_segment = busy / max(1, n)
+        footage = (sum(frames) / max(1, n)) / 30.0
+        # One segment per core at a time: a node of `cores` cores does cores x footage per
+        # (per_segment + overhead) seconds.
+        node_rate = cores * footage / (per_segment + overhead)
+        summary[name] = {
+            "segments": n,
+            "per_segment_s": per_segment,
+            "overhead_s": overhead,
+            "footage_s": footage,
+            "node_h_per_h": node_rate,
+        }
+        print(f"\n## projection from '{name}' ({n} segments)")
+        print(
+            f"per segment: {per_segment:.1f} s of worker time for {footage:.1f} s of footage; "
+            f"engine + join overhead {overhead:.1f} s per segment"
+        )
+        print(f"hours of footage per node-hour ({cores} cores, as measured): {node_rate:.3f}")
+        for m in (1, 4, 16, 64, 256):
+            print(f"M={m:>3}: {node_rate * m:.2f} h of footage per wall hour")
     print(
         json.dumps(
             {
                 "long": {k: {kk: vv for kk, vv in v.items() if kk != "out"} for k, v in long_rows.items()},
-                "per_segment_s": per_segment,
-                "overhead_per_segment_s": overhead,
+                "projection": summary,
             },
             default=str,
         )
