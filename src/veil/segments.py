@@ -145,7 +145,7 @@ def cut(info: Probe, segment_s: float, overlap: int) -> list[Segment]:
 def plan_segments(path: Path, settings: Settings, segment_s: float, stride: int) -> tuple[Probe, list[Segment]] | None:
     """The segments of `path`, or None when it is shorter than two segments or cannot be cut."""
     info = probe(path)
-    if info is None or info.duration_s < 2 * segment_s * 0.75:
+    if info is None or info.duration_s < 2 * segment_s:
         return None
     segments = cut(info, segment_s, overlap_frames(settings, info.rate, stride))
     return (info, segments) if len(segments) > 1 else None
