@@ -88,8 +88,35 @@ def build_parser() -> argparse.ArgumentParser:
     _render_options(p)
     _detect_options(p)
     p.add_argument("--plan", help="also write the plan used (a file for one input, a directory for several)")
+    _batch_options(p)
     _common(p)
     return p
+
+
+def _batch_options(p: argparse.ArgumentParser) -> None:
+    import os
+
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="worker processes (default: the machine's cores); work is resumable (docs/scale.md)",
+    )
+    p.add_argument(
+        "--segment-seconds",
+        type=float,
+        metavar="S",
+        help="cut videos into segments of about S seconds at keyframes (default: 300 s for long videos when -j > 1)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local processes, or a Ray cluster (pip install 'veil[ray]')",
+    )
+    p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: RAY_ADDRESS, else a local one)")
 
 
 def scan_parser() -> argparse.ArgumentParser:
@@ -249,11 +276,26 @@ def _redact(argv: list[str]) -> int:
         allow_crop=args.allow_crop,
     )
     jobs, failed = plan_jobs(args.inputs, args.output, settings, args.plan)
+    if args.jobs < 1 or (args.segment_seconds is not None and args.segment_seconds <= 0):
+        raise VeilError("-j and --segment-seconds must be positive")
+    from veil.batch import Runner, manifest_dir, resume, use_runner
+
+    # A re-run: outputs that exist because a previous run finished them are done, not errors.
+    where = manifest_dir([r.output for r in failed if r.output] + [j.output for j in jobs], args.output)
+    failed, results = resume(failed, where)
+    for result in results:
+        reporter.info(f"[dim]already done[/] {result.input} -> {result.output}")
     for result in failed:
         reporter.error(result.error or str(result.input))
     pipeline = Pipeline(settings, reporter)
     try:
-        results = pipeline.run(jobs)
+        if use_runner(jobs, args.jobs, args.segment_seconds, args.engine):
+            runner = Runner(settings, reporter, args.jobs, args.segment_seconds, args.engine, args.ray_address, where)
+            results += runner.run(jobs)
+            if args.report:
+                _ = pipeline.detect  # loaded here too, so the report describes the workers' detectors
+        else:
+            results += pipeline.run(jobs)
         return _finish(reporter, pipeline, failed, results, args, argv)
     finally:
         pipeline.close()

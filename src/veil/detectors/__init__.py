@@ -18,6 +18,9 @@ from veil.errors import VeilError
 from veil.types import Detections
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+# Threads of every onnxruntime session made without an explicit count (0: onnxruntime's default,
+# one per core). A batch worker sets it to its share of the cores (batch.init_worker).
+DEFAULT_THREADS = 0
 
 
 class Detector(Protocol):
@@ -74,6 +77,7 @@ def onnx_session(model_path: Path, threads: int = 0) -> Any:
         raise VeilError(f"model file missing: {model_path} (reinstall veil)")
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    threads = threads or DEFAULT_THREADS
     if threads:
         options.intra_op_num_threads = threads
     preferred = ["CUDAExecutionProvider", "OpenVINOExecutionProvider", "CPUExecutionProvider"]

@@ -1,0 +1,236 @@
+"""The job runner (`veil -j N`): same outputs as the sequential run, resumable after a killed
+worker, and long videos cut into segments with no uncovered face at a cut."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import SAMPLE_IMAGE, clip_face_box, covered_fraction, decode_frames, make_video, probe, run_cli
+
+from veil.batch import MANIFEST, Manifest, detector_actor_options, ray_task_options, worker_threads
+from veil.config import Settings
+from veil.segments import cut, overlap_frames
+from veil.segments import probe as probe_cuts
+
+
+def regop(src: Path, dst: Path, gop: int, keep_audio: bool = True) -> Path:
+    """Re-encode `src` with a keyframe every `gop` frames (make_video's clips have one), copying
+    its audio: a long recording in miniature."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        vout = out.add_stream("libx264", rate=vin.average_rate)
+        vout.width, vout.height = vin.codec_context.width, vin.codec_context.height
+        vout.pix_fmt = "yuv420p"
+        vout.codec_context.gop_size = gop
+        vout.options = {"x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+        rotation = 0
+        audio = {}
+        if keep_audio:
+            for s in inp.streams.audio:
+                audio[s.index] = out.add_stream_from_template(s)
+        for packet in inp.demux():
+            if packet.stream.type == "audio":
+                if packet.dts is not None and packet.stream.index in audio:
+                    packet.stream = audio[packet.stream.index]
+                    out.mux(packet)
+                continue
+            for frame in packet.decode():
+                if frame.rotation and not rotation:
+                    rotation = frame.rotation
+                    vout.set_display_rotation(rotation)
+                frame.pict_type = av.video.frame.PictureType.NONE
+                for p in vout.encode(frame):
+                    out.mux(p)
+        for p in vout.encode(None):
+            out.mux(p)
+    return dst
+
+
+def manifest_lines(directory: Path) -> list[dict]:
+    return [json.loads(line) for line in (directory / MANIFEST).read_text().splitlines()]
+
+
+def test_worker_threads_share_the_cores() -> None:
+    assert worker_threads(2, cores=2) == 1
+    assert worker_threads(1, cores=8) == 8
+    assert worker_threads(3, cores=8) == 2
+    assert worker_threads(16, cores=8) == 1
+
+
+def test_images_byte_identical_j1_j2(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(SAMPLE_IMAGE, src / "a.png")
+    from PIL import Image
+
+    Image.open(SAMPLE_IMAGE).convert("RGB").resize((300, 300)).save(src / "b.jpg", quality=92)
+    Image.open(SAMPLE_IMAGE).convert("RGB").rotate(90).save(src / "c.png")
+    run_cli(src, "-o", tmp_path / "j1", "-j1", check=True)
+    proc = run_cli(src, "-o", tmp_path / "j2", "-j2", check=True)
+    for name in ("a.png", "b.jpg", "c.png"):
+        assert (tmp_path / "j1" / name).read_bytes() == (tmp_path / "j2" / name).read_bytes(), name
+    # The -j2 run used the runner: a manifest, a summary with throughput.
+    lines = manifest_lines(tmp_path / "j2")
+    assert Counter(e["status"] for e in lines) == {"running": 3, "done": 3}
+    assert "of footage per hour" in proc.stderr
+    assert not (tmp_path / "j1" / MANIFEST).exists()  # -j1 is the sequential reference
+
+
+def test_video_j1_j2_same_frames_and_rerun_skips(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    make_video(src / "one.mp4", frames=12, audio=True)
+    make_video(src / "two.mp4", frames=10, rotation=90)
+    common = ["--preset", "fast", "--lookahead", "0.5"]
+    run_cli(src, "-o", tmp_path / "j1", "-j1", *common, check=True)
+    run_cli(src, "-o", tmp_path / "j2", "-j2", *common, check=True)
+    for name in ("one.mp4", "two.mp4"):
+        a, b = decode_frames(tmp_path / "j1" / name), decode_frames(tmp_path / "j2" / name)
+        assert len(a) == len(b)
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)), name
+    before = manifest_lines(tmp_path / "j2")
+    # The same command again: nothing to do, nothing redone, not an error.
+    again = run_cli(src, "-o", tmp_path / "j2", "-j2", *common)
+    assert again.returncode == 0, again.stderr
+    assert "already done" in again.stderr
+    assert manifest_lines(tmp_path / "j2") == before
+
+
+def test_segment_boundary_inside_a_face_track(tmp_path: Path) -> None:
+    frames, fps = 50, 10
+    raw = make_video(tmp_path / "raw.mp4", frames=frames, fps=fps, audio=True)
+    (tmp_path / "in").mkdir()
+    clip = regop(raw, tmp_path / "in" / "clip.mp4", gop=10)
+    info = probe_cuts(clip)
+    assert info is not None and [k for k, _ in info.keyframes] == [0, 10, 20, 30, 40]
+    segs = cut(info, 1.5, overlap_frames(Settings(lookahead_s=0.5), info.rate, 4))
+    assert len(segs) >= 2 and all(s.start % 10 == 0 for s in segs)  # cuts at keyframes
+    common = ["--preset", "fast", "--lookahead", "0.5"]
+    run_cli(clip, "-o", tmp_path / "one.mp4", "-j1", *common, check=True)
+    run_cli(clip, "-o", tmp_path / "seg.mp4", "-j2", "--segment-seconds", "1.5", *common, check=True)
+    lines = manifest_lines(tmp_path)
+    cuts = sorted(e["report"]["segment"]["start"] for e in lines if e["kind"] == "segment" and e["status"] == "done")
+    assert len(cuts) == len(segs) >= 2
+    one, seg, src = probe(tmp_path / "one.mp4"), probe(tmp_path / "seg.mp4"), probe(clip)
+    # Frame count, timestamps and duration as the unsegmented run; audio remuxed once.
+    assert seg["frames"] == one["frames"] == src["frames"] == frames
+    assert seg["times"] == one["times"] == src["times"]
+    assert seg["kinds"] == one["kinds"] == ["video", "audio"]
+    assert seg["audio"] == src["audio"]
+    assert abs(seg["duration"] - one["duration"]) < 0.05
+    # The face moves across every frame, so every cut is inside its track: no frame uncovered,
+    # in particular the last frame before each cut and the first after it.
+    before = decode_frames(clip)
+    after = decode_frames(tmp_path / "seg.mp4")
+    for i in range(frames):
+        assert covered_fraction(before[i], after[i], clip_face_box(i, frames)) > 0.9, f"frame {i} uncovered"
+    # The merged plan covers every frame too, and the scratch segments are gone after the join.
+    plan = json.loads(Path([e for e in lines if e["kind"] == "join"][-1]["plan"]).read_text())
+    covered = set()
+    for track in plan["tracks"]:
+        covered.update(range(track["boxes"][0]["frame"], track["boxes"][-1]["frame"] + 1))
+    assert covered == set(range(frames))
+    assert not any(p.name.startswith("segment-") for p in (tmp_path / ".veil-work").rglob("*"))
+
+
+def test_rotated_video_segmented_keeps_rotation(tmp_path: Path) -> None:
+    raw = make_video(tmp_path / "raw.mp4", frames=30, rotation=90)
+    (tmp_path / "in").mkdir()
+    clip = regop(raw, tmp_path / "in" / "r.mp4", gop=10)
+    # The default preset encodes with B-frames (decode order differs from display order), which
+    # the join must keep exact: the fast preset's ultrafast encoder has none.
+    run_cli(clip, "-o", tmp_path / "seg.mp4", "-j2", "--segment-seconds", "1", "--lookahead", "0.5", check=True)
+    got, src = probe(tmp_path / "seg.mp4"), probe(clip)
+    assert got["rotation"] == src["rotation"] == probe(raw)["rotation"] != 0
+    assert got["frames"] == 30 and got["times"] == src["times"]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def test_killed_worker_completed_by_rerun(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        regop(make_video(tmp_path / f"raw{i}.mp4", frames=30), src / f"v{i}.mp4", gop=10)
+    out = tmp_path / "out"
+    args = [src, "-o", out, "-j2", "--segment-seconds", "1", "--preset", "fast", "--lookahead", "0.5"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "veil", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    killed = None
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = [e for e in manifest_lines(out) if e["status"] == "done"] if (out / MANIFEST).is_file() else []
+        # Kill a worker once some work is finished and some is in flight.
+        if done and killed is None:
+            workers = [
+                c for c in _children(proc.pid) if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text()
+            ]
+            if workers:
+                killed = workers[-1]
+                os.kill(killed, signal.SIGKILL)
+        time.sleep(0.05)
+    proc.communicate(timeout=240)
+    assert killed is not None, "the run ended before a worker could be killed"
+    assert proc.returncode == 1  # some items failed: the worker died under them
+    first = manifest_lines(out)
+    done_first = {e["key"] for e in first if e["status"] == "done"}
+    assert done_first  # finished work was recorded
+    assert any(e["status"] == "failed" and "died" in e.get("error", "") for e in first)
+    # No output is half written.
+    assert not [p for p in out.glob(".*veil-tmp*")]
+    rerun = run_cli(*args)
+    assert rerun.returncode == 0, rerun.stderr
+    lines = manifest_lines(out)
+    second = lines[len(first) :]
+    # Nothing done twice: no key finished in the first run started again; every key done once.
+    assert not {e["key"] for e in second} & done_first
+    done_count = Counter(e["key"] for e in lines if e["status"] == "done")
+    assert set(done_count.values()) == {1}
+    for i in range(3):
+        got = probe(out / f"v{i}.mp4")
+        assert got["frames"] == 30 and got["times"] == probe(src / f"v{i}.mp4")["times"]
+    # Retried items carry their attempt count.
+    assert any(e["attempts"] == 2 for e in second if e["status"] == "done")
+
+
+def test_manifest_last_line_wins_and_torn_line_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / MANIFEST
+    m = Manifest(path)
+    m.write({"key": "k", "status": "running", "attempts": 1})
+    m.write({"key": "k", "status": "failed", "attempts": 1})
+    with open(path, "a") as fh:
+        fh.write('{"key": "k", "status": "do')  # a run killed mid-write
+    again = Manifest(path)
+    assert again.get("k")["status"] == "failed"
+    assert again.finished("k") is None
+
+
+def test_ray_resource_requests() -> None:
+    # CPU tasks: the cluster's CPUs shared by the items in flight; detection actors: one GPU each.
+    assert ray_task_options({"CPU": 16.0}, 8)["num_cpus"] == 2
+    assert ray_task_options({"CPU": 2.0}, 8)["num_cpus"] == 1
+    assert "num_gpus" not in ray_task_options({"CPU": 16.0, "GPU": 2.0}, 8)
+    assert detector_actor_options()["num_gpus"] == 1
+
+
+@pytest.mark.parametrize("bad", [["-j", "0"], ["--segment-seconds", "-1"]])
+def test_bad_batch_options(tmp_path: Path, bad: list[str]) -> None:
+    proc = run_cli(SAMPLE_IMAGE, "-o", tmp_path / "x.png", *bad)
+    assert proc.returncode == 2 and "veil: error:" in proc.stderr
