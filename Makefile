@@ -14,7 +14,8 @@ BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	# The ray extra too: the cluster engine is tested against a real local Ray cluster.
+	$(PY) -m pip install -q -e '.[dev,ray]'
 	touch $(STAMP)
 
 $(SAMPLE_VIDEO): samples/make_sample_video.py samples/astronaut.png | $(STAMP)
