@@ -12,6 +12,8 @@ from veil.errors import VeilError
 from veil.pipeline import CLASS_DETECTORS, Pipeline, Settings, plan
 from veil.presets import PRESETS
 from veil.progress import Reporter
+from veil.timerange import TimeRange
+from veil.zones import load_zones
 
 EPILOG = """\
 masks: solid (default) is an opaque fill and the only irreversible one; blur and pixelate
@@ -45,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="video: read this far ahead to mask faces before the detector first finds them (default: 1)",
     )
+    p.add_argument("--zones", type=Path, metavar="FILE.json", help="privacy zones blanked in every frame")
+    p.add_argument("--start", metavar="TIME", help="video: process and write from this time (seconds or [h:]mm:ss)")
+    p.add_argument("--end", metavar="TIME", help="video: stop at this time (seconds or [h:]mm:ss)")
     p.add_argument("--format", dest="output_format", help="output extension for every file, e.g. png")
     p.add_argument("--report", type=Path, help="write a JSON audit report here")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -99,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             keep_metadata=args.keep_metadata,
             lookahead_s=args.lookahead,
             report=args.report is not None,
+            zones=load_zones(args.zones) if args.zones else [],
+            time_range=TimeRange.from_options(args.start, args.end),
         )
         jobs, failed = plan(args.inputs, args.output, settings)
         for result in failed:

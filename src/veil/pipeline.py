@@ -18,6 +18,7 @@ from veil import __version__
 from veil.detectors import Detector, create, sha256_of
 from veil.errors import MediaError, VeilError
 from veil.masks import create as create_mask
+from veil.masks.solid import parse_color
 from veil.metadata import check_output, kept_exif
 from veil.presets import get_preset
 from veil.progress import Reporter
@@ -25,8 +26,10 @@ from veil.redact import Redactor
 from veil.review import ThumbnailSampler, warnings_for, worth_reviewing
 from veil.sink import PIL_FORMATS, VideoSink, atomic_output, write_image
 from veil.source import IMAGE_EXTS, VIDEO_EXTS, AudioPacket, VideoSource, media_kind, read_image
+from veil.timerange import TimeRange
 from veil.track import LookaheadTracker
 from veil.types import Detections, Frame
+from veil.zones import Zone, ZonePainter, to_json
 
 SUFFIX = "_veiled"
 CLASS_DETECTORS = {"faces": "centerface", "plates": "plates", "text": "text"}
@@ -51,6 +54,10 @@ class Settings:
     lookahead_s: float = 1.0
     # A report was asked for: collect what only the report needs (contact-sheet thumbnails).
     report: bool = False
+    # Areas blanked in every frame before anything else (--zones), and the part of each video
+    # to process and write (--start/--end; None: all of it).
+    zones: list[Zone] = field(default_factory=list)
+    time_range: TimeRange | None = None
 
 
 @dataclass
@@ -246,6 +253,7 @@ class Pipeline:
         self.mask = create_mask(settings.mask, **options)
         self.redactor = Redactor(self.mask, margin)
         self.detect = FrameDetector(settings)
+        self.zones = ZonePainter(settings.zones, parse_color(settings.mask_color))
         # Downscaled output frames for the HTML report's contact sheet, per file (bounded).
         self.sampler: ThumbnailSampler | None = None
 
@@ -260,6 +268,8 @@ class Pipeline:
             "lookahead_s": self.settings.lookahead_s,
             "keep_audio": self.settings.keep_audio,
             "keep_metadata": self.settings.keep_metadata,
+            "zones": to_json(self.settings.zones) if self.settings.zones else None,
+            "time_range": self.settings.time_range.to_json() if self.settings.time_range else None,
         }
 
     def run(self, jobs: list[Job]) -> list[FileResult]:
@@ -336,6 +346,7 @@ class Pipeline:
     def _image(self, job: Job, tmp: Path, record: dict[str, Any]) -> None:
         self.reporter.start_file(job.input.name, 1)
         decoded = read_image(job.input)
+        self.zones.paint(decoded.frame.image)
         detections = self.detect(decoded.frame.image)
         entry = self._redact(decoded.frame, detections)
         alpha = decoded.alpha
@@ -361,7 +372,7 @@ class Pipeline:
         # The tracker must see both ends of the longest gap between two detection passes.
         stride = self.detect.max_stride
         frames: list[dict[str, Any]] = []
-        with VideoSource(job.input, with_audio=self.settings.keep_audio) as source:
+        with VideoSource(job.input, self.settings.keep_audio, self.settings.time_range) as source:
             tags = dict(source.container.metadata) if self.settings.keep_metadata else None
             sink = VideoSink(
                 tmp, source.info, keep_audio=self.settings.keep_audio, tags=tags, speed=self.preset.encoder_speed
@@ -378,6 +389,7 @@ class Pipeline:
                     if isinstance(item, AudioPacket):
                         sink.write_audio(item)
                         continue
+                    self.zones.paint(item.image)
                     detections = self.detect(item.image, item.index)
                     for frame, final in tracker.push(item, detections):
                         frames.append(self._redact(frame, final))
