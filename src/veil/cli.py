@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="balanced", choices=list(PRESETS), help="speed/recall trade-off")
     p.add_argument(
         "--redact",
-        default="faces",
-        help=f"what to erase: comma list of {','.join(CLASS_DETECTORS)}, or all (default: faces)",
+        default="faces,heads",
+        help=f"what to erase: comma list of {','.join(CLASS_DETECTORS)}, or all (default: faces,heads; "
+        "heads: moving people's heads on fixed cameras, persons: whole bodies)",
     )
     p.add_argument(
         "--lookahead",

@@ -32,7 +32,7 @@ from veil.types import Detections, Frame
 from veil.zones import Zone, ZonePainter, to_json
 
 SUFFIX = "_veiled"
-CLASS_DETECTORS = {"faces": "centerface", "plates": "plates", "text": "text"}
+CLASS_DETECTORS = {"faces": "centerface", "plates": "plates", "text": "text", "heads": "persons", "persons": "persons"}
 # Video: the text network runs on every TEXT_STRIDE-th face-detection frame. Text and plates
 # move with the camera, which the tracker follows; the network costs twice CenterFace.
 TEXT_STRIDE = 3
@@ -204,6 +204,10 @@ class FrameDetector:
                 face = create("centerface", threshold=threshold, **preset.face_options)
                 video = face.with_options(**preset.video_face_options) if preset.video_face_options else face
                 self.detectors.append((face, video, face_stride))
+                continue
+            if cls in ("heads", "persons"):  # moving people on fixed cameras (detectors/persons.py)
+                mode = "head" if cls == "heads" else "body"
+                self.detectors.append((create("persons", mode=mode, motion=False), create("persons", mode=mode), 1))
                 continue
             if text is None:
                 text = create("text")

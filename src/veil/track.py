@@ -171,6 +171,10 @@ def _xyxy(c: np.ndarray) -> np.ndarray:
     return np.asarray([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=np.float32)
 
 
+def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])]).astype(np.float32)
+
+
 def _pad(box: np.ndarray, pad: float) -> np.ndarray:
     return box + np.asarray([-pad, -pad, pad, pad], dtype=np.float32)
 
@@ -206,6 +210,15 @@ class LookaheadTracker:
     # No box grows by more than this share of its size on a side: beyond that it covers the
     # neighbours' faces by chance rather than this one by design, and masks the scene.
     PAD_CAP = 0.8
+    # A face the detector lost may have stopped (a walker who stops and turns away): carrying
+    # it on at full speed slides the mask off the head. Its fitted velocity halves every this
+    # many frames of extrapolation, so the box goes at most ~7 frames' worth of motion from where
+    # the face was last seen however long it coasts (docs/cctv.md).
+    VELOCITY_HALF_LIFE = 5.0
+    # Camera speed (px/frame at the frame centre) under which the camera counts as fixed. On a
+    # fixed camera the frame is the scene, so "stopped" is as likely as "walked on": a lost box
+    # keeps covering where the face was last seen and stretches towards where it may have gone.
+    FIXED_CAMERA_SPEED = 0.3
 
     def __init__(
         self,
@@ -386,13 +399,30 @@ class LookaheadTracker:
                 grow = self.GROW_UNKNOWN
         # A fitted shrink carried over many frames would reach zero size; a lost face is kept
         # at least as large as when it was last seen (recall first).
-        c = c + v * (index - t_anchor)
+        c = c + v * self._decayed_steps(d) * (1 if forward else -1)
         c[2:] = np.maximum(c[2:], _cxcywh(anchor)[2:])
         size = float(max(c[2], c[3]))
         speed = float(np.hypot(v[0], v[1]))
         speed += self.CAMERA_ERROR * self._camera_speed.get(index, 0.0)
         pad = size * min(self.GROW_CAP, grow * d) + self.SPEED_EXTRAP * speed * d
-        return self._grown(_xyxy(c), pad, size), False
+        box = _xyxy(c)
+        if self._camera_fixed():
+            held = _cxcywh(anchor)
+            held[2:] = c[2:]
+            box = _union(box, _xyxy(held))
+        return self._grown(box, pad, size), False
+
+    def _decayed_steps(self, d: int) -> float:
+        """Frames' worth of the fitted velocity travelled in `d` frames while it halves every
+        VELOCITY_HALF_LIFE frames: sum of r**k for k = 1..d."""
+        r = 0.5 ** (1.0 / self.VELOCITY_HALF_LIFE)
+        return r * (1.0 - r**d) / (1.0 - r)
+
+    def _camera_fixed(self) -> bool:
+        """The camera has not moved over the frames held now (the look-ahead window)."""
+        if self.camera is None or not self._camera_speed:
+            return False
+        return max(self._camera_speed.values()) < self.FIXED_CAMERA_SPEED
 
     def _grown(self, box: np.ndarray, pad: float, size: float) -> np.ndarray:
         """`box` grown by `pad` px on every side, at most PAD_CAP times `size` (its larger side)."""
