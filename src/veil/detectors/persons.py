@@ -12,9 +12,11 @@ exactly the footage that needs it: a fixed camera.
 1. Each frame is shrunk to `work_width` px and fed to OpenCV's MOG2 background model (a mixture
    of Gaussians per pixel; shadows are marked and dropped). Its history is long
    (`history` frames), so someone who stops for a few seconds stays foreground.
-2. When most of the picture is foreground at once (the camera moved, a scene cut, a new file,
-   the lights came on), the model is restarted from this frame and nothing is reported: moving
-   cameras are the face tracker's job, and a wrong background would mask everything.
+2. When the camera moves (`CameraMotion` of motion.py, the tracker's own estimate, says the
+   picture shifted by more than `still_px` at its centre) or most of the picture is foreground
+   at once (a scene cut, a new file, the lights came on), the model is restarted from this
+   frame and nothing is reported: moving cameras are the face tracker's job, and a background
+   model on a moving picture calls every edge a person.
 3. The foreground mask is opened (drops noise specks) and closed vertically (joins a body cut
    by a thin occluder or a shirt of the background's colour); each connected blob at least
    `min_height` px tall (full-resolution) and taller than wide / 3 is a person.
@@ -37,6 +39,7 @@ import cv2
 import numpy as np
 
 from veil.detectors import register
+from veil.motion import CameraMotion
 from veil.types import Detections
 
 # Head size as a share of the body blob's height, and the head box's extent in head sizes.
@@ -60,6 +63,7 @@ class MotionPersonDetector:
         var_threshold: float = 24.0,
         min_height: float = 24.0,
         restart_fraction: float = 0.4,
+        still_px: float = 0.3,
     ) -> None:
         if mode not in ("head", "body"):
             raise ValueError("mode must be 'head' or 'body'")
@@ -73,6 +77,8 @@ class MotionPersonDetector:
         self.var_threshold = var_threshold
         self.min_height = min_height
         self.restart_fraction = restart_fraction
+        self.still_px = still_px
+        self._camera = CameraMotion()
         self._model: Any = None
         self._shape: tuple[int, ...] | None = None
         self._open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
@@ -86,6 +92,7 @@ class MotionPersonDetector:
             "history": self.history,
             "var_threshold": self.var_threshold,
             "min_height": self.min_height,
+            "still_px": self.still_px,
         }
 
     def _restart(self, small: np.ndarray) -> None:
@@ -102,7 +109,10 @@ class MotionPersonDetector:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if scale < 1 else image
         small = cv2.GaussianBlur(small, (3, 3), 0)
-        if self._model is None or self._shape != small.shape:
+        step = self._camera(image)
+        centre = np.asarray([w / 2, h / 2, 1.0])
+        moved = float(np.hypot(*((step @ centre)[:2] - centre[:2])))
+        if self._model is None or self._shape != small.shape or moved > self.still_px:
             self._shape = small.shape
             self._restart(small)
             return None, scale
