@@ -138,11 +138,8 @@ def _script(rng: np.random.Generator, face_px: float, frames: int) -> list[tuple
                 stopped = 1
         else:
             stopped += 1
-        if stopped and not moving:
-            # Turns 2 frames into the stop, back 3 frames before walking on.
-            turned = away or 2 <= stopped <= stop_len - 3
-        else:
-            turned = away
+        # Turns 2 frames into the stop, back 3 frames before walking on.
+        turned = away or (bool(stopped) and not moving and 2 <= stopped <= stop_len - 3)
         if x < -margin or x > w + margin:
             if i > start + 2:
                 break
@@ -211,12 +208,15 @@ def make_clip(path: Path, seed: int, people: list[Person], background: np.ndarra
 # ----------------------------------------------------------------------------- scoring
 
 
-def coverage(clip: Clip, before: list[np.ndarray], after: list[np.ndarray]) -> dict[str, list[tuple[bool, bool] | None]]:
+Series = list[tuple[bool, bool] | None]
+
+
+def coverage(clip: Clip, before: list[np.ndarray], after: list[np.ndarray]) -> dict[str, Series]:
     """Per person, per frame: (covered, turned away) or None when absent or too small."""
     n = len(clip.heads)
     if len(after) != n or len(before) != n:
         raise RuntimeError(f"{clip.path}: {len(after)} output frames for {n} input frames")
-    out: dict[str, list[tuple[bool, bool] | None]] = {}
+    out: dict[str, Series] = {}
     for i, heads in enumerate(clip.heads):
         if not heads:
             continue
@@ -230,7 +230,7 @@ def coverage(clip: Clip, before: list[np.ndarray], after: list[np.ndarray]) -> d
     return out
 
 
-def score(cov: list[dict[str, list[tuple[bool, bool] | None]]]) -> dict[str, float]:
+def score(cov: list[dict[str, Series]]) -> dict[str, float]:
     total = leaked = facing = facing_leaked = away = away_leaked = worst = interior = 0
     for clip in cov:
         for series in clip.values():
@@ -284,7 +284,7 @@ def run_cctv_bench(
                 outs, elapsed = vb.run_veil(inputs, out_dir, "balanced", ["--redact", tool.split()[1]])
             after = [vb.decode(o) for o in outs]
             result = score([coverage(c, b, a) for c, b, a in zip(made, before, after, strict=True)])
-            far = [vb.far_masked(_as_video_clip(c), b, a) for c, b, a in zip(made, before, after, strict=True)]
+            far = [far_masked(c, b, a) for c, b, a in zip(made, before, after, strict=True)]
             result["over_redaction_pct"] = 100.0 * sum(f[0] for f in far) / max(1, sum(f[1] for f in far))
             result["fps"] = n_frames / elapsed
             per_seed[tool][seed] = result
@@ -308,8 +308,17 @@ def run_cctv_bench(
     return {"seeds": list(seeds), "clips": clips, "per_seed": per_seed, "summary": summary}
 
 
-def _as_video_clip(clip: Clip) -> vb.Clip:
-    return vb.Clip(clip.path, [[(pid, box) for pid, box, _ in heads] for heads in clip.heads], -1)
+def far_masked(clip: Clip, before: list[np.ndarray], after: list[np.ndarray]) -> tuple[int, int]:
+    """(changed pixels, all pixels) away from every head (outside each head box grown to twice its
+    size), as bench/video_bench.py, except that pixels already near-black in the input are left
+    out: a dark car park would otherwise count as masked by every tool."""
+    changed_far = total_far = 0
+    for i, heads in enumerate(clip.heads):
+        far = vb.far_region(before[i].shape[:2], [(pid, box) for pid, box, _ in heads])
+        far &= before[i].max(axis=2) > vb.BLACK_LEVEL
+        changed_far += int(np.count_nonzero(vb.changed_pixels(before[i], after[i]) & far))
+        total_far += int(np.count_nonzero(far))
+    return changed_far, total_far
 
 
 def format_table(result: dict[str, Any]) -> str:
