@@ -11,7 +11,8 @@ exactly the footage that needs it: a fixed camera.
 
 1. Each frame is shrunk to `work_width` px and fed to OpenCV's MOG2 background model (a mixture
    of Gaussians per pixel; shadows are marked and dropped). Its history is long
-   (`history` frames), so someone who stops for a few seconds stays foreground.
+   (it learns at 1/`history` per frame after a 5-frame warm-up), so someone who stops for a
+   few seconds stays foreground.
 2. When the camera moves (`CameraMotion` of motion.py, the tracker's own estimate, says the
    picture shifted by more than `still_px` at its centre) or most of the picture is foreground
    at once (a scene cut, a new file, the lights came on), the model is restarted from this
@@ -46,6 +47,8 @@ from veil.types import Detections
 HEAD_PER_BODY = 1 / 6
 HEAD_BOX_HEIGHT = 1.4
 HEAD_BOX_WIDTH = 1.4
+# Frames after a restart during which the background model learns at OpenCV's fast start rate.
+WARM_UP = 5
 
 
 @register("persons")
@@ -80,6 +83,7 @@ class MotionPersonDetector:
         self.still_px = still_px
         self._camera = CameraMotion()
         self._model: Any = None
+        self._age = 0
         self._shape: tuple[int, ...] | None = None
         self._open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         self._close = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 9))
@@ -100,6 +104,7 @@ class MotionPersonDetector:
             history=self.history, varThreshold=self.var_threshold, detectShadows=True
         )
         self._model.apply(small, learningRate=1.0)
+        self._age = 1
 
     def foreground(self, image: np.ndarray) -> tuple[np.ndarray | None, float]:
         """The cleaned foreground mask at working size (None while the model restarts), and the
@@ -116,7 +121,10 @@ class MotionPersonDetector:
             self._shape = small.shape
             self._restart(small)
             return None, scale
-        raw = self._model.apply(small)
+        # OpenCV's default rate is 1/frames-seen, so a young model absorbs someone who stops
+        # within a few frames; after a few frames to learn the noise, learn at 1/history.
+        self._age += 1
+        raw = self._model.apply(small, learningRate=-1 if self._age <= WARM_UP else 1.0 / self.history)
         fg = (raw == 255).astype(np.uint8)  # 127 marks shadows
         if fg.mean() > self.restart_fraction:
             self._restart(small)
