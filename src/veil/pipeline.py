@@ -207,7 +207,8 @@ class FrameDetector:
                 continue
             if cls in ("heads", "persons"):  # moving people on fixed cameras (detectors/persons.py)
                 mode = "head" if cls == "heads" else "body"
-                self.detectors.append((create("persons", mode=mode, motion=False), create("persons", mode=mode), 1))
+                cue = create("persons", mode=mode)
+                self.detectors.append((create("persons", mode=mode, motion=False), cue, face_stride))
                 continue
             if text is None:
                 text = create("text")
