@@ -151,7 +151,12 @@ class MotionPersonDetector:
                 cols = np.nonzero(top_rows.any(axis=0))[0]
                 cx = x + (float(cols.mean()) + 0.5 if len(cols) else w / 2)
                 half = HEAD_BOX_WIDTH * head / 2
-                boxes.append((cx - half, y, cx + half, y + HEAD_BOX_HEIGHT * head))
+                x1, x2 = cx - half, cx + half
+                if len(cols):
+                    # A blob whose top is wider than one head (two people side by side, or a
+                    # walker beside the ghost of where they stood) gets a box over all of it.
+                    x1, x2 = min(x1, x + cols[0] - 0.2 * head), max(x2, x + cols[-1] + 1 + 0.2 * head)
+                boxes.append((x1, y, x2, y + HEAD_BOX_HEIGHT * head))
             # Share of the blob's box that is foreground: a solid upright blob is likelier a person.
             scores.append(min(1.0, area / (w * h)))
         if not boxes:
