@@ -25,7 +25,8 @@ exactly the footage that needs it: a fixed camera.
    7.5 heads tall, and a face box starts about a quarter of a head below the crown; the box
    covers from the crown to 1.4 heads down (head = blob height / 6, generous because a blob can
    lose the legs to occlusion or the frame edge) and 1.4 heads wide, centred on the blob's top
-   rows, or as wide as those rows when they are wider (two people side by side). `mode="body"` (label "person", `--redact persons`): the whole blob.
+   rows, or as wide as those rows when they are wider (two people side by side).
+   `mode="body"` (label "person", `--redact persons`): the whole blob.
 
 Anything that moves is taken for a person (a car's top gets a head mask): recall first. A
 person standing still longer than the model's memory fades into the background; the face
