@@ -32,7 +32,7 @@ def sign_scene(offset: int = 0) -> tuple[np.ndarray, tuple[int, int, int, int]]:
 
 def test_parse_classes() -> None:
     assert parse_classes("faces") == ("faces",)
-    assert parse_classes("all") == ("faces", "plates", "text")
+    assert parse_classes("all") == ("faces", "plates", "text", "heads")
     assert parse_classes("text,faces,text") == ("text", "faces")
     with pytest.raises(VeilError):
         parse_classes("faces,cars")
@@ -51,7 +51,7 @@ def test_text_is_redacted_only_when_asked(tmp_path: Path) -> None:
     assert covered_fraction(img, rgb(everything), sign) > 0.9
     labels = {b["label"] for f in report_frames(json.loads(report.read_text())["files"][0]) for b in f["boxes"]}
     assert {"face", "text"} <= labels
-    assert json.loads(report.read_text())["settings"]["classes"] == ["faces", "plates", "text"]
+    assert json.loads(report.read_text())["settings"]["classes"] == ["faces", "plates", "text", "heads"]
 
 
 def test_face_still_covered_with_other_classes(tmp_path: Path) -> None:

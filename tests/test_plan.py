@@ -292,3 +292,28 @@ def test_second_opinion_flags_a_face_the_plan_left_visible(image_plan: Any, tmp_
     assert clean["counts"]["second_opinion_frames_flagged"] == 0
     assert leaky["counts"]["second_opinion_frames_flagged"] == 1
     assert any("second opinion" in r for flag in leaky["review"] for r in flag["reasons"])
+
+
+def test_zones_and_time_range_travel_in_the_plan(tmp_path: Path) -> None:
+    """Zones given as fractions at scan time are stored in pixels; the time range too; render
+    (with no options) writes that part only, with the zone masked in every frame."""
+    clip = make_video(tmp_path / "clip.mp4", frames=30, size=(320, 240), fps=10, audio=True)
+    zones = write(
+        tmp_path / "zones.json", {"zones": [{"name": "window", "polygon": [[0, 0], [0.25, 0], [0.25, 0.25]]}]}
+    )
+    plan_path = tmp_path / "clip.plan.json"
+    assert (
+        main(["scan", str(clip), "-o", str(plan_path), "--zones", str(zones), "--start", "1", "--end", "2.5", "-q"])
+        == 0
+    )
+    data = read(plan_path)
+    assert data["zones"][0]["polygon"] == [[0.0, 0.0], [80.0, 0.0], [80.0, 60.0]]
+    assert data["input"]["time_range"] == {"start_s": 1.0, "end_s": 2.5} and data["input"]["frames"] == 15
+    out = tmp_path / "out.mp4"
+    assert main(["render", str(plan_path), "-o", str(out), "-q"]) == 0
+    b = probe(out)
+    assert b["frames"] == 15 and abs(b["times"][0]) < 1e-3
+    for img in decode_frames(out):
+        corner = img[2:20, 40:76]  # inside the triangle (x > 2y from its top-left corner)
+        assert (corner.max(axis=2) <= 16).mean() > 0.95
+    assert main(["verify", str(plan_path), str(out), "-q"]) == 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from veil.scene import SceneFrames
-from veil.tracklets import Track, cxcywh, pad_box, xyxy
+from veil.tracklets import Track, cxcywh, pad_box, union, xyxy
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,15 @@ class TrackerConfig:
     # No box grows by more than this share of its size on a side: beyond that it covers the
     # neighbours' faces by chance rather than this one by design, and masks the scene.
     pad_cap: float = 0.8
+    # A face the detector lost may have stopped (a walker who stops and turns away): carrying
+    # it on at full speed slides the mask off the head. Its fitted velocity halves every this
+    # many frames of extrapolation, so the box goes at most ~7 frames' worth of motion from where
+    # the face was last seen however long it coasts (docs/cctv.md).
+    velocity_half_life: float = 5.0
+    # Camera speed (px/frame at the frame centre) under which the camera counts as fixed. On a
+    # fixed camera the frame is the scene, so "stopped" is as likely as "walked on": a lost box
+    # keeps covering where the face was last seen and stretches towards where it may have gone.
+    fixed_camera_speed: float = 0.3
 
 
 class BoxPolicy:
@@ -92,13 +101,24 @@ class BoxPolicy:
                 grow = self.config.grow_unknown
         # A fitted shrink carried over many frames would reach zero size; a lost face is kept
         # at least as large as when it was last seen (recall first).
-        c = c + v * (index - t_anchor)
+        c = c + v * self._decayed_steps(d) * (1 if forward else -1)
         c[2:] = np.maximum(c[2:], cxcywh(anchor)[2:])
         size = float(max(c[2], c[3]))
         speed = float(np.hypot(v[0], v[1]))
         speed += self.config.camera_error * self.scene.speed(index)
         pad = size * min(self.config.grow_cap, grow * d) + self.config.speed_extrap * speed * d
-        return self._grown(xyxy(c), pad, size), False
+        box = xyxy(c)
+        if self.scene.fixed(self.config.fixed_camera_speed):
+            held = cxcywh(anchor)
+            held[2:] = c[2:]
+            box = union(box, xyxy(held))
+        return self._grown(box, pad, size), False
+
+    def _decayed_steps(self, d: int) -> float:
+        """Frames' worth of the fitted velocity travelled in `d` frames while it halves every
+        `velocity_half_life` frames: sum of r**k for k = 1..d."""
+        r = 0.5 ** (1.0 / self.config.velocity_half_life)
+        return r * (1.0 - r**d) / (1.0 - r)
 
     def _grown(self, box: np.ndarray, pad: float, size: float) -> np.ndarray:
         """`box` grown by `pad` px on every side, at most `pad_cap` times `size` (its larger side)."""

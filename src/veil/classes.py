@@ -12,7 +12,8 @@ on the same frame (plates are found among text lines).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,12 @@ class RedactionClass:
     isotropic: bool = False
     video_stride: int = 1
     reads: str | None = None
+    # Options for the detector's factory; `image_options` are added for photos and the first
+    # frame of a shot (e.g. a motion cue that has no background to compare with there).
+    options: dict[str, Any] = field(default_factory=dict)
+    image_options: dict[str, Any] = field(default_factory=dict)
+    # Part of `--redact all`: whole bodies only when asked for by name (they blank most of a street).
+    in_all: bool = True
 
 
 # Text and plates: the PP-OCR network costs about twice CenterFace and text moves with the
@@ -40,9 +47,18 @@ CLASSES: dict[str, RedactionClass] = {
         # a little slack; a face margin would double the masked area for nothing.
         RedactionClass("plates", "plate", "plates", margin=0.1, isotropic=True, video_stride=TEXT_STRIDE, reads="text"),
         RedactionClass("text", "text", "text", isotropic=True, video_stride=TEXT_STRIDE),
+        # Moving people on fixed cameras (detectors/persons.py, docs/cctv.md): the head region
+        # of each, for heads seen from behind or too small for a face detector; or whole bodies.
+        RedactionClass("heads", "head", "persons", options={"mode": "head"}, image_options={"motion": False}),
+        RedactionClass(
+            "persons", "person", "persons", options={"mode": "body"}, image_options={"motion": False}, in_all=False
+        ),
     )
 }
 BY_LABEL: dict[str, RedactionClass] = {c.label: c for c in CLASSES.values()}
+# What `veil` redacts unless told otherwise: faces, and on fixed cameras the heads of people
+# whose faces are turned away or too small (the head cue finds nothing on a moving camera).
+DEFAULT_CLASSES = "faces,heads"
 
 
 def parse_classes(text: str) -> tuple[str, ...]:
@@ -51,7 +67,7 @@ def parse_classes(text: str) -> tuple[str, ...]:
 
     items = [c.strip() for c in text.split(",") if c.strip()]
     if items == ["all"]:
-        return tuple(CLASSES)
+        return tuple(name for name, c in CLASSES.items() if c.in_all)
     unknown = [c for c in items if c not in CLASSES]
     if unknown or not items:
         raise VeilError(

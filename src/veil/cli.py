@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from veil import __version__
-from veil.classes import CLASSES, parse_classes
+from veil.classes import CLASSES, DEFAULT_CLASSES, parse_classes
 from veil.config import Settings
 from veil.errors import VeilError
 from veil.presets import PRESETS
@@ -60,8 +60,9 @@ def _detect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="balanced", choices=list(PRESETS), help="speed/recall trade-off")
     p.add_argument(
         "--redact",
-        default="faces",
-        help=f"what to erase: comma list of {','.join(CLASSES)}, or all (default: faces)",
+        default=DEFAULT_CLASSES,
+        help=f"what to erase: comma list of {','.join(CLASSES)}, or all (default: {DEFAULT_CLASSES}; heads: moving "
+        "people's heads on fixed cameras, persons: whole bodies, not part of all)",
     )
     p.add_argument(
         "--lookahead",
@@ -70,6 +71,15 @@ def _detect_options(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="video: read this far ahead to mask faces before the detector first finds them (default: 1)",
     )
+    p.add_argument(
+        "--zones",
+        type=Path,
+        metavar="FILE.json",
+        help='privacy zones blanked in every frame: {"zones": [{"name": ..., "polygon": [[x, y], ...]}]} '
+        "in pixels, or fractions of the frame when every value is at most 1",
+    )
+    p.add_argument("--start", metavar="TIME", help="video: process and write from this time (seconds or [h:]mm:ss)")
+    p.add_argument("--end", metavar="TIME", help="video: stop at this time (seconds or [h:]mm:ss)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -176,11 +186,16 @@ def _terminate(signum: int, _frame: object) -> None:
 
 
 def _detect_settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    from veil.timerange import TimeRange
+    from veil.zones import load_zones
+
     return Settings(
         preset=args.preset,
         threshold=args.threshold,
         classes=parse_classes(args.redact),
         lookahead_s=args.lookahead,
+        zones=tuple(load_zones(args.zones)) if args.zones else (),
+        time_range=TimeRange.from_options(args.start, args.end),
         **extra,
     )
 
@@ -197,6 +212,7 @@ def _render_settings(args: argparse.Namespace, base: dict[str, Any] | None = Non
         mask=mask,
         mask_color=color,
         classes=tuple(c for c in base.get("classes", ["faces"]) if c in CLASSES) or ("faces",),
+        # Painting only: the plan holds the zones and time range it was made with.
         output_format=getattr(args, "output_format", None),
         overwrite=getattr(args, "overwrite", False),
         keep_audio=not getattr(args, "no_audio", False),

@@ -10,6 +10,9 @@ from typing import Any
 from veil.classes import CLASSES
 from veil.errors import VeilError
 from veil.presets import Preset, get_preset
+from veil.timerange import TimeRange
+from veil.zones import Zone
+from veil.zones import to_json as zones_to_json
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,7 @@ class Settings:
     mask: str = "solid"
     # None: black. Only the solid mask has a colour; giving one with blur or pixelate is an error.
     mask_color: str | None = None
-    classes: tuple[str, ...] = ("faces",)
+    classes: tuple[str, ...] = ("faces", "heads")
     output_format: str | None = None
     overwrite: bool = False
     keep_audio: bool = True
@@ -32,6 +35,10 @@ class Settings:
     report: bool = False
     # Odd-sized H.264: drop the last row/column for 4:2:0 instead of writing 4:4:4 (sink._geometry).
     allow_crop: bool = False
+    # Areas blanked in every frame before anything else (--zones, zones.py), and the part of each
+    # video to process and write (--start/--end; None: all of it).
+    zones: tuple[Zone, ...] = ()
+    time_range: TimeRange | None = None
     preset_obj: Preset = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -60,6 +67,7 @@ class Settings:
         if unknown or not classes:
             raise VeilError(f"unknown class {', '.join(unknown) or '(none)'}; choose from {', '.join(CLASSES)}")
         object.__setattr__(self, "classes", classes)
+        object.__setattr__(self, "zones", tuple(self.zones))
         if self.lookahead_s < 0:
             raise VeilError("--lookahead must be 0 or more")
         fmt = self.output_format
@@ -84,4 +92,6 @@ class Settings:
             "mask_color": self.mask_color,
             "classes": list(self.classes),
             "lookahead_s": self.lookahead_s,
+            "zones": zones_to_json(list(self.zones)) if self.zones else None,
+            "time_range": self.time_range.to_json() if self.time_range else None,
         }

@@ -42,13 +42,14 @@ class FrameDetector:
                 image = create(preset.face_detector, threshold=settings.threshold, **preset.face_options)
                 video = image.with_options(**preset.video_face_options) if preset.video_face_options else image
             else:
-                options: dict[str, Any] = {}
+                options: dict[str, Any] = dict(cls.options)
                 if cls.reads is not None:
                     # Reuse the network run of the class this one reads (cached per frame).
                     source = built.get(cls.reads) or create(CLASSES[cls.reads].detector)
                     built[cls.reads] = source
                     options[f"{cls.reads}_detector"] = source
-                image = video = built.get(name) or create(cls.detector, **options)
+                video = built.get(name) or create(cls.detector, **options)
+                image = create(cls.detector, **options, **cls.image_options) if cls.image_options else video
             built[name] = image
             self.classes.append(ClassDetector(cls, image, video, face_stride * cls.video_stride))
 

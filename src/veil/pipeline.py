@@ -32,7 +32,16 @@ from veil.depth import paint_page, paint_region
 from veil.detectors import sha256_of
 from veil.errors import MediaError, VeilError
 from veil.metadata import check_output, kept_exif
-from veil.plan import FrameBoxes, Plan, PlanBuilder, PlanError, load_plan, write_plan_stream
+from veil.plan import (
+    FrameBoxes,
+    Plan,
+    PlanBuilder,
+    PlanError,
+    load_plan,
+    plan_time_range,
+    plan_zones,
+    write_plan_stream,
+)
 from veil.progress import Reporter
 from veil.render import FrameRenderer
 from veil.scan import tracked_frames
@@ -41,6 +50,7 @@ from veil.source import ANIMATION_EXTS, IMAGE_EXTS, VIDEO_EXTS, AudioPacket, Vid
 from veil.track import LookaheadTracker
 from veil.types import Detections, Frame
 from veil.verify import verify
+from veil.zones import ZonePainter
 
 SUFFIX = "_veiled"
 PLAN_SUFFIX = ".plan.json"
@@ -358,15 +368,15 @@ class Pipeline:
     def _redact(self, job: Job, record: dict[str, Any]) -> None:
         settings = self.settings
         detect_before = self.detect.seconds
-        renderer = FrameRenderer(settings, thumbnails=settings.report, second_opinion=True)
+        renderer = FrameRenderer(settings, zones=list(settings.zones), thumbnails=settings.report, second_opinion=True)
         builder = PlanBuilder(self.workdir)
         started = time.monotonic()
         try:
             with atomic_output(job.output, settings.overwrite) as tmp:
                 if job.kind == "image":
-                    info = self._image(job, tmp, record, renderer, self._detected_image(builder))
+                    info = self._image(job, tmp, record, renderer, self._detected_image(builder, renderer))
                 else:
-                    info = self._video(job, tmp, record, renderer, self._tracked(job, builder))
+                    info = self._video(job, tmp, record, renderer, self._tracked(job, builder, renderer))
                 builder.finish()
                 plan_file = self.workdir / f"{len(os.listdir(self.workdir))}{PLAN_SUFFIX}"
                 self._write_plan(plan_file, job, record, info, renderer.review.flags(), builder)
@@ -383,13 +393,18 @@ class Pipeline:
         record["timings"]["detect_s"] = round(self.detect.seconds - detect_before, 3)
         self._done(job, record)
 
-    def _detected_image(self, builder: PlanBuilder) -> Callable[[Frame], tuple[Detections, Detections, bool]]:
+    def _detected_image(
+        self, builder: PlanBuilder, renderer: FrameRenderer
+    ) -> Callable[[Frame], tuple[Detections, Detections, bool]]:
         def boxes(frame: Frame) -> tuple[Detections, Detections, bool]:
+            renderer.redactor.paint_zones(frame.image)  # zones first: never looked at
             return builder.add(frame.index, self.detect.run(frame.image)), Detections.empty(), False
 
         return boxes
 
-    def _tracked(self, job: Job, builder: PlanBuilder) -> Callable[[VideoSource], Iterator[Any]]:
+    def _tracked(
+        self, job: Job, builder: PlanBuilder, renderer: FrameRenderer
+    ) -> Callable[[VideoSource], Iterator[Any]]:
         def frames(source: VideoSource) -> Iterator[AudioPacket | tuple[Frame, Detections, Detections, bool]]:
             tracker = LookaheadTracker.for_video(
                 float(source.info.rate) if source.info.rate else None,
@@ -399,7 +414,8 @@ class Pipeline:
             # Animations: every frame is detected with the image settings (few frames, often
             # unrelated: a tracker's stride would guess across jumps).
             every = job.kind == "animation"
-            for item in tracked_frames(source, self.detect, tracker, every_frame=every):
+            zones = renderer.redactor.paint_zones if renderer.redactor.zones else None
+            for item in tracked_frames(source, self.detect, tracker, every_frame=every, prepare=zones):
                 if isinstance(item, AudioPacket):
                     yield item
                     continue
@@ -416,12 +432,14 @@ class Pipeline:
         started = time.monotonic()
         review = ReviewLog()
         builder = PlanBuilder(self.workdir)
+        zones = ZonePainter(list(self.settings.zones), (0, 0, 0))
         try:
             if job.kind == "image":
                 decoded = read_image(job.input)
                 self.reporter.start_file(job.input.name, len(decoded.pages))
                 for page in decoded.pages:
                     index = page.frame.index
+                    zones.paint(page.frame.image)
                     review.offer(index, builder.add(index, self.detect.run(page.frame.image)))
                     self.reporter.advance()
                 self.reporter.end_file()
@@ -429,7 +447,7 @@ class Pipeline:
                 record["frames_processed"] = len(decoded.pages)
             else:
                 source_class, _ = stream_classes(job.kind, job.output)
-                with source_class(job.input, with_audio=False) as source:
+                with source_class(job.input, with_audio=False, **self._range(job)) as source:
                     self.reporter.start_file(job.input.name, source.expected_frames)
                     tracker = LookaheadTracker.for_video(
                         float(source.info.rate) if source.info.rate else None,
@@ -438,7 +456,9 @@ class Pipeline:
                     )
                     try:
                         every = job.kind == "animation"
-                        for item in tracked_frames(source, self.detect, tracker, every_frame=every):
+                        prepare = zones.paint if zones else None
+                        frames = tracked_frames(source, self.detect, tracker, every_frame=every, prepare=prepare)
+                        for item in frames:
                             frame, final = item  # type: ignore[misc]
                             review.offer(frame.index, builder.add(frame.index, final))
                             self.reporter.advance()
@@ -475,7 +495,7 @@ class Pipeline:
             record["warnings"].append(line)
             self.reporter.warn(f"{job.plan_path}: {line}")
         started = time.monotonic()
-        zones = [np.asarray(z["polygon"], dtype=np.float64) for z in plan_obj.zones]
+        zones = plan_zones(plan_obj)
         renderer = FrameRenderer(
             self.settings, zones=zones, thumbnails=self.settings.report, second_opinion=self.second_opinion
         )
@@ -496,7 +516,7 @@ class Pipeline:
             if job.kind == "image":
                 self._image(job, tmp, record, renderer, planned)
             else:
-                self._video(job, tmp, record, renderer, frames)
+                self._video(job, tmp, record, renderer, frames, plan_obj)
             self._finish(job, tmp, plan_obj, record, renderer, started)
         record["plan"] = str(job.plan_path)
         record["plan_sha256"] = sha256_of(job.plan_path) if job.plan_path else None
@@ -546,10 +566,11 @@ class Pipeline:
         record: dict[str, Any],
         renderer: FrameRenderer,
         frames: Callable[[VideoSource], Iterator[Any]],
+        plan_obj: Plan | None = None,
     ) -> dict[str, Any]:
         settings = self.settings
         source_class, sink_class = stream_classes(job.kind, job.output)
-        with source_class(job.input, with_audio=settings.keep_audio) as source:
+        with source_class(job.input, with_audio=settings.keep_audio, **self._range(job, plan_obj)) as source:
             tags = source.metadata if settings.keep_metadata else None
             sink = sink_class(
                 tmp,
@@ -589,6 +610,15 @@ class Pipeline:
             )
             return _video_info(source)
 
+    def _range(self, job: Job, plan_obj: Plan | None = None) -> dict[str, Any]:
+        """The source's `time_range` option: the plan's when rendering one, else --start/--end."""
+        time_range = plan_time_range(plan_obj) if plan_obj is not None else self.settings.time_range
+        if time_range is None:
+            return {}
+        if job.kind != "video":
+            raise VeilError(f"{job.input}: --start/--end apply to videos only")
+        return {"time_range": time_range}
+
     def _write_plan(
         self,
         path: Path,
@@ -604,7 +634,12 @@ class Pipeline:
                 "sha256": record["input_sha256"],
                 "size": job.input.stat().st_size,
                 **info,
+                **({"time_range": self.settings.time_range.to_json()} if self.settings.time_range else {}),
             },
+            zones=[
+                {"name": z.name, "polygon": z.pixels(info["width"], info["height"]).tolist()}
+                for z in self.settings.zones
+            ],
             settings={**self.settings.to_json(), "detectors": self.detect.describe()},
             review={"flags": flags},
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),

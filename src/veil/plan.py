@@ -346,6 +346,26 @@ def _int(v: Any, at: str) -> int:
     return v
 
 
+def plan_zones(plan: Plan) -> list[Any]:
+    """The plan's privacy zones as `zones.Zone`s (a plan stores upright pixels)."""
+    from veil.zones import Zone
+
+    return [
+        Zone(str(z.get("name") or f"zone {i + 1}"), tuple((float(x), float(y)) for x, y in z["polygon"]))
+        for i, z in enumerate(plan.zones)
+    ]
+
+
+def plan_time_range(plan: Plan) -> Any:
+    """The part of the input the plan covers (`--start`/`--end` at scan time), or None."""
+    from veil.timerange import TimeRange
+
+    rng = plan.input.get("time_range")
+    if not isinstance(rng, dict):
+        return None
+    return TimeRange(float(rng.get("start_s") or 0.0), rng.get("end_s"))
+
+
 # ----------------------------------------------------------------------------- writing
 
 

@@ -3,13 +3,13 @@ by its class's margin."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from veil.boxes import grow, to_pixels
 from veil.classes import BY_LABEL
 from veil.masks import RedactionMask
 from veil.types import Detections
+from veil.zones import Zone, ZonePainter
 
 # A fill for what must never be seen at all (privacy zones, whole-frame ranges): opaque,
 # whatever mask the boxes use, because blur and pixelate leave signal behind.
@@ -21,13 +21,13 @@ class Redactor:
         self,
         mask: RedactionMask,
         margin: float,
-        zones: list[np.ndarray] | None = None,
+        zones: list[Zone] | None = None,
         fill: tuple[int, int, int] = DEFAULT_FILL,
     ) -> None:
         self.mask = mask
         self.margin = margin
-        # Polygons (N x 2 float, pixels of the upright frame) masked in every frame.
-        self.zones = [np.asarray(z, dtype=np.float64).reshape(-1, 2) for z in zones or []]
+        # Privacy zones (zones.py), masked in every frame; rasterised once per frame size.
+        self.zones = ZonePainter(list(zones or []), fill)
         self.fill = fill
 
     def mask_boxes(self, detections: Detections, width: int, height: int) -> np.ndarray:
@@ -39,16 +39,12 @@ class Redactor:
 
     def zone_mask(self, height: int, width: int) -> np.ndarray:
         """H x W bool: the pixels the privacy zones cover."""
-        canvas = np.zeros((height, width), np.uint8)
-        if self.zones:
-            cv2.fillPoly(canvas, [np.round(z).astype(np.int32) for z in self.zones], 255)
-        return canvas > 0
+        if not self.zones:
+            return np.zeros((height, width), bool)
+        return self.zones.mask(width, height)
 
     def paint_zones(self, image: np.ndarray) -> None:
-        if self.zones:
-            # Rounded outwards by one pixel is not needed: fillPoly covers every pixel the
-            # polygon's edges touch.
-            cv2.fillPoly(image, [np.round(z).astype(np.int32) for z in self.zones], self.fill)
+        self.zones.paint(image)
 
     def __call__(self, image: np.ndarray, detections: Detections, whole_frame: bool = False) -> np.ndarray:
         """Paint `image` in place; return the pixel boxes painted for `detections`."""

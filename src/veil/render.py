@@ -17,6 +17,7 @@ from veil.masks.solid import parse_color
 from veil.redact import Redactor
 from veil.review import ReviewLog, ThumbnailSampler
 from veil.types import Detections, Frame
+from veil.zones import Zone
 
 # A second opinion on the output (detectors/ensemble.py `second_opinion`): a face detector that
 # did not drive the redaction looks at the painted frame for faces outside every mask. Once every
@@ -30,7 +31,7 @@ class FrameRenderer:
     def __init__(
         self,
         settings: Settings,
-        zones: list[np.ndarray] | None = None,
+        zones: list[Zone] | None = None,
         thumbnails: bool = False,
         second_opinion: bool = False,
     ) -> None:
@@ -87,7 +88,10 @@ class FrameRenderer:
             covered = np.vstack([painted.reshape(-1, 4), to_pixels(kept.xyxy, frame.width, frame.height)])
         if self.redactor.zones:
             # Zones are opaque fills: treat their bounding boxes as covered.
-            boxes = [[*z.min(axis=0), *z.max(axis=0)] for z in self.redactor.zones]
+            boxes = []
+            for zone in self.redactor.zones.zones:
+                pts = zone.pixels(frame.width, frame.height)
+                boxes.append([*np.floor(pts.min(axis=0)), *np.ceil(pts.max(axis=0))])
             covered = np.vstack([covered.reshape(-1, 4), np.asarray(boxes, dtype=np.int64)])
         found = second_opinion(frame.image, covered, detector=self._second)
         self.second_checked += 1

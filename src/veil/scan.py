@@ -9,7 +9,9 @@ tracker then only links and fills; it never calls a detector.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+
+import numpy as np
 
 from veil.detect import FrameDetector
 from veil.source import AudioPacket, VideoSource
@@ -23,15 +25,20 @@ def tracked_frames(
     tracker: LookaheadTracker,
     cuts: CutDetector | None = None,
     every_frame: bool = False,
+    prepare: Callable[[np.ndarray], None] | None = None,
 ) -> Iterator[AudioPacket | tuple[Frame, Detections]]:
     """Audio packets as they come, and each frame with its final boxes once the tracker's
     look-ahead has seen far enough past it (frames come out in order, each exactly once).
-    `every_frame`: run every detector with the image options on every frame (animations)."""
+    `every_frame`: run every detector with the image options on every frame (animations).
+    `prepare`: paints each frame before anything looks at it (privacy zones: never shown, and
+    motion there never reaches the person cue)."""
     cuts = cuts if cuts is not None else CutDetector()
     for item in source.items():
         if isinstance(item, AudioPacket):
             yield item
             continue
+        if prepare is not None:
+            prepare(item.image)
         cut = cuts(item.image)  # the first frame only records its features
         due = detector.due(item.index)
         if every_frame:

@@ -62,6 +62,12 @@ class SceneFrames:
     def speed(self, index: int) -> float:
         return self._speed.get(index, 0.0)
 
+    def fixed(self, below: float) -> bool:
+        """The camera has not moved (less than `below` px a frame) over the frames held now."""
+        if self.camera is None or not self._speed:
+            return False
+        return max(self._speed.values()) < below
+
     def release(self, index: int) -> None:
         """Frame `index` was painted: its transform is no longer needed."""
         self._scene.pop(index, None)

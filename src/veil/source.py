@@ -21,6 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from veil.errors import MediaError
 from veil.heif import register as register_heif
+from veil.timerange import TimeRange
 from veil.types import Frame
 
 register_heif()
@@ -296,8 +297,10 @@ class VideoInfo:
 class VideoSource:
     """Demuxes a video file: yields upright RGB `Frame`s and `AudioPacket`s in file order."""
 
-    def __init__(self, path: Path, with_audio: bool = True) -> None:
+    def __init__(self, path: Path, with_audio: bool = True, time_range: TimeRange | None = None) -> None:
         self.path = path
+        # Only frames and audio inside this part of the file are yielded, re-timed to start at 0.
+        self.time_range = time_range
         try:
             self.container = av.open(str(path), metadata_errors="ignore")
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
@@ -341,6 +344,13 @@ class VideoSource:
     @property
     def expected_frames(self) -> int:
         """Frame count from the header, else estimated from duration and rate (0 if unknown)."""
+        if self.time_range is not None:
+            end = self.info.duration_s if self.time_range.end is None else self.time_range.end
+            if end is None or not self.info.rate:
+                return 0
+            if self.info.duration_s is not None:
+                end = min(end, self.info.duration_s)
+            return max(0, int(round((end - self.time_range.start) * float(self.info.rate))))
         if self.info.frames:
             return self.info.frames
         if self.info.duration_s and self.info.rate:
@@ -356,20 +366,61 @@ class VideoSource:
     def items(self) -> Iterator[Frame | AudioPacket]:
         audio_index = {s.index for s in self.info.audio_streams}
         streams = [self.stream, *self.info.audio_streams]
+        trim = self.time_range
+        # The input's clock starts at the video stream's first timestamp, as a player shows it.
+        origin = float((self.stream.start_time or 0) * self.info.time_base)
+        if trim is not None and trim.start > 0:
+            target = int((origin + trim.start) / float(self.info.time_base))
+            try:
+                self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
+            except av.error.FFmpegError:
+                self.container.seek(0, stream=self.stream)  # unseekable: decode from the top
         try:
             for packet in self.container.demux(streams):
                 if packet.stream.index in audio_index:
                     if packet.dts is not None and packet.size:
+                        if trim is not None and not self._retime_audio(packet, trim, origin):
+                            continue
                         yield AudioPacket(packet, packet.stream.index)
                     continue
                 for frame in packet.decode():
+                    if trim is not None:
+                        t = float(frame.time if frame.time is not None else 0.0) - origin
+                        if trim.before(t):
+                            continue
+                        if trim.after(t):
+                            self._check_end()
+                            return
+                        frame.pts = (frame.pts or 0) - trim.offset(self.info.time_base) - (self.stream.start_time or 0)
                     yield self._to_frame(frame)
         except av.error.FFmpegError as exc:
             raise MediaError(
                 f"{self.path}: corrupt video data after frame {self.frames_decoded} ({_short(exc)})"
             ) from exc
+        self._check_end()
+
+    def _retime_audio(self, packet: av.Packet, trim: TimeRange, origin: float) -> bool:
+        """Keep an audio packet inside the range, shifted by the same time as the video."""
+        tb = packet.time_base
+        t = float(packet.pts * tb) - origin if packet.pts is not None else float(packet.dts * tb) - origin
+        if trim.before(t) or trim.after(t):
+            return False
+        shift = int(round((Fraction(origin).limit_denominator(1_000_000) + Fraction(trim.start)) / tb))
+        if packet.pts is not None:
+            packet.pts -= shift
+        packet.dts -= shift
+        return True
+
+    def _check_end(self) -> None:
         if self.frames_decoded == 0:
+            if self.time_range is not None:
+                t = self.time_range
+                span = f"{t.start:g} s and {t.end:g} s" if t.end is not None else f"{t.start:g} s and the end"
+                length = f" (the video is {self.info.duration_s:.1f} s long)" if self.info.duration_s else ""
+                raise MediaError(f"{self.path}: no frames between {span}{length}")
             raise MediaError(f"{self.path}: video has zero decodable frames")
+        if self.time_range is not None:
+            return  # a trimmed read stops early on purpose
         expected = self.info.frames
         if expected and self.container.format.name.startswith("mov") and self.frames_decoded < expected:
             raise MediaError(

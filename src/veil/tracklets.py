@@ -87,6 +87,10 @@ def xyxy(c: np.ndarray) -> np.ndarray:
     return np.asarray([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=np.float32)
 
 
+def union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])]).astype(np.float32)
+
+
 def pad_box(box: np.ndarray, pad: float) -> np.ndarray:
     return box + np.asarray([-pad, -pad, pad, pad], dtype=np.float32)
 

@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from veil.config import Settings
 from veil.errors import VeilError
 from veil.masks.solid import parse_color
-from veil.plan import FrameBoxes, Plan
+from veil.plan import FrameBoxes, Plan, plan_time_range, plan_zones
 from veil.redact import Redactor
 from veil.types import Frame
 
@@ -82,14 +81,15 @@ def verify(plan: Plan, output: Path, settings: Settings, source_path: Path | Non
     lossless = output.suffix.lower() in LOSSLESS
     solid = settings.mask == "solid"
     color = np.asarray(parse_color(settings.mask_color or "black") if solid else (0, 0, 0), dtype=np.int16)
-    zones = [np.asarray(z["polygon"], dtype=np.float64) for z in plan.zones]
-    redactor = Redactor(_mask(settings), float(settings.margin or 0.0), zones)
+    zones = plan_zones(plan)
+    fill = tuple(int(v) for v in color) if solid else (0, 0, 0)
+    redactor = Redactor(_mask(settings), float(settings.margin or 0.0), zones, fill)  # type: ignore[arg-type]
     boxes = FrameBoxes(plan)
     originals = None
     if not solid:
         if source_path is None:
             raise VeilError("verify: blur and pixelate masks need the plan's input to check against")
-        originals = _frames(source_path)
+        originals = _frames(source_path, plan_time_range(plan))
     expected_frames = plan.frames
     n = 0
     for frame in _frames(output):
@@ -109,8 +109,9 @@ def _mask(settings: Settings) -> Any:
     return create(settings.mask, **settings.mask_options())
 
 
-def _frames(path: Path) -> Any:
-    """Every frame (page) of `path`, upright 8-bit RGB, read the way veil reads inputs."""
+def _frames(path: Path, time_range: Any = None) -> Any:
+    """Every frame (page) of `path`, upright 8-bit RGB, read the way veil reads inputs
+    (`time_range`: only that part of a video, as the render read it)."""
     from veil.animation import stream_classes
     from veil.source import media_kind, read_image
 
@@ -120,7 +121,8 @@ def _frames(path: Path) -> Any:
             yield page.frame
         return
     source_class, _ = stream_classes(kind, path)
-    with source_class(path, with_audio=False) as source:
+    extra = {"time_range": time_range} if time_range is not None and kind == "video" else {}
+    with source_class(path, with_audio=False, **extra) as source:
         yield from source.items()
 
 
@@ -143,9 +145,7 @@ def _check_frame(
         if whole:
             expected[:] = True
         else:
-            zone_img = np.zeros((h, w), np.uint8)
-            cv2.fillPoly(zone_img, [np.round(z).astype(np.int32) for z in redactor.zones], 255)
-            expected = zone_img > 0
+            expected = redactor.zone_mask(h, w)
         result.regions_checked += 1
         got = _distance(frame.image, np.asarray(redactor.fill, np.int16), lossless)
         share = float((got[expected] <= (0 if lossless else TOLERANCE)).mean()) if expected.any() else 1.0

@@ -1,0 +1,163 @@
+"""Privacy zones: fixed areas of the picture (a neighbour's window, a garden) that are never shown.
+
+CCTV codes of practice ask that such areas are blanked in every frame, whatever is or is not
+detected there. A zone file is JSON:
+
+    {"zones": [{"name": "garden", "polygon": [[x, y], [x, y], [x, y], ...]}, ...]}
+
+with x and y in pixels of the upright frame (as a viewer sees it), or as fractions of its width
+and height when every coordinate in the file is at most 1 (so one file fits every resolution of
+the same camera). Zones are rasterised once per frame size and painted with an opaque fill on
+every frame before detection, so nothing downstream (detector, tracker, report thumbnails) ever
+sees those pixels, and no mask type (blur, pixelate) weakens them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from veil.errors import VeilError
+
+# cv2.fillPoly's fixed-point precision: vertices are given in 1/16 px.
+_SHIFT = 4
+
+
+@dataclass(frozen=True)
+class Zone:
+    name: str
+    polygon: tuple[tuple[float, float], ...]
+    # True: coordinates are fractions of the frame's width and height; False: upright pixels.
+    fractional: bool = False
+
+    def pixels(self, width: int, height: int) -> np.ndarray:
+        """Vertices in pixels of a `width` x `height` upright frame (N x 2 float)."""
+        pts = np.asarray(self.polygon, dtype=np.float64)
+        if self.fractional:
+            pts = pts * np.asarray([width, height], dtype=np.float64)
+        return pts
+
+
+def parse_zones(data: Any, source: str = "zones") -> list[Zone]:
+    """Zones from a decoded zone file; every problem is a one-line VeilError naming `source`."""
+    if not isinstance(data, dict) or not isinstance(data.get("zones"), list):
+        raise VeilError(f'{source}: expected {{"zones": [{{"name": ..., "polygon": [[x, y], ...]}}, ...]}}')
+    if not data["zones"]:
+        raise VeilError(f"{source}: no zones in the file")
+    raw: list[tuple[str, list[tuple[float, float]]]] = []
+    for i, entry in enumerate(data["zones"]):
+        where = f"{source}: zone {i + 1}"
+        if not isinstance(entry, dict):
+            raise VeilError(f"{where}: expected an object with name and polygon")
+        name = entry.get("name", f"zone {i + 1}")
+        if not isinstance(name, str) or not name.strip():
+            raise VeilError(f"{where}: name must be a non-empty string")
+        where = f"{source}: zone {i + 1} ({name!r})"
+        poly = entry.get("polygon")
+        if not isinstance(poly, list) or len(poly) < 3:
+            raise VeilError(f"{where}: polygon needs at least 3 points [[x, y], ...]")
+        points = []
+        for point in poly:
+            if (
+                not isinstance(point, list | tuple)
+                or len(point) != 2
+                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in point)
+            ):
+                raise VeilError(f"{where}: every point must be [x, y] with two numbers, got {point!r}")
+            x, y = float(point[0]), float(point[1])
+            if not (math.isfinite(x) and math.isfinite(y)) or x < 0 or y < 0:
+                raise VeilError(f"{where}: coordinates must be finite and >= 0, got {point!r}")
+            points.append((x, y))
+        if _area(points) <= 0:
+            raise VeilError(f"{where}: polygon has no area (points in a line or repeated)")
+        raw.append((name, points))
+    # One rule for the whole file: fractions only when no value can be a pixel beyond the first.
+    fractional = all(v <= 1.0 for _, pts in raw for p in pts for v in p)
+    return [Zone(name, tuple(pts), fractional) for name, pts in raw]
+
+
+def load_zones(path: str | Path) -> list[Zone]:
+    """Read and validate a zone file (`--zones FILE.json`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise VeilError(f"{path}: zone file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VeilError(f"{path}: cannot read zone file ({type(exc).__name__})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise VeilError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    return parse_zones(data, str(path))
+
+
+def to_json(zones: list[Zone]) -> dict[str, Any]:
+    """The zones as a zone file's JSON object (for the plan and report; `from_json` reads it back)."""
+    return {
+        "zones": [{"name": z.name, "polygon": [[x, y] for x, y in z.polygon]} for z in zones],
+        "units": "fractions" if zones and zones[0].fractional else "pixels",
+    }
+
+
+def from_json(data: Any) -> list[Zone]:
+    zones = parse_zones(data, "zones")
+    units = data.get("units") if isinstance(data, dict) else None
+    if units in ("fractions", "pixels"):
+        # Recorded units win over the <= 1 rule: a pixel zone near the origin stays in pixels.
+        zones = [Zone(z.name, z.polygon, units == "fractions") for z in zones]
+    return zones
+
+
+def _area(points: list[tuple[float, float]]) -> float:
+    pts = np.asarray(points, dtype=np.float64)
+    x, y = pts[:, 0], pts[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+
+
+def rasterise(zones: list[Zone], width: int, height: int) -> np.ndarray:
+    """H x W bool mask of every pixel a zone touches.
+
+    Filled polygons plus their outlines: fillPoly alone leaves out pixels the edge only grazes,
+    and a zone is a promise that nothing inside it shows.
+    """
+    mask = np.zeros((height, width), dtype=np.uint8)
+    for zone in zones:
+        pts = np.round(zone.pixels(width, height) * (1 << _SHIFT)).astype(np.int32).reshape(-1, 1, 2)
+        cv2.fillPoly(mask, [pts], 255, lineType=cv2.LINE_8, shift=_SHIFT)
+        cv2.polylines(mask, [pts], True, 255, thickness=1, lineType=cv2.LINE_8, shift=_SHIFT)
+    return mask > 0
+
+
+class ZonePainter:
+    """Paints the zones opaquely on frames; the mask is made once per frame size."""
+
+    def __init__(self, zones: list[Zone], color: tuple[int, int, int] = (0, 0, 0)) -> None:
+        self.zones = list(zones)
+        self.color = np.asarray(color, dtype=np.uint8)
+        self._masks: dict[tuple[int, int], np.ndarray] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.zones)
+
+    def mask(self, width: int, height: int) -> np.ndarray:
+        key = (width, height)
+        if key not in self._masks:
+            mask = rasterise(self.zones, width, height)
+            for zone in self.zones:
+                if not rasterise([zone], width, height).any():
+                    # Drawn for another resolution or camera: blanking nothing would show the area.
+                    raise VeilError(f"zone {zone.name!r} lies outside the {width}x{height} frame")
+            self._masks[key] = mask
+        return self._masks[key]
+
+    def paint(self, image: np.ndarray) -> None:
+        """Fill every zone pixel of `image` (H x W x 3, upright) in place."""
+        if self.zones:
+            image[self.mask(image.shape[1], image.shape[0])] = self.color
