@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from veil import __version__
+from veil.audio import AUDIO_EXTS, AudioEdit, process_file
 from veil.detectors import Detector, create, sha256_of
 from veil.errors import MediaError, VeilError
 from veil.masks import create as create_mask
@@ -51,6 +52,9 @@ class Settings:
     lookahead_s: float = 1.0
     # A report was asked for: collect what only the report needs (contact-sheet thumbnails).
     report: bool = False
+    # Voices (veil.audio): keep, mute, bleep or disguise; ranges in seconds, empty = whole track.
+    audio: str = "keep"
+    audio_ranges: list[tuple[float, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -81,7 +85,7 @@ def _walk(directory: Path) -> list[Path]:
             # Skip our own outputs and temporaries so a re-run does not veil them again.
             if name.startswith(".") or Path(name).stem.endswith(SUFFIX):
                 continue
-            if path.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS:
+            if path.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS | AUDIO_EXTS:
                 found.append(path)
     return found
 
@@ -144,7 +148,8 @@ def plan(inputs: Iterable[str], output: str | None, settings: Settings) -> tuple
             failed.append(FileResult(path, target, False, str(exc)))
             continue
         target_kind = "image" if target.suffix.lower() in PIL_FORMATS else "video"
-        if target.suffix.lower() not in set(PIL_FORMATS) | VIDEO_EXTS:
+        target_kind = "audio" if target.suffix.lower() in AUDIO_EXTS else target_kind
+        if target.suffix.lower() not in set(PIL_FORMATS) | VIDEO_EXTS | AUDIO_EXTS:
             failed.append(FileResult(path, target, False, f"{target}: unknown output extension"))
             continue
         if target_kind != kind:
@@ -248,6 +253,7 @@ class Pipeline:
         self.detect = FrameDetector(settings)
         # Downscaled output frames for the HTML report's contact sheet, per file (bounded).
         self.sampler: ThumbnailSampler | None = None
+        self.audio_edit = AudioEdit(settings.audio, list(settings.audio_ranges))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -259,6 +265,7 @@ class Pipeline:
             "detect_stride": self.preset.detect_stride,
             "lookahead_s": self.settings.lookahead_s,
             "keep_audio": self.settings.keep_audio,
+            "audio": self.audio_edit.describe(),
             "keep_metadata": self.settings.keep_metadata,
         }
 
@@ -281,6 +288,8 @@ class Pipeline:
             with atomic_output(job.output, self.settings.overwrite) as tmp:
                 if job.kind == "image":
                     self._image(job, tmp, record)
+                elif job.kind == "audio":
+                    record.update(process_file(job.input, tmp, self.audio_edit), frames_processed=0, frames=[])
                 else:
                     self._video(job, tmp, record)
                 # Inspect the finished temporary file: identifying metadata fails the file.
@@ -364,7 +373,12 @@ class Pipeline:
         with VideoSource(job.input, with_audio=self.settings.keep_audio) as source:
             tags = dict(source.container.metadata) if self.settings.keep_metadata else None
             sink = VideoSink(
-                tmp, source.info, keep_audio=self.settings.keep_audio, tags=tags, speed=self.preset.encoder_speed
+                tmp,
+                source.info,
+                keep_audio=self.settings.keep_audio,
+                tags=tags,
+                speed=self.preset.encoder_speed,
+                audio_edit=self.audio_edit,
             )
             tracker = LookaheadTracker.for_video(
                 float(source.info.rate) if source.info.rate else None,

@@ -20,6 +20,7 @@ import av
 import numpy as np
 from PIL import Image
 
+from veil.audio import AudioEdit, TrackRewriter
 from veil.errors import VeilError
 from veil.source import AudioPacket, VideoInfo
 from veil.types import Frame
@@ -109,9 +110,11 @@ class VideoSink:
         keep_audio: bool = True,
         tags: dict[str, str] | None = None,
         speed: str = "veryfast",
+        audio_edit: AudioEdit | None = None,
     ) -> None:
         """`tags`: container tags to write, only with --keep-metadata; none by default.
-        `speed`: the x264 preset (quality per bit vs. encoding time)."""
+        `speed`: the x264 preset (quality per bit vs. encoding time).
+        `audio_edit`: mute, bleep or disguise; audio is re-encoded only when it changes."""
         self.path = path
         self.info = info
         self.keep_audio = keep_audio
@@ -123,6 +126,8 @@ class VideoSink:
         self.early_audio: list[AudioPacket] = []
         self.audio: dict[int, tuple[Any, Any]] = {}
         self.audio_mode: dict[int, str] = {}
+        self.audio_edit = audio_edit
+        self.rewriters: dict[int, TrackRewriter] = {}
         self.frames_written = 0
         self.last_pts: int | None = None
 
@@ -164,6 +169,11 @@ class VideoSink:
 
     def _add_audio(self, in_stream: Any) -> None:
         name = in_stream.codec_context.name
+        if self.audio_edit is not None and self.audio_edit.changes:
+            rewriter = TrackRewriter(in_stream, self.container, self.audio_edit, self.audio_codec)
+            self.rewriters[in_stream.index] = rewriter
+            self.audio_mode[in_stream.index] = rewriter.describe()
+            return
         if name in self.container.supported_codecs:
             out = self.container.add_stream_from_template(in_stream)
             out.metadata.clear()  # handler names and times of the recording device
@@ -210,6 +220,9 @@ class VideoSink:
             self._mux_audio(item)
 
     def _mux_audio(self, item: AudioPacket) -> None:
+        if item.stream_index in self.rewriters:
+            self.rewriters[item.stream_index].write(item.packet)
+            return
         entry = self.audio.get(item.stream_index)
         if entry is None:
             return
@@ -229,6 +242,8 @@ class VideoSink:
             raise VeilError(f"{self.path}: no frames to write")
         for packet in self.stream.encode(None):
             self.container.mux(packet)
+        for rewriter in self.rewriters.values():
+            rewriter.close()
         for out, transcoder in self.audio.values():
             if transcoder is not None:
                 decoder, resampler = transcoder

@@ -17,6 +17,7 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from veil.audio import AUDIO_EXTS
 from veil.errors import MediaError
 from veil.types import Frame
 
@@ -29,12 +30,14 @@ Image.MAX_IMAGE_PIXELS = 400_000_000
 
 
 def media_kind(path: Path) -> str:
-    """'image' or 'video', from the extension, else by probing the content."""
+    """'image', 'video' or 'audio' (no picture), from the extension, else by probing the content."""
     ext = path.suffix.lower()
     if ext in IMAGE_EXTS:
         return "image"
     if ext in VIDEO_EXTS:
         return "video"
+    if ext in AUDIO_EXTS:
+        return "audio"
     try:
         with Image.open(path) as img:
             img.verify()
@@ -45,9 +48,11 @@ def media_kind(path: Path) -> str:
         with av.open(str(path)) as container:
             if container.streams.video:
                 return "video"
+            if container.streams.audio:
+                return "audio"
     except Exception:
         pass
-    raise MediaError(f"{path}: not an image or video veil can read")
+    raise MediaError(f"{path}: not an image, video or audio file veil can read")
 
 
 # ----------------------------------------------------------------------------- images
