@@ -40,6 +40,7 @@ BLEEP_DBFS = -20.0
 # docs/audio.md (bench/voice_bench.py). Lower alpha moves formants further.
 DISGUISE_ALPHA = (0.70, 0.80)
 DISGUISE_WIN_S = 0.020
+BATCH_FRAMES = 64
 # Pole angles are warped on a 16 kHz scale so the same alpha moves the same formants at any
 # sample rate; LPC order grows with the rate to keep resolving them.
 REFERENCE_RATE = 16000
@@ -202,6 +203,8 @@ class McAdams:
 
         `skip(start, end)` -> True lets frames that nobody will hear be left silent."""
         self.buf = np.concatenate([self.buf, block], axis=1)
+        if self.buf.shape[1] < self.win + BATCH_FRAMES * self.hop:
+            return np.zeros((self.channels, 0))  # numpy's per-call cost wants many frames at once
         return self._run(skip, final=False)
 
     def flush(self, skip: Any = None) -> np.ndarray:
@@ -271,8 +274,8 @@ class McAdams:
         a_new = _poly(new_poles)
         out = np.empty_like(frames)
         for i in range(n_frames):
-            residual = lfilter(a[i], [1.0], frames[i])
-            out[i] = lfilter([1.0], a_new[i], residual)
+            # Residual through the frame's inverse filter, resynthesised through the warped one.
+            out[i] = lfilter([1.0], a_new[i], lfilter(a[i], [1.0], frames[i]))
         # Keep each frame's energy: a moved resonance changes the filter's gain.
         out_energy = np.einsum("ij,ij->i", out, out)
         gain = np.sqrt(energy / np.maximum(out_energy, 1e-20))
