@@ -106,7 +106,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer curve points and WER files")
     parser.add_argument("--wer-files", type=int, default=12, help="utterances transcribed per condition")
     parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--alphas", help="comma list of McAdams coefficients for the curve")
+    parser.add_argument("--alphas", help="comma list of McAdams coefficients for the curve ('' for none)")
+    parser.add_argument("--no-references", action="store_true", help="skip the two WER reference rows")
     args = parser.parse_args()
     if not (VOICES / "speakers").is_dir():
         print(f"voice bench: {VOICES} absent; skipped")
@@ -184,9 +185,13 @@ def main() -> int:
         )
         print(f"{name:<28} {eers}  WER {entry['wer']:.3f}", flush=True)
 
-    row("reference: -50 dBFS noise", [faint_noise(x, k) for k, x in enumerate(audio)])
-    row("reference: resample 16-22-16k", [round_trip(x) for x in audio])
-    curve = [float(a) for a in args.alphas.split(",")] if args.alphas else CURVE[1::2] if args.quick else CURVE
+    if not args.no_references:
+        row("reference: -50 dBFS noise", [faint_noise(x, k) for k, x in enumerate(audio)])
+        row("reference: resample 16-22-16k", [round_trip(x) for x in audio])
+    if args.alphas is not None:
+        curve = [float(a) for a in args.alphas.split(",") if a]
+    else:
+        curve = list(CURVE[1::2] if args.quick else CURVE)
     for alpha in curve:
         outs = [disguise(x, alpha) for x in audio]
         row(f"disguise alpha={alpha:.2f}", [y for y, _ in outs], sum(t for _, t in outs))

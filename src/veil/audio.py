@@ -38,14 +38,14 @@ BLEEP_HZ = 1000.0
 BLEEP_DBFS = -20.0
 # The McAdams coefficient range: chosen from the strength/intelligibility curve in
 # docs/audio.md (bench/voice_bench.py). Lower alpha moves formants further.
-DISGUISE_ALPHA = (0.70, 0.80)
+DISGUISE_ALPHA = (0.60, 0.70)
 DISGUISE_WIN_S = 0.020
 BATCH_FRAMES = 64
 # Pole angles are warped on a 16 kHz scale so the same alpha moves the same formants at any
 # sample rate; LPC order grows with the rate to keep resolving them.
 REFERENCE_RATE = 16000
 LPC_ORDER_16K = 20
-LPC_ORDER_MAX = 40
+LPC_ORDER_MAX = 24
 
 STRENGTH = {
     "keep": "voice untouched",
@@ -227,15 +227,14 @@ class McAdams:
             keep = np.array([not skip(g0 + s, g0 + s + self.win) for s in starts])
         if keep.any():
             idx = starts[keep][:, None] + np.arange(self.win)
-            for c in range(self.channels):
-                frames = self.buf[c][idx] * self.window
-                out = self._frames(frames) * self.window
-                # Overlap-add: frames of the same parity never overlap (hop = win / 2), so a
-                # fancy-indexed add per parity sums every sample exactly once per frame.
-                for phase in (0, 1):
-                    sel = np.flatnonzero(keep) % 2 == phase
-                    if sel.any():
-                        self.acc[c][idx[sel]] += out[sel]
+            out = self._frames(self.buf[:, idx] * self.window) * self.window
+            # Overlap-add: frames of the same parity never overlap (hop = win / 2), so a
+            # fancy-indexed add per parity sums every sample exactly once per frame.
+            for phase in (0, 1):
+                sel = np.flatnonzero(keep) % 2 == phase
+                if sel.any():
+                    for c in range(self.channels):
+                        self.acc[c][idx[sel]] += out[c, sel]
         done = n_frames * self.hop  # samples before the next frame's start are final
         out = self.acc[:, :done]
         self.acc = self.acc[:, done:]
@@ -249,13 +248,15 @@ class McAdams:
         return out
 
     def _frames(self, frames: np.ndarray) -> np.ndarray:
-        """Disguise windowed frames (F, win) -> (F, win)."""
+        """Disguise windowed frames (channels, F, win) -> (channels, F, win).
+
+        The channels share one analysis (of their mean): one voice is in every channel of a
+        recording, and the poles are the costly part."""
         p = self.order
-        n_frames, win = frames.shape
+        _, n_frames, win = frames.shape
         nfft = 1 << int(np.ceil(np.log2(2 * win)))
-        spec = np.fft.rfft(frames, nfft)
+        spec = np.fft.rfft(frames.mean(axis=0), nfft)
         r = np.fft.irfft(np.abs(spec) ** 2, nfft)[:, : p + 1]
-        energy = r[:, 0].copy()
         r[:, 0] *= 1 + 1e-9  # white-noise correction keeps Levinson stable on silence
         r[:, 0] += 1e-12
         a = _levinson(r, p)  # (F, p+1), a[:, 0] == 1
@@ -275,12 +276,13 @@ class McAdams:
         out = np.empty_like(frames)
         for i in range(n_frames):
             # Residual through the frame's inverse filter, resynthesised through the warped one.
-            out[i] = lfilter([1.0], a_new[i], lfilter(a[i], [1.0], frames[i]))
+            out[:, i] = lfilter([1.0], a_new[i], lfilter(a[i], [1.0], frames[:, i], axis=-1), axis=-1)
         # Keep each frame's energy: a moved resonance changes the filter's gain.
-        out_energy = np.einsum("ij,ij->i", out, out)
+        energy = np.einsum("cij,cij->ci", frames, frames)
+        out_energy = np.einsum("cij,cij->ci", out, out)
         gain = np.sqrt(energy / np.maximum(out_energy, 1e-20))
         gain[~np.isfinite(gain) | (energy <= 1e-12)] = 0.0
-        return out * gain[:, None]
+        return out * gain[:, :, None]
 
 
 def _levinson(r: np.ndarray, order: int) -> np.ndarray:
