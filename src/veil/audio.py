@@ -41,6 +41,7 @@ BLEEP_DBFS = -20.0
 DISGUISE_ALPHA = (0.60, 0.70)
 DISGUISE_WIN_S = 0.020
 BATCH_FRAMES = 64
+MAX_BLOCK = 1 << 16
 # Pole angles are warped on a 16 kHz scale so the same alpha moves the same formants at any
 # sample rate; LPC order grows with the rate to keep resolving them.
 REFERENCE_RATE = 16000
@@ -202,18 +203,21 @@ class McAdams:
         """Feed samples; return the disguised samples that are now final (may be fewer).
 
         `skip(start, end)` -> True lets frames that nobody will hear be left silent."""
+        if block.shape[1] > MAX_BLOCK:  # bounds the batched arrays on a whole file pushed at once
+            parts = [self.push(block[:, i : i + MAX_BLOCK], skip) for i in range(0, block.shape[1], MAX_BLOCK)]
+            return np.concatenate(parts, axis=1)
         self.buf = np.concatenate([self.buf, block], axis=1)
         if self.buf.shape[1] < self.win + BATCH_FRAMES * self.hop:
             return np.zeros((self.channels, 0))  # numpy's per-call cost wants many frames at once
-        return self._run(skip, final=False)
+        return self._run(skip)
 
     def flush(self, skip: Any = None) -> np.ndarray:
         total = self.buf_start + self.buf.shape[1]
         self.buf = np.concatenate([self.buf, np.zeros((self.channels, self.win))], axis=1)
-        out = self._run(skip, final=True)
+        out = self._run(skip)
         return out[:, : total - (self.emitted - out.shape[1])]
 
-    def _run(self, skip: Any, final: bool) -> np.ndarray:
+    def _run(self, skip: Any) -> np.ndarray:
         n_frames = (self.buf.shape[1] - self.win) // self.hop + 1
         if n_frames <= 0:
             return np.zeros((self.channels, 0))
