@@ -19,8 +19,8 @@ masks: solid (default) is an opaque fill and the only irreversible one; blur and
 are weaker: machines can still recognise mildly blurred or pixelated faces.
 audio: keep (default) leaves voices as they are. mute (digital silence) and bleep (a 1 kHz
 tone) leave nothing of a voice. disguise moves its formants (random strength per file) and is
-much weaker: a speaker-verification attacker who does not know about it goes from 3 % to
-about 30 % equal error rate, one who disguises a reference recording too still matches
+much weaker: a speaker-verification attacker who does not know about it goes from 0 % to
+33 % equal error rate, one who disguises a reference recording too still matches at 11 %
 (docs/audio.md); published attacks undo simple voice shifts. Use mute where a voice must not
 be recognised.
 exit codes: 0 all files done, 1 some files failed, 2 bad arguments, 130 interrupted."""
