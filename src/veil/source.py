@@ -52,7 +52,7 @@ def media_kind(path: Path) -> str:
                 return "audio"
     except Exception:
         pass
-    raise MediaError(f"{path}: not an image, video or audio file veil can read")
+    raise MediaError(f"{path}: not an image or video veil can read")
 
 
 # ----------------------------------------------------------------------------- images
