@@ -9,7 +9,10 @@ DEMO_OUT := build/demo
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 
-.PHONY: demo test lint sysdeps bench clean fuzz
+VOICE_VENV := .venv-voice
+VOICE_STAMP := $(VOICE_VENV)/.installed-stamp
+
+.PHONY: demo test lint sysdeps bench bench-voice clean fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +64,18 @@ $(BENCH_STAMP): bench/requirements.txt
 
 bench: $(STAMP) $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/run.py --veil $(VENV)/bin/veil $(BENCH_ARGS)
+	$(MAKE) bench-voice
+
+# Voices: speaker-verification EER and recognizer WER of --audio disguise (docs/audio.md).
+# Its own environment: torch (CPU) for Resemblyzer never goes near veil's.
+$(VOICE_STAMP): bench/requirements-voice.txt
+	$(PYTHON) -m venv $(VOICE_VENV)
+	$(VOICE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VOICE_VENV)/bin/python -m pip install -q -r bench/requirements-voice.txt
+	touch $@
+
+bench-voice: $(VOICE_STAMP)
+	$(VOICE_VENV)/bin/python bench/voice_bench.py --json bench/results/voice.json $(VOICE_BENCH_ARGS)
 
 clean:
 	rm -rf build $(DEMO_OUT) .pytest_cache .ruff_cache

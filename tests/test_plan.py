@@ -317,3 +317,28 @@ def test_zones_and_time_range_travel_in_the_plan(tmp_path: Path) -> None:
         corner = img[2:20, 40:76]  # inside the triangle (x > 2y from its top-left corner)
         assert (corner.max(axis=2) <= 16).mean() > 0.95
     assert main(["verify", str(plan_path), str(out), "-q"]) == 0
+
+
+def test_audio_ranges_in_the_plan_are_applied_by_render(tmp_path: Path) -> None:
+    """The review page marks audio ranges in the plan; render mutes exactly those."""
+    import av
+
+    clip = make_video(tmp_path / "clip.mp4", frames=20, fps=10, audio=True)
+    plan_path = tmp_path / "clip.plan.json"
+    assert main(["scan", str(clip), "-o", str(plan_path), "-q"]) == 0
+    data = read(plan_path)
+    assert data["audio"] == {"mode": "keep", "ranges": []}
+    data["audio"] = {"mode": "mute", "ranges": [[0.5, 1.2]]}
+    out = tmp_path / "out.mp4"
+    report = tmp_path / "r.json"
+    assert (
+        main(["render", str(write(tmp_path / "e.plan.json", data)), "-o", str(out), "--report", str(report), "-q"]) == 0
+    )
+    with av.open(str(out)) as c:
+        rate = c.streams.audio[0].codec_context.sample_rate
+        pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)]).astype(np.float64)
+    inside = pcm[int(0.55 * rate) : int(1.15 * rate)]
+    outside = pcm[int(1.4 * rate) : int(1.9 * rate)]
+    assert np.sqrt(np.mean(inside**2)) < 1e-3 * max(1.0, np.abs(pcm).max())
+    assert np.sqrt(np.mean(outside**2)) > 0.01 * np.abs(pcm).max()
+    assert read(report)["files"][0]["audio"]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from veil import __version__
+from veil.audio import AUDIO_MODES, parse_ranges
 from veil.classes import CLASSES, DEFAULT_CLASSES, parse_classes
 from veil.config import Settings
 from veil.errors import VeilError
@@ -28,6 +29,12 @@ from veil.progress import Reporter
 EPILOG = """\
 masks: solid (default) is an opaque fill and the only irreversible one; blur and pixelate
 are weaker: machines can still recognise mildly blurred or pixelated faces.
+audio: keep (default) leaves voices as they are. mute (digital silence) and bleep (a 1 kHz
+tone) leave nothing of a voice. disguise moves its formants (random strength per file) and is
+much weaker: a speaker-verification attacker who does not know about it goes from 0 % to
+33 % equal error rate, one who disguises a reference recording too still matches at 11 %
+(docs/audio.md); published attacks undo simple voice shifts. Use mute where a voice must not
+be recognised.
 other commands: veil scan, veil render, veil verify, veil inspect, veil live (each has --help).
 exit codes: 0 all files done, 1 some files failed, 2 bad arguments, 130 interrupted."""
 
@@ -43,6 +50,16 @@ def _render_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", type=Path, help="write a JSON audit report here (and an HTML one beside it)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--no-audio", action="store_true", help="drop audio streams")
+    p.add_argument(
+        "--audio",
+        choices=list(AUDIO_MODES),
+        help="voices: keep (default), mute, bleep, or disguise (weaker than mute; see below)",
+    )
+    p.add_argument(
+        "--audio-ranges",
+        metavar="RANGES",
+        help="apply --audio only to these spans, e.g. 00:01:02.5-00:01:05,90-95 (default: whole track)",
+    )
     p.add_argument(
         "--allow-crop",
         action="store_true",
@@ -203,6 +220,9 @@ def _detect_settings(args: argparse.Namespace, **extra: Any) -> Settings:
 def _render_settings(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Settings:
     """Settings for painting: the options given, else the plan's (`base`), else the defaults."""
     base = base or {}
+    audio = base.get("audio") or {}
+    if getattr(args, "audio", None) is not None or getattr(args, "audio_ranges", None) is not None:
+        audio = {"mode": args.audio or "keep", "ranges": parse_ranges(args.audio_ranges) if args.audio_ranges else []}
     mask = args.mask or base.get("mask") or "solid"
     color = args.mask_color if args.mask_color is not None else (base.get("mask_color") if mask == "solid" else None)
     margin = args.margin if args.margin is not None else base.get("margin")
@@ -219,6 +239,8 @@ def _render_settings(args: argparse.Namespace, base: dict[str, Any] | None = Non
         keep_metadata=getattr(args, "keep_metadata", False),
         report=getattr(args, "report", None) is not None,
         allow_crop=getattr(args, "allow_crop", False),
+        audio=audio.get("mode", "keep"),
+        audio_ranges=tuple(tuple(r) for r in audio.get("ranges", [])),
     )
 
 
@@ -290,6 +312,8 @@ def _redact(argv: list[str]) -> int:
         keep_metadata=args.keep_metadata,
         report=args.report is not None,
         allow_crop=args.allow_crop,
+        audio=args.audio or "keep",
+        audio_ranges=tuple(parse_ranges(args.audio_ranges)) if args.audio_ranges else (),
     )
     jobs, failed = plan_jobs(args.inputs, args.output, settings, args.plan)
     if args.jobs < 1 or (args.segment_seconds is not None and args.segment_seconds <= 0):
@@ -347,7 +371,7 @@ def _render(argv: list[str]) -> int:
     results = []
     pipeline = None
     for job, plan_obj in jobs:
-        settings = _render_settings(args, plan_obj.settings)
+        settings = _render_settings(args, {**plan_obj.settings, "audio": plan_obj.audio})
         pipeline = Pipeline(settings, reporter, reviewer=args.reviewer, second_opinion=args.second_opinion)
         try:
             results.append(pipeline.render(job, plan_obj))

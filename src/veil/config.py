@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from veil.audio import AudioEdit
 from veil.classes import CLASSES
 from veil.errors import VeilError
 from veil.presets import Preset, get_preset
@@ -39,6 +40,9 @@ class Settings:
     # video to process and write (--start/--end; None: all of it).
     zones: tuple[Zone, ...] = ()
     time_range: TimeRange | None = None
+    # Voices (audio.py): keep, mute, bleep or disguise; ranges in seconds, empty = the whole track.
+    audio: str = "keep"
+    audio_ranges: tuple[tuple[float, float], ...] = ()
     preset_obj: Preset = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -68,6 +72,15 @@ class Settings:
             raise VeilError(f"unknown class {', '.join(unknown) or '(none)'}; choose from {', '.join(CLASSES)}")
         object.__setattr__(self, "classes", classes)
         object.__setattr__(self, "zones", tuple(self.zones))
+        from veil.audio import AUDIO_MODES
+
+        if self.audio not in AUDIO_MODES:
+            raise VeilError(f"--audio: unknown mode {self.audio!r}; choose from {', '.join(AUDIO_MODES)}")
+        if not self.keep_audio and self.audio != "keep":
+            raise VeilError(f"--audio {self.audio} and --no-audio contradict each other")
+        if self.audio_ranges and self.audio == "keep":
+            raise VeilError("--audio-ranges needs --audio mute, bleep or disguise")
+        object.__setattr__(self, "audio_ranges", tuple((float(a), float(b)) for a, b in self.audio_ranges))
         if self.lookahead_s < 0:
             raise VeilError("--lookahead must be 0 or more")
         fmt = self.output_format
@@ -94,4 +107,8 @@ class Settings:
             "lookahead_s": self.lookahead_s,
             "zones": zones_to_json(list(self.zones)) if self.zones else None,
             "time_range": self.time_range.to_json() if self.time_range else None,
+            "audio": self.audio_edit().describe(),
         }
+
+    def audio_edit(self) -> AudioEdit:
+        return AudioEdit(self.audio, list(self.audio_ranges))

@@ -27,6 +27,7 @@ import numpy as np
 
 from veil import __version__
 from veil.animation import stream_classes
+from veil.audio import AUDIO_EXTS, process_file
 from veil.config import Settings
 from veil.depth import paint_page, paint_region
 from veil.detectors import sha256_of
@@ -86,7 +87,7 @@ def _walk(directory: Path) -> list[Path]:
             # Skip our own outputs and temporaries so a re-run does not veil them again.
             if name.startswith(".") or Path(name).stem.endswith(SUFFIX):
                 continue
-            if path.suffix.lower() in IMAGE_EXTS | ANIMATION_EXTS | VIDEO_EXTS:
+            if path.suffix.lower() in IMAGE_EXTS | ANIMATION_EXTS | VIDEO_EXTS | AUDIO_EXTS:
                 found.append(path)
     return found
 
@@ -328,10 +329,15 @@ class Pipeline:
 
     def redact(self, job: Job) -> FileResult:
         """One-shot: detect, track, plan and render in one streaming pass, then verify."""
+        if job.kind == "audio":
+            return self._guarded(job, lambda record: self._audio_only(job, record))
         return self._guarded(job, lambda record: self._redact(job, record))
 
     def scan(self, job: Job) -> FileResult:
         """Detect and track only; write the plan to `job.output`."""
+        if job.kind == "audio":
+            message = f"{job.input}: audio only, no picture to plan; use veil FILE --audio mute|bleep|disguise"
+            return FileResult(job.input, job.output, False, message, {"input": str(job.input), "error": message})
         return self._guarded(job, lambda record: self._scan(job, record))
 
     def render(self, job: Job, plan_obj: Plan) -> FileResult:
@@ -423,6 +429,21 @@ class Pipeline:
                 yield frame, builder.add(frame.index, final), Detections.empty(), False
 
         return frames
+
+    def _audio_only(self, job: Job, record: dict[str, Any]) -> None:
+        """A file with no picture: its audio streams copied, or muted, bleeped or disguised."""
+        started = time.monotonic()
+        with atomic_output(job.output, self.settings.overwrite) as tmp:
+            record.update(process_file(job.input, tmp, self.settings.audio_edit()))
+            record["metadata"], meta_warnings = check_output(job.input, tmp, self.settings.keep_metadata)
+        record["warnings"].extend(meta_warnings)
+        record.update(frames_processed=0, counts={"regions": 0})
+        record["timings"] = {"total_s": round(time.monotonic() - started, 3)}
+        record["output_sha256"] = sha256_of(job.output)
+        self.reporter.info(
+            f"[green]done[/] {job.input} -> {job.output}: audio {self.settings.audio_edit().describe()['method']}, "
+            f"{record['timings']['total_s']:.1f} s"
+        )
 
     # -------------------------------------------------------------- scan
 
@@ -579,6 +600,7 @@ class Pipeline:
                 tags=tags,
                 speed=settings.preset_obj.encoder_speed,
                 allow_crop=settings.allow_crop,
+                audio_edit=settings.audio_edit(),
             )
             self.reporter.start_file(job.input.name, source.expected_frames)
             try:
@@ -642,6 +664,7 @@ class Pipeline:
             ],
             settings={**self.settings.to_json(), "detectors": self.detect.describe()},
             review={"flags": flags},
+            audio=self.settings.audio_edit().to_json(),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         ).header_json()
         with atomic_output(path, overwrite=True) as tmp, open(tmp, "w", encoding="utf-8") as fh:

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from veil.animation import ANIMATION_FORMATS
+from veil.audio import AUDIO_EXTS, AudioEdit, TrackRewriter
 from veil.errors import VeilError
 from veil.source import HEIF_EXTS, VIDEO_EXTS, AudioPacket, DecodedImage, Page, VideoInfo, float_scale, to_8bit_rgb
 from veil.types import Frame
@@ -195,11 +196,11 @@ def default_suffix(path: Path) -> str:
     return ".jpg" if path.suffix.lower() in HEIF_EXTS else path.suffix
 
 
-OUTPUT_EXTS = set(PIL_FORMATS) | set(ANIMATION_FORMATS) | VIDEO_EXTS
+OUTPUT_EXTS = set(PIL_FORMATS) | set(ANIMATION_FORMATS) | VIDEO_EXTS | AUDIO_EXTS
 
 
 def output_problem(kind: str, target: Path) -> str | None:
-    """Why an input of `kind` ('image', 'animation', 'video') cannot be written as `target`."""
+    """Why an input of `kind` ('image', 'animation', 'video', 'audio') cannot be written as `target`."""
     ext = target.suffix.lower()
     if ext not in OUTPUT_EXTS:
         return f"{target}: unknown output extension"
@@ -207,6 +208,7 @@ def output_problem(kind: str, target: Path) -> str | None:
         "image": set(PIL_FORMATS),
         "animation": set(ANIMATION_FORMATS) | VIDEO_EXTS,  # a video streams: the way out for long ones
         "video": VIDEO_EXTS,
+        "audio": AUDIO_EXTS,
     }[kind]
     if ext not in allowed:
         return f"{target}: cannot write {'an' if kind[0] in 'aeiou' else 'a'} {kind} as {target.suffix}"
@@ -249,10 +251,12 @@ class VideoSink:
         tags: dict[str, str] | None = None,
         speed: str = "veryfast",
         allow_crop: bool = False,
+        audio_edit: AudioEdit | None = None,
     ) -> None:
         """`tags`: container tags to write, only with --keep-metadata; none by default.
         `speed`: the x264 preset (quality per bit vs. encoding time).
-        `allow_crop`: odd-sized video may lose its last row/column (see `_geometry`)."""
+        `allow_crop`: odd-sized video may lose its last row/column (see `_geometry`).
+        `audio_edit`: mute, bleep or disguise; audio is re-encoded only when it changes."""
         self.path = path
         self.info = info
         self.keep_audio = keep_audio
@@ -265,6 +269,8 @@ class VideoSink:
         self.early_audio: list[AudioPacket] = []
         self.audio: dict[int, tuple[Any, Any]] = {}
         self.audio_mode: dict[int, str] = {}
+        self.audio_edit = audio_edit
+        self.rewriters: dict[int, TrackRewriter] = {}
         self.frames_written = 0
         self.video_packets = 0  # encoded video packets muxed: one per frame written
         self.last_pts: int | None = None
@@ -306,6 +312,11 @@ class VideoSink:
 
     def _add_audio(self, in_stream: Any) -> None:
         name = in_stream.codec_context.name
+        if self.audio_edit is not None and self.audio_edit.changes:
+            rewriter = TrackRewriter(in_stream, self.container, self.audio_edit, self.audio_codec)
+            self.rewriters[in_stream.index] = rewriter
+            self.audio_mode[in_stream.index] = rewriter.describe()
+            return
         if name in self.container.supported_codecs:
             out = self.container.add_stream_from_template(in_stream)
             out.metadata.clear()  # handler names and times of the recording device
@@ -353,6 +364,9 @@ class VideoSink:
             self._mux_audio(item)
 
     def _mux_audio(self, item: AudioPacket) -> None:
+        if item.stream_index in self.rewriters:
+            self.rewriters[item.stream_index].write(item.packet)
+            return
         entry = self.audio.get(item.stream_index)
         if entry is None:
             return
@@ -376,6 +390,8 @@ class VideoSink:
         if self.video_packets < self.frames_written:
             # Exit 0 promises every frame: an encoder that swallowed some fails the file.
             raise VeilError(f"{self.path}: the encoder wrote {self.video_packets} of {self.frames_written} frames")
+        for rewriter in self.rewriters.values():
+            rewriter.close()
         for out, transcoder in self.audio.values():
             if transcoder is not None:
                 decoder, resampler = transcoder

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from veil.audio import AUDIO_EXTS
 from veil.errors import MediaError
 from veil.heif import register as register_heif
 from veil.timerange import TimeRange
@@ -42,8 +43,8 @@ Image.MAX_IMAGE_PIXELS = 400_000_000
 
 
 def media_kind(path: Path) -> str:
-    """'image', 'animation' (GIF, animated WebP or PNG) or 'video', from the extension and,
-    for formats that may be either, the frame count; else by probing the content."""
+    """'image', 'animation' (GIF, animated WebP or PNG), 'video' or 'audio' (no picture), from the
+    extension and, for formats that may be either, the frame count; else by probing the content."""
     ext = path.suffix.lower()
     if ext in ANIMATION_EXTS:
         return _image_or_animation(path)
@@ -51,6 +52,8 @@ def media_kind(path: Path) -> str:
         return "image"
     if ext in VIDEO_EXTS:
         return "video"
+    if ext in AUDIO_EXTS:
+        return "audio"
     try:
         return _image_or_animation(path)
     except MediaError:
@@ -59,6 +62,8 @@ def media_kind(path: Path) -> str:
         with av.open(str(path)) as container:
             if container.streams.video:
                 return "video"
+            if container.streams.audio:
+                return "audio"
     except Exception:
         pass
     raise MediaError(f"{path}: not an image or video veil can read")
