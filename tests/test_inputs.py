@@ -325,3 +325,30 @@ def test_heic_and_avif_are_read_upright_and_stripped(tmp_path: Path, ext: str) -
     assert np.abs(after[300:, 300:].astype(int) - PHOTO[300:384, 300:]).mean() < 6
     png = tmp_path / "chosen.png"
     assert veil(src, "-o", png) == 0 and Image.open(png).format == "PNG"
+
+
+def test_weak_masks_on_a_gif_and_a_deep_image_leave_the_rest_exact(tmp_path: Path) -> None:
+    """Blur adds colours a GIF palette cannot all hold, and works on 16-bit samples: in both
+    only the masked area may change."""
+    gif = tmp_path / "anim.gif"
+    first, *rest = [f.convert("RGB").quantize(255) for f in animation_frames(False)]
+    first.save(gif, save_all=True, append_images=rest, duration=DURATIONS, loop=0)
+    out, report = tmp_path / "out.gif", tmp_path / "r.json"
+    assert veil(gif, "-o", out, "--mask", "blur", "--report", report) == 0
+    before, after = read_animation(gif)[0], read_animation(out)[0]
+    for i, boxes in enumerate(report_boxes(report)):
+        keep = outside(before[i].shape, boxes)
+        assert np.array_equal(before[i][keep], after[i][keep]), f"frame {i} changed away from the masks"
+        x, y, w, h = anim_face(i)
+        assert (before[i][y : y + h, x : x + w] != after[i][y : y + h, x : x + w]).any(axis=-1).mean() > 0.5
+
+    src, deep_out = tmp_path / "rgb16.png", tmp_path / "out16.png"
+    pixels = deep_photo("rgb16")
+    cv2.imwrite(str(src), pixels[..., ::-1])
+    assert veil(src, "-o", deep_out, "--mask", "blur", "--report", report) == 0
+    result = read_deep(deep_out)
+    (boxes,) = report_boxes(report)
+    keep = outside(pixels.shape, boxes)
+    assert result.dtype == np.uint16 and np.array_equal(result[keep], pixels[keep])
+    face = (slice(FY, FY + FH), slice(FX, FX + FW))
+    assert (result[face] != pixels[face]).any(axis=-1).mean() > 0.9 and result[face].std() > 257
