@@ -201,8 +201,23 @@ def _worker_case(task: tuple[str, bytes, str, str]) -> Case:
 
 
 def _quiet_worker() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import veil.cli  # noqa: F401 - load models and codecs once per worker, not per case
+    """Load veil once per worker, and its ONNX sessions once (single-threaded: the pool already
+    uses every core). The model does not depend on the input, so caching it skips no check."""
+    import functools
+
+    import veil.cli  # noqa: F401
+    import veil.detectors
+
+    real = veil.detectors.onnx_session
+
+    @functools.lru_cache(maxsize=8)
+    def cached(model_path: Path, threads: int = 0) -> object:
+        return real(model_path, 1)
+
+    veil.detectors.onnx_session = cached
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith("veil.detectors.") and hasattr(module, "onnx_session"):
+            module.onnx_session = cached
 
 
 def cases(seeds: list[Path], count: int, seed: int) -> list[tuple[str, bytes, str, str]]:
@@ -219,8 +234,11 @@ def cases(seeds: list[Path], count: int, seed: int) -> list[tuple[str, bytes, st
     return out
 
 
-def run(count: int, seed: int, workers: int, directory: Path) -> tuple[list[Case], list[tuple[str, bytes, str, str]]]:
-    """Run `count` cases; return every result and the tasks of the failed ones."""
+def run(
+    count: int, seed: int, workers: int, directory: Path, progress: bool = False
+) -> tuple[list[Case], list[tuple[str, bytes, str, str]]]:
+    """Run `count` cases; return every result and the tasks of the failed ones. `progress`
+    prints a running count every 500 cases (a long run stopped early still says how far)."""
     tasks = cases(make_seeds(directory), count, seed)
     results: list[Case] = []
     failed: list[tuple[str, bytes, str, str]] = []
@@ -237,6 +255,10 @@ def run(count: int, seed: int, workers: int, directory: Path) -> tuple[list[Case
             results.append(case)
             if not case.ok:
                 failed.append(task)
+                if progress:
+                    print(f"FAIL {case.description}: {case.detail}", flush=True)
+            if progress and len(results) % 500 == 0:
+                print(f"... {len(results)} cases, {len(failed)} failures", flush=True)
     return results, failed
 
 
@@ -263,12 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="veil-fuzz-seeds-") as tmp:
-        results, failed = run(args.cases, args.seed, args.workers, Path(tmp))
+        results, failed = run(args.cases, args.seed, args.workers, Path(tmp), progress=True)
     errors = sum(r.ok and r.detail.startswith("error") for r in results)
     successes = sum(r.ok and r.detail == "ok" for r in results)
-    for case in results:
-        if not case.ok:
-            print(f"FAIL {case.description}: {case.detail}")
     slowest = max(results, key=lambda r: r.seconds)
     print(
         f"fuzz: {len(results)} cases (seed {args.seed}) in {time.monotonic() - started:.0f} s: "
