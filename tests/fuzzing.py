@@ -49,6 +49,7 @@ UNEXPECTED = re.compile(r"failed \((\w+(Error|Exception)|\w+):")
 def make_seeds(directory: Path) -> list[Path]:
     """Small valid files of every kind veil reads, made from the sample photo."""
     import av
+    import cv2
     import numpy as np
     from PIL import Image
 
@@ -74,7 +75,12 @@ def make_seeds(directory: Path) -> list[Path]:
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
-    seeds += [directory / n for n in ("small.jpg", "small.webp", "anim.gif", "pages.tif")] + [clip]
+    # Deep pictures take the OpenCV path: 16-bit RGB PNG and float TIFF.
+    deep = np.asarray(small).astype(np.uint16) * 257
+    cv2.imwrite(str(directory / "deep16.png"), deep[..., ::-1])
+    cv2.imwrite(str(directory / "float.tif"), (deep.mean(axis=2) / 65535).astype(np.float32))
+    names = ("small.jpg", "small.webp", "anim.gif", "pages.tif", "deep16.png", "float.tif")
+    seeds += [directory / n for n in names] + [clip]
     if SAMPLE_VIDEO.is_file():
         shutil.copy(SAMPLE_VIDEO, directory / SAMPLE_VIDEO.name)
         seeds.append(directory / SAMPLE_VIDEO.name)
@@ -155,17 +161,23 @@ def check_one(path: Path, limit_s: int = CASE_LIMIT_S) -> tuple[bool, str]:
         out = out_dir / f"out{path.suffix}"
         stderr = io.StringIO()
         signal.signal(signal.SIGALRM, _alarm)
-        signal.alarm(limit_s)
-        try:
-            with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()), _as_a_user_sees():
-                rc = main([str(src), "-o", str(out), "-q"])
-        except CaseTimeout:
-            return False, f"no result within {limit_s} s"
-        except BaseException as exc:  # noqa: BLE001 - anything escaping main is the bug we hunt
-            return False, f"exception escaped: {type(exc).__name__}: {exc}"[:300]
-        finally:
-            signal.alarm(0)
-        text = stderr.getvalue()
+        with tempfile.TemporaryFile() as native:  # what C libraries print to file descriptor 2
+            saved_fd = os.dup(2)
+            os.dup2(native.fileno(), 2)
+            signal.alarm(limit_s)
+            try:
+                with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()), _as_a_user_sees():
+                    rc = main([str(src), "-o", str(out), "-q"])
+            except CaseTimeout:
+                return False, f"no result within {limit_s} s"
+            except BaseException as exc:  # noqa: BLE001 - anything escaping main is the bug we hunt
+                return False, f"exception escaped: {type(exc).__name__}: {exc}"[:300]
+            finally:
+                signal.alarm(0)
+                os.dup2(saved_fd, 2)
+                os.close(saved_fd)
+            native.seek(0)
+            text = native.read().decode("utf-8", "replace") + stderr.getvalue()
         lines = [line for line in text.splitlines() if line.strip()]
         written = sorted(p.name for p in out_dir.iterdir())
         left_in = sorted(p.name for p in src.parent.iterdir() if p.name != path.name)

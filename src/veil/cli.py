@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import warnings
@@ -87,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return inspect_main(argv[1:])
     args = build_parser().parse_args(argv)
-    # A damaged file makes libraries warn (Pillow: "Corrupt EXIF data"); the user gets veil's
+    # A damaged file makes libraries warn (Pillow: "Corrupt EXIF data") or log; the user gets veil's
     # one-line verdict on the file instead. Decompression bombs stay errors (source.read_image).
     warnings.simplefilter("ignore")
+    logging.getLogger().addHandler(logging.NullHandler())  # nor library log lines (Pillow's TIFF reader)
     if args.lookahead < 0:
         build_parser().error("--lookahead must be 0 or more")
     reporter = Reporter(quiet=args.quiet)

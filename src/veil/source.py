@@ -6,7 +6,9 @@ Every decode problem surfaces as a `MediaError` with a one-line message.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -148,7 +150,9 @@ def read_image(path: Path) -> DecodedImage:
                         img.seek(index)
                         img.load()
                         pages.append(_page_8bit(img, index))
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except UnidentifiedImageError as exc:
+        raise MediaError(f"{path}: not a readable image (format not recognised)") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise MediaError(f"{path}: not a readable image ({_short(exc)})") from exc
     except (OSError, SyntaxError, ValueError, EOFError, TypeError, IndexError, KeyError, cv2.error) as exc:
         raise MediaError(f"{path}: corrupt or truncated image ({_short(exc)})") from exc
@@ -192,14 +196,17 @@ def _is_deep(img: Image.Image, data: bytes) -> bool:
 
 def _read_deep(path: Path, data: bytes, img: Image.Image, n_pages: int) -> list[Page]:
     buffer = np.frombuffer(data, np.uint8)
-    if n_pages > 1:
-        ok, arrays = cv2.imdecodemulti(buffer, cv2.IMREAD_UNCHANGED)
-        arrays = list(arrays) if ok else []
-    else:
-        one = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
-        arrays = [] if one is None else [one]
+    with _quiet_native_stderr():
+        if n_pages > 1:
+            ok, arrays = cv2.imdecodemulti(buffer, cv2.IMREAD_UNCHANGED)
+            arrays = list(arrays) if ok else []
+        else:
+            one = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+            arrays = [] if one is None else [one]
     if len(arrays) != n_pages:
-        raise MediaError(f"{path}: could decode {len(arrays)} of {n_pages} pages at full bit depth")
+        raise MediaError(
+            f"{path}: corrupt or truncated image ({n_pages - len(arrays)} of {n_pages} pages could not be decoded)"
+        )
     pages = []
     for index, array in enumerate(arrays):
         img.seek(index)
@@ -212,6 +219,26 @@ def _read_deep(path: Path, data: bytes, img: Image.Image, n_pages: int) -> list[
             alpha8 = to_8bit(full[..., -1])
         pages.append(Page(Frame(to_8bit_rgb(full), index), alpha8, None if full.dtype == np.uint8 else full))
     return pages
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """libpng inside OpenCV prints its complaints ("libpng error: IDAT: CRC error") straight to
+    file descriptor 2; the user gets veil's one-line error instead."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def _to_rgb_order(array: np.ndarray) -> np.ndarray:
