@@ -325,6 +325,9 @@ def test_heic_and_avif_are_read_upright_and_stripped(tmp_path: Path, ext: str) -
     assert np.abs(after[300:, 300:].astype(int) - PHOTO[300:384, 300:]).mean() < 6
     png = tmp_path / "chosen.png"
     assert veil(src, "-o", png) == 0 and Image.open(png).format == "PNG"
+    plain = tmp_path / f"plain{ext}"  # no EXIF at all: pillow-heif then reports "exif": None
+    Image.fromarray(PHOTO).save(plain, quality=90)
+    assert veil(plain) == 0 and (tmp_path / "plain_veiled.jpg").is_file()
 
 
 def test_weak_masks_on_a_gif_and_a_deep_image_leave_the_rest_exact(tmp_path: Path) -> None:
