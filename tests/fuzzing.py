@@ -1,7 +1,8 @@
 """veil's mutation fuzzer: damaged copies of valid files must end cleanly.
 
 Seeds are the bundled samples (samples/astronaut.png, the sample video `make` builds) plus
-small files made here (JPEG, GIF, TIFF, WebP, MP4). Each case applies one seeded mutation (bit
+small files made here (JPEG, GIF, multi-page TIFF, WebP, 16-bit PNG, float TIFF, HEIC, AVIF,
+APNG, MP4). Each case applies one seeded mutation (bit
 flips, truncation, a zeroed or duplicated block, a header edit), runs `veil` on it in a worker
 process, and passes when veil ends in time with either a clean success (exit 0, the output and
 nothing else) or exactly one `veil: error:` line (exit 1, nothing written), and no traceback.
@@ -79,7 +80,15 @@ def make_seeds(directory: Path) -> list[Path]:
     deep = np.asarray(small).astype(np.uint16) * 257
     cv2.imwrite(str(directory / "deep16.png"), deep[..., ::-1])
     cv2.imwrite(str(directory / "float.tif"), (deep.mean(axis=2) / 65535).astype(np.float32))
-    names = ("small.jpg", "small.webp", "anim.gif", "pages.tif", "deep16.png", "float.tif")
+    # HEIC (libheif inside pillow-heif), AVIF and APNG: native decoders of their own.
+    from veil.heif import register
+
+    register()
+    small.save(directory / "photo.heic", quality=60)
+    small.save(directory / "photo.avif", quality=60)
+    frames[0].save(directory / "anim.png", save_all=True, append_images=frames[1:], duration=[80, 120, 80])
+    names = ("small.jpg", "small.webp", "anim.gif", "pages.tif", "deep16.png", "float.tif", "photo.heic")
+    names += ("photo.avif", "anim.png")
     seeds += [directory / n for n in names] + [clip]
     if SAMPLE_VIDEO.is_file():
         shutil.copy(SAMPLE_VIDEO, directory / SAMPLE_VIDEO.name)

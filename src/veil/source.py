@@ -156,6 +156,8 @@ def read_image(path: Path) -> DecodedImage:
         raise MediaError(f"{path}: not a readable image ({_short(exc)})") from exc
     except (OSError, SyntaxError, ValueError, EOFError, TypeError, IndexError, KeyError, cv2.error) as exc:
         raise MediaError(f"{path}: corrupt or truncated image ({_short(exc)})") from exc
+    except RuntimeError as exc:  # Pillow's AVIF decoder: "Failed to decode image"
+        raise MediaError(f"{path}: corrupt or truncated image ({_short(exc)})") from exc
     for page in pages:
         if page.frame.width == 0 or page.frame.height == 0:
             raise MediaError(f"{path}: image has no pixels")
