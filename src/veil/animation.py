@@ -167,6 +167,12 @@ def _frame_has_transparency(img: Image.Image, index: int) -> bool:
     return found
 
 
+def _shown(path: Path) -> Path:
+    from veil.sink import final_name  # sink imports this module
+
+    return final_name(path)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
@@ -217,7 +223,7 @@ class AnimationSink:
 
     def close(self) -> None:
         if not self.frames:
-            raise VeilError(f"{self.path}: no frames to write")
+            raise VeilError(f"{_shown(self.path)}: no frames to write")
         options: dict[str, Any] = {"save_all": True, "append_images": self.frames[1:], "duration": self.durations}
         if self.info.loop is not None:
             options["loop"] = int(self.info.loop)
@@ -233,7 +239,8 @@ class AnimationSink:
         try:
             self.frames[0].save(self.path, format=self.format, **options)
         except (OSError, ValueError) as exc:
-            raise VeilError(f"{self.path}: could not write the {self.format} animation ({_first_line(exc)})") from exc
+            problem = f"could not write the {self.format} animation ({_first_line(exc)})"
+            raise VeilError(f"{_shown(self.path)}: {problem}") from exc
         self._check_written()
         self.frames.clear()
 
@@ -249,13 +256,14 @@ class AnimationSink:
                         img.load()
                     total += int(round(float(img.info.get("duration", 0) or 0)))
         except Exception as exc:  # noqa: BLE001 - an unreadable result is a failed write
-            raise VeilError(f"{self.path}: the written animation cannot be read back ({_first_line(exc)})") from exc
+            problem = f"the written animation cannot be read back ({_first_line(exc)})"
+            raise VeilError(f"{_shown(self.path)}: {problem}") from exc
         if not self.distinct <= n <= len(self.durations):
-            raise VeilError(f"{self.path}: wrote {n} frames for {self.distinct} distinct frames")
+            raise VeilError(f"{_shown(self.path)}: wrote {n} frames for {self.distinct} distinct frames")
         # GIF stores hundredths of a second; a single-frame file may store no duration at all.
         slack = 10 * len(self.durations) if self.format == "GIF" else len(self.durations)
         if n > 1 and abs(total - sum(self.durations)) > slack:
-            raise VeilError(f"{self.path}: wrote {total} ms of {sum(self.durations)} ms of animation")
+            raise VeilError(f"{_shown(self.path)}: wrote {total} ms of {sum(self.durations)} ms of animation")
 
     def abort(self) -> None:
         """Drop the frames; nothing reached the file (or `atomic_output` deletes what did)."""
