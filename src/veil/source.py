@@ -141,6 +141,7 @@ def read_image(path: Path) -> DecodedImage:
                     img.seek(index)
                     if img.width * img.height > (Image.MAX_IMAGE_PIXELS or 1 << 62):
                         raise Image.DecompressionBombError(f"page {index + 1} is {img.width}x{img.height}")
+                    _check_raw_strips(img, index)
                     deep = deep or _is_deep(img, data)
                 if deep:
                     pages = _read_deep(path, data, img, n_pages)
@@ -163,6 +164,21 @@ def read_image(path: Path) -> DecodedImage:
             raise MediaError(f"{path}: image has no pixels")
     info = {"frames_in_file": n_pages, "bit_depth": pages[0].depth}
     return DecodedImage(pages, fmt, icc, exif, info)
+
+
+def _check_raw_strips(img: Image.Image, index: int) -> None:
+    """An uncompressed TIFF page whose strips hold fewer bytes than its size needs is cut short:
+    Pillow would leave the missing rows black (and a damaged height can claim millions of rows)."""
+    if img.format != "TIFF" or img.tag_v2.get(259, 1) != 1:
+        return
+    bits = img.tag_v2.get(258, (1,))
+    bits = bits if isinstance(bits, tuple) else (bits,)
+    counts = img.tag_v2.get(279, ())
+    counts = counts if isinstance(counts, tuple) else (counts,)
+    needed = img.width * img.height * sum(int(b) for b in bits) // 8
+    held = sum(int(c) for c in counts)
+    if held < needed:
+        raise ValueError(f"page {index + 1} holds {held} of the {needed} bytes its size needs")
 
 
 def _page_8bit(img: Image.Image, index: int) -> Page:
