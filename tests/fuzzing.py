@@ -1,7 +1,8 @@
 """veil's mutation fuzzer: damaged copies of valid files must end cleanly.
 
 Seeds are the bundled samples (samples/astronaut.png, the sample video `make` builds) plus
-small files made here (JPEG, GIF, TIFF, WebP, MP4). Each case applies one seeded mutation (bit
+small files made here (JPEG, GIF, multi-page TIFF, WebP, 16-bit PNG, float TIFF, HEIC, AVIF,
+APNG, MP4). Each case applies one seeded mutation (bit
 flips, truncation, a zeroed or duplicated block, a header edit), runs `veil` on it in a worker
 process, and passes when veil ends in time with either a clean success (exit 0, the output and
 nothing else) or exactly one `veil: error:` line (exit 1, nothing written), and no traceback.
@@ -49,6 +50,7 @@ UNEXPECTED = re.compile(r"failed \((\w+(Error|Exception)|\w+):")
 def make_seeds(directory: Path) -> list[Path]:
     """Small valid files of every kind veil reads, made from the sample photo."""
     import av
+    import cv2
     import numpy as np
     from PIL import Image
 
@@ -74,7 +76,20 @@ def make_seeds(directory: Path) -> list[Path]:
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
-    seeds += [directory / n for n in ("small.jpg", "small.webp", "anim.gif", "pages.tif")] + [clip]
+    # Deep pictures take the OpenCV path: 16-bit RGB PNG and float TIFF.
+    deep = np.asarray(small).astype(np.uint16) * 257
+    cv2.imwrite(str(directory / "deep16.png"), deep[..., ::-1])
+    cv2.imwrite(str(directory / "float.tif"), (deep.mean(axis=2) / 65535).astype(np.float32))
+    # HEIC (libheif inside pillow-heif), AVIF and APNG: native decoders of their own.
+    from veil.heif import register
+
+    register()
+    small.save(directory / "photo.heic", quality=60)
+    small.save(directory / "photo.avif", quality=60)
+    frames[0].save(directory / "anim.png", save_all=True, append_images=frames[1:], duration=[80, 120, 80])
+    names = ("small.jpg", "small.webp", "anim.gif", "pages.tif", "deep16.png", "float.tif", "photo.heic")
+    names += ("photo.avif", "anim.png")
+    seeds += [directory / n for n in names] + [clip]
     if SAMPLE_VIDEO.is_file():
         shutil.copy(SAMPLE_VIDEO, directory / SAMPLE_VIDEO.name)
         seeds.append(directory / SAMPLE_VIDEO.name)
@@ -155,17 +170,23 @@ def check_one(path: Path, limit_s: int = CASE_LIMIT_S) -> tuple[bool, str]:
         out = out_dir / f"out{path.suffix}"
         stderr = io.StringIO()
         signal.signal(signal.SIGALRM, _alarm)
-        signal.alarm(limit_s)
-        try:
-            with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()), _as_a_user_sees():
-                rc = main([str(src), "-o", str(out), "-q"])
-        except CaseTimeout:
-            return False, f"no result within {limit_s} s"
-        except BaseException as exc:  # noqa: BLE001 - anything escaping main is the bug we hunt
-            return False, f"exception escaped: {type(exc).__name__}: {exc}"[:300]
-        finally:
-            signal.alarm(0)
-        text = stderr.getvalue()
+        with tempfile.TemporaryFile() as native:  # what C libraries print to file descriptor 2
+            saved_fd = os.dup(2)
+            os.dup2(native.fileno(), 2)
+            signal.alarm(limit_s)
+            try:
+                with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()), _as_a_user_sees():
+                    rc = main([str(src), "-o", str(out), "-q"])
+            except CaseTimeout:
+                return False, f"no result within {limit_s} s"
+            except BaseException as exc:  # noqa: BLE001 - anything escaping main is the bug we hunt
+                return False, f"exception escaped: {type(exc).__name__}: {exc}"[:300]
+            finally:
+                signal.alarm(0)
+                os.dup2(saved_fd, 2)
+                os.close(saved_fd)
+            native.seek(0)
+            text = native.read().decode("utf-8", "replace") + stderr.getvalue()
         lines = [line for line in text.splitlines() if line.strip()]
         written = sorted(p.name for p in out_dir.iterdir())
         left_in = sorted(p.name for p in src.parent.iterdir() if p.name != path.name)
@@ -201,8 +222,23 @@ def _worker_case(task: tuple[str, bytes, str, str]) -> Case:
 
 
 def _quiet_worker() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import veil.cli  # noqa: F401 - load models and codecs once per worker, not per case
+    """Load veil once per worker, and its ONNX sessions once (single-threaded: the pool already
+    uses every core). The model does not depend on the input, so caching it skips no check."""
+    import functools
+
+    import veil.cli  # noqa: F401
+    import veil.detectors
+
+    real = veil.detectors.onnx_session
+
+    @functools.lru_cache(maxsize=8)
+    def cached(model_path: Path, threads: int = 0) -> object:
+        return real(model_path, 1)
+
+    veil.detectors.onnx_session = cached
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith("veil.detectors.") and hasattr(module, "onnx_session"):
+            module.onnx_session = cached
 
 
 def cases(seeds: list[Path], count: int, seed: int) -> list[tuple[str, bytes, str, str]]:
@@ -219,8 +255,11 @@ def cases(seeds: list[Path], count: int, seed: int) -> list[tuple[str, bytes, st
     return out
 
 
-def run(count: int, seed: int, workers: int, directory: Path) -> tuple[list[Case], list[tuple[str, bytes, str, str]]]:
-    """Run `count` cases; return every result and the tasks of the failed ones."""
+def run(
+    count: int, seed: int, workers: int, directory: Path, progress: bool = False
+) -> tuple[list[Case], list[tuple[str, bytes, str, str]]]:
+    """Run `count` cases; return every result and the tasks of the failed ones. `progress`
+    prints a running count every 500 cases (a long run stopped early still says how far)."""
     tasks = cases(make_seeds(directory), count, seed)
     results: list[Case] = []
     failed: list[tuple[str, bytes, str, str]] = []
@@ -237,6 +276,10 @@ def run(count: int, seed: int, workers: int, directory: Path) -> tuple[list[Case
             results.append(case)
             if not case.ok:
                 failed.append(task)
+                if progress:
+                    print(f"FAIL {case.description}: {case.detail}", flush=True)
+            if progress and len(results) % 500 == 0:
+                print(f"... {len(results)} cases, {len(failed)} failures", flush=True)
     return results, failed
 
 
@@ -263,12 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="veil-fuzz-seeds-") as tmp:
-        results, failed = run(args.cases, args.seed, args.workers, Path(tmp))
+        results, failed = run(args.cases, args.seed, args.workers, Path(tmp), progress=True)
     errors = sum(r.ok and r.detail.startswith("error") for r in results)
     successes = sum(r.ok and r.detail == "ok" for r in results)
-    for case in results:
-        if not case.ok:
-            print(f"FAIL {case.description}: {case.detail}")
     slowest = max(results, key=lambda r: r.seconds)
     print(
         f"fuzz: {len(results)} cases (seed {args.seed}) in {time.monotonic() - started:.0f} s: "

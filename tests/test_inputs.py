@@ -58,17 +58,28 @@ def deep_photo(kind: str) -> np.ndarray:
         return base.mean(axis=2).astype(np.uint16)
     if kind == "rgb16":
         return base
+    if kind == "rgba16":
+        return np.dstack([base, np.full(PHOTO.shape[:2], 40000, np.uint16)])
     return (base.mean(axis=2) / 65535.0).astype(np.float32)  # float grey in 0..1
 
 
 def read_deep(path: Path) -> np.ndarray:
     array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    return array[..., ::-1] if array.ndim == 3 else array
+    if array.ndim == 3:
+        return array[..., [2, 1, 0, 3]] if array.shape[2] == 4 else array[..., ::-1]
+    return array
 
 
 @pytest.mark.parametrize(
     ("kind", "ext"),
-    [("grey16", ".png"), ("rgb16", ".png"), ("grey16", ".tif"), ("rgb16", ".tif"), ("float32", ".tif")],
+    [
+        ("grey16", ".png"),
+        ("rgb16", ".png"),
+        ("rgba16", ".png"),
+        ("grey16", ".tif"),
+        ("rgb16", ".tif"),
+        ("float32", ".tif"),
+    ],
 )
 def test_deep_images_keep_their_depth_and_are_masked_at_it(tmp_path: Path, kind: str, ext: str) -> None:
     pixels = deep_photo(kind)
@@ -76,7 +87,8 @@ def test_deep_images_keep_their_depth_and_are_masked_at_it(tmp_path: Path, kind:
     if kind == "grey16" and ext == ".png":
         Image.fromarray(pixels).save(src)  # Pillow's own I;16 writer, as the bug report used
     else:
-        cv2.imwrite(str(src), pixels[..., ::-1] if pixels.ndim == 3 else pixels)
+        order = {3: [2, 1, 0], 4: [2, 1, 0, 3]}.get(pixels.shape[-1] if pixels.ndim == 3 else 0)
+        cv2.imwrite(str(src), pixels[..., order] if order else pixels)
     out, report = tmp_path / f"out{ext}", tmp_path / "r.json"
     assert veil(src, "-o", out, "--report", report) == 0
     after = read_deep(out)
@@ -85,7 +97,11 @@ def test_deep_images_keep_their_depth_and_are_masked_at_it(tmp_path: Path, kind:
     assert boxes, "the face was not found on the deep image"
     keep = outside(pixels.shape, boxes)
     assert np.array_equal(after[keep], pixels[keep])  # untouched, every bit of it
-    assert (after[FY : FY + FH, FX : FX + FW] == 0).all()  # black at full depth
+    face = after[FY : FY + FH, FX : FX + FW]
+    if kind == "rgba16":  # black and opaque, so the fill shows
+        assert (face[..., :3] == 0).all() and (face[..., 3] == 65535).all()
+    else:
+        assert (face == 0).all()  # black at full depth
 
 
 def test_deep_image_to_an_8bit_format_is_scaled_not_clipped(tmp_path: Path) -> None:
@@ -325,3 +341,33 @@ def test_heic_and_avif_are_read_upright_and_stripped(tmp_path: Path, ext: str) -
     assert np.abs(after[300:, 300:].astype(int) - PHOTO[300:384, 300:]).mean() < 6
     png = tmp_path / "chosen.png"
     assert veil(src, "-o", png) == 0 and Image.open(png).format == "PNG"
+    plain = tmp_path / f"plain{ext}"  # no EXIF at all: pillow-heif then reports "exif": None
+    Image.fromarray(PHOTO).save(plain, quality=90)
+    assert veil(plain) == 0 and (tmp_path / "plain_veiled.jpg").is_file()
+
+
+def test_weak_masks_on_a_gif_and_a_deep_image_leave_the_rest_exact(tmp_path: Path) -> None:
+    """Blur adds colours a GIF palette cannot all hold, and works on 16-bit samples: in both
+    only the masked area may change."""
+    gif = tmp_path / "anim.gif"
+    first, *rest = [f.convert("RGB").quantize(255) for f in animation_frames(False)]
+    first.save(gif, save_all=True, append_images=rest, duration=DURATIONS, loop=0)
+    out, report = tmp_path / "out.gif", tmp_path / "r.json"
+    assert veil(gif, "-o", out, "--mask", "blur", "--report", report) == 0
+    before, after = read_animation(gif)[0], read_animation(out)[0]
+    for i, boxes in enumerate(report_boxes(report)):
+        keep = outside(before[i].shape, boxes)
+        assert np.array_equal(before[i][keep], after[i][keep]), f"frame {i} changed away from the masks"
+        x, y, w, h = anim_face(i)
+        assert (before[i][y : y + h, x : x + w] != after[i][y : y + h, x : x + w]).any(axis=-1).mean() > 0.5
+
+    src, deep_out = tmp_path / "rgb16.png", tmp_path / "out16.png"
+    pixels = deep_photo("rgb16")
+    cv2.imwrite(str(src), pixels[..., ::-1])
+    assert veil(src, "-o", deep_out, "--mask", "blur", "--report", report) == 0
+    result = read_deep(deep_out)
+    (boxes,) = report_boxes(report)
+    keep = outside(pixels.shape, boxes)
+    assert result.dtype == np.uint16 and np.array_equal(result[keep], pixels[keep])
+    face = (slice(FY, FY + FH), slice(FX, FX + FW))
+    assert (result[face] != pixels[face]).any(axis=-1).mean() > 0.9 and result[face].std() > 257

@@ -39,9 +39,12 @@ MS = Fraction(1, 1000)
 
 @dataclass
 class AnimatedFrame(Frame):
-    """A frame plus its transparency (H x W uint8, None when the animation has none)."""
+    """A frame plus its transparency (H x W uint8, None when the animation has none) and, for
+    GIF, the colours the input frame had (packed 0xRRGGBB, sorted): they keep their exact value
+    when the redacted frame has more colours than a GIF palette holds."""
 
     alpha: np.ndarray | None = None
+    colours: np.ndarray | None = None
 
 
 @dataclass
@@ -142,7 +145,9 @@ class AnimationSource:
             if rgba.shape[:2] != (self.info.height, self.info.width):
                 raise MediaError(f"{self.path}: frame {index} has a different size from the first")
             alpha = np.ascontiguousarray(rgba[:, :, 3]) if self.info.has_alpha else None
-            frame = AnimatedFrame(np.ascontiguousarray(rgba[:, :, :3]), index, pts, MS, alpha)
+            rgb = np.ascontiguousarray(rgba[:, :, :3])
+            colours = _colours(rgb, alpha)[0] if self.info.format == "GIF" else None
+            frame = AnimatedFrame(rgb, index, pts, MS, alpha, colours)
             pts += self.info.durations[index]
             self.frames_decoded += 1
             yield frame
@@ -162,6 +167,12 @@ def _frame_has_transparency(img: Image.Image, index: int) -> bool:
     return found
 
 
+def _shown(path: Path) -> Path:
+    from veil.sink import final_name  # sink imports this module
+
+    return final_name(path)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:200] if text else type(exc).__name__
@@ -178,9 +189,10 @@ class AnimationSink:
         tags: dict[str, str] | None = None,
         speed: str = "veryfast",
         allow_crop: bool = False,
+        audio_edit: object | None = None,
     ) -> None:
-        """Same arguments as `VideoSink`; an animation has no audio, gets no tags and keeps
-        any size."""
+        """Same arguments as `VideoSink`; an animation has no audio (`audio_edit` is unused),
+        gets no tags and keeps any size."""
         self.path = path
         self.info = info
         self.format = ANIMATION_FORMATS.get(path.suffix.lower())
@@ -203,7 +215,7 @@ class AnimationSink:
             self.distinct += 1
         self._previous = pixels
         if self.format == "GIF":
-            self.frames.append(_gif_frame(frame.image, alpha))
+            self.frames.append(_gif_frame(frame.image, alpha, getattr(frame, "colours", None)))
         else:
             self.frames.append(Image.fromarray(np.ascontiguousarray(pixels), "RGBA" if alpha is not None else "RGB"))
         index = min(frame.index, len(self.info.durations) - 1)
@@ -212,7 +224,7 @@ class AnimationSink:
 
     def close(self) -> None:
         if not self.frames:
-            raise VeilError(f"{self.path}: no frames to write")
+            raise VeilError(f"{_shown(self.path)}: no frames to write")
         options: dict[str, Any] = {"save_all": True, "append_images": self.frames[1:], "duration": self.durations}
         if self.info.loop is not None:
             options["loop"] = int(self.info.loop)
@@ -228,7 +240,8 @@ class AnimationSink:
         try:
             self.frames[0].save(self.path, format=self.format, **options)
         except (OSError, ValueError) as exc:
-            raise VeilError(f"{self.path}: could not write the {self.format} animation ({_first_line(exc)})") from exc
+            problem = f"could not write the {self.format} animation ({_first_line(exc)})"
+            raise VeilError(f"{_shown(self.path)}: {problem}") from exc
         self._check_written()
         self.frames.clear()
 
@@ -244,31 +257,41 @@ class AnimationSink:
                         img.load()
                     total += int(round(float(img.info.get("duration", 0) or 0)))
         except Exception as exc:  # noqa: BLE001 - an unreadable result is a failed write
-            raise VeilError(f"{self.path}: the written animation cannot be read back ({_first_line(exc)})") from exc
+            problem = f"the written animation cannot be read back ({_first_line(exc)})"
+            raise VeilError(f"{_shown(self.path)}: {problem}") from exc
         if not self.distinct <= n <= len(self.durations):
-            raise VeilError(f"{self.path}: wrote {n} frames for {self.distinct} distinct frames")
+            raise VeilError(f"{_shown(self.path)}: wrote {n} frames for {self.distinct} distinct frames")
         # GIF stores hundredths of a second; a single-frame file may store no duration at all.
         slack = 10 * len(self.durations) if self.format == "GIF" else len(self.durations)
         if n > 1 and abs(total - sum(self.durations)) > slack:
-            raise VeilError(f"{self.path}: wrote {total} ms of {sum(self.durations)} ms of animation")
+            raise VeilError(f"{_shown(self.path)}: wrote {total} ms of {sum(self.durations)} ms of animation")
 
     def abort(self) -> None:
         """Drop the frames; nothing reached the file (or `atomic_output` deletes what did)."""
         self.frames.clear()
 
 
-def _gif_frame(rgb: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
-    """A palette frame whose colours are exactly the frame's own wherever it has at most 255
-    colours (a GIF frame's pixels always do, and a solid mask adds one); otherwise each pixel
-    takes the nearest of the 255 most used colours, so only the mask changes."""
-    h, w = rgb.shape[:2]
+def _colours(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted packed colours of the visible pixels, each visible pixel's index, and counts."""
     packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    visible = packed.reshape(-1) if alpha is None else packed[alpha >= 128]
+    return np.unique(visible, return_inverse=True, return_counts=True)
+
+
+def _gif_frame(rgb: np.ndarray, alpha: np.ndarray | None, original: np.ndarray | None = None) -> Image.Image:
+    """A palette frame whose colours are exactly the frame's own wherever it has at most 255
+    colours (a GIF frame's pixels always do, and a solid mask adds one). Otherwise (blur,
+    pixelate) the input frame's own colours are kept first and the most used new ones fill the
+    palette; every other pixel takes the nearest colour, so only the masked area changes."""
+    h, w = rgb.shape[:2]
     clear = alpha < 128 if alpha is not None else None
-    visible = packed if clear is None else packed[~clear]
-    colours, inverse, counts = np.unique(visible, return_inverse=True, return_counts=True)
+    colours, inverse, counts = _colours(rgb, alpha)
     limit = 255 if clear is not None and clear.any() else 256
     if len(colours) > limit:
-        keep = np.sort(colours[np.argsort(-counts, kind="stable")[:limit]])
+        priority = -counts.astype(np.float64)
+        if original is not None and len(original) <= limit:
+            priority[np.isin(colours, original)] = -np.inf  # the input's colours first
+        keep = np.sort(colours[np.argsort(priority, kind="stable")[:limit]])
         keep_rgb = _unpack(keep).astype(np.int32)
         lookup = np.empty(len(colours), np.int64)
         exact = np.searchsorted(keep, colours)

@@ -11,6 +11,7 @@ veil live SOURCE DEST    anonymize a live stream in real time (never sends a raw
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import warnings
@@ -266,9 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         "verify": _verify,
     }
     signal.signal(signal.SIGTERM, _terminate)
-    # A damaged file makes libraries warn (Pillow: "Corrupt EXIF data"); the user gets veil's
+    # A damaged file makes libraries warn (Pillow: "Corrupt EXIF data") or log; the user gets veil's
     # one-line verdict on the file instead. Decompression bombs stay errors (source.read_image).
     warnings.simplefilter("ignore")
+    logging.getLogger().addHandler(logging.NullHandler())  # nor library log lines (Pillow's TIFF reader)
     rest = argv[1:] if command else argv
     try:
         return handlers[command](rest)

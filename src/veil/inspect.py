@@ -475,7 +475,7 @@ def pillow_findings(path: Path, tiff: bool) -> list[Finding]:
             if 34675 in tags:
                 out.append(Finding("harmless", "TIFF", "ICC colour profile", "kept", identifying=False))
         else:
-            if "exif" in img.info:
+            if img.info.get("exif"):  # pillow-heif sets "exif": None when there is none
                 out += _exif_from_bytes(img.info["exif"], f"{img.format} EXIF")
             for key in ("xmp", "XML:com.adobe.xmp"):
                 if img.info.get(key):

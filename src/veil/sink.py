@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import struct
 import zlib
@@ -44,6 +45,15 @@ ICC_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF", "AVIF"}
 MULTIPAGE_FORMATS = {"TIFF"}
 # Formats that hold samples deeper than 8 bits (PNG: 16-bit integers; TIFF: 16-bit and float).
 DEEP_FORMATS = {"PNG", "TIFF"}
+
+
+TMP_NAME = re.compile(r"^\.(?P<stem>.+)\.veil-tmp-[0-9a-f]{8}(?P<suffix>\.[^.]*)?$")
+
+
+def final_name(path: Path) -> Path:
+    """The name the user asked for, for messages about a temporary output of `atomic_output`."""
+    match = TMP_NAME.match(path.name)
+    return path.with_name(match["stem"] + (match["suffix"] or "")) if match else path
 
 
 @contextlib.contextmanager
@@ -142,9 +152,10 @@ def _write_deep(path: Path, fmt: str, pages: list[Page]) -> None:
         else:
             ok = cv2.imwrite(str(path), arrays[0], params)
     except cv2.error as exc:
-        raise VeilError(f"{path}: could not write the {fmt} image ({str(exc).strip().splitlines()[-1][:120]})") from exc
+        detail = str(exc).strip().splitlines()[-1][:120]
+        raise VeilError(f"{final_name(path)}: could not write the {fmt} image ({detail})") from exc
     if not ok:
-        raise VeilError(f"{path}: could not write the {fmt} image")
+        raise VeilError(f"{final_name(path)}: could not write the {fmt} image")
     if len(arrays) > 1:
         _check_pages(path, len(arrays))
 
@@ -180,9 +191,9 @@ def _check_pages(path: Path, expected: int) -> None:
         with Image.open(path) as img:
             written = getattr(img, "n_frames", 1)
     except Exception as exc:  # noqa: BLE001 - any failure to read back is a failed write
-        raise VeilError(f"{path}: the written file cannot be read back ({type(exc).__name__})") from exc
+        raise VeilError(f"{final_name(path)}: the written file cannot be read back ({type(exc).__name__})") from exc
     if written != expected:
-        raise VeilError(f"{path}: wrote {written} of {expected} pages")
+        raise VeilError(f"{final_name(path)}: wrote {written} of {expected} pages")
 
 
 # ----------------------------------------------------------------------------- video
@@ -238,6 +249,17 @@ def _geometry(codec: str, width: int, height: int, allow_crop: bool) -> tuple[in
     raise VeilError(
         f"{codec} cannot encode an odd size ({width}x{height}) exactly; --allow-crop drops the last row/column"
     )
+
+
+@contextlib.contextmanager
+def _encoding(path: Path) -> Iterator[None]:
+    """FFmpeg refusing a frame (e.g. timestamps a damaged input made absurd, beyond what MP4
+    stores) fails the file with one line, like any other bad input."""
+    try:
+        yield
+    except av.error.FFmpegError as exc:
+        detail = (exc.strerror or type(exc).__name__).strip()
+        raise VeilError(f"{final_name(path)}: cannot encode the video ({detail})") from exc
 
 
 class VideoSink:
@@ -352,9 +374,10 @@ class VideoSink:
         vf.pts = pts
         vf.time_base = self.info.time_base
         self.last_pts = pts
-        for packet in self.stream.encode(vf):
-            self.container.mux(packet)
-            self.video_packets += 1
+        with _encoding(self.path):
+            for packet in self.stream.encode(vf):
+                self.container.mux(packet)
+                self.video_packets += 1
         self.frames_written += 1
 
     def write_audio(self, item: AudioPacket) -> None:
@@ -383,13 +406,15 @@ class VideoSink:
 
     def close(self) -> None:
         if self.container is None:
-            raise VeilError(f"{self.path}: no frames to write")
-        for packet in self.stream.encode(None):
-            self.container.mux(packet)
-            self.video_packets += 1
+            raise VeilError(f"{final_name(self.path)}: no frames to write")
+        with _encoding(self.path):
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+                self.video_packets += 1
         if self.video_packets < self.frames_written:
             # Exit 0 promises every frame: an encoder that swallowed some fails the file.
-            raise VeilError(f"{self.path}: the encoder wrote {self.video_packets} of {self.frames_written} frames")
+            written = f"{self.video_packets} of {self.frames_written}"
+            raise VeilError(f"{final_name(self.path)}: the encoder wrote {written} frames")
         for rewriter in self.rewriters.values():
             rewriter.close()
         for out, transcoder in self.audio.values():

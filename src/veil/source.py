@@ -6,7 +6,9 @@ Every decode problem surfaces as a `MediaError` with a one-line message.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -145,6 +147,7 @@ def read_image(path: Path) -> DecodedImage:
                     img.seek(index)
                     if img.width * img.height > (Image.MAX_IMAGE_PIXELS or 1 << 62):
                         raise Image.DecompressionBombError(f"page {index + 1} is {img.width}x{img.height}")
+                    _check_raw_strips(img, index)
                     deep = deep or _is_deep(img, data)
                 if deep:
                     pages = _read_deep(path, data, img, n_pages)
@@ -154,15 +157,34 @@ def read_image(path: Path) -> DecodedImage:
                         img.seek(index)
                         img.load()
                         pages.append(_page_8bit(img, index))
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except UnidentifiedImageError as exc:
+        raise MediaError(f"{path}: not a readable image (format not recognised)") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise MediaError(f"{path}: not a readable image ({_short(exc)})") from exc
     except (OSError, SyntaxError, ValueError, EOFError, TypeError, IndexError, KeyError, cv2.error) as exc:
+        raise MediaError(f"{path}: corrupt or truncated image ({_short(exc)})") from exc
+    except RuntimeError as exc:  # Pillow's AVIF decoder: "Failed to decode image"
         raise MediaError(f"{path}: corrupt or truncated image ({_short(exc)})") from exc
     for page in pages:
         if page.frame.width == 0 or page.frame.height == 0:
             raise MediaError(f"{path}: image has no pixels")
     info = {"frames_in_file": n_pages, "bit_depth": pages[0].depth}
     return DecodedImage(pages, fmt, icc, exif, info)
+
+
+def _check_raw_strips(img: Image.Image, index: int) -> None:
+    """An uncompressed TIFF page whose strips hold fewer bytes than its size needs is cut short:
+    Pillow would leave the missing rows black (and a damaged height can claim millions of rows)."""
+    if img.format != "TIFF" or img.tag_v2.get(259, 1) != 1:
+        return
+    bits = img.tag_v2.get(258, (1,))
+    bits = bits if isinstance(bits, tuple) else (bits,)
+    counts = img.tag_v2.get(279, ())
+    counts = counts if isinstance(counts, tuple) else (counts,)
+    needed = img.width * img.height * sum(int(b) for b in bits) // 8
+    held = sum(int(c) for c in counts)
+    if held < needed:
+        raise ValueError(f"page {index + 1} holds {held} of the {needed} bytes its size needs")
 
 
 def _page_8bit(img: Image.Image, index: int) -> Page:
@@ -198,14 +220,17 @@ def _is_deep(img: Image.Image, data: bytes) -> bool:
 
 def _read_deep(path: Path, data: bytes, img: Image.Image, n_pages: int) -> list[Page]:
     buffer = np.frombuffer(data, np.uint8)
-    if n_pages > 1:
-        ok, arrays = cv2.imdecodemulti(buffer, cv2.IMREAD_UNCHANGED)
-        arrays = list(arrays) if ok else []
-    else:
-        one = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
-        arrays = [] if one is None else [one]
+    with _quiet_native_stderr():
+        if n_pages > 1:
+            ok, arrays = cv2.imdecodemulti(buffer, cv2.IMREAD_UNCHANGED)
+            arrays = list(arrays) if ok else []
+        else:
+            one = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+            arrays = [] if one is None else [one]
     if len(arrays) != n_pages:
-        raise MediaError(f"{path}: could decode {len(arrays)} of {n_pages} pages at full bit depth")
+        raise MediaError(
+            f"{path}: corrupt or truncated image ({n_pages - len(arrays)} of {n_pages} pages could not be decoded)"
+        )
     pages = []
     for index, array in enumerate(arrays):
         img.seek(index)
@@ -218,6 +243,26 @@ def _read_deep(path: Path, data: bytes, img: Image.Image, n_pages: int) -> list[
             alpha8 = to_8bit(full[..., -1])
         pages.append(Page(Frame(to_8bit_rgb(full), index), alpha8, None if full.dtype == np.uint8 else full))
     return pages
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """libpng inside OpenCV prints its complaints ("libpng error: IDAT: CRC error") straight to
+    file descriptor 2; the user gets veil's one-line error instead."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def _to_rgb_order(array: np.ndarray) -> np.ndarray:
