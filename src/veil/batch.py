@@ -152,7 +152,14 @@ def run_item(payload: dict[str, Any]) -> dict[str, Any]:
         kept.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(plan_file, kept)
         record["_plan_file"] = str(kept)
-    record.pop("_thumbnails", None)
+    thumbnails = record.pop("_thumbnails", None)
+    if thumbnails:
+        # The HTML report's contact sheet (masked and kept regions already filled): beside the
+        # plan, so only a path crosses back to the parent and into the manifest.
+        sheet = Path(payload["plan"]).with_suffix(".thumbnails.json")
+        sheet.parent.mkdir(parents=True, exist_ok=True)
+        sheet.write_text(json.dumps(thumbnails), encoding="utf-8")
+        record["_thumbnails_file"] = str(sheet)
     return {
         "ok": result.ok,
         "error": result.error,

@@ -53,6 +53,15 @@ class FrameDetector:
             built[name] = image
             self.classes.append(ClassDetector(cls, image, video, face_stride * cls.video_stride))
 
+    def reset(self) -> None:
+        """A new file (or stream): detectors that keep state between frames (a background model,
+        a schedule) start afresh, so nothing carries from one clip to the next."""
+        for c in self.classes:
+            for detector in {id(c.image): c.image, id(c.video): c.video}.values():
+                reset = getattr(detector, "reset", None)
+                if reset is not None:
+                    reset()
+
     @property
     def max_stride(self) -> int:
         return max(c.stride for c in self.classes)

@@ -373,6 +373,7 @@ class Pipeline:
 
     def _redact(self, job: Job, record: dict[str, Any]) -> None:
         settings = self.settings
+        self.detect.reset()
         detect_before = self.detect.seconds
         renderer = FrameRenderer(settings, zones=list(settings.zones), thumbnails=settings.report, second_opinion=True)
         builder = PlanBuilder(self.workdir)
@@ -451,6 +452,7 @@ class Pipeline:
         from veil.review import ReviewLog
 
         started = time.monotonic()
+        self.detect.reset()
         review = ReviewLog()
         builder = PlanBuilder(self.workdir)
         zones = ZonePainter(list(self.settings.zones), (0, 0, 0))

@@ -40,6 +40,10 @@ def write_report(path: Path, report: dict[str, Any]) -> None:
     """Write the JSON audit report and the human-readable HTML report beside it."""
     from veil.report_html import render_html
 
+    for f in report.get("files", []):
+        sheet = f.get("_thumbnails_file")
+        if sheet and not f.get("_thumbnails") and Path(sheet).is_file():
+            f["_thumbnails"] = json.loads(Path(sheet).read_text(encoding="utf-8"))
     files = []
     plans: list[Path | None] = []
     for f in report.get("files", []):

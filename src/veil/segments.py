@@ -227,6 +227,7 @@ def redact_segment(
 
     settings: Settings = pipeline.settings
     detector = pipeline.detect
+    detector.reset()  # a segment starts afresh, whatever this worker ran before
     started = time.monotonic()
     detect_before = detector.seconds
     renderer = FrameRenderer(settings)

@@ -223,6 +223,11 @@ class EnsembleDetector:
             "second_every": self.second_every,
         }
 
+    def reset(self) -> None:
+        """A new clip: BlazeFace's every-k-th-frame schedule starts again at its first frame, so a
+        file's output never depends on the files before it."""
+        self.calls = 0
+
     def members(self, image: np.ndarray) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[MemberRule]]:
         """Each member's raw boxes on this image, and the rule each is judged by."""
         cf = self.centerface.detect(image)

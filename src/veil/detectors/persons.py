@@ -100,6 +100,13 @@ class MotionPersonDetector:
             "still_px": self.still_px,
         }
 
+    def reset(self) -> None:
+        """A new clip: forget the background and camera of the last one (state never crosses files)."""
+        self._camera = CameraMotion()
+        self._model = None
+        self._age = 0
+        self._shape = None
+
     def _restart(self, small: np.ndarray) -> None:
         self._model = cv2.createBackgroundSubtractorMOG2(
             history=self.history, varThreshold=self.var_threshold, detectShadows=True
