@@ -194,17 +194,9 @@ class Plan:
 
 def load_plan(path: Path) -> Plan:
     """Read and check a plan; every problem is a PlanError naming the file and what is wrong."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanError(f"{path}: no such plan file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError(f"{path}: cannot read plan ({exc})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PlanError(f"{path}: not a veil plan: invalid JSON at line {exc.lineno} ({exc.msg})") from None
-    return plan_from_json(data, str(path))
+    from veil.jsonfile import read_json
+
+    return plan_from_json(read_json(path, "plan", PlanError), str(path))
 
 
 def plan_from_json(data: Any, where: str = "plan") -> Plan:

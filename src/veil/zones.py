@@ -14,7 +14,6 @@ sees those pixels, and no mask type (blur, pixelate) weakens them.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import cv2
 import numpy as np
 
 from veil.errors import VeilError
+from veil.jsonfile import read_json
 
 # cv2.fillPoly's fixed-point precision: vertices are given in 1/16 px.
 _SHIFT = 4
@@ -85,16 +85,7 @@ def parse_zones(data: Any, source: str = "zones") -> list[Zone]:
 def load_zones(path: str | Path) -> list[Zone]:
     """Read and validate a zone file (`--zones FILE.json`)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise VeilError(f"{path}: zone file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise VeilError(f"{path}: cannot read zone file ({type(exc).__name__})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise VeilError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    data = read_json(path, "zone file")
     return parse_zones(data, str(path))
 
 
