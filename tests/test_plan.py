@@ -183,7 +183,7 @@ def test_tampered_input_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: "{not json", "invalid JSON"),
+        (lambda d: "{not json", "not valid JSON"),
         (lambda d: {**d, "veil_plan": 99}, "newer than this veil"),
         (lambda d: {k: v for k, v in d.items() if k != "veil_plan"}, "not a veil plan"),
         (lambda d: {**d, "tracks": [{**d["tracks"][0], "boxes": [{"frame": 0, "box": [5, 5, 1, 1]}]}]}, "x2 must"),
