@@ -36,7 +36,7 @@ much weaker: a speaker-verification attacker who does not know about it goes fro
 33 % equal error rate, one who disguises a reference recording too still matches at 11 %
 (docs/audio.md); published attacks undo simple voice shifts. Use mute where a voice must not
 be recognised.
-other commands: veil scan, veil render, veil verify, veil inspect, veil live (each has --help).
+other commands: veil scan, render, verify, review, inspect, live (each has --help).
 exit codes: 0 all files done, 1 some files failed, 2 bad arguments, 130 interrupted."""
 
 COMMANDS = ("scan", "render", "verify", "inspect", "review", "live")
