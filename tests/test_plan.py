@@ -18,7 +18,7 @@ from conftest import SAMPLE_FACE, SAMPLE_IMAGE, clip_face_box, decode_frames, ma
 from PIL import Image
 
 from veil.cli import main
-from veil.plan import PlanBox, load_plan, plan_from_json, quantize, simplify
+from veil.plan import PlanBox, PlanError, load_plan, plan_from_json, quantize, simplify
 
 
 def two_faces(path: Path) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
@@ -342,3 +342,24 @@ def test_audio_ranges_in_the_plan_are_applied_by_render(tmp_path: Path) -> None:
     assert np.sqrt(np.mean(inside**2)) < 1e-3 * max(1.0, np.abs(pcm).max())
     assert np.sqrt(np.mean(outside**2)) > 0.01 * np.abs(pcm).max()
     assert read(report)["files"][0]["audio"]
+
+
+def test_plans_are_read_a_track_a_line_and_damage_is_named(image_plan: Any, tmp_path: Path) -> None:
+    """veil writes a track a line; it reads them back one at a time (a long plan is never held
+    whole as raw JSON), the same tracks as a whole-file read, and names the damaged line."""
+    from veil.plan import plan_from_json
+
+    _, plan_path, _ = image_plan
+    text = plan_path.read_text()
+    lines = text.splitlines()
+    assert lines[0].endswith('"tracks": [') and lines[-1] == "]}" and len(lines) == 2 + 2
+    lazy, whole = load_plan(plan_path), plan_from_json(json.loads(text))
+    assert [t.to_json() for t in lazy.tracks] == [t.to_json() for t in whole.tracks]
+    damaged = tmp_path / "damaged.plan.json"
+    damaged.write_text("\n".join([*lines[:2], lines[2][:-5], *lines[3:]]) + "\n")
+    with pytest.raises(PlanError, match="line 3"):
+        load_plan(damaged)
+    truncated = tmp_path / "truncated.plan.json"
+    truncated.write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(PlanError, match="ends before"):
+        load_plan(truncated)

@@ -23,7 +23,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -68,7 +68,7 @@ def interpolate(a: np.ndarray, b: np.ndarray, fa: int, fb: int, frame: int) -> n
 # ----------------------------------------------------------------------------- values
 
 
-@dataclass
+@dataclass(slots=True)
 class PlanBox:
     frame: int
     box: np.ndarray  # float64 x1, y1, x2, y2 in pixels of the upright frame
@@ -196,10 +196,58 @@ def load_plan(path: Path) -> Plan:
     """Read and check a plan; every problem is a PlanError naming the file and what is wrong."""
     from veil.jsonfile import read_json
 
+    lines = _line_layout(Path(path))
+    if lines is not None:
+        header, tracks = lines
+        return plan_from_json(header, str(path), tracks)
     return plan_from_json(read_json(path, "plan", PlanError), str(path))
 
 
-def plan_from_json(data: Any, where: str = "plan") -> Plan:
+TRACKS_OPEN = ', "tracks": ['
+
+
+def _line_layout(path: Path) -> tuple[dict[str, Any], Iterator[Any]] | None:
+    """A plan in the layout veil writes (`write_plan_stream`: the header on the first line, then a
+    track a line) as (header, tracks parsed one line at a time), so loading a long plan never
+    holds all of its raw JSON at once; None for any other layout (read whole instead)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            first = fh.readline().rstrip("\n")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not first.endswith(TRACKS_OPEN):
+        return None
+    try:
+        header = json.loads(first[: -len(TRACKS_OPEN)] + "}")
+    except json.JSONDecodeError:
+        return None
+
+    def tracks() -> Iterator[Any]:
+        with open(path, encoding="utf-8") as fh:
+            fh.readline()
+            closed = False
+            for number, line in enumerate(fh, start=2):
+                text = line.strip()
+                if not text:
+                    continue
+                if closed or text == "]}":
+                    if closed or text != "]}":
+                        raise PlanError(f"{path}: the plan is not valid JSON (line {number}: text after the end)")
+                    closed = True
+                    continue
+                try:
+                    yield json.loads(text.removesuffix(","))
+                except json.JSONDecodeError as exc:
+                    raise PlanError(f"{path}: the plan is not valid JSON (line {number}: {exc.msg})") from None
+            if not closed:
+                raise PlanError(f"{path}: the plan is not valid JSON (it ends before its tracks do)")
+
+    return header, tracks()
+
+
+def plan_from_json(data: Any, where: str = "plan", lazy_tracks: Iterable[Any] | None = None) -> Plan:
+    """Check a decoded plan; `lazy_tracks` (from `load_plan`) replaces `data["tracks"]`, read one
+    track at a time."""
     if not isinstance(data, dict) or "veil_plan" not in data:
         raise PlanError(f'{where}: not a veil plan (no "veil_plan" version)')
     version = data["veil_plan"]
@@ -222,7 +270,7 @@ def plan_from_json(data: Any, where: str = "plan") -> Plan:
 
     tracks: list[Track] = []
     seen: set[int] = set()
-    raw_tracks = _need(data, "tracks", list, where)
+    raw_tracks = lazy_tracks if lazy_tracks is not None else _need(data, "tracks", list, where)
     for i, raw in enumerate(raw_tracks):
         track = _track(raw, f"{where}: tracks[{i}]", warnings)
         if track.id in seen:
