@@ -47,7 +47,16 @@ from veil.progress import Reporter
 from veil.render import FrameRenderer
 from veil.scan import tracked_frames
 from veil.sink import atomic_output, default_suffix, output_problem, write_image
-from veil.source import ANIMATION_EXTS, IMAGE_EXTS, VIDEO_EXTS, AudioPacket, VideoSource, media_kind, read_image
+from veil.source import (
+    ANIMATION_EXTS,
+    IMAGE_EXTS,
+    VIDEO_EXTS,
+    AudioPacket,
+    DecodedImage,
+    VideoSource,
+    media_kind,
+    read_image,
+)
 from veil.track import LookaheadTracker
 from veil.types import Detections, Frame
 from veil.verify import verify
@@ -285,6 +294,7 @@ class Pipeline:
         self.second_opinion = second_opinion
         self._detector: Any = None
         self._workdir: Path | None = None
+        self._plans_made = 0
 
     @property
     def detect(self) -> Any:
@@ -385,7 +395,8 @@ class Pipeline:
                 else:
                     info = self._video(job, tmp, record, renderer, self._tracked(job, builder, renderer))
                 builder.finish()
-                plan_file = self.workdir / f"{len(os.listdir(self.workdir))}{PLAN_SUFFIX}"
+                self._plans_made += 1
+                plan_file = self.workdir / f"{self._plans_made}{PLAN_SUFFIX}"
                 self._write_plan(plan_file, job, record, info, renderer.review.flags(), builder)
                 plan_obj = load_plan(plan_file)
                 self._finish(job, tmp, plan_obj, record, renderer, started)
@@ -404,8 +415,7 @@ class Pipeline:
         self, builder: PlanBuilder, renderer: FrameRenderer
     ) -> Callable[[Frame], tuple[Detections, Detections, bool]]:
         def boxes(frame: Frame) -> tuple[Detections, Detections, bool]:
-            renderer.redactor.paint_zones(frame.image)  # zones first: never looked at
-            return builder.add(frame.index, self.detect.run(frame.image)), Detections.empty(), False
+            return self._detect_page(frame, builder, renderer.redactor.paint_zones), Detections.empty(), False
 
         return boxes
 
@@ -413,23 +423,43 @@ class Pipeline:
         self, job: Job, builder: PlanBuilder, renderer: FrameRenderer
     ) -> Callable[[VideoSource], Iterator[Any]]:
         def frames(source: VideoSource) -> Iterator[AudioPacket | tuple[Frame, Detections, Detections, bool]]:
-            tracker = LookaheadTracker.for_video(
-                float(source.info.rate) if source.info.rate else None,
-                self.settings.lookahead_s,
-                stride=self.detect.max_stride,
-            )
-            # Animations: every frame is detected with the image settings (few frames, often
-            # unrelated: a tracker's stride would guess across jumps).
-            every = job.kind == "animation"
-            zones = renderer.redactor.paint_zones if renderer.redactor.zones else None
-            for item in tracked_frames(source, self.detect, tracker, every_frame=every, prepare=zones):
+            prepare = renderer.redactor.paint_zones if renderer.redactor.zones else None
+            for item in self._planned_frames(job, source, builder, prepare):
                 if isinstance(item, AudioPacket):
                     yield item
-                    continue
-                frame, final = item
-                yield frame, builder.add(frame.index, final), Detections.empty(), False
+                else:
+                    yield (*item, Detections.empty(), False)
 
         return frames
+
+    def _detect_page(self, frame: Frame, builder: PlanBuilder, prepare: Callable[[np.ndarray], None]) -> Detections:
+        """A photo or page: privacy zones painted first (never looked at), detected, planned."""
+        prepare(frame.image)
+        return builder.add(frame.index, self.detect.run(frame.image))
+
+    def _planned_frames(
+        self,
+        job: Job,
+        source: VideoSource,
+        builder: PlanBuilder,
+        prepare: Callable[[np.ndarray], None] | None,
+    ) -> Iterator[AudioPacket | tuple[Frame, Detections]]:
+        """A video's analysis, shared by the one-shot run and scan: each frame with the boxes the
+        plan holds for it, once the tracker has seen far enough past it (audio passes through)."""
+        tracker = LookaheadTracker.for_video(
+            float(source.info.rate) if source.info.rate else None,
+            self.settings.lookahead_s,
+            stride=self.detect.max_stride,
+        )
+        # Animations: every frame is detected with the image settings (few frames, often
+        # unrelated: a tracker's stride would guess across jumps).
+        every = job.kind == "animation"
+        for item in tracked_frames(source, self.detect, tracker, every_frame=every, prepare=prepare):
+            if isinstance(item, AudioPacket):
+                yield item
+            else:
+                frame, final = item
+                yield frame, builder.add(frame.index, final)
 
     def _audio_only(self, job: Job, record: dict[str, Any]) -> None:
         """A file with no picture: its audio streams copied, or muted, bleeped or disguised."""
@@ -461,29 +491,19 @@ class Pipeline:
                 decoded = read_image(job.input)
                 self.reporter.start_file(job.input.name, len(decoded.pages))
                 for page in decoded.pages:
-                    index = page.frame.index
-                    zones.paint(page.frame.image)
-                    review.offer(index, builder.add(index, self.detect.run(page.frame.image)))
+                    review.offer(page.frame.index, self._detect_page(page.frame, builder, zones.paint))
                     self.reporter.advance()
                 self.reporter.end_file()
-                info = {**_image_info(decoded.frame), "frames": len(decoded.pages)}
+                info = _image_info(decoded)
                 record["frames_processed"] = len(decoded.pages)
             else:
                 source_class, _ = stream_classes(job.kind, job.output)
                 with source_class(job.input, with_audio=False, **self._range(job)) as source:
                     self.reporter.start_file(job.input.name, source.expected_frames)
-                    tracker = LookaheadTracker.for_video(
-                        float(source.info.rate) if source.info.rate else None,
-                        self.settings.lookahead_s,
-                        stride=self.detect.max_stride,
-                    )
                     try:
-                        every = job.kind == "animation"
-                        prepare = zones.paint if zones else None
-                        frames = tracked_frames(source, self.detect, tracker, every_frame=every, prepare=prepare)
-                        for item in frames:
-                            frame, final = item  # type: ignore[misc]
-                            review.offer(frame.index, builder.add(frame.index, final))
+                        for item in self._planned_frames(job, source, builder, zones.paint if zones else None):
+                            frame, planned = item  # type: ignore[misc]
+                            review.offer(frame.index, planned)
                             self.reporter.advance()
                     finally:
                         self.reporter.end_file()
@@ -580,7 +600,7 @@ class Pipeline:
             height=decoded.frame.height,
             bit_depth=decoded.info["bit_depth"],
         )
-        return {**_image_info(decoded.frame), "frames": len(decoded.pages)}
+        return _image_info(decoded)
 
     def _video(
         self,
@@ -711,8 +731,9 @@ class Pipeline:
         )
 
 
-def _image_info(frame: Frame) -> dict[str, Any]:
-    return {"kind": "image", "width": frame.width, "height": frame.height, "frames": 1}
+def _image_info(decoded: DecodedImage) -> dict[str, Any]:
+    """The plan's input description of an image: its pages are the plan's frames."""
+    return {"kind": "image", "width": decoded.frame.width, "height": decoded.frame.height, "frames": len(decoded.pages)}
 
 
 def _video_info(source: VideoSource) -> dict[str, Any]:
