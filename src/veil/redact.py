@@ -3,17 +3,40 @@ by its class's margin."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from veil.boxes import grow, to_pixels
 from veil.classes import BY_LABEL
 from veil.masks import RedactionMask
+from veil.masks.solid import parse_color
 from veil.types import Detections
 from veil.zones import Zone, ZonePainter
+
+if TYPE_CHECKING:
+    from veil.config import Settings
 
 # A fill for what must never be seen at all (privacy zones, whole-frame ranges): opaque,
 # whatever mask the boxes use, because blur and pixelate leave signal behind.
 DEFAULT_FILL = (0, 0, 0)
+
+
+def in_paint_order(detections: Detections) -> Detections:
+    """Boxes in the plan's track order: overlapping blurs then come out the same from a plan as
+    from the run that wrote it, and verify repaints them the same way."""
+    if len(detections) > 1:
+        return detections[np.argsort(detections.track_id, kind="stable")]
+    return detections
+
+
+def redactor_for(settings: Settings, zones: list[Zone] | None = None) -> Redactor:
+    """The redactor a render paints with: the settings' mask and margin, and zones and whole
+    frames filled opaquely in the solid mask's colour (black for blur and pixelate)."""
+    from veil.masks import create
+
+    fill = parse_color(settings.mask_color or "black") if settings.mask == "solid" else DEFAULT_FILL
+    return Redactor(create(settings.mask, **settings.mask_options()), float(settings.margin or 0.0), zones, fill)
 
 
 class Redactor:

@@ -12,9 +12,7 @@ import numpy as np
 
 from veil.boxes import to_pixels
 from veil.config import Settings
-from veil.masks import create as create_mask
-from veil.masks.solid import parse_color
-from veil.redact import Redactor
+from veil.redact import in_paint_order, redactor_for
 from veil.review import ReviewLog, ThumbnailSampler
 from veil.types import Detections, Frame
 from veil.zones import Zone
@@ -36,9 +34,7 @@ class FrameRenderer:
         second_opinion: bool = False,
     ) -> None:
         self.settings = settings
-        self.mask = create_mask(settings.mask, **settings.mask_options())
-        fill = parse_color(settings.mask_color) if settings.mask == "solid" and settings.mask_color else (0, 0, 0)
-        self.redactor = Redactor(self.mask, float(settings.margin or 0.0), zones, fill)
+        self.redactor = redactor_for(settings, zones)
         self.review = ReviewLog()
         self.sampler = ThumbnailSampler() if thumbnails else None
         self.regions = 0
@@ -52,10 +48,7 @@ class FrameRenderer:
         self.second_flagged = 0
 
     def paint(self, frame: Frame, masked: Detections, kept: Detections | None = None, whole: bool = False) -> None:
-        # Paint order is the plan's track order, so overlapping blurs come out the same from a
-        # plan as from the run that wrote it.
-        if len(masked) > 1:
-            masked = masked[np.argsort(masked.track_id, kind="stable")]
+        masked = in_paint_order(masked)
         painted = self.redactor(frame.image, masked, whole_frame=whole)
         self.frames += 1
         self.regions += len(masked)

@@ -19,9 +19,8 @@ import numpy as np
 
 from veil.config import Settings
 from veil.errors import VeilError
-from veil.masks.solid import parse_color
 from veil.plan import FrameBoxes, Plan, plan_time_range, plan_zones
-from veil.redact import Redactor
+from veil.redact import Redactor, in_paint_order, redactor_for
 from veil.types import Frame
 
 LOSSLESS = {".png", ".tif", ".tiff", ".bmp"}
@@ -80,10 +79,8 @@ def verify(plan: Plan, output: Path, settings: Settings, source_path: Path | Non
     result = VerifyResult()
     lossless = output.suffix.lower() in LOSSLESS
     solid = settings.mask == "solid"
-    color = np.asarray(parse_color(settings.mask_color or "black") if solid else (0, 0, 0), dtype=np.int16)
-    zones = plan_zones(plan)
-    fill = tuple(int(v) for v in color) if solid else (0, 0, 0)
-    redactor = Redactor(_mask(settings), float(settings.margin or 0.0), zones, fill)  # type: ignore[arg-type]
+    redactor = redactor_for(settings, plan_zones(plan))
+    color = np.asarray(redactor.fill, dtype=np.int16)
     boxes = FrameBoxes(plan)
     originals = None
     if not solid:
@@ -105,12 +102,6 @@ def verify(plan: Plan, output: Path, settings: Settings, source_path: Path | Non
     result.frames_checked = n
     result.seconds = time.monotonic() - started
     return result
-
-
-def _mask(settings: Settings) -> Any:
-    from veil.masks import create
-
-    return create(settings.mask, **settings.mask_options())
 
 
 def _frames(path: Path, time_range: Any = None, read: dict[str, bool] | None = None) -> Any:
@@ -145,16 +136,11 @@ def _check_frame(
     index = frame.index
     masked, _kept = boxes.at(index)
     whole = boxes.whole_frame(index) is not None
-    result.frames_checked += 1
     h, w = frame.height, frame.width
     if whole or redactor.zones:
-        expected = np.zeros((h, w), dtype=bool)
-        if whole:
-            expected[:] = True
-        else:
-            expected = redactor.zone_mask(h, w)
+        expected = np.ones((h, w), dtype=bool) if whole else redactor.zone_mask(h, w)
         result.regions_checked += 1
-        got = _distance(frame.image, np.asarray(redactor.fill, np.int16), lossless)
+        got = _distance(frame.image, color, lossless)
         share = float((got[expected] <= (0 if lossless else TOLERANCE)).mean()) if expected.any() else 1.0
         if share < (1.0 if lossless else MIN_SHARE):
             what = "whole frame not masked" if whole else "privacy zone not masked"
@@ -163,15 +149,13 @@ def _check_frame(
             return
     if not len(masked):
         return
-    if len(masked) > 1:
-        masked = masked[np.argsort(masked.track_id, kind="stable")]
+    masked = in_paint_order(masked)
     pixel_boxes = redactor.mask_boxes(masked, w, h)
     reference = None
     if original is not None:
+        # What the render painted: the input's frame through the same redactor.
         reference = original.image[:h, :w].copy()
-        redactor.paint_zones(reference)
-        for x1, y1, x2, y2 in pixel_boxes:
-            redactor.mask.apply(reference, (int(x1), int(y1), int(x2), int(y2)))
+        redactor(reference, masked)
     for i, (x1, y1, x2, y2) in enumerate(pixel_boxes.tolist()):
         if x2 <= x1 or y2 <= y1:
             continue  # wholly outside the picture
