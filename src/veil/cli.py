@@ -365,9 +365,9 @@ def _render(argv: list[str]) -> int:
 
     args = render_parser().parse_args(argv)
     reporter = Reporter(quiet=args.quiet)
-    # Output naming and validation of the options given, before any plan is read.
-    _render_settings(args)
-    jobs, failed = render_jobs(args.plans, args.output, _render_settings(args))
+    # The options given, checked before any plan is read; they also name the outputs.
+    given = _render_settings(args)
+    jobs, failed = render_jobs(args.plans, args.output, given)
     for result in failed:
         reporter.error(result.error or str(result.input))
     results = []
@@ -380,7 +380,7 @@ def _render(argv: list[str]) -> int:
         finally:
             pipeline.close()
     if pipeline is None:
-        pipeline = Pipeline(_render_settings(args), reporter)
+        pipeline = Pipeline(given, reporter)
         pipeline.close()
     return _finish(reporter, pipeline, failed, results, args, argv)
 
