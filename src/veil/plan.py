@@ -105,21 +105,15 @@ class Track:
 
     def box_at(self, frame: int) -> tuple[np.ndarray, PlanBox | None] | None:
         """(box, the stored box if `frame` has one) or None when the track is not in `frame`."""
-        frames = [b.frame for b in self.boxes] if len(self.boxes) < 8 else self._frames()
-        pos = bisect.bisect_left(frames, frame)
-        if pos < len(frames) and frames[pos] == frame:
+        # Searched on the boxes themselves: a cached list of their frames went stale when a
+        # reviewer's edit changed a keyframe's frame without changing how many there are.
+        pos = bisect.bisect_left(self.boxes, frame, key=lambda b: b.frame)
+        if pos < len(self.boxes) and self.boxes[pos].frame == frame:
             return self.boxes[pos].box, self.boxes[pos]
-        if pos == 0 or pos == len(frames):
+        if pos == 0 or pos == len(self.boxes):
             return None
         a, b = self.boxes[pos - 1], self.boxes[pos]
         return interpolate(a.box, b.box, a.frame, b.frame, frame), None
-
-    def _frames(self) -> list[int]:
-        cached = self.extra.get("_frames")
-        if cached is None or len(cached) != len(self.boxes):
-            cached = [b.frame for b in self.boxes]
-            self.extra["_frames"] = cached
-        return cached
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -358,7 +352,7 @@ def _track(raw: Any, at: str, warnings: list[str]) -> Track:
             PlanBox(frame, quantize(box), bool(rb.get("detected", False)), float(score) if _is_number(score) else None)
         )
     known = {"id", "label", "redact", "source", "reason", "boxes"}
-    # Keys starting with "_" are veil's own caches, never read from a file.
+    # Keys starting with "_" are reserved for veil's in-memory state: never read from a file.
     extra = {k: v for k, v in raw.items() if k not in known and not k.startswith("_")}
     reason = raw.get("reason")
     return Track(track_id, label, boxes, redact, source, reason if isinstance(reason, str) else None, extra)
