@@ -488,7 +488,6 @@ def merged_plan(input_path: Path, input_sha: str, probe_info: Probe, results: li
                 box.frame += offset
             track.id = next_id
             next_id += 1
-            track.extra.pop("_frames", None)
             tracks.append(track)
         for flag in part.review.get("flags", []):
             flags.append(flag)  # already global frame numbers

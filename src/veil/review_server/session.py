@@ -327,7 +327,6 @@ class ReviewSession:
                         by_frame[b.frame] = PlanBox(b.frame, quantize(union), have.detected or b.detected, have.score)
             keep = tracks[0]
             keep.boxes = [by_frame[f] for f in sorted(by_frame)]
-            keep.extra.pop("_frames", None)
             # Kept visible only when every part was kept: a merge never unmasks anything.
             keep.redact = any(t.redact for t in tracks)
             if all(t.source == "manual" for t in tracks):
@@ -384,7 +383,6 @@ class ReviewSession:
                 return [{"track": track_id, "action": "delete", "reason": "last keyframe deleted"}]
             track.extra["keyframes"] = sorted(keys, key=lambda k: k["frame"])
             track.boxes = self._manual_boxes(track)
-            track.extra.pop("_frames", None)
             action = "keyframe" if xyxy is not None else "delete keyframe"
             return [{"track": track_id, "action": action, "reason": f"frame {frame}"}]
 
