@@ -473,8 +473,6 @@ class PlanBuilder:
             "w+", encoding="utf-8", suffix=".veil-tracks", dir=spool_dir, delete=False
         )
         self.tracks_written = 0
-        self.boxes_in = 0
-        self.boxes_kept = 0
         self.summary: list[dict[str, Any]] = []
 
     def add(self, frame: int, detections: Detections) -> Detections:
@@ -498,7 +496,6 @@ class PlanBuilder:
             entry[2].append(PlanBox(frame, xyxy[i], detected, score))
             present.add(tid)
             plan_ids.append(entry[0])
-            self.boxes_in += 1
         for tid in [t for t in self._open if t not in present]:
             self._close(tid)
         return Detections(
@@ -512,7 +509,6 @@ class PlanBuilder:
     def _close(self, tid: int) -> None:
         plan_id, label, boxes = self._open.pop(tid)
         kept = simplify(boxes)
-        self.boxes_kept += len(kept)
         track = Track(plan_id, label, kept)
         self._spool.write(json.dumps(track.to_json()) + "\n")
         self.tracks_written += 1
