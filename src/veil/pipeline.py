@@ -321,8 +321,10 @@ class Pipeline:
         from veil.masks import create as create_mask
 
         mask = create_mask(self.settings.mask, **self.settings.mask_options())
+        # The mask's own record carries its colour: the raw option beside it only repeated it.
+        settings = {k: v for k, v in self.settings.to_json().items() if k != "mask_color"}
         out = {
-            **self.settings.to_json(),
+            **settings,
             "mask": {"name": mask.name, "irreversible": mask.irreversible, **mask.settings()},
             "detect_stride": self.settings.preset_obj.detect_stride,
             "keep_audio": self.settings.keep_audio,
