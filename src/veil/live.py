@@ -44,6 +44,7 @@ from veil.classes import parse_classes
 from veil.config import Settings
 from veil.detect import FrameDetector
 from veil.errors import VeilError
+from veil.memory import MemoryRelease
 from veil.presets import PRESETS
 from veil.progress import Reporter
 from veil.render import FrameRenderer
@@ -514,6 +515,7 @@ class Writer:
         self.say = say
         self.kind = dest_kind(options.dest)
         self.renderer = FrameRenderer(settings, zones=options.zones)
+        self.memory = MemoryRelease()
         self.cond = threading.Condition()
         self.pending: deque[Slot] = deque()
         self.audio: deque[AudioItem] = deque(maxlen=512)
@@ -662,6 +664,7 @@ class Writer:
         for packet in self.stream.encode(vf):
             self.container.mux(packet)
         self.last_out = at
+        self.memory.frame_done()
         with self.stats.lock:
             self.stats.frames_out += 1
 

@@ -27,6 +27,7 @@ from PIL import Image
 from veil.animation import ANIMATION_FORMATS
 from veil.audio import AUDIO_EXTS, AudioEdit, TrackRewriter
 from veil.errors import VeilError
+from veil.memory import MemoryRelease
 from veil.source import HEIF_EXTS, VIDEO_EXTS, AudioPacket, DecodedImage, Page, VideoInfo, float_scale, to_8bit_rgb
 from veil.types import Frame
 
@@ -294,6 +295,7 @@ class VideoSink:
         self.audio_edit = audio_edit
         self.rewriters: dict[int, TrackRewriter] = {}
         self.frames_written = 0
+        self.memory = MemoryRelease()
         self.video_packets = 0  # encoded video packets muxed: one per frame written
         self.last_pts: int | None = None
 
@@ -379,6 +381,7 @@ class VideoSink:
                 self.container.mux(packet)
                 self.video_packets += 1
         self.frames_written += 1
+        self.memory.frame_done()
 
     def write_audio(self, item: AudioPacket) -> None:
         if self.container is None:
