@@ -234,3 +234,19 @@ def test_ray_resource_requests() -> None:
 def test_bad_batch_options(tmp_path: Path, bad: list[str]) -> None:
     proc = run_cli(SAMPLE_IMAGE, "-o", tmp_path / "x.png", *bad)
     assert proc.returncode == 2 and "veil: error:" in proc.stderr
+
+
+def test_default_segments_keep_every_worker_busy() -> None:
+    """Without --segment-seconds a long video gets about two segments per worker (an hour on 16
+    workers: 32 or more, so no worker idles while one file remains), capped at 300 s so an
+    interruption loses little, and never below 60 s, where the overlap decoded twice costs 5 %."""
+    from veil.segments import DEFAULT_SEGMENT_S, MIN_DEFAULT_SEGMENT_S, default_segment_seconds
+
+    hour = 3600.0
+    assert default_segment_seconds(hour, 1) is None
+    for workers in (2, 4, 8, 16, 64, 256):
+        length = default_segment_seconds(hour, workers)
+        assert length is not None and MIN_DEFAULT_SEGMENT_S <= length <= DEFAULT_SEGMENT_S
+        assert hour / length >= min(2 * workers, hour / MIN_DEFAULT_SEGMENT_S) - 1e-9
+    assert default_segment_seconds(90.0, 16) is None  # too short to cut in two
+    assert default_segment_seconds(5 * 60.0, 2) == 75.0  # a 5-minute clip on this 2-core machine: 4 segments

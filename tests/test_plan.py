@@ -363,3 +363,67 @@ def test_plans_are_read_a_track_a_line_and_damage_is_named(image_plan: Any, tmp_
     truncated.write_text("\n".join(lines[:-1]) + "\n")
     with pytest.raises(PlanError, match="ends before"):
         load_plan(truncated)
+
+
+def long_plan(path: Path, tracks: int, frames_each: int) -> Path:
+    """A plan in veil's layout with `tracks` faces one after another, each on screen for
+    `frames_each` frames with a detected box in every frame (nothing to simplify away)."""
+    from veil.plan import Plan, Track, write_plan
+
+    plan = Plan(
+        input={"sha256": "0" * 64, "kind": "video", "width": 640, "height": 360, "frames": tracks * frames_each},
+        settings={},
+    )
+    for k in range(tracks):
+        boxes = [
+            PlanBox(f, quantize(np.array([10.0 + f % 300, 20.0, 60.0 + f % 300, 80.0])), True, 0.9)
+            for f in range(k * frames_each, (k + 1) * frames_each)
+        ]
+        plan.tracks.append(Track(k, "face", boxes, redact=k % 3 != 0))
+    write_plan(plan, path)
+    return path
+
+
+def test_spooled_plan_renders_the_same_boxes_holding_only_what_is_on_screen(tmp_path: Path) -> None:
+    """Render and verify read a plan's tracks from its file as their first frame comes: the same
+    boxes per frame as a plan read whole, with memory for the tracks on screen instead of the
+    whole plan (the eager read held about 200 bytes a box: hundreds of MB for an hour of crowd)."""
+    import tracemalloc
+
+    from veil.plan import FrameBoxes, SpooledTracks
+
+    path = long_plan(tmp_path / "long.plan.json", tracks=200, frames_each=250)  # 50,000 boxes
+    eager, spooled = load_plan(path), load_plan(path, spooled=True)
+    assert isinstance(spooled.tracks, SpooledTracks) and len(spooled.tracks) == 200
+    assert [t.to_json() for t in spooled.tracks] == [t.to_json() for t in eager.tracks]
+    a, b = FrameBoxes(eager), FrameBoxes(spooled)
+    for frame in range(0, eager.frames, 9):
+        (ma, ka), (mb, kb) = a.at(frame), b.at(frame)
+        assert np.array_equal(ma.xyxy, mb.xyxy) and np.array_equal(ka.xyxy, kb.xyxy)
+        assert list(ma.track_id) == list(mb.track_id) and len(ma) + len(ka) == 1
+    del eager, a, b
+
+    def peak_mb(spool: bool) -> float:
+        tracemalloc.start()
+        boxes = FrameBoxes(load_plan(path, spooled=spool))
+        for frame in range(0, 200 * 250, 10):
+            boxes.at(frame)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak / 2**20
+
+    whole, streamed = peak_mb(False), peak_mb(True)
+    assert whole > 5 and streamed < whole / 10, (whole, streamed)
+
+
+def test_a_plan_changed_while_it_is_rendered_fails(tmp_path: Path) -> None:
+    from veil.plan import FrameBoxes
+
+    path = long_plan(tmp_path / "p.plan.json", tracks=3, frames_each=10)
+    boxes = FrameBoxes(load_plan(path, spooled=True))
+    boxes.at(0)
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace('"id": 1,', '"id": 7,')  # a different track where track 1 was
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(PlanError, match="changed while"):
+        boxes.at(10)

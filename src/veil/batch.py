@@ -205,7 +205,7 @@ def run_render(payload: dict[str, Any], scanned: dict[str, Any]) -> dict[str, An
     pipeline = _pipeline(settings)
     plan = Path(payload["plan"])
     job = Job(Path(payload["input"]), Path(payload["output"]), payload["job_kind"], plan)
-    result = pipeline.render(job, load_plan(plan))
+    result = pipeline.render(job, load_plan(plan, spooled=True))
     record = dict(result.record)
     record.pop("_thumbnails", None)
     record["_plan_file"] = str(plan)
@@ -497,14 +497,14 @@ def use_runner(jobs: list[Job], workers: int, segment_s: float | None, engine: s
     """Whether there is more than one unit of work for more than one worker (or Ray was asked
     for): several files, or a video long enough to be cut. Otherwise the sequential one-shot
     loop runs, with no manifest: it is the reference the runner is tested against."""
-    from veil.segments import DEFAULT_SEGMENT_S
+    from veil.segments import default_segment_seconds
 
     if engine == "ray" or segment_s:
         return True
     if workers < 2:
         return False
     return len(jobs) > 1 or any(
-        j.kind == "video" and _video_hours(j.input) * 3600 >= 2 * DEFAULT_SEGMENT_S for j in jobs
+        j.kind == "video" and default_segment_seconds(_video_hours(j.input) * 3600, workers) for j in jobs
     )
 
 
@@ -564,8 +564,8 @@ class Runner:
         if job.kind == "video" and not (finished and finished.get("input_sha256") == sha):
             # (A finished file is one item, skipped whole: its segment files are gone.)
             segment_s = self.segment_s
-            if segment_s is None and self.workers > 1:
-                segment_s = segments.DEFAULT_SEGMENT_S
+            if segment_s is None:
+                segment_s = segments.default_segment_seconds(_video_hours(job.input) * 3600, self.workers)
             if segment_s:
                 stride = max_stride(self.settings)
                 cut = segments.plan_segments(job.input, self.settings, segment_s, stride)

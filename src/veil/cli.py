@@ -136,7 +136,10 @@ def _batch_options(p: argparse.ArgumentParser) -> None:
         "--segment-seconds",
         type=float,
         metavar="S",
-        help="cut videos into segments of about S seconds at keyframes (default: 300 s for long videos when -j > 1)",
+        help=(
+            "cut videos into segments of about S seconds at keyframes (default with -j > 1: two per "
+            "worker, 60 to 300 s, for videos of 2 minutes or more)"
+        ),
     )
     p.add_argument(
         "--engine",
@@ -393,7 +396,7 @@ def _verify(argv: list[str]) -> int:
 
     args = verify_parser().parse_args(argv)
     reporter = Reporter(quiet=args.quiet)
-    plan_obj = load_plan(args.plan)
+    plan_obj = load_plan(args.plan, spooled=True)
     if not args.output.is_file():
         raise VeilError(f"{args.output}: no such file")
     settings = _render_settings(args, plan_obj.settings)

@@ -218,7 +218,7 @@ def render_jobs(
     walk = lambda d: sorted(d.rglob("*" + PLAN_SUFFIX))  # noqa: E731
     for plan_path, _base in _collect(plans, failed, walk):
         try:
-            plan_obj = load_plan(plan_path)
+            plan_obj = load_plan(plan_path, spooled=True)
         except PlanError as exc:
             failed.append(FileResult(plan_path, None, False, str(exc)))
             continue
@@ -400,7 +400,7 @@ class Pipeline:
                 self._plans_made += 1
                 plan_file = self.workdir / f"{self._plans_made}{PLAN_SUFFIX}"
                 self._write_plan(plan_file, job, record, info, renderer.review.flags(), builder)
-                plan_obj = load_plan(plan_file)
+                plan_obj = load_plan(plan_file, spooled=True)
                 self._finish(job, tmp, plan_obj, record, renderer, started)
         finally:
             builder.close()

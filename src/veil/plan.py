@@ -186,24 +186,28 @@ class Plan:
 # ----------------------------------------------------------------------------- reading
 
 
-def load_plan(path: Path) -> Plan:
-    """Read and check a plan; every problem is a PlanError naming the file and what is wrong."""
+def load_plan(path: Path, spooled: bool = False) -> Plan:
+    """Read and check a plan; every problem is a PlanError naming the file and what is wrong.
+
+    `spooled`: for renderers and verify. A plan in veil's own layout (a track a line) is checked
+    whole as usual, but its tracks stay on disk (`SpooledTracks`): memory holds a small index
+    and, while rendering, only the tracks on screen. Other layouts are read whole either way."""
     from veil.jsonfile import read_json
 
     lines = _line_layout(Path(path))
     if lines is not None:
         header, tracks = lines
-        return plan_from_json(header, str(path), tracks)
+        return plan_from_json(header, str(path), tracks, spool=Path(path) if spooled else None)
     return plan_from_json(read_json(path, "plan", PlanError), str(path))
 
 
 TRACKS_OPEN = ', "tracks": ['
 
 
-def _line_layout(path: Path) -> tuple[dict[str, Any], Iterator[Any]] | None:
+def _line_layout(path: Path) -> tuple[dict[str, Any], Iterator[tuple[int, Any]]] | None:
     """A plan in the layout veil writes (`write_plan_stream`: the header on the first line, then a
-    track a line) as (header, tracks parsed one line at a time), so loading a long plan never
-    holds all of its raw JSON at once; None for any other layout (read whole instead)."""
+    track a line) as (header, (byte offset, track) parsed one line at a time), so loading a long
+    plan never holds all of its raw JSON at once; None for any other layout (read whole instead)."""
     try:
         with open(path, encoding="utf-8") as fh:
             first = fh.readline().rstrip("\n")
@@ -216,12 +220,18 @@ def _line_layout(path: Path) -> tuple[dict[str, Any], Iterator[Any]] | None:
     except json.JSONDecodeError:
         return None
 
-    def tracks() -> Iterator[Any]:
-        with open(path, encoding="utf-8") as fh:
+    def tracks() -> Iterator[tuple[int, Any]]:
+        with open(path, "rb") as fh:
             fh.readline()
             closed = False
-            for number, line in enumerate(fh, start=2):
-                text = line.strip()
+            number = 1
+            while True:
+                offset = fh.tell()
+                raw = fh.readline()
+                if not raw:
+                    break
+                number += 1
+                text = raw.decode("utf-8", errors="replace").strip()
                 if not text:
                     continue
                 if closed or text == "]}":
@@ -230,7 +240,7 @@ def _line_layout(path: Path) -> tuple[dict[str, Any], Iterator[Any]] | None:
                     closed = True
                     continue
                 try:
-                    yield json.loads(text.removesuffix(","))
+                    yield offset, json.loads(text.removesuffix(","))
                 except json.JSONDecodeError as exc:
                     raise PlanError(f"{path}: the plan is not valid JSON (line {number}: {exc.msg})") from None
             if not closed:
@@ -239,9 +249,59 @@ def _line_layout(path: Path) -> tuple[dict[str, Any], Iterator[Any]] | None:
     return header, tracks()
 
 
-def plan_from_json(data: Any, where: str = "plan", lazy_tracks: Iterable[Any] | None = None) -> Plan:
-    """Check a decoded plan; `lazy_tracks` (from `load_plan`) replaces `data["tracks"]`, read one
-    track at a time."""
+@dataclass(frozen=True)
+class TrackRef:
+    """Where a spooled track's line starts, and the frames it covers."""
+
+    id: int
+    first: int
+    last: int
+    offset: int
+
+
+class SpooledTracks:
+    """A plan's tracks left in its file: iterating reads them again one at a time, so every
+    reader of `Plan.tracks` sees them all while memory holds one; `FrameBoxes` reads each when
+    its first frame comes. Each read is checked against the index (same id and frames), so a
+    plan file changed while it is being rendered fails instead of rendering something else."""
+
+    def __init__(self, path: Path, refs: list[TrackRef]) -> None:
+        self.path = path
+        self.refs = refs
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __iter__(self) -> Iterator[Track]:
+        with open(self.path, "rb") as fh:
+            for ref in self.refs:
+                yield self._read(fh, ref)
+
+    def read(self, ref: TrackRef) -> Track:
+        with open(self.path, "rb") as fh:
+            return self._read(fh, ref)
+
+    def _read(self, fh: IO[bytes], ref: TrackRef) -> Track:
+        fh.seek(ref.offset)
+        text = fh.readline().decode("utf-8", errors="replace").strip().removesuffix(",")
+        try:
+            track = _track(json.loads(text), f"{self.path}: track {ref.id}", [])
+        except (json.JSONDecodeError, PlanError):
+            track = None
+        if track is None or (track.id, track.first, track.last) != (ref.id, ref.first, ref.last):
+            raise PlanError(f"{self.path}: the plan changed while it was being read (track {ref.id}); run again")
+        return track
+
+
+def plan_from_json(
+    data: Any,
+    where: str = "plan",
+    lazy_tracks: Iterable[tuple[int, Any]] | None = None,
+    spool: Path | None = None,
+) -> Plan:
+    """Check a decoded plan; `lazy_tracks` (from `load_plan`: byte offset and track) replaces
+    `data["tracks"]`, read one track at a time; with `spool` (the file they come from) the
+    tracks are checked and then left there (`SpooledTracks`)."""
     if not isinstance(data, dict) or "veil_plan" not in data:
         raise PlanError(f'{where}: not a veil plan (no "veil_plan" version)')
     version = data["veil_plan"]
@@ -263,14 +323,19 @@ def plan_from_json(data: Any, where: str = "plan", lazy_tracks: Iterable[Any] | 
         raise PlanError(f"{where}: settings: expected an object")
 
     tracks: list[Track] = []
+    refs: list[TrackRef] = []
     seen: set[int] = set()
-    raw_tracks = lazy_tracks if lazy_tracks is not None else _need(data, "tracks", list, where)
-    for i, raw in enumerate(raw_tracks):
+    if lazy_tracks is None:
+        lazy_tracks = ((-1, raw) for raw in _need(data, "tracks", list, where))
+    for i, (offset, raw) in enumerate(lazy_tracks):
         track = _track(raw, f"{where}: tracks[{i}]", warnings)
         if track.id in seen:
             raise PlanError(f"{where}: tracks[{i}].id: {track.id} is used twice; ids must be unique")
         seen.add(track.id)
-        tracks.append(track)
+        if spool is not None:
+            refs.append(TrackRef(track.id, track.first, track.last, offset))
+        else:
+            tracks.append(track)
 
     ranges = []
     for i, raw in enumerate(data.get("frame_ranges") or []):
@@ -303,7 +368,7 @@ def plan_from_json(data: Any, where: str = "plan", lazy_tracks: Iterable[Any] | 
     return Plan(
         input=inp,
         settings=settings,
-        tracks=tracks,
+        tracks=SpooledTracks(spool, refs) if spool is not None else tracks,  # type: ignore[arg-type]
         frame_ranges=ranges,
         zones=zones,
         audio=audio,
@@ -554,7 +619,11 @@ class FrameBoxes:
     """
 
     def __init__(self, plan: Plan) -> None:
-        self._pending = sorted(plan.tracks, key=lambda t: t.first)
+        # A spooled plan's tracks are read from its file as their first frame comes, so memory
+        # holds the index and the tracks on screen, however long the video.
+        self._spooled = plan.tracks if isinstance(plan.tracks, SpooledTracks) else None
+        items = self._spooled.refs if self._spooled is not None else plan.tracks
+        self._pending: list[Track | TrackRef] = sorted(items, key=lambda t: t.first)
         self._next = 0
         self._active: list[Track] = []
         self._ranges = sorted(plan.frame_ranges, key=lambda r: r.start)
@@ -569,7 +638,11 @@ class FrameBoxes:
         """(boxes to mask, boxes kept visible) in frame `frame`, as float32 Detections whose
         `track_id` is the plan track's id and `filled` marks boxes not found by a detector."""
         while self._next < len(self._pending) and self._pending[self._next].first <= frame:
-            self._active.append(self._pending[self._next])
+            item = self._pending[self._next]
+            if isinstance(item, TrackRef):
+                assert self._spooled is not None
+                item = self._spooled.read(item)
+            self._active.append(item)
             self._next += 1
         self._active = [t for t in self._active if t.last >= frame]
         masked: list[tuple[Track, np.ndarray, PlanBox | None]] = []
