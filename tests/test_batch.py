@@ -163,6 +163,14 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def test_killed_worker_completed_by_rerun(tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
@@ -250,3 +258,43 @@ def test_default_segments_keep_every_worker_busy() -> None:
         assert hour / length >= min(2 * workers, hour / MIN_DEFAULT_SEGMENT_S) - 1e-9
     assert default_segment_seconds(90.0, 16) is None  # too short to cut in two
     assert default_segment_seconds(5 * 60.0, 2) == 75.0  # a 5-minute clip on this 2-core machine: 4 segments
+
+
+def test_ctrl_c_stops_workers_leaves_no_partial_file_and_resumes(tmp_path: Path) -> None:
+    """Ctrl-C on a `-j2` run of segmented videos: the run ends with 130 within seconds, its
+    workers are gone, no temporary file is left (outputs or segments), and the same command
+    then finishes the rest without redoing what was done."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        regop(make_video(tmp_path / f"raw{i}.mp4", frames=30), src / f"v{i}.mp4", gop=10)
+    out = tmp_path / "out"
+    args = [src, "-o", out, "-j2", "--segment-seconds", "1", "--preset", "fast", "--lookahead", "0.5"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "veil", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    workers: list[int] = []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = [e for e in manifest_lines(out) if e["status"] == "done"] if (out / MANIFEST).is_file() else []
+        workers = [c for c in _children(proc.pid) if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text()]
+        if done and workers:
+            proc.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.05)
+    assert workers, "the run ended before it could be interrupted"
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err.splitlines()[-1]
+    time.sleep(1)
+    assert not [w for w in workers if _alive(w)], "a worker outlived the interrupted run"
+    assert not [p for p in out.rglob("*veil-tmp*")]
+    first = manifest_lines(out)
+    done_first = {e["key"] for e in first if e["status"] == "done"}
+    assert done_first
+    rerun = run_cli(*args)
+    assert rerun.returncode == 0, rerun.stderr
+    second = manifest_lines(out)[len(first) :]
+    assert not {e["key"] for e in second if e["status"] == "running"} & done_first
+    for i in range(3):
+        assert probe(out / f"v{i}.mp4")["frames"] == 30
