@@ -12,6 +12,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -171,16 +172,23 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_killed_worker_completed_by_rerun(tmp_path: Path) -> None:
+def start_segmented_run(tmp_path: Path) -> tuple[Path, Path, list[Any], subprocess.Popen[str]]:
+    """Three 30-frame videos with a keyframe every 10 frames, started at -j2 with 1 s segments:
+    (input folder, output folder, the arguments, the running process)."""
     src = tmp_path / "in"
     src.mkdir()
     for i in range(3):
         regop(make_video(tmp_path / f"raw{i}.mp4", frames=30), src / f"v{i}.mp4", gop=10)
     out = tmp_path / "out"
-    args = [src, "-o", out, "-j2", "--segment-seconds", "1", "--preset", "fast", "--lookahead", "0.5"]
+    args: list[Any] = [src, "-o", out, "-j2", "--segment-seconds", "1", "--preset", "fast", "--lookahead", "0.5"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "veil", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    return src, out, args, proc
+
+
+def test_killed_worker_completed_by_rerun(tmp_path: Path) -> None:
+    src, out, args, proc = start_segmented_run(tmp_path)
     killed = None
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
@@ -264,15 +272,7 @@ def test_ctrl_c_stops_workers_leaves_no_partial_file_and_resumes(tmp_path: Path)
     """Ctrl-C on a `-j2` run of segmented videos: the run ends with 130 within seconds, its
     workers are gone, no temporary file is left (outputs or segments), and the same command
     then finishes the rest without redoing what was done."""
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(3):
-        regop(make_video(tmp_path / f"raw{i}.mp4", frames=30), src / f"v{i}.mp4", gop=10)
-    out = tmp_path / "out"
-    args = [src, "-o", out, "-j2", "--segment-seconds", "1", "--preset", "fast", "--lookahead", "0.5"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "veil", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    src, out, args, proc = start_segmented_run(tmp_path)
     workers: list[int] = []
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
