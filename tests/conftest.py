@@ -4,6 +4,7 @@ that the tests make themselves."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from fractions import Fraction
@@ -23,6 +24,14 @@ SAMPLE_VIDEO = REPO / "build" / "samples" / "astronaut_pan.mp4"
 SAMPLE_FACE = (190, 70, 75, 100)
 
 needs_shared = pytest.mark.skipif(not (SHARED / "faces.json").is_file(), reason="../shared/data absent")
+
+
+def sigint_as_ctrl_c() -> None:
+    """`preexec_fn` for a veil started to be interrupted: a child inherits an ignored SIGINT when
+    the tests run as a background job (`cmd &` in a script ignores it), and Python then never
+    raises KeyboardInterrupt. The default disposition, set before exec, lets Python install its
+    handler, as in a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(*args: str | Path, check: bool = False) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,16 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from conftest import SAMPLE_IMAGE, clip_face_box, covered_fraction, decode_frames, make_video, probe, run_cli
+from conftest import (
+    SAMPLE_IMAGE,
+    clip_face_box,
+    covered_fraction,
+    decode_frames,
+    make_video,
+    probe,
+    run_cli,
+    sigint_as_ctrl_c,
+)
 
 from veil.batch import MANIFEST, Manifest, detector_actor_options, ray_task_options, worker_threads
 from veil.config import Settings
@@ -182,7 +191,11 @@ def start_segmented_run(tmp_path: Path) -> tuple[Path, Path, list[Any], subproce
     out = tmp_path / "out"
     args: list[Any] = [src, "-o", out, "-j2", "--segment-seconds", "1", "--preset", "fast", "--lookahead", "0.5"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "veil", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "veil", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint_as_ctrl_c,
     )
     return src, out, args, proc
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import av
 import pytest
-from conftest import SAMPLE_IMAGE, make_video, run_cli
+from conftest import SAMPLE_IMAGE, make_video, run_cli, sigint_as_ctrl_c
 from PIL import Image
 
 import veil.pipeline
@@ -219,6 +219,7 @@ def test_interrupted_run_leaves_no_output(tmp_path: Path, sig: signal.Signals) -
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_as_ctrl_c,
     )
     deadline = time.monotonic() + 120
     while not leftovers(tmp_path) and time.monotonic() < deadline and proc.poll() is None:
