@@ -560,17 +560,17 @@ class Runner:
         plan_path = (self.workdir / WORKDIR / "plans" / f"{job.output.stem}-{tag}.plan.json").resolve()
         user_plan = str(job.plan_path) if job.plan_path else None
         cut = None
+        hours = _video_hours(job.input) if job.kind == "video" else 0.0
         finished = self.manifest.finished(file_key)
         if job.kind == "video" and not (finished and finished.get("input_sha256") == sha):
             # (A finished file is one item, skipped whole: its segment files are gone.)
             segment_s = self.segment_s
             if segment_s is None:
-                segment_s = segments.default_segment_seconds(_video_hours(job.input) * 3600, self.workers)
+                segment_s = segments.default_segment_seconds(hours * 3600, self.workers)
             if segment_s:
                 stride = max_stride(self.settings)
                 cut = segments.plan_segments(job.input, self.settings, segment_s, stride)
         if cut is None:
-            hours = _video_hours(job.input) if job.kind == "video" else 0.0
             payload = {
                 **base,
                 "kind": "file",
@@ -592,9 +592,9 @@ class Runner:
                 "output": str(scratch / f"segment-{seg.index:05d}{ext}"),
                 "plan": str(scratch / f"segment-{seg.index:05d}.plan.json"),
             }
-            hours = (seg.end - seg.start) / probe.rate / 3600
+            seg_hours = (seg.end - seg.start) / probe.rate / 3600
             label = f"{job.input.name} segment {seg.index + 1}/{len(segs)}"
-            items.append(Item(key, "segment", payload, job, hours, label))
+            items.append(Item(key, "segment", payload, job, seg_hours, label))
         join_payload = {
             **base,
             "kind": "join",
