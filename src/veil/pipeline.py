@@ -422,11 +422,11 @@ class Pipeline:
         return boxes
 
     def _tracked(
-        self, job: Job, builder: PlanBuilder, renderer: FrameRenderer
+        self, job: Job, builder: PlanBuilder, renderer: FrameRenderer, segment: Any = None
     ) -> Callable[[VideoSource], Iterator[Any]]:
         def frames(source: VideoSource) -> Iterator[AudioPacket | tuple[Frame, Detections, Detections, bool]]:
             prepare = renderer.redactor.paint_zones if renderer.redactor.zones else None
-            for item in self._planned_frames(job, source, builder, prepare):
+            for item in self._planned_frames(job, source, builder, prepare, segment):
                 if isinstance(item, AudioPacket):
                     yield item
                 else:
@@ -445,9 +445,12 @@ class Pipeline:
         source: VideoSource,
         builder: PlanBuilder,
         prepare: Callable[[np.ndarray], None] | None,
+        segment: Any = None,
     ) -> Iterator[AudioPacket | tuple[Frame, Detections]]:
-        """A video's analysis, shared by the one-shot run and scan: each frame with the boxes the
-        plan holds for it, once the tracker has seen far enough past it (audio passes through)."""
+        """A video's analysis, the one analysis loop of veil (the one-shot run, scan and each
+        segment of a long video): each frame with the boxes the plan holds for it, once the
+        tracker has seen far enough past it (audio passes through). For a `segment`, the frames
+        of its overlap only prime the tracker, and its plan numbers frames from its start."""
         tracker = LookaheadTracker.for_video(
             float(source.info.rate) if source.info.rate else None,
             self.settings.lookahead_s,
@@ -461,7 +464,12 @@ class Pipeline:
                 yield item
             else:
                 frame, final = item
-                yield frame, builder.add(frame.index, final)
+                if segment is None:
+                    yield frame, builder.add(frame.index, final)
+                elif frame.index >= segment.end:
+                    return
+                elif frame.index >= segment.start:
+                    yield frame, builder.add(frame.index - segment.start, final)
 
     def _audio_only(self, job: Job, record: dict[str, Any]) -> None:
         """A file with no picture: its audio streams copied, or muted, bleeped or disguised."""
@@ -530,6 +538,100 @@ class Pipeline:
 
     # -------------------------------------------------------------- render
 
+    def segment(self, job: Job, segment: Any, plan_path: Path, input_sha: str, render: bool = True) -> dict[str, Any]:
+        """One segment of a long video (segments.py), through the same analysis and paint loops
+        as the whole file: frames [start, end) analysed with the overlap around them, painted
+        and encoded into `job.output` (atomic; no audio: the join adds it), and the segment's
+        plan written to `plan_path`. With `render` False only the plan (the GPU path scans on
+        one machine and `render_segment` paints elsewhere). Raises on failure."""
+        settings = self.settings
+        self.detect.reset()  # a segment starts afresh, whatever this worker ran before
+        detect_before = self.detect.seconds
+        started = time.monotonic()
+        renderer = FrameRenderer(settings, zones=list(settings.zones), second_opinion=True)
+        builder = PlanBuilder(self.workdir)
+        record: dict[str, Any] = {"input_sha256": input_sha, "warnings": []}
+        try:
+            if render:
+                with atomic_output(job.output, overwrite=True) as tmp:
+                    frames = self._tracked(job, builder, renderer, segment)
+                    info = self._video(job, tmp, record, renderer, frames, segment=segment)
+                    builder.finish()
+                    self._write_plan(plan_path, job, record, info, renderer.review.flags(), builder)
+                    verified = self._verify_segment(job, segment, plan_path, tmp)
+            else:
+                source_class, _ = stream_classes(job.kind, job.output)
+                with source_class(job.input, with_audio=False, **self._range(job, None, segment)) as source:
+                    prepare = renderer.redactor.paint_zones if renderer.redactor.zones else None
+                    for frame, planned in self._planned_frames(job, source, builder, prepare, segment):  # type: ignore[misc]
+                        renderer.review.offer(frame.index, planned)
+                    info = _video_info(source, segment)
+                    decoded = source.frames_decoded
+                    rotation = source.info.rotation
+                builder.finish()
+                self._write_plan(plan_path, job, record, info, renderer.review.flags(), builder)
+        finally:
+            builder.close()
+        out = {
+            "segment": segment.to_json(),
+            "plan": str(plan_path),
+            "frames": segment.end - segment.start,
+            "frames_decoded": record.get("frames_decoded", decoded if not render else 0),
+            "rotation": record.get("rotation", rotation if not render else 0),
+            "seconds": round(time.monotonic() - started, 3),
+            "detect_s": round(self.detect.seconds - detect_before, 3),
+        }
+        if render:
+            out.update(_segment_output(job.output, renderer, verified))
+        return out
+
+    def render_segment(self, job: Job, segment: Any, plan_path: Path) -> dict[str, Any]:
+        """Paint a scanned segment's plan onto its frames and encode them into `job.output`: no
+        detector, no overlap (a segment starts at a keyframe)."""
+        started = time.monotonic()
+        plan_obj = load_plan(plan_path, spooled=True)
+        renderer = FrameRenderer(self.settings, zones=plan_zones(plan_obj), second_opinion=self.second_opinion)
+        record: dict[str, Any] = {"warnings": []}
+        with atomic_output(job.output, overwrite=True) as tmp:
+            frames = self._painted_from_plan(plan_obj, segment.start)
+            self._video(job, tmp, record, renderer, frames, plan_obj, segment=segment)
+            verified = self._verify_segment(job, segment, plan_path, tmp)
+        return {
+            "segment": segment.to_json(),
+            "plan": str(plan_path),
+            "frames": segment.end - segment.start,
+            "frames_decoded": record["frames_decoded"],
+            "rotation": record["rotation"],
+            "seconds": round(time.monotonic() - started, 3),
+            "detect_s": 0.0,
+            **_segment_output(job.output, renderer, verified),
+        }
+
+    def _verify_segment(self, job: Job, segment: Any, plan_path: Path, tmp: Path) -> dict[str, Any] | None:
+        """Solid masks: check a segment's own pixels against its own plan, in the worker (blur
+        and pixelate need the input's pixels under each mask: the joined file is verified)."""
+        if self.settings.mask != "solid":
+            return None
+        result = verify(load_plan(plan_path, spooled=True), tmp, self.settings)
+        if not result.ok:
+            raise VeilError(f"{job.input}: segment {segment.index}: {result.summary()}; nothing written")
+        return result.to_json()
+
+    def _painted_from_plan(self, plan_obj: Plan, offset: int = 0) -> Callable[[VideoSource], Iterator[Any]]:
+        """Frames with the boxes a plan holds for them (frame numbers less `offset`: a segment's
+        plan counts from its start)."""
+        boxes = FrameBoxes(plan_obj)
+
+        def frames(source: VideoSource) -> Iterator[Any]:
+            for item in source.items():
+                if isinstance(item, AudioPacket):
+                    yield item
+                else:
+                    masked, kept = boxes.at(item.index - offset)
+                    yield item, masked, kept, boxes.whole_frame(item.index - offset) is not None
+
+        return frames
+
     def _render(self, job: Job, plan_obj: Plan, record: dict[str, Any]) -> None:
         if record["input_sha256"] != plan_obj.input.get("sha256"):
             raise VeilError(
@@ -544,24 +646,17 @@ class Pipeline:
         renderer = FrameRenderer(
             self.settings, zones=zones, thumbnails=self.settings.report, second_opinion=self.second_opinion
         )
-        boxes = FrameBoxes(plan_obj)
-
-        def planned(frame: Frame) -> tuple[Detections, Detections, bool]:
-            masked, kept = boxes.at(frame.index)
-            return masked, kept, boxes.whole_frame(frame.index) is not None
-
-        def frames(source: VideoSource) -> Iterator[Any]:
-            for item in source.items():
-                if isinstance(item, AudioPacket):
-                    yield item
-                else:
-                    yield (item, *planned(item))
-
         with atomic_output(job.output, self.settings.overwrite) as tmp:
             if job.kind == "image":
+                boxes = FrameBoxes(plan_obj)
+
+                def planned(frame: Frame) -> tuple[Detections, Detections, bool]:
+                    masked, kept = boxes.at(frame.index)
+                    return masked, kept, boxes.whole_frame(frame.index) is not None
+
                 self._image(job, tmp, record, renderer, planned)
             else:
-                self._video(job, tmp, record, renderer, frames, plan_obj)
+                self._video(job, tmp, record, renderer, self._painted_from_plan(plan_obj), plan_obj)
             self._finish(job, tmp, plan_obj, record, renderer, started)
         record["plan"] = str(job.plan_path)
         record["plan_sha256"] = sha256_of(job.plan_path) if job.plan_path else None
@@ -612,28 +707,34 @@ class Pipeline:
         renderer: FrameRenderer,
         frames: Callable[[VideoSource], Iterator[Any]],
         plan_obj: Plan | None = None,
+        segment: Any = None,
     ) -> dict[str, Any]:
+        """The one paint-and-encode loop of veil: the one-shot run, render and each segment of a
+        long video (whose audio and container tags are added when its segments are joined)."""
         settings = self.settings
+        whole = segment is None
+        keep_audio = settings.keep_audio and whole
         source_class, sink_class = stream_classes(job.kind, job.output)
-        with source_class(job.input, with_audio=settings.keep_audio, **self._range(job, plan_obj)) as source:
-            tags = source.metadata if settings.keep_metadata else None
+        with source_class(job.input, with_audio=keep_audio, **self._range(job, plan_obj, segment)) as source:
+            tags = source.metadata if settings.keep_metadata and whole else None
             sink = sink_class(
                 tmp,
                 source.info,
-                keep_audio=settings.keep_audio,
+                keep_audio=keep_audio,
                 tags=tags,
                 speed=settings.preset_obj.encoder_speed,
                 allow_crop=settings.allow_crop,
                 audio_edit=settings.audio_edit(),
             )
-            self.reporter.start_file(job.input.name, source.expected_frames)
+            expected = source.expected_frames if whole else segment.end - segment.start
+            self.reporter.start_file(job.input.name, expected)
             try:
                 for item in frames(source):
                     if isinstance(item, AudioPacket):
                         sink.write_audio(item)
                         continue
-                    frame, masked, kept, whole = item
-                    renderer.paint(frame, masked, kept, whole)
+                    frame, masked, kept, whole_frame = item
+                    renderer.paint(frame, masked, kept, whole_frame)
                     sink.write_frame(frame)
                     self.reporter.advance()
                 sink.close()
@@ -643,10 +744,14 @@ class Pipeline:
             finally:
                 self.reporter.end_file()
             info = source.info
-            if sink.frames_written != source.frames_decoded:
-                raise VeilError(f"{job.input}: wrote {sink.frames_written} of {source.frames_decoded} frames")
+            if whole:
+                expected = source.frames_decoded
+            if sink.frames_written != expected:
+                where = "" if whole else f" segment {segment.index}"
+                raise VeilError(f"{job.input}:{where} wrote {sink.frames_written} of {expected} frames")
             record.update(
                 frames_processed=sink.frames_written,
+                frames_decoded=source.frames_decoded,
                 width=info.width,
                 height=info.height,
                 rotation=info.rotation,
@@ -654,16 +759,21 @@ class Pipeline:
                 audio=list(sink.audio_mode.values()) if settings.keep_audio else "dropped (--no-audio)",
                 streams_dropped=info.dropped_streams,
             )
-            return _video_info(source)
+            return _video_info(source, segment)
 
-    def _range(self, job: Job, plan_obj: Plan | None = None) -> dict[str, Any]:
-        """The source's `time_range` option: the plan's when rendering one, else --start/--end."""
+    def _range(self, job: Job, plan_obj: Plan | None = None, segment: Any = None) -> dict[str, Any]:
+        """The source's `time_range` option: the plan's when rendering one, else --start/--end;
+        and a segment's frame window."""
         time_range = plan_time_range(plan_obj) if plan_obj is not None else self.settings.time_range
+        out: dict[str, Any] = {}
+        if segment is not None:
+            # Rendering a segment's plan needs no look-ahead: decode from the segment's start.
+            out["window"] = segment.render_window() if plan_obj is not None else segment.analysis_window()
         if time_range is None:
-            return {}
+            return out
         if job.kind != "video":
             raise VeilError(f"{job.input}: --start/--end apply to videos only")
-        return {"time_range": time_range}
+        return {**out, "time_range": time_range}
 
     def _write_plan(
         self,
@@ -738,9 +848,12 @@ def _image_info(decoded: DecodedImage) -> dict[str, Any]:
     return {"kind": "image", "width": decoded.frame.width, "height": decoded.frame.height, "frames": len(decoded.pages)}
 
 
-def _video_info(source: VideoSource) -> dict[str, Any]:
+def _video_info(source: VideoSource, segment: Any = None) -> dict[str, Any]:
     info = source.info
     rot = info.rotation % 180 != 0
+    if segment is not None:
+        # A segment's plan: its own frames, numbered from its start (segments.merged_plan).
+        return {**_video_info(source), "frames": segment.end - segment.start, "segment": segment.to_json()}
     return {
         "kind": "animation" if type(source).__name__ == "AnimationSource" else "video",
         # Plan coordinates are those of the upright picture.
@@ -751,6 +864,15 @@ def _video_info(source: VideoSource) -> dict[str, Any]:
         "time_base": str(info.time_base),
         "rotation": info.rotation,
         "duration_s": info.duration_s,
+    }
+
+
+def _segment_output(out_path: Path, renderer: FrameRenderer, verified: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "output": str(out_path),
+        "output_sha256": sha256_of(out_path),
+        "counts": renderer.counts(),
+        "verify": verified,
     }
 
 

@@ -30,7 +30,6 @@ result is a dict; frames never leave the process that decoded them.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import heapq
 import time
 from collections.abc import Iterator
@@ -39,12 +38,11 @@ from pathlib import Path
 from typing import Any
 
 import av
-import numpy as np
 
 from veil.config import Settings
 from veil.errors import MediaError, VeilError
-from veil.source import AudioPacket, VideoSource
-from veil.types import Frame
+from veil.source import FrameWindow, VideoSource
+from veil.timerange import TimeRange
 
 # With several workers and no --segment-seconds, a video is cut into about two segments per
 # worker, so one file keeps every worker busy and a slow segment at the end leaves the others idle
@@ -81,6 +79,16 @@ class Segment:
     def to_json(self) -> dict[str, int]:
         return asdict(self)
 
+    def analysis_window(self) -> FrameWindow:
+        """What analysing the segment decodes: its frames with the overlap around them."""
+        return FrameWindow(self.decode_from, self.decode_pts, self.read_to)
+
+    def render_window(self) -> FrameWindow:
+        """What painting a scanned segment decodes: its own frames, from the keyframe at its
+        start (or, where --start fell between keyframes, the one before)."""
+        key = self.decode_from if self.start_pts == self.decode_pts else self.start
+        return FrameWindow(key, self.start_pts, self.end)
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Segment:
         return cls(**{f.name: int(data[f.name]) for f in fields(cls)})
@@ -97,8 +105,11 @@ class Probe:
     duration_s: float
 
 
-def probe(path: Path) -> Probe | None:
-    """None when the file cannot be cut safely (a packet without a timestamp, no keyframes)."""
+def probe(path: Path, time_range: TimeRange | None = None) -> Probe | None:
+    """None when the file cannot be cut safely (a packet without a timestamp, no keyframes).
+    With `time_range`, frames are numbered as the trimmed read numbers them (`VideoSource`):
+    frame 0 is the first at or after --start, a keyframe before it has a negative index, and
+    frames from --end on are not counted."""
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             stream = container.streams.video[0]
@@ -113,14 +124,28 @@ def probe(path: Path) -> Probe | None:
                 if packet.is_keyframe:
                     key_pts.append(packet.pts)
             rate = float(stream.average_rate or stream.guessed_rate or 0) or 30.0
+            origin = stream.start_time or 0
+            time_base = float(stream.time_base or 0)
     except (av.error.FFmpegError, OSError, IndexError) as exc:
         raise MediaError(f"{path}: cannot read the video to cut it ({exc})") from exc
     if not pts_list or not key_pts:
         return None
     pts_list.sort()
-    order = {p: i for i, p in enumerate(pts_list)}
-    keyframes = sorted((order[p], p) for p in key_pts)
-    return Probe(len(pts_list), keyframes, rate, len(pts_list) / rate)
+    skipped = 0
+    if time_range is not None:
+        # The same test, on the same timestamps, as the trimmed read's.
+        seconds = [(p - origin) * time_base for p in pts_list]
+        skipped = sum(1 for t in seconds if time_range.before(t))
+        inside = [not time_range.before(t) and not time_range.after(t) for t in seconds]
+        kept = [p for p, keep in zip(pts_list, inside, strict=True) if keep]
+        if not kept:
+            return None
+        last = kept[-1]
+        pts_list = [p for p in pts_list if p <= last]
+    order = {p: i - skipped for i, p in enumerate(pts_list)}
+    keyframes = sorted((order[p], p) for p in key_pts if p in order)
+    frames = len(pts_list) - skipped
+    return Probe(frames, keyframes, rate, frames / rate)
 
 
 def overlap_frames(settings: Settings, rate: float, stride: int) -> int:
@@ -155,8 +180,9 @@ def cut(info: Probe, segment_s: float, overlap: int) -> list[Segment]:
 
 
 def plan_segments(path: Path, settings: Settings, segment_s: float, stride: int) -> tuple[Probe, list[Segment]] | None:
-    """The segments of `path`, or None when it is shorter than two segments or cannot be cut."""
-    info = probe(path)
+    """The segments of `path` (of its --start/--end part), or None when that is shorter than
+    two segments or cannot be cut."""
+    info = probe(path, settings.time_range)
     if info is None or info.duration_s < 2 * segment_s:
         return None
     segments = cut(info, segment_s, overlap_frames(settings, info.rate, stride))
@@ -166,55 +192,6 @@ def plan_segments(path: Path, settings: Settings, segment_s: float, stride: int)
 # ----------------------------------------------------------------------------- one segment
 
 
-class SegmentReader:
-    """Decodes frames [decode_from, read_to) of a video with their global indices; duck-types
-    `VideoSource.items()` for `scan.tracked_frames` (frames only: audio is remuxed at the join)."""
-
-    def __init__(self, path: Path, segment: Segment) -> None:
-        self.path = path
-        self.segment = segment
-        self.source = VideoSource(path, with_audio=False)
-        self.info = self.source.info
-        self.frames_decoded = 0
-        self.rotation: int | None = None
-
-    def close(self) -> None:
-        self.source.container.close()
-
-    def items(self) -> Iterator[Frame]:
-        seg = self.segment
-        container, stream = self.source.container, self.source.stream
-        if seg.decode_from > 0:
-            container.seek(seg.decode_pts, stream=stream, backward=True, any_frame=False)
-        index = seg.decode_from
-        try:
-            for packet in container.demux(stream):
-                for frame in packet.decode():
-                    # Leading frames of an open GOP, or frames before the keyframe seek landed
-                    # on: they belong to the previous segment's range.
-                    if frame.pts is None or frame.pts < seg.decode_pts:
-                        continue
-                    if index >= seg.read_to:
-                        return
-                    yield self._to_frame(frame, index)
-                    index += 1
-        except av.error.FFmpegError as exc:
-            raise MediaError(f"{self.path}: corrupt video data near frame {index} ({exc})") from exc
-        if index < min(seg.read_to, seg.end):
-            raise MediaError(f"{self.path}: segment {seg.index} ends at frame {index}, expected {seg.end}")
-
-    def _to_frame(self, frame: av.VideoFrame, index: int) -> Frame:
-        rotation = int(getattr(frame, "rotation", 0) or 0) % 360
-        if self.rotation is None:
-            self.rotation = rotation
-            self.info.rotation = rotation  # the sink reads it when it opens
-        image = frame.to_ndarray(format="rgb24")
-        if rotation:
-            image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
-        self.frames_decoded += 1
-        return Frame(image, index, frame.pts, frame.time_base)
-
-
 def settings_json(settings: Settings) -> dict[str, Any]:
     """Every init field of `settings`, so a worker rebuilds exactly the same Settings."""
     out = {f.name: getattr(settings, f.name) for f in fields(Settings) if f.init}
@@ -222,180 +199,32 @@ def settings_json(settings: Settings) -> dict[str, Any]:
     return out
 
 
+def _segment_job(input_path: Path, out_path: Path | None, plan_path: Path) -> Any:
+    from veil.pipeline import Job
+
+    return Job(input_path, out_path if out_path is not None else plan_path, "video")
+
+
 def redact_segment(
     pipeline: Any, input_path: Path, input_sha: str, segment: Segment, out_path: Path | None, plan_path: Path
 ) -> dict[str, Any]:
     """Redact frames [start, end) of `input_path` into `out_path` (video only, atomic) and write
     its plan (track frames numbered from the segment's start; review flags keep global frame
-    numbers) to `plan_path`. With `out_path` None, only scan: write the plan, which
-    `render_segment` paints later (the GPU path: detection on a GPU actor, painting and encoding
-    in a CPU task). Returns a small dict."""
-    from veil.plan import Plan, PlanBuilder, write_plan_stream
-    from veil.render import FrameRenderer
-    from veil.scan import tracked_frames
-    from veil.sink import VideoSink, atomic_output
-    from veil.track import LookaheadTracker
-    from veil.types import Detections
-
-    settings: Settings = pipeline.settings
-    detector = pipeline.detect
-    detector.reset()  # a segment starts afresh, whatever this worker ran before
-    started = time.monotonic()
-    detect_before = detector.seconds
-    renderer = FrameRenderer(settings)
-    builder = PlanBuilder(pipeline.workdir)
-    reader = SegmentReader(input_path, segment)
-    written = 0
-    verified: dict[str, Any] | None = None
-    try:
-        tracker = LookaheadTracker.for_video(
-            float(reader.info.rate) if reader.info.rate else None, settings.lookahead_s, stride=detector.max_stride
-        )
-        output = atomic_output(out_path, overwrite=True) if out_path is not None else contextlib.nullcontext(None)
-        with output as tmp:
-            sink = None
-            if tmp is not None:
-                sink = VideoSink(tmp, reader.info, keep_audio=False, speed=settings.preset_obj.encoder_speed)
-            try:
-                for item in tracked_frames(reader, detector, tracker):  # type: ignore[arg-type]
-                    frame, final = item  # type: ignore[misc]
-                    if frame.index < segment.start:
-                        continue  # the overlap before: it only primes the tracker
-                    if frame.index >= segment.end:
-                        break
-                    masked = builder.add(frame.index - segment.start, final)
-                    if sink is not None:
-                        renderer.paint(frame, masked, Detections.empty(), False)
-                        sink.write_frame(frame)
-                    else:
-                        renderer.review.offer(frame.index, masked)
-                    written += 1
-                if sink is not None:
-                    sink.close()
-            except BaseException:
-                if sink is not None:
-                    sink.abort()
-                raise
-            if written != segment.end - segment.start:
-                raise VeilError(
-                    f"{input_path}: segment {segment.index} read {written} of {segment.end - segment.start} frames"
-                )
-            builder.finish()
-            rotation = reader.rotation or 0
-            rot = rotation % 180 != 0
-            info = reader.info
-            header = Plan(
-                input={
-                    "path": str(input_path.resolve()),
-                    "sha256": input_sha,
-                    "size": input_path.stat().st_size,
-                    "kind": "video",
-                    "width": info.height if rot else info.width,
-                    "height": info.width if rot else info.height,
-                    "frames": written,
-                    "frame_rate": str(info.rate) if info.rate else None,
-                    "time_base": str(info.time_base),
-                    "rotation": rotation,
-                    "segment": segment.to_json(),
-                },
-                settings={**settings.to_json(), "detectors": detector.describe()},
-                review={"flags": renderer.review.flags()},
-            ).header_json()
-            with atomic_output(plan_path, overwrite=True) as tmp_plan, open(tmp_plan, "w", encoding="utf-8") as fh:
-                write_plan_stream(fh, header, builder.track_lines())
-            if tmp is not None:
-                verified = _verify_segment(input_path, segment, plan_path, tmp, settings)
-    finally:
-        builder.close()
-        reader.close()
-    out = {
-        "segment": segment.to_json(),
-        "plan": str(plan_path),
-        "frames": written,
-        "frames_decoded": reader.frames_decoded,
-        "rotation": rotation,
-        "seconds": round(time.monotonic() - started, 3),
-        "detect_s": round(detector.seconds - detect_before, 3),
-    }
-    if out_path is not None:
-        out.update(_segment_output(out_path, renderer, verified))
-    return out
+    numbers) to `plan_path`, through the pipeline's own analysis and paint loops
+    (`Pipeline.segment`), so every option a whole file honours (zones, time range, crop, second
+    opinion) a segment honours too. With `out_path` None, only scan: write the plan, which
+    `render_segment` paints later (the GPU path). Returns a small dict."""
+    job = _segment_job(input_path, out_path, plan_path)
+    return pipeline.segment(job, segment, plan_path, input_sha, render=out_path is not None)
 
 
 def render_segment(
     settings: Settings, input_path: Path, segment: Segment, plan_path: Path, out_path: Path
 ) -> dict[str, Any]:
-    """Paint a scanned segment's plan onto frames [start, end) and encode them into `out_path`:
-    no detector, no overlap (the segment starts at a keyframe)."""
-    from veil.plan import FrameBoxes, load_plan
-    from veil.render import FrameRenderer
-    from veil.sink import VideoSink, atomic_output
+    """Paint a scanned segment's plan onto frames [start, end) and encode them into `out_path`."""
+    from veil.pipeline import Pipeline
 
-    started = time.monotonic()
-    plan_obj = load_plan(plan_path, spooled=True)
-    boxes = FrameBoxes(plan_obj)
-    renderer = FrameRenderer(settings)
-    exact = Segment(segment.index, segment.start, segment.end, segment.start, segment.start_pts, segment.end)
-    reader = SegmentReader(input_path, exact)
-    written = 0
-    try:
-        with atomic_output(out_path, overwrite=True) as tmp:
-            sink = VideoSink(tmp, reader.info, keep_audio=False, speed=settings.preset_obj.encoder_speed)
-            try:
-                for frame in reader.items():
-                    local = frame.index - segment.start
-                    masked, kept = boxes.at(local)
-                    renderer.paint(frame, masked, kept, boxes.whole_frame(local) is not None)
-                    sink.write_frame(frame)
-                    written += 1
-                sink.close()
-            except BaseException:
-                sink.abort()
-                raise
-            if written != segment.end - segment.start:
-                raise VeilError(
-                    f"{input_path}: segment {segment.index} wrote {written} frames, its plan {plan_obj.frames}"
-                )
-            verified = _verify_segment(input_path, segment, plan_path, tmp, settings)
-    finally:
-        reader.close()
-    return {
-        "segment": segment.to_json(),
-        "plan": str(plan_path),
-        "frames": written,
-        "frames_decoded": reader.frames_decoded,
-        "rotation": reader.rotation or 0,
-        "seconds": round(time.monotonic() - started, 3),
-        "detect_s": 0.0,
-        **_segment_output(out_path, renderer, verified),
-    }
-
-
-def _verify_segment(
-    input_path: Path, segment: Segment, plan_path: Path, tmp: Path, settings: Settings
-) -> dict[str, Any] | None:
-    """Solid masks: check the segment's own pixels against its plan (blur and pixelate need the
-    input's pixels under the masks: the joined file is verified instead)."""
-    from veil.plan import load_plan
-    from veil.verify import verify
-
-    if settings.mask != "solid":
-        return None
-    result = verify(load_plan(plan_path, spooled=True), tmp, settings)
-    if not result.ok:
-        raise VeilError(f"{input_path}: segment {segment.index}: {result.summary()}; nothing written")
-    return result.to_json()
-
-
-def _segment_output(out_path: Path, renderer: Any, verified: dict[str, Any] | None) -> dict[str, Any]:
-    from veil.detectors import sha256_of
-
-    return {
-        "output": str(out_path),
-        "output_sha256": sha256_of(out_path),
-        "counts": renderer.counts(),
-        "verify": verified,
-    }
+    return Pipeline(settings).render_segment(_segment_job(input_path, out_path, plan_path), segment, plan_path)
 
 
 # ----------------------------------------------------------------------------- join
@@ -413,72 +242,41 @@ def _video_packets(paths: list[Path]) -> Iterator[tuple[float, int, Any]]:
                 yield float(when * tb), 0, packet
 
 
-def _audio_packets(source: VideoSource) -> Iterator[tuple[float, int, Any]]:
-    streams = source.info.audio_streams
-    if not streams:
-        return
-    for packet in source.container.demux(streams):
-        if packet.dts is None or not packet.size:
-            continue
-        yield float(packet.dts * packet.time_base), 1, AudioPacket(packet, packet.stream.index)
-
-
 def _join_video(tmp: Path, input_path: Path, parts: list[Path], frames: int, rotation: int, settings: Settings) -> int:
-    """Stream-copy the segments' video and the source's audio into `tmp`; returns packets
-    written. Packets are interleaved by time so the muxer buffers almost nothing."""
+    """Stream-copy the segments' video into `tmp` beside the source's audio, through the same
+    sink as a whole file (so --audio mute/bleep/disguise and --start/--end apply to the audio
+    exactly as they do there); returns video packets written. Packets are interleaved by time
+    so the muxer buffers almost nothing."""
     from veil.sink import VideoSink
 
-    with VideoSource(input_path, with_audio=settings.keep_audio) as source:
+    with (
+        VideoSource(input_path, with_audio=settings.keep_audio, time_range=settings.time_range) as source,
+        av.open(str(parts[0])) as first,
+    ):
         info = source.info
         info.rotation = rotation
-        tags = dict(source.container.metadata) if settings.keep_metadata else None
-        sink = VideoSink(tmp, info, keep_audio=settings.keep_audio, tags=tags)
-        options = {"fflags": "+bitexact"}
-        if sink.tags and tmp.suffix.lower() in (".mp4", ".mov", ".m4v"):
-            options["movflags"] = "use_metadata_tags"
-        video_packets = 0
-        with av.open(str(tmp), "w", options=options) as out, av.open(str(parts[0])) as first:
-            out.metadata.clear()
-            out.metadata.update(sink.tags)
-            sink.container = out
-            _, sink.audio_codec = _codecs_for(tmp)
-            template = first.streams.video[0]
-            vout = out.add_stream_from_template(template)
-            vout.time_base = template.time_base
-            vout.metadata.clear()
-            if rotation:
-                vout.set_display_rotation(rotation)
-            if settings.keep_audio:
-                for in_stream in info.audio_streams:
-                    sink._add_audio(in_stream)
-            merged = heapq.merge(_video_packets(parts), _audio_packets(source), key=lambda t: (t[0], t[1]))
-            for _, kind, item in merged:
+        sink = VideoSink(
+            tmp,
+            info,
+            keep_audio=settings.keep_audio,
+            tags=source.metadata if settings.keep_metadata else None,
+            audio_edit=settings.audio_edit(),
+            video_template=first.streams.video[0],
+        )
+        audio = ((float(p.packet.dts * p.packet.time_base), 1, p) for p in source.audio_packets())
+        try:
+            for _, kind, item in heapq.merge(_video_packets(parts), audio, key=lambda t: (t[0], t[1])):
                 if kind == 0:
-                    item.stream = vout
-                    out.mux(item)
-                    video_packets += 1
+                    sink.write_packet(item)
                 else:
-                    sink._mux_audio(item)
-            # Flush re-encoded audio (copied audio has nothing buffered).
-            for aout, transcoder in sink.audio.values():
-                if transcoder is None:
-                    continue
-                decoder, resampler = transcoder
-                for frame in [*decoder.decode(None), None]:
-                    for rs in resampler.resample(frame):
-                        for packet in aout.encode(rs):
-                            out.mux(packet)
-                for packet in aout.encode(None):
-                    out.mux(packet)
-        if video_packets != frames:
-            raise VeilError(f"{input_path}: joined {video_packets} video packets for {frames} frames")
-        return video_packets
-
-
-def _codecs_for(path: Path) -> tuple[str, str]:
-    from veil.sink import DEFAULT_CODECS, VIDEO_CODECS
-
-    return VIDEO_CODECS.get(path.suffix.lower(), DEFAULT_CODECS)
+                    sink.write_audio(item)
+            sink.close()
+        except BaseException:
+            sink.abort()
+            raise
+    if sink.video_packets != frames:
+        raise VeilError(f"{input_path}: joined {sink.video_packets} video packets for {frames} frames")
+    return sink.video_packets
 
 
 def merged_plan(input_path: Path, input_sha: str, probe_info: Probe, results: list[dict[str, Any]]) -> Any:
@@ -512,7 +310,16 @@ def merged_plan(input_path: Path, input_sha: str, probe_info: Probe, results: li
         frames=probe_info.frames,
         duration_s=probe_info.duration_s,
     )
-    return Plan(input=info, settings=first.settings, tracks=tracks, review={"flags": flags})
+    # Zones, the time range and the audio edit are the request's, the same in every segment.
+    return Plan(
+        input=info,
+        settings=first.settings,
+        tracks=tracks,
+        zones=first.zones,
+        audio=first.audio,
+        review={"flags": flags},
+        created=first.created,
+    )
 
 
 def join(

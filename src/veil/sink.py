@@ -275,11 +275,14 @@ class VideoSink:
         speed: str = "veryfast",
         allow_crop: bool = False,
         audio_edit: AudioEdit | None = None,
+        video_template: Any = None,
     ) -> None:
         """`tags`: container tags to write, only with --keep-metadata; none by default.
         `speed`: the x264 preset (quality per bit vs. encoding time).
         `allow_crop`: odd-sized video may lose its last row/column (see `_geometry`).
-        `audio_edit`: mute, bleep or disguise; audio is re-encoded only when it changes."""
+        `audio_edit`: mute, bleep or disguise; audio is re-encoded only when it changes.
+        `video_template`: an encoded stream whose packets are copied in (`write_packet`, joining
+        segments) instead of frames encoded; audio is handled exactly as when encoding."""
         self.path = path
         self.info = info
         self.keep_audio = keep_audio
@@ -298,6 +301,7 @@ class VideoSink:
         self.memory = MemoryRelease()
         self.video_packets = 0  # encoded video packets muxed: one per frame written
         self.last_pts: int | None = None
+        self.video_template = video_template
 
     def _open(self) -> None:
         """Open the output at the first frame: only then is the display rotation known."""
@@ -311,19 +315,23 @@ class VideoSink:
         self.container = av.open(str(self.path), "w", options=options)
         self.container.metadata.clear()
         self.container.metadata.update(self.tags)
-        rot = info.rotation % 180 != 0
-        up_w, up_h = (info.height, info.width) if rot else (info.width, info.height)
-        self.width, self.height, pix_fmt = _geometry(video_codec, up_w, up_h, self.allow_crop)
-        rate = info.rate or Fraction(30)
-        self.stream = self.container.add_stream(video_codec, rate=rate)
-        self.stream.width, self.stream.height = (self.height, self.width) if rot else (self.width, self.height)
-        self.stream.pix_fmt = pix_fmt
-        self.stream.time_base = info.time_base
-        self.stream.codec_context.time_base = info.time_base
-        if video_codec == "libx264":
-            self.stream.options = {"crf": "18", "preset": self.speed}
+        if self.video_template is not None:
+            self.stream = self.container.add_stream_from_template(self.video_template)
+            self.stream.time_base = self.video_template.time_base
         else:
-            self.stream.options = {"crf": "30", "b": "0", "row-mt": "1", "deadline": "realtime"}
+            rot = info.rotation % 180 != 0
+            up_w, up_h = (info.height, info.width) if rot else (info.width, info.height)
+            self.width, self.height, pix_fmt = _geometry(video_codec, up_w, up_h, self.allow_crop)
+            rate = info.rate or Fraction(30)
+            self.stream = self.container.add_stream(video_codec, rate=rate)
+            self.stream.width, self.stream.height = (self.height, self.width) if rot else (self.width, self.height)
+            self.stream.pix_fmt = pix_fmt
+            self.stream.time_base = info.time_base
+            self.stream.codec_context.time_base = info.time_base
+            if video_codec == "libx264":
+                self.stream.options = {"crf": "18", "preset": self.speed}
+            else:
+                self.stream.options = {"crf": "30", "b": "0", "row-mt": "1", "deadline": "realtime"}
         if info.rotation:
             self.stream.set_display_rotation(info.rotation)
         self.stream.metadata.clear()
@@ -383,6 +391,15 @@ class VideoSink:
         self.frames_written += 1
         self.memory.frame_done()
 
+    def write_packet(self, packet: Any) -> None:
+        """Copy one encoded video packet of `video_template`'s stream (a segment's output)."""
+        if self.container is None:
+            self._open()
+        packet.stream = self.stream
+        self.container.mux(packet)
+        self.video_packets += 1
+        self.frames_written += 1
+
     def write_audio(self, item: AudioPacket) -> None:
         if self.container is None:
             self.early_audio.append(item)
@@ -410,10 +427,11 @@ class VideoSink:
     def close(self) -> None:
         if self.container is None:
             raise VeilError(f"{final_name(self.path)}: no frames to write")
-        with _encoding(self.path):
-            for packet in self.stream.encode(None):
-                self.container.mux(packet)
-                self.video_packets += 1
+        if self.video_template is None:
+            with _encoding(self.path):
+                for packet in self.stream.encode(None):
+                    self.container.mux(packet)
+                    self.video_packets += 1
         if self.video_packets < self.frames_written:
             # Exit 0 promises every frame: an encoder that swallowed some fails the file.
             written = f"{self.video_packets} of {self.frames_written}"

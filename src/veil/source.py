@@ -344,13 +344,37 @@ class VideoInfo:
     dropped_streams: list[str]
 
 
-class VideoSource:
-    """Demuxes a video file: yields upright RGB `Frame`s and `AudioPacket`s in file order."""
+@dataclass(frozen=True)
+class FrameWindow:
+    """Frames [first, stop) of a video, numbered as the whole (or `--start`/`--end`-trimmed) read
+    numbers them, decoded from the keyframe at index `key` (pts `key_pts`, key <= first): a
+    segment of a long video (segments.py). Frames before `first` are yielded too: they prime the
+    tracker. With a time range `key` may be negative (a keyframe before --start); such frames are
+    decoded but never yielded, as a whole read never yields them."""
 
-    def __init__(self, path: Path, with_audio: bool = True, time_range: TimeRange | None = None) -> None:
+    key: int
+    key_pts: int
+    stop: int
+
+
+class VideoSource:
+    """Demuxes a video file: yields upright RGB `Frame`s and `AudioPacket`s in file order.
+
+    The one decoder loop of veil: the one-shot run, scan, render, segments and verify all read
+    frames through `items()`; `time_range` trims to part of the file (re-timed to start at 0),
+    `window` reads one segment of it."""
+
+    def __init__(
+        self,
+        path: Path,
+        with_audio: bool = True,
+        time_range: TimeRange | None = None,
+        window: FrameWindow | None = None,
+    ) -> None:
         self.path = path
         # Only frames and audio inside this part of the file are yielded, re-timed to start at 0.
         self.time_range = time_range
+        self.window = window
         try:
             self.container = av.open(str(path), metadata_errors="ignore")
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
@@ -417,14 +441,19 @@ class VideoSource:
         audio_index = {s.index for s in self.info.audio_streams}
         streams = [self.stream, *self.info.audio_streams]
         trim = self.time_range
+        window = self.window
         # The input's clock starts at the video stream's first timestamp, as a player shows it.
         origin = float((self.stream.start_time or 0) * self.info.time_base)
-        if trim is not None and trim.start > 0:
+        if window is not None:
+            if window.key != 0 or trim is not None:
+                self.container.seek(window.key_pts, stream=self.stream, backward=True, any_frame=False)
+        elif trim is not None and trim.start > 0:
             target = int((origin + trim.start) / float(self.info.time_base))
             try:
                 self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
             except av.error.FFmpegError:
                 self.container.seek(0, stream=self.stream)  # unseekable: decode from the top
+        position = window.key if window is not None else 0
         try:
             for packet in self.container.demux(streams):
                 if packet.stream.index in audio_index:
@@ -434,6 +463,17 @@ class VideoSource:
                         yield AudioPacket(packet, packet.stream.index)
                     continue
                 for frame in packet.decode():
+                    index = None
+                    if window is not None:
+                        # Leading frames of an open GOP, or frames before the keyframe the seek
+                        # landed on: they belong to the previous segment.
+                        if frame.pts is None or frame.pts < window.key_pts:
+                            continue
+                        index, position = position, position + 1
+                        if index >= window.stop:
+                            return
+                        if index < 0:
+                            continue  # before --start
                     if trim is not None:
                         t = float(frame.time if frame.time is not None else 0.0) - origin
                         if trim.before(t):
@@ -442,12 +482,31 @@ class VideoSource:
                             self._check_end()
                             return
                         frame.pts = (frame.pts or 0) - trim.offset(self.info.time_base) - (self.stream.start_time or 0)
-                    yield self._to_frame(frame)
+                    yield self._to_frame(frame, index)
         except av.error.FFmpegError as exc:
             raise MediaError(
                 f"{self.path}: corrupt video data after frame {self.frames_decoded} ({_short(exc)})"
             ) from exc
+        if window is not None:
+            if position < window.stop:
+                raise MediaError(f"{self.path}: the video ends at frame {position}, expected {window.stop}")
+            return
         self._check_end()
+
+    def audio_packets(self) -> Iterator[AudioPacket]:
+        """The audio streams' packets alone (demuxed, never decoded), trimmed and re-timed like
+        `items()`: what joining segments copies beside their video."""
+        streams = self.info.audio_streams
+        if not streams:
+            return
+        trim = self.time_range
+        origin = float((self.stream.start_time or 0) * self.info.time_base)
+        for packet in self.container.demux(streams):
+            if packet.dts is None or not packet.size:
+                continue
+            if trim is not None and not self._retime_audio(packet, trim, origin):
+                continue
+            yield AudioPacket(packet, packet.stream.index)
 
     def _retime_audio(self, packet: av.Packet, trim: TimeRange, origin: float) -> bool:
         """Keep an audio packet inside the range, shifted by the same time as the video."""
@@ -478,16 +537,16 @@ class VideoSource:
                 f"{self.frames_decoded} could be decoded"
             )
 
-    def _to_frame(self, frame: av.VideoFrame) -> Frame:
+    def _to_frame(self, frame: av.VideoFrame, index: int | None = None) -> Frame:
         rotation = int(getattr(frame, "rotation", 0) or 0) % 360
         if self.frames_decoded == 0:
-            self.info.rotation = rotation
+            self.info.rotation = rotation  # the sink reads it when it opens
         image = frame.to_ndarray(format="rgb24")
         if rotation:
             # The display matrix turns the picture counter-clockwise by `rotation` degrees;
             # detect on the picture as a viewer sees it.
             image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
-        out = Frame(image, self.frames_decoded, frame.pts, frame.time_base)
+        out = Frame(image, self.frames_decoded if index is None else index, frame.pts, frame.time_base)
         self.frames_decoded += 1
         return out
 
