@@ -30,8 +30,9 @@ from PIL import Image
 from veil.config import Settings
 from veil.detect import FrameDetector
 from veil.errors import VeilError
-from veil.live import UNSEEN, DetectionWorker, LiveOptions, LiveStats, Slot, dest_kind, load_zones, run_live
+from veil.live import UNSEEN, DetectionWorker, LiveOptions, LiveStats, Slot, dest_kind, run_live
 from veil.types import Detections
+from veil.zones import load_zones
 
 SIZE = (640, 360)
 FPS = 15
@@ -347,9 +348,9 @@ def test_zones_file(tmp_path: Path) -> None:
     path = tmp_path / "zones.json"
     path.write_text(json.dumps({"zones": [{"name": "door", "polygon": [[0, 0], [10, 0], [10, 10]]}]}))
     (zone,) = load_zones(path)
-    assert zone.shape == (3, 2)
-    path.write_text(json.dumps([[[0, 0], [1, 1]]]))
-    with pytest.raises(VeilError, match="3 or more"):
+    assert zone.pixels(64, 64).shape == (3, 2)
+    path.write_text(json.dumps({"zones": [{"name": "line", "polygon": [[0, 0], [1, 1]]}]}))
+    with pytest.raises(VeilError, match="3 or more|at least 3"):
         load_zones(path)
 
 

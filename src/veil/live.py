@@ -31,7 +31,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ from veil.progress import Reporter
 from veil.render import FrameRenderer
 from veil.track import CutDetector, LookaheadTracker
 from veil.types import Detections, Frame
+from veil.zones import Zone, ZonePainter, load_zones
 
 # Output timestamps are counted in this unit (MPEG-TS's clock; other muxers rescale it).
 OUT_TIME_BASE = Fraction(1, 90000)
@@ -96,7 +97,6 @@ class LiveOptions:
     log_path: Path | None = None
     log_interval: float = 60.0
     overwrite: bool = False
-    zones: list[np.ndarray] = field(default_factory=list)
     # Seconds without a packet before the source counts as lost; then reconnect with backoff.
     read_timeout: float = 2.0
     max_backoff: float = 8.0
@@ -272,8 +272,15 @@ class DetectionWorker:
         stats: LiveStats,
         say: Callable[[str], None],
         log: Callable[[dict[str, Any]], None],
+        zones: list[Zone] | None = None,
     ) -> None:
         self.detector = detector
+        # Privacy zones are painted first, as in a file run: the detector, the cut detector and
+        # the person cue never see those pixels, and the writer sends them painted.
+        self.zones = ZonePainter(zones or [], (0, 0, 0)) if zones else None
+        # Each class at its own stride, as in a file run (classes.py: text every few face
+        # detections); the ladder stretches them all by the same factor.
+        self.base_stride = _min_stride(detector)
         # The look-ahead in frames; set from the source's frame rate at each connection.
         window = max(0, int(round(delay * 25.0)))
         self.window = window
@@ -283,7 +290,7 @@ class DetectionWorker:
         self.log = log
         self.inbox: queue.Queue[Slot | str | float] = queue.Queue(maxsize=max(8, 2 * window + 4))
         self.delay = delay
-        self.ladder = Ladder(detector.max_stride, window)
+        self.ladder = Ladder(self.base_stride, window)
         self._held: dict[int, Slot] = {}
         self._failed: deque[int] = deque(maxlen=64)  # seqs whose detection raised
         self._detected: deque[int] = deque(maxlen=64)  # seqs the detector ran on (and returned)
@@ -306,6 +313,7 @@ class DetectionWorker:
         self.tracker = LookaheadTracker(window=self.window, stride=stride)
         self.cuts = CutDetector()
         self._last_detected = -(1 << 30)
+        self._class_last: dict[int, int] = {}
 
     def _publish_level(self) -> None:
         stride, scale = self.ladder.current
@@ -329,7 +337,7 @@ class DetectionWorker:
                 if window != self.window:
                     self._publish(self.tracker.flush())
                     self.window = window
-                    self.ladder = Ladder(self.detector.max_stride, window)
+                    self.ladder = Ladder(self.base_stride, window)
                     self._publish_level()
                     self._new_tracker()
                 continue
@@ -357,7 +365,10 @@ class DetectionWorker:
             self._late += 1
             return
         stride, scale = self.ladder.current
-        self.tracker.stride = stride
+        factor = stride / self.base_stride
+        self.tracker.stride = max(stride, int(round(self.detector.max_stride * factor)))
+        if self.zones is not None:
+            self.zones.paint(slot.image)
         cut = self.cuts(slot.image)
         detections: Detections | None = None
         # The stride counts source frames, not frames that reached the worker: after a gap (a
@@ -366,7 +377,7 @@ class DetectionWorker:
         if cut or slot.seq - self._last_detected >= stride:
             self._last_detected = slot.seq
             detect_started = time.monotonic()
-            detections = self._detect(slot, scale, cut)
+            detections = self._detect(slot, scale, cut, None if cut else self._due(slot.seq, factor))
             detect_s = time.monotonic() - detect_started
             if detections is not None:
                 self._detected.append(slot.seq)
@@ -382,7 +393,20 @@ class DetectionWorker:
         self._frame_cost = _ewma(self._frame_cost, spent - detect_s)
         self._busy += spent
 
-    def _detect(self, slot: Slot, scale: float, cut: bool) -> Detections | None:
+    def _due(self, seq: int, factor: float) -> list[Any] | None:
+        """The classes whose (ladder-stretched) stride has passed since they last ran; None: all
+        (a detector without per-class strides)."""
+        classes = getattr(self.detector, "classes", None)
+        if not classes:
+            return None
+        due = []
+        for i, c in enumerate(classes):
+            if seq - self._class_last.get(i, -(1 << 30)) >= c.stride * factor - 1e-9:
+                self._class_last[i] = seq
+                due.append(c)
+        return due
+
+    def _detect(self, slot: Slot, scale: float, cut: bool, classes: list[Any] | None = None) -> Detections | None:
         image = slot.image
         h, w = image.shape[:2]
         if scale < 1.0:
@@ -391,7 +415,7 @@ class DetectionWorker:
         with self.stats.lock:
             self.stats.detect_size = (image.shape[1], image.shape[0])
         try:
-            found = self.detector.run(image, None, video=not cut)
+            found = self.detector.run(image, classes, video=not cut)
         except Exception as exc:  # noqa: BLE001 - any detector failure masks the frames it decides
             self._failed.append(slot.seq)
             with self.stats.lock:
@@ -497,6 +521,12 @@ class DetectionWorker:
         )
 
 
+def _min_stride(detector: Any) -> int:
+    """The stride of the most frequent class (faces): the ladder's first level."""
+    classes = getattr(detector, "classes", None)
+    return min((c.stride for c in classes), default=1) if classes else detector.max_stride
+
+
 def _ewma(previous: float | None, value: float, weight: float = 0.2) -> float:
     return value if previous is None else previous + weight * (value - previous)
 
@@ -514,7 +544,7 @@ class Writer:
         self.stats = stats
         self.say = say
         self.kind = dest_kind(options.dest)
-        self.renderer = FrameRenderer(settings, zones=options.zones)
+        self.renderer = FrameRenderer(settings, zones=list(settings.zones))
         self.memory = MemoryRelease()
         self.cond = threading.Condition()
         self.pending: deque[Slot] = deque()
@@ -999,7 +1029,7 @@ def run_live(
         detector.run(np.zeros((360, 640, 3), np.uint8), None, video=True)
     stop = threading.Event()
     writer = Writer(options, settings, stats, say)
-    worker = DetectionWorker(detector, options.delay, stats, say, log)
+    worker = DetectionWorker(detector, options.delay, stats, say, log, list(settings.zones))
     reader = Reader(options, stats, writer, worker, stop, say)
 
     threads = [
@@ -1060,26 +1090,6 @@ def run_live(
 def _playlist(dest: str) -> Path:
     """The HLS playlist of a directory DEST (or DEST itself when it names a .m3u8)."""
     return Path(dest) if dest.lower().endswith(".m3u8") else Path(dest) / "index.m3u8"
-
-
-def load_zones(path: Path) -> list[np.ndarray]:
-    """Privacy zones from JSON: a list of polygons, or of {"polygon": [[x, y], ...]} (as in a plan's
-    "zones"), or {"zones": [...]} holding either; pixel coordinates of the upright frame."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise VeilError(f"{path}: not a readable zones file ({exc})") from exc
-    items = data.get("zones", []) if isinstance(data, dict) else data
-    zones = []
-    for item in items if isinstance(items, list) else []:
-        poly = item.get("polygon") if isinstance(item, dict) else item
-        arr = np.asarray(poly, dtype=np.float64)
-        if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) < 3:
-            raise VeilError(f"{path}: each zone must be a polygon of 3 or more [x, y] points")
-        zones.append(arr)
-    if not zones:
-        raise VeilError(f"{path}: no zones in it")
-    return zones
 
 
 def _short(exc: BaseException) -> str:
@@ -1158,6 +1168,7 @@ def main(argv: list[str]) -> int:
             mask_color=args.mask_color,
             classes=parse_classes(args.redact),
             keep_audio=not args.no_audio,
+            zones=tuple(load_zones(args.zones)) if args.zones else (),
         )
         if args.log_interval <= 0:
             raise VeilError("--log-interval must be more than 0")
@@ -1172,7 +1183,6 @@ def main(argv: list[str]) -> int:
             log_path=args.log,
             log_interval=args.log_interval,
             overwrite=args.overwrite,
-            zones=load_zones(args.zones) if args.zones else [],
         )
         result = run_live(options, settings, reporter)
     except VeilError as exc:
