@@ -221,31 +221,27 @@ def _detect_settings(args: argparse.Namespace, **extra: Any) -> Settings:
     )
 
 
-def _render_settings(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Settings:
-    """Settings for painting: the options given, else the plan's (`base`), else the defaults."""
-    base = base or {}
-    audio = base.get("audio") or {}
+def _render_settings(args: argparse.Namespace, plan_obj: Any = None) -> Settings:
+    """Settings for painting: the options given, else the plan's, else the defaults (one
+    builder, `config.settings_for_plan`, which the review page uses too)."""
+    from veil.config import settings_for_plan
+    from veil.plan import Plan
+
+    given: dict[str, Any] = {
+        "mask": args.mask,
+        "mask_color": args.mask_color,
+        "margin": args.margin,
+        "output_format": getattr(args, "output_format", None),
+        "overwrite": getattr(args, "overwrite", False),
+        "keep_audio": not getattr(args, "no_audio", False),
+        "keep_metadata": getattr(args, "keep_metadata", False),
+        "report": getattr(args, "report", None) is not None,
+        "allow_crop": getattr(args, "allow_crop", False),
+    }
     if getattr(args, "audio", None) is not None or getattr(args, "audio_ranges", None) is not None:
-        audio = {"mode": args.audio or "keep", "ranges": parse_ranges(args.audio_ranges) if args.audio_ranges else []}
-    mask = args.mask or base.get("mask") or "solid"
-    color = args.mask_color if args.mask_color is not None else (base.get("mask_color") if mask == "solid" else None)
-    margin = args.margin if args.margin is not None else base.get("margin")
-    return Settings(
-        preset=base.get("preset", "balanced"),
-        margin=margin,
-        mask=mask,
-        mask_color=color,
-        classes=tuple(c for c in base.get("classes", ["faces"]) if c in CLASSES) or ("faces",),
-        # Painting only: the plan holds the zones and time range it was made with.
-        output_format=getattr(args, "output_format", None),
-        overwrite=getattr(args, "overwrite", False),
-        keep_audio=not getattr(args, "no_audio", False),
-        keep_metadata=getattr(args, "keep_metadata", False),
-        report=getattr(args, "report", None) is not None,
-        allow_crop=getattr(args, "allow_crop", False),
-        audio=audio.get("mode", "keep"),
-        audio_ranges=tuple(tuple(r) for r in audio.get("ranges", [])),
-    )
+        given["audio"] = args.audio or "keep"
+        given["audio_ranges"] = tuple(parse_ranges(args.audio_ranges)) if args.audio_ranges else ()
+    return settings_for_plan(plan_obj if plan_obj is not None else Plan(input={}, settings={}), **given)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -376,7 +372,7 @@ def _render(argv: list[str]) -> int:
     results = []
     pipeline = None
     for job, plan_obj in jobs:
-        settings = _render_settings(args, {**plan_obj.settings, "audio": plan_obj.audio})
+        settings = _render_settings(args, plan_obj)
         pipeline = Pipeline(settings, reporter, reviewer=args.reviewer, second_opinion=args.second_opinion)
         try:
             results.append(pipeline.render(job, plan_obj))
@@ -399,7 +395,7 @@ def _verify(argv: list[str]) -> int:
     plan_obj = load_plan(args.plan, spooled=True)
     if not args.output.is_file():
         raise VeilError(f"{args.output}: no such file")
-    settings = _render_settings(args, plan_obj.settings)
+    settings = _render_settings(args, plan_obj)
     source = Path(plan_obj.input.get("path") or "")
     if not source.is_absolute():
         source = (args.plan.parent / source).resolve()

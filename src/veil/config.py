@@ -112,3 +112,34 @@ class Settings:
 
     def audio_edit(self) -> AudioEdit:
         return AudioEdit(self.audio, list(self.audio_ranges))
+
+
+def settings_for_plan(plan: Any, **given: Any) -> Settings:
+    """The one settings builder for painting a plan (`veil render`, `veil verify`, the review
+    page's preview and its render): the plan's own mask, margin, colour, classes, zones, time
+    range and audio section, with every option in `given` that is not None overriding it.
+    `given` takes Settings' field names; `audio`/`audio_ranges` replace the plan's audio edit."""
+    from veil.plan import plan_time_range, plan_zones
+
+    base = plan.settings
+    options = {k: v for k, v in given.items() if v is not None}
+    mask = options.pop("mask", None) or base.get("mask") or "solid"
+    color = options.pop("mask_color", None)
+    if color is None and mask == "solid":
+        color = base.get("mask_color")
+    audio = dict(plan.audio or {})
+    if "audio" in options or "audio_ranges" in options:
+        audio = {"mode": options.pop("audio", "keep"), "ranges": options.pop("audio_ranges", ())}
+    known = [c for c in base.get("classes", ["faces"]) if c in CLASSES]
+    return Settings(
+        preset=base.get("preset", "balanced"),
+        margin=options.pop("margin", base.get("margin")),
+        mask=mask,
+        mask_color=color,
+        classes=tuple(known) or ("faces",),
+        zones=tuple(plan_zones(plan)),
+        time_range=plan_time_range(plan),
+        audio=audio.get("mode", "keep"),
+        audio_ranges=tuple(tuple(r) for r in audio.get("ranges") or ()),
+        **options,
+    )

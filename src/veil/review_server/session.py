@@ -157,11 +157,10 @@ class ReviewSession:
         with self.lock:
             plan = self.plan
             settings = render_settings(plan)
-            zones = [np.asarray(z["polygon"], dtype=np.float64) for z in plan.zones]
             boxes = FrameBoxes(plan)
             masked, kept = boxes.at(frame)
             whole = boxes.whole_frame(frame) is not None
-        FrameRenderer(settings, zones=zones).paint(Frame(image, frame), masked, kept, whole)
+        FrameRenderer(settings, zones=list(settings.zones)).paint(Frame(image, frame), masked, kept, whole)
         return image
 
     def thumbnail(self, track_id: int) -> bytes:
@@ -521,21 +520,11 @@ def proxy_width(reader: FrameReader) -> int:
 
 
 def render_settings(plan: Plan, overwrite: bool = False, report: bool = False) -> Any:
-    """Settings to paint with: the plan's own (as `veil render` uses them with no options)."""
-    from veil.classes import CLASSES
-    from veil.config import Settings
+    """Settings to paint with: the plan's own, audio section included (as `veil render` uses
+    them with no options)."""
+    from veil.config import settings_for_plan
 
-    base = plan.settings
-    mask = base.get("mask") or "solid"
-    return Settings(
-        preset=base.get("preset", "balanced"),
-        margin=base.get("margin"),
-        mask=mask,
-        mask_color=base.get("mask_color") if mask == "solid" else None,
-        classes=tuple(c for c in base.get("classes", ["faces"]) if c in CLASSES) or ("faces",),
-        overwrite=overwrite,
-        report=report,
-    )
+    return settings_for_plan(plan, overwrite=overwrite, report=report)
 
 
 def jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
