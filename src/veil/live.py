@@ -48,8 +48,10 @@ from veil.memory import MemoryRelease
 from veil.presets import PRESETS
 from veil.progress import Reporter
 from veil.render import FrameRenderer
+from veil.schema import check_finite, number_option
 from veil.track import CutDetector, LookaheadTracker
 from veil.types import Detections, Frame
+from veil.zones import Zone, load_zones
 
 # Output timestamps are counted in this unit (MPEG-TS's clock; other muxers rescale it).
 OUT_TIME_BASE = Fraction(1, 90000)
@@ -80,6 +82,10 @@ URL_SCHEMES = (
 # ----------------------------------------------------------------------------- options
 
 
+# Seconds: the most look-ahead delay (and detection budget) a live run buffers frames for.
+MAX_DELAY_S = 60.0
+
+
 @dataclass
 class LiveOptions:
     source: str
@@ -96,7 +102,7 @@ class LiveOptions:
     log_path: Path | None = None
     log_interval: float = 60.0
     overwrite: bool = False
-    zones: list[np.ndarray] = field(default_factory=list)
+    zones: list[Zone] = field(default_factory=list)
     # Seconds without a packet before the source counts as lost; then reconnect with backoff.
     read_timeout: float = 2.0
     max_backoff: float = 8.0
@@ -962,8 +968,10 @@ def run_live(
     """Run until --duration, the end of a --realtime file, or an interrupt; returns the final
     log record. `detector` replaces the one `settings` asks for (tests stall one)."""
     reporter = reporter or Reporter()
-    if options.delay < 0 or options.budget <= 0:
-        raise VeilError("--delay must be 0 or more and --budget more than 0")
+    # Checked again for library callers: `nan < 0` is False, so only isfinite catches NaN.
+    check_finite("--delay", options.delay, 0, MAX_DELAY_S)
+    if check_finite("--budget", options.budget, 0, MAX_DELAY_S) <= 0:
+        raise VeilError("--budget must be more than 0")
     kind = dest_kind(options.dest)  # a bad DEST fails before anything starts
     if "://" not in options.source and not options.source.startswith("/dev/"):
         if not Path(options.source).is_file():
@@ -1062,26 +1070,6 @@ def _playlist(dest: str) -> Path:
     return Path(dest) if dest.lower().endswith(".m3u8") else Path(dest) / "index.m3u8"
 
 
-def load_zones(path: Path) -> list[np.ndarray]:
-    """Privacy zones from JSON: a list of polygons, or of {"polygon": [[x, y], ...]} (as in a plan's
-    "zones"), or {"zones": [...]} holding either; pixel coordinates of the upright frame."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise VeilError(f"{path}: not a readable zones file ({exc})") from exc
-    items = data.get("zones", []) if isinstance(data, dict) else data
-    zones = []
-    for item in items if isinstance(items, list) else []:
-        poly = item.get("polygon") if isinstance(item, dict) else item
-        arr = np.asarray(poly, dtype=np.float64)
-        if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) < 3:
-            raise VeilError(f"{path}: each zone must be a polygon of 3 or more [x, y] points")
-        zones.append(arr)
-    if not zones:
-        raise VeilError(f"{path}: no zones in it")
-    return zones
-
-
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]
@@ -1110,39 +1098,60 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--delay",
-        type=float,
+        type=number_option("--delay", 0, MAX_DELAY_S),
         default=0.5,
         metavar="SECONDS",
         help="tracker look-ahead: faces are masked this long before first detected (default 0.5)",
     )
     p.add_argument(
         "--budget",
-        type=float,
+        type=number_option("--budget", 0, MAX_DELAY_S, above=True),
         default=0.3,
         metavar="SECONDS",
         help="time allowed for detection beyond the delay; the output runs delay+budget behind (default 0.3)",
     )
     p.add_argument("--realtime", action="store_true", help="SOURCE is a file: read it at its native frame rate")
     p.add_argument("--preset", default="balanced", choices=list(PRESETS), help="speed/recall trade-off")
-    p.add_argument("--threshold", type=float, help="face detector score threshold (lower finds more)")
+    p.add_argument(
+        "--threshold",
+        type=number_option("--threshold", 0, 1, above=True),
+        help="face detector score threshold (lower finds more)",
+    )
     p.add_argument("--redact", default="faces", help="what to erase: comma list of classes, or all (default: faces)")
     p.add_argument("--mask", choices=["solid", "blur", "pixelate"], help="default: solid")
     p.add_argument("--mask-color", help="solid fill colour (default black)")
-    p.add_argument("--margin", type=float, help="grow each box by this fraction of its size on every side")
+    p.add_argument(
+        "--margin",
+        type=number_option("--margin", 0, 5),
+        help="grow each box by this fraction of its size on every side",
+    )
     p.add_argument("--zones", type=Path, metavar="FILE.json", help="privacy zones: polygons masked in every frame")
     p.add_argument("--no-audio", action="store_true", help="drop audio")
     p.add_argument(
-        "--duration", type=float, metavar="SECONDS", help="stop after this long (default: run until stopped)"
+        "--duration",
+        type=number_option("--duration", 0, above=True),
+        metavar="SECONDS",
+        help="stop after this long (default: run until stopped)",
     )
     p.add_argument("--log", type=Path, metavar="FILE", help="append the JSON Lines live log here (default: stderr)")
-    p.add_argument("--log-interval", type=float, default=60.0, metavar="SECONDS", help="default 60")
+    p.add_argument(
+        "--log-interval",
+        type=number_option("--log-interval", 0, above=True),
+        default=60.0,
+        metavar="SECONDS",
+        help="default 60",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file or playlist")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     return p
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except VeilError as exc:  # a bad number (schema.number_option): one line, like every refusal
+        Reporter().error(str(exc))
+        return 2
     reporter = Reporter(quiet=args.quiet)
 
     def interrupt(signum: int, _frame: object) -> None:
