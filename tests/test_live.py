@@ -347,10 +347,10 @@ def test_frames_without_a_detection_in_their_look_ahead_are_masked() -> None:
 def test_zones_file(tmp_path: Path) -> None:
     path = tmp_path / "zones.json"
     path.write_text(json.dumps({"zones": [{"name": "door", "polygon": [[0, 0], [10, 0], [10, 10]]}]}))
-    (zone,) = load_zones(path)
-    assert zone.pixels(64, 64).shape == (3, 2)
-    path.write_text(json.dumps({"zones": [{"name": "line", "polygon": [[0, 0], [1, 1]]}]}))
-    with pytest.raises(VeilError, match="3 or more|at least 3"):
+    (zone,) = load_zones(path)  # veil.zones' reader: live takes the same zone files as file runs
+    assert zone.name == "door" and zone.pixels(64, 48).shape == (3, 2)
+    path.write_text(json.dumps([[[0, 0], [1, 1]]]))
+    with pytest.raises(VeilError, match="at least 3 points"):
         load_zones(path)
 
 

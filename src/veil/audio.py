@@ -15,7 +15,6 @@ recording the same way and match again; docs/audio.md gives the measured equal e
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from veil.errors import MediaError, VeilError
+from veil.timerange import parse_time
 
 AUDIO_MODES = ("keep", "mute", "bleep", "disguise")
 AUDIO_EXTS = {".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus", ".oga"}
@@ -56,23 +56,8 @@ STRENGTH = {
     "an attacker who disguises a reference recording the same way can still match it (docs/audio.md)",
 }
 
-_TIME = re.compile(r"^(?:(?:(\d+):)?(\d+):)?(\d+(?:\.\d*)?|\.\d+)$")
-
 
 # ----------------------------------------------------------------------------- what to do
-
-
-def parse_time(text: str) -> float:
-    """Seconds from `SS`, `MM:SS` or `HH:MM:SS`, each with optional decimals."""
-    m = _TIME.match(text.strip())
-    if not m:
-        raise VeilError(f"--audio-ranges: {text.strip()!r} is not a time (use HH:MM:SS.s, MM:SS or seconds)")
-    hours, minutes, seconds = m.group(1), m.group(2), m.group(3)
-    if (hours or minutes) and float(seconds) >= 60:
-        raise VeilError(f"--audio-ranges: {text.strip()!r}: seconds must be below 60")
-    if hours and int(minutes) >= 60:
-        raise VeilError(f"--audio-ranges: {text.strip()!r}: minutes must be below 60")
-    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds)
 
 
 def parse_ranges(text: str) -> list[tuple[float, float]]:
@@ -85,7 +70,7 @@ def parse_ranges(text: str) -> list[tuple[float, float]]:
         pieces = part.split("-")
         if len(pieces) != 2:
             raise VeilError(f"--audio-ranges: {part!r} is not START-END")
-        start, end = parse_time(pieces[0]), parse_time(pieces[1])
+        start, end = parse_time(pieces[0], "--audio-ranges"), parse_time(pieces[1], "--audio-ranges")
         if end <= start:
             raise VeilError(f"--audio-ranges: {part!r} ends before it starts")
         ranges.append((start, end))

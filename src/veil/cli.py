@@ -22,10 +22,11 @@ from typing import Any
 from veil import __version__
 from veil.audio import AUDIO_MODES, parse_ranges
 from veil.classes import CLASSES, DEFAULT_CLASSES, parse_classes
-from veil.config import Settings
+from veil.config import MAX_LOOKAHEAD_S, Settings
 from veil.errors import VeilError
 from veil.presets import PRESETS
 from veil.progress import Reporter
+from veil.schema import number_option, time_option
 
 EPILOG = """\
 masks: solid (default) is an opaque fill and the only irreversible one; blur and pixelate
@@ -46,7 +47,11 @@ def _render_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", help="output file (one input) or directory (several; tree mirrored)")
     p.add_argument("--mask", choices=["solid", "blur", "pixelate"], help="default: solid")
     p.add_argument("--mask-color", help="solid fill colour: name, #rrggbb or r,g,b (default black)")
-    p.add_argument("--margin", type=float, help="grow each box by this fraction of its size on every side")
+    p.add_argument(
+        "--margin",
+        type=number_option("--margin", 0, 5),
+        help="grow each box by this fraction of its size on every side",
+    )
     p.add_argument("--format", dest="output_format", help="output extension for every file, e.g. png")
     p.add_argument("--report", type=Path, help="write a JSON audit report here (and an HTML one beside it)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -74,7 +79,11 @@ def _render_options(p: argparse.ArgumentParser) -> None:
 
 
 def _detect_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threshold", type=float, help="face detector score threshold (lower finds more)")
+    p.add_argument(
+        "--threshold",
+        type=number_option("--threshold", 0, 1, above=True),
+        help="face detector score threshold (lower finds more)",
+    )
     p.add_argument("--preset", default="balanced", choices=list(PRESETS), help="speed/recall trade-off")
     p.add_argument(
         "--redact",
@@ -84,7 +93,7 @@ def _detect_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--lookahead",
-        type=float,
+        type=number_option("--lookahead", 0, MAX_LOOKAHEAD_S),
         default=1.0,
         metavar="SECONDS",
         help="video: read this far ahead to mask faces before the detector first finds them (default: 1)",
@@ -96,8 +105,15 @@ def _detect_options(p: argparse.ArgumentParser) -> None:
         help='privacy zones blanked in every frame: {"zones": [{"name": ..., "polygon": [[x, y], ...]}]} '
         "in pixels, or fractions of the frame when every value is at most 1",
     )
-    p.add_argument("--start", metavar="TIME", help="video: process and write from this time (seconds or [h:]mm:ss)")
-    p.add_argument("--end", metavar="TIME", help="video: stop at this time (seconds or [h:]mm:ss)")
+    p.add_argument(
+        "--start",
+        type=time_option("--start"),
+        metavar="TIME",
+        help="video: process and write from this time (seconds or [h:]mm:ss)",
+    )
+    p.add_argument(
+        "--end", type=time_option("--end"), metavar="TIME", help="video: stop at this time (seconds or [h:]mm:ss)"
+    )
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -134,7 +150,7 @@ def _batch_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--segment-seconds",
-        type=float,
+        type=number_option("--segment-seconds", 0, above=True),
         metavar="S",
         help=(
             "cut videos into segments of about S seconds at keyframes (default with -j > 1: two per "
@@ -195,7 +211,11 @@ def verify_parser() -> argparse.ArgumentParser:
     p.add_argument("output", type=Path, metavar="OUTPUT")
     p.add_argument("--mask", choices=["solid", "blur", "pixelate"], help="the mask the output was rendered with")
     p.add_argument("--mask-color", help="the solid mask's colour, if not the plan's")
-    p.add_argument("--margin", type=float, help="the margin the output was rendered with, if not the plan's")
+    p.add_argument(
+        "--margin",
+        type=number_option("--margin", 0, 5),
+        help="the margin the output was rendered with, if not the plan's",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     _common(p)
     return p

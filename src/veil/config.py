@@ -11,9 +11,13 @@ from veil.audio import AudioEdit
 from veil.classes import CLASSES
 from veil.errors import VeilError
 from veil.presets import Preset, get_preset
+from veil.schema import check_finite, short
 from veil.timerange import TimeRange
 from veil.zones import Zone
 from veil.zones import to_json as zones_to_json
+
+# Seconds: the most look-ahead a video run buffers (frames held in memory grow with it).
+MAX_LOOKAHEAD_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -46,15 +50,20 @@ class Settings:
     preset_obj: Preset = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # Library callers and plans reach here without the command line's checks: every number is
+        # checked again with math.isfinite (`nan < 0` is False, so a range check alone passes NaN).
+        for name, text in (("preset", self.preset), ("mask", self.mask)):
+            if not isinstance(text, str):
+                raise VeilError(f"--{name}: expected a name, got {short(text)}")
+        if self.mask_color is not None and not isinstance(self.mask_color, str):
+            raise VeilError(f"--mask-color: expected a colour name, got {short(self.mask_color)}")
         preset = get_preset(self.preset)
         object.__setattr__(self, "preset_obj", preset)
-        threshold = preset.threshold if self.threshold is None else float(self.threshold)
+        threshold = preset.threshold if self.threshold is None else check_finite("--threshold", self.threshold)
         if not 0.0 < threshold <= 1.0:
             raise VeilError(f"--threshold must be between 0 and 1, got {threshold}")
         object.__setattr__(self, "threshold", threshold)
-        margin = preset.margin if self.margin is None else float(self.margin)
-        if margin < 0 or margin > 5:
-            raise VeilError(f"--margin must be between 0 and 5, got {margin}")
+        margin = preset.margin if self.margin is None else check_finite("--margin", self.margin, 0, 5)
         object.__setattr__(self, "margin", margin)
         from veil.masks import available
 
@@ -66,6 +75,8 @@ class Settings:
             from veil.masks.solid import parse_color
 
             parse_color(self.mask_color or "black")
+        if isinstance(self.classes, str) or not all(isinstance(c, str) for c in self.classes):
+            raise VeilError(f"--redact: expected a list of class names, got {short(self.classes)}")
         classes = tuple(self.classes)
         unknown = [c for c in classes if c not in CLASSES]
         if unknown or not classes:
@@ -80,9 +91,20 @@ class Settings:
             raise VeilError(f"--audio {self.audio} and --no-audio contradict each other")
         if self.audio_ranges and self.audio == "keep":
             raise VeilError("--audio-ranges needs --audio mute, bleep or disguise")
-        object.__setattr__(self, "audio_ranges", tuple((float(a), float(b)) for a, b in self.audio_ranges))
-        if self.lookahead_s < 0:
-            raise VeilError("--lookahead must be 0 or more")
+        ranges = []
+        for rng in self.audio_ranges:
+            if not isinstance(rng, list | tuple) or len(rng) != 2:
+                raise VeilError(f"--audio-ranges: expected (start_s, end_s) pairs, got {short(rng)}")
+            start = check_finite("--audio-ranges", rng[0], 0)
+            end = check_finite("--audio-ranges", rng[1], 0)
+            if end <= start:
+                raise VeilError(f"--audio-ranges: {start:g}-{end:g} ends before it starts")
+            ranges.append((start, end))
+        object.__setattr__(self, "audio_ranges", tuple(ranges))
+        object.__setattr__(self, "lookahead_s", check_finite("--lookahead", self.lookahead_s, 0, MAX_LOOKAHEAD_S))
+        for zone in self.zones:
+            if not isinstance(zone, Zone):
+                raise VeilError(f"zones: expected veil.zones.Zone (load_zones reads a zone file), got {short(zone)}")
         fmt = self.output_format
         if fmt:
             from veil.sink import OUTPUT_EXTS

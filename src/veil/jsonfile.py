@@ -23,3 +23,7 @@ def read_json(path: Path, what: str, error: type[VeilError] = VeilError) -> Any:
         raise error(
             f"{path}: the {what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
+    except RecursionError:
+        raise error(f"{path}: the {what} is nested too deeply") from None
+    except ValueError as exc:  # e.g. a number past Python's digit limit
+        raise error(f"{path}: the {what} cannot be read ({str(exc).splitlines()[0][:80]})") from None

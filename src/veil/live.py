@@ -48,6 +48,7 @@ from veil.memory import MemoryRelease
 from veil.presets import PRESETS
 from veil.progress import Reporter
 from veil.render import FrameRenderer
+from veil.schema import check_finite, number_option
 from veil.track import CutDetector, LookaheadTracker
 from veil.types import Detections, Frame
 from veil.zones import Zone, ZonePainter, load_zones
@@ -79,6 +80,10 @@ URL_SCHEMES = (
 
 
 # ----------------------------------------------------------------------------- options
+
+
+# Seconds: the most look-ahead delay (and detection budget) a live run buffers frames for.
+MAX_DELAY_S = 60.0
 
 
 @dataclass
@@ -992,8 +997,10 @@ def run_live(
     """Run until --duration, the end of a --realtime file, or an interrupt; returns the final
     log record. `detector` replaces the one `settings` asks for (tests stall one)."""
     reporter = reporter or Reporter()
-    if options.delay < 0 or options.budget <= 0:
-        raise VeilError("--delay must be 0 or more and --budget more than 0")
+    # Checked again for library callers: `nan < 0` is False, so only isfinite catches NaN.
+    check_finite("--delay", options.delay, 0, MAX_DELAY_S)
+    if check_finite("--budget", options.budget, 0, MAX_DELAY_S) <= 0:
+        raise VeilError("--budget must be more than 0")
     kind = dest_kind(options.dest)  # a bad DEST fails before anything starts
     if "://" not in options.source and not options.source.startswith("/dev/"):
         if not Path(options.source).is_file():
@@ -1120,39 +1127,60 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--delay",
-        type=float,
+        type=number_option("--delay", 0, MAX_DELAY_S),
         default=0.5,
         metavar="SECONDS",
         help="tracker look-ahead: faces are masked this long before first detected (default 0.5)",
     )
     p.add_argument(
         "--budget",
-        type=float,
+        type=number_option("--budget", 0, MAX_DELAY_S, above=True),
         default=0.3,
         metavar="SECONDS",
         help="time allowed for detection beyond the delay; the output runs delay+budget behind (default 0.3)",
     )
     p.add_argument("--realtime", action="store_true", help="SOURCE is a file: read it at its native frame rate")
     p.add_argument("--preset", default="balanced", choices=list(PRESETS), help="speed/recall trade-off")
-    p.add_argument("--threshold", type=float, help="face detector score threshold (lower finds more)")
+    p.add_argument(
+        "--threshold",
+        type=number_option("--threshold", 0, 1, above=True),
+        help="face detector score threshold (lower finds more)",
+    )
     p.add_argument("--redact", default="faces", help="what to erase: comma list of classes, or all (default: faces)")
     p.add_argument("--mask", choices=["solid", "blur", "pixelate"], help="default: solid")
     p.add_argument("--mask-color", help="solid fill colour (default black)")
-    p.add_argument("--margin", type=float, help="grow each box by this fraction of its size on every side")
+    p.add_argument(
+        "--margin",
+        type=number_option("--margin", 0, 5),
+        help="grow each box by this fraction of its size on every side",
+    )
     p.add_argument("--zones", type=Path, metavar="FILE.json", help="privacy zones: polygons masked in every frame")
     p.add_argument("--no-audio", action="store_true", help="drop audio")
     p.add_argument(
-        "--duration", type=float, metavar="SECONDS", help="stop after this long (default: run until stopped)"
+        "--duration",
+        type=number_option("--duration", 0, above=True),
+        metavar="SECONDS",
+        help="stop after this long (default: run until stopped)",
     )
     p.add_argument("--log", type=Path, metavar="FILE", help="append the JSON Lines live log here (default: stderr)")
-    p.add_argument("--log-interval", type=float, default=60.0, metavar="SECONDS", help="default 60")
+    p.add_argument(
+        "--log-interval",
+        type=number_option("--log-interval", 0, above=True),
+        default=60.0,
+        metavar="SECONDS",
+        help="default 60",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file or playlist")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     return p
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except VeilError as exc:  # a bad number (schema.number_option): one line, like every refusal
+        Reporter().error(str(exc))
+        return 2
     reporter = Reporter(quiet=args.quiet)
 
     def interrupt(signum: int, _frame: object) -> None:

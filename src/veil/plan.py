@@ -150,13 +150,22 @@ class Plan:
     settings: dict[str, Any]
     tracks: list[Track] = field(default_factory=list)
     frame_ranges: list[FrameRange] = field(default_factory=list)
-    zones: list[dict[str, Any]] = field(default_factory=list)
+    # `zones.Zone`s in upright pixels. A plan built in memory may give zone-file entries
+    # ({"name", "polygon"}); they are read by the zone reader into Zones here.
+    zones: list[Any] = field(default_factory=list)
     audio: dict[str, Any] = field(default_factory=lambda: {"mode": "keep", "ranges": []})
     review: dict[str, Any] = field(default_factory=dict)
     created: str | None = None
     veil_version: str = __version__
     # Lines about fail-closed repairs made while loading (e.g. a malformed decision).
     warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from veil.zones import Zone, parse_zones
+
+        if any(not isinstance(z, Zone) for z in self.zones):
+            given = [z.to_json() if isinstance(z, Zone) else z for z in self.zones]
+            self.zones = [Zone(z.name, z.polygon) for z in parse_zones(given, "plan zones", allow_empty=True)]
 
     @property
     def frames(self) -> int:
@@ -171,7 +180,7 @@ class Plan:
             "input": self.input,
             "settings": self.settings,
             "frame_ranges": [r.to_json() for r in self.frame_ranges],
-            "zones": self.zones,
+            "zones": [z.to_json() for z in self.zones],
             "audio": self.audio,
             "review": self.review,
         }
@@ -217,7 +226,7 @@ def _line_layout(path: Path) -> tuple[dict[str, Any], Iterator[tuple[int, Any]]]
         return None
     try:
         header = json.loads(first[: -len(TRACKS_OPEN)] + "}")
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # read whole instead, where the problem is named
         return None
 
     def tracks() -> Iterator[tuple[int, Any]]:
@@ -243,6 +252,10 @@ def _line_layout(path: Path) -> tuple[dict[str, Any], Iterator[tuple[int, Any]]]
                     yield offset, json.loads(text.removesuffix(","))
                 except json.JSONDecodeError as exc:
                     raise PlanError(f"{path}: the plan is not valid JSON (line {number}: {exc.msg})") from None
+                except RecursionError:
+                    raise PlanError(f"{path}: line {number}: nested too deeply") from None
+                except ValueError as exc:  # a number past Python's digit limit
+                    raise PlanError(f"{path}: line {number}: {str(exc).splitlines()[0][:80]}") from None
             if not closed:
                 raise PlanError(f"{path}: the plan is not valid JSON (it ends before its tracks do)")
 
@@ -265,9 +278,11 @@ class SpooledTracks:
     its first frame comes. Each read is checked against the index (same id and frames), so a
     plan file changed while it is being rendered fails instead of rendering something else."""
 
-    def __init__(self, path: Path, refs: list[TrackRef]) -> None:
+    def __init__(self, path: Path, refs: list[TrackRef], context: dict[str, Any] | None = None) -> None:
         self.path = path
         self.refs = refs
+        # The frame size and count each track was checked against when the plan was loaded.
+        self.context = context
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -285,8 +300,8 @@ class SpooledTracks:
         fh.seek(ref.offset)
         text = fh.readline().decode("utf-8", errors="replace").strip().removesuffix(",")
         try:
-            track = _track(json.loads(text), f"{self.path}: track {ref.id}", [])
-        except (json.JSONDecodeError, PlanError):
+            track = _track(json.loads(text), f"{self.path}: track {ref.id}", [], self.context)
+        except (ValueError, RecursionError, PlanError):
             track = None
         if track is None or (track.id, track.first, track.last) != (ref.id, ref.first, ref.last):
             raise PlanError(f"{self.path}: the plan changed while it was being read (track {ref.id}); run again")
@@ -299,36 +314,34 @@ def plan_from_json(
     lazy_tracks: Iterable[tuple[int, Any]] | None = None,
     spool: Path | None = None,
 ) -> Plan:
-    """Check a decoded plan; `lazy_tracks` (from `load_plan`: byte offset and track) replaces
-    `data["tracks"]`, read one track at a time; with `spool` (the file they come from) the
-    tracks are checked and then left there (`SpooledTracks`)."""
+    """Check a decoded plan against `schema` (what is valid is said there, once); `lazy_tracks`
+    (from `load_plan`: byte offset and track) replaces `data["tracks"]`, read one track at a
+    time; with `spool` (the file they come from) the tracks are checked and then left there
+    (`SpooledTracks`). Every problem is one PlanError line naming the field."""
+    from veil.schema import PlanHeaderIn, PlanSettingsIn, plan_context
+
     if not isinstance(data, dict) or "veil_plan" not in data:
         raise PlanError(f'{where}: not a veil plan (no "veil_plan" version)')
     version = data["veil_plan"]
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise PlanError(f"{where}: veil_plan: expected a version number, got {version!r}")
+        raise PlanError(f"{where}: veil_plan: expected a version number, got {_short(version)}")
     if version > PLAN_VERSION:
         raise PlanError(f"{where}: plan version {version} is newer than this veil reads ({PLAN_VERSION}); upgrade veil")
+    header_data = {k: v for k, v in data.items() if k != "tracks"}
+    header = _validate(PlanHeaderIn, header_data, where)
+    context = plan_context(header)
     warnings: list[str] = []
-    inp = _need(data, "input", dict, where)
-    for key, kind in (("sha256", str), ("kind", str)):
-        _need(inp, key, kind, f"{where}: input")
-    if inp["kind"] not in KINDS:
-        raise PlanError(f"{where}: input.kind: expected {', '.join(KINDS)}, got {inp['kind']!r}")
-    frames = inp.get("frames")
-    if frames is not None and (not isinstance(frames, int) or frames < 1):
-        raise PlanError(f"{where}: input.frames: expected a positive frame count, got {frames!r}")
-    settings = data.get("settings") or {}
-    if not isinstance(settings, dict):
-        raise PlanError(f"{where}: settings: expected an object")
 
     tracks: list[Track] = []
     refs: list[TrackRef] = []
     seen: set[int] = set()
     if lazy_tracks is None:
-        lazy_tracks = ((-1, raw) for raw in _need(data, "tracks", list, where))
+        raw_tracks = data.get("tracks")
+        if not isinstance(raw_tracks, list):
+            raise PlanError(f'{where}: missing "tracks"' if raw_tracks is None else f"{where}: tracks: expected a list")
+        lazy_tracks = ((-1, raw) for raw in raw_tracks)
     for i, (offset, raw) in enumerate(lazy_tracks):
-        track = _track(raw, f"{where}: tracks[{i}]", warnings)
+        track = _track(raw, f"{where}: tracks[{i}]", warnings, context)
         if track.id in seen:
             raise PlanError(f"{where}: tracks[{i}].id: {track.id} is used twice; ids must be unique")
         seen.add(track.id)
@@ -337,122 +350,81 @@ def plan_from_json(
         else:
             tracks.append(track)
 
-    ranges = []
-    for i, raw in enumerate(data.get("frame_ranges") or []):
-        at = f"{where}: frame_ranges[{i}]"
-        if not isinstance(raw, dict):
-            raise PlanError(f"{at}: expected an object with start and end")
-        start, end = _int(raw.get("start"), f"{at}.start"), _int(raw.get("end"), f"{at}.end")
-        if start < 0 or end < start:
-            raise PlanError(f"{at}: expected 0 <= start <= end, got {start}-{end}")
-        ranges.append(FrameRange(start, end, raw.get("reason")))
+    from veil.zones import Zone
 
-    zones = data.get("zones") or []
-    if not isinstance(zones, list):
-        raise PlanError(f"{where}: zones: expected a list")
-    for i, zone in enumerate(zones):
-        polygon = zone.get("polygon") if isinstance(zone, dict) else None
-        if not isinstance(polygon, list) or len(polygon) < 3 or not all(_is_point(p) for p in polygon):
-            raise PlanError(f"{where}: zones[{i}].polygon: expected 3 or more [x, y] points")
-
+    # The input, settings, audio and review objects are kept as the file has them (other keys
+    # included); only their checked fields are read by veil.
     audio = data.get("audio") or {"mode": "keep", "ranges": []}
-    if not isinstance(audio, dict) or audio.get("mode", "keep") not in AUDIO_MODES:
-        raise PlanError(f"{where}: audio.mode: expected one of {', '.join(AUDIO_MODES)}")
-    for i, rng in enumerate(audio.get("ranges") or []):
-        ok = isinstance(rng, list | tuple) and len(rng) == 2 and all(_is_number(v) for v in rng)
-        if not ok or not 0 <= rng[0] < rng[1]:
-            raise PlanError(f"{where}: audio.ranges[{i}]: expected [start_s, end_s] with start < end")
-    review = data.get("review") or {}
-    if not isinstance(review, dict):
-        raise PlanError(f"{where}: review: expected an object")
+    audio = {**audio, "mode": audio.get("mode", "keep"), "ranges": [list(r) for r in audio.get("ranges") or []]}
     return Plan(
-        input=inp,
-        settings=settings,
-        tracks=SpooledTracks(spool, refs) if spool is not None else tracks,  # type: ignore[arg-type]
-        frame_ranges=ranges,
-        zones=zones,
+        input=data["input"],
+        # A checked key given as null reads as absent (the default), as every reader expects.
+        settings={
+            k: v
+            for k, v in (data.get("settings") or {}).items()
+            if v is not None or k not in PlanSettingsIn.model_fields
+        },
+        tracks=SpooledTracks(spool, refs, context) if spool is not None else tracks,  # type: ignore[arg-type]
+        frame_ranges=[FrameRange(r.start, r.end, r.reason) for r in header.frame_ranges or []],
+        zones=[
+            Zone(z.name or f"zone {i + 1}", tuple(z.polygon))  # type: ignore[arg-type]
+            for i, z in enumerate(header.zones or [])
+        ],
         audio=audio,
-        review=review,
+        review=data.get("review") or {},
         created=data.get("created"),
         veil_version=str(data.get("veil_version") or ""),
         warnings=warnings,
     )
 
 
-def _track(raw: Any, at: str, warnings: list[str]) -> Track:
+def _validate(model: Any, raw: Any, where: str, context: dict[str, Any] | None = None) -> Any:
+    from pydantic import ValidationError
+
+    from veil.schema import one_line
+
+    try:
+        return model.model_validate(raw, context=context)
+    except ValidationError as exc:
+        raise PlanError(one_line(exc, where)) from None
+    except RecursionError:
+        raise PlanError(f"{where}: nested too deeply") from None
+
+
+def _short(value: Any) -> str:
+    from veil.schema import short
+
+    return short(value)
+
+
+def _track(raw: Any, at: str, warnings: list[str], context: dict[str, Any] | None = None) -> Track:
+    from veil.schema import TrackIn
+
     if not isinstance(raw, dict):
         raise PlanError(f"{at}: expected an object")
-    track_id = _int(raw.get("id"), f"{at}.id")
-    label = raw.get("label", "face")
-    if not isinstance(label, str) or not label:
-        raise PlanError(f"{at}.label: expected a name such as face, plate or text")
+    checked = _validate(TrackIn, raw, at, context)
     redact = raw.get("redact", True)
     if not isinstance(redact, bool):
         # Fail closed: only an explicit `false` keeps a track visible.
-        warnings.append(f"track {track_id}: redact is {redact!r}, not true or false; it is redacted")
+        warnings.append(f"track {checked.id}: redact is {_short(redact)}, not true or false; it is redacted")
         redact = True
-    source = raw.get("source", "detector")
-    if source not in SOURCES:
-        raise PlanError(f"{at}.source: expected detector or manual, got {source!r}")
-    raw_boxes = raw.get("boxes")
-    if not isinstance(raw_boxes, list) or not raw_boxes:
-        raise PlanError(f"{at}.boxes: expected a non-empty list of {{frame, box}}")
-    boxes = []
-    last = -1
-    for j, rb in enumerate(raw_boxes):
-        bat = f"{at}.boxes[{j}]"
-        if not isinstance(rb, dict):
-            raise PlanError(f'{bat}: expected {{"frame": N, "box": [x1, y1, x2, y2]}}')
-        frame = _int(rb.get("frame"), f"{bat}.frame")
-        if frame < 0 or frame <= last:
-            raise PlanError(f"{bat}.frame: frames must be 0 or more and increase along a track")
-        last = frame
-        box = rb.get("box")
-        if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
-            raise PlanError(f"{bat}.box: expected [x1, y1, x2, y2] in pixels")
-        if not (box[2] > box[0] and box[3] > box[1]):
-            raise PlanError(f"{bat}.box: x2 must exceed x1 and y2 exceed y1, got {box}")
-        score = rb.get("score")
-        boxes.append(
-            PlanBox(frame, quantize(box), bool(rb.get("detected", False)), float(score) if _is_number(score) else None)
-        )
+    boxes = [PlanBox(b.frame, quantize(b.box), b.detected, b.score) for b in checked.boxes]
+    for j, b in enumerate(boxes):
+        if not (b.box[2] > b.box[0] and b.box[3] > b.box[1]):
+            # Checked again at the plan's precision: a box thinner than 0.05 px rounds to nothing.
+            raise PlanError(f"{at}.boxes[{j}].box: x2 must exceed x1 and y2 exceed y1 at 0.1 px, got {b.box.tolist()}")
     known = {"id", "label", "redact", "source", "reason", "boxes"}
     # Keys starting with "_" are reserved for veil's in-memory state: never read from a file.
     extra = {k: v for k, v in raw.items() if k not in known and not k.startswith("_")}
     reason = raw.get("reason")
-    return Track(track_id, label, boxes, redact, source, reason if isinstance(reason, str) else None, extra)
-
-
-def _need(obj: dict[str, Any], key: str, kind: type, where: str) -> Any:
-    if key not in obj:
-        raise PlanError(f'{where}: missing "{key}"')
-    if not isinstance(obj[key], kind):
-        raise PlanError(f'{where}: "{key}" has the wrong type (expected {kind.__name__})')
-    return obj[key]
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and bool(np.isfinite(v))
-
-
-def _is_point(p: Any) -> bool:
-    return isinstance(p, list | tuple) and len(p) == 2 and all(_is_number(v) for v in p)
-
-
-def _int(v: Any, at: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise PlanError(f"{at}: expected a whole number, got {v!r}")
-    return v
+    return Track(
+        checked.id, checked.label, boxes, redact, checked.source, reason if isinstance(reason, str) else None, extra
+    )
 
 
 def plan_zones(plan: Plan) -> list[Any]:
-    """The plan's privacy zones as `zones.Zone`s (a plan stores upright pixels)."""
-    from veil.zones import Zone
-
-    return [
-        Zone(str(z.get("name") or f"zone {i + 1}"), tuple((float(x), float(y)) for x, y in z["polygon"]))
-        for i, z in enumerate(plan.zones)
-    ]
+    """The plan's privacy zones (`zones.Zone`, upright pixels)."""
+    return list(plan.zones)
 
 
 def plan_time_range(plan: Plan) -> Any:

@@ -32,7 +32,7 @@ def parse_time(text: str, option: str = "time") -> float:
     else:
         try:
             seconds = float(value)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise VeilError(f"{option}: bad time {text!r}; use seconds (90.5) or [h:]mm:ss[.s]") from None
     if not math.isfinite(seconds) or seconds < 0:
         raise VeilError(f"{option}: time must be 0 or more, got {text!r}")
@@ -47,6 +47,12 @@ class TimeRange:
     end: float | None = None
 
     def __post_init__(self) -> None:
+        # Library callers and plans come here without parse_time's checks.
+        for name, value in (("--start", self.start), ("--end", self.end)):
+            if value is None and name == "--end":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise VeilError(f"{name}: time must be a finite number of seconds, 0 or more, got {value!r}")
         if self.end is not None and self.end <= self.start:
             raise VeilError(f"--end ({self.end:g} s) must be after --start ({self.start:g} s)")
 

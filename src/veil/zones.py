@@ -14,7 +14,6 @@ sees those pixels, and no mask type (blur, pixelate) weakens them.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,8 @@ _SHIFT = 4
 
 @dataclass(frozen=True)
 class Zone:
+    """A privacy zone: the one type every reader (zone file, plan, review page, live) makes."""
+
     name: str
     polygon: tuple[tuple[float, float], ...]
     # True: coordinates are fractions of the frame's width and height; False: upright pixels.
@@ -43,47 +44,53 @@ class Zone:
             pts = pts * np.asarray([width, height], dtype=np.float64)
         return pts
 
+    def in_pixels(self, width: int, height: int) -> Zone:
+        """This zone in pixels of a `width` x `height` frame (as a plan stores it)."""
+        if not self.fractional:
+            return self
+        return Zone(self.name, tuple((float(x), float(y)) for x, y in self.pixels(width, height)))
 
-def parse_zones(data: Any, source: str = "zones") -> list[Zone]:
-    """Zones from a decoded zone file; every problem is a one-line VeilError naming `source`."""
-    if not isinstance(data, dict) or not isinstance(data.get("zones"), list):
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "polygon": [[x, y] for x, y in self.polygon]}
+
+
+def parse_zones(data: Any, source: str = "zones", allow_empty: bool = False) -> list[Zone]:
+    """Zones from a decoded zone file; every problem is a one-line VeilError naming `source`.
+
+    The file is `{"zones": [...]}` (or the bare list), each entry `{"name", "polygon"}` or the
+    bare polygon `[[x, y], ...]` (the form `veil live` read). What a valid entry is lives in
+    `schema.ZoneIn`, shared with the plan's zones."""
+    from pydantic import ValidationError
+
+    from veil.schema import ZoneIn, one_line
+
+    entries = data.get("zones") if isinstance(data, dict) else data
+    if not isinstance(entries, list):
         raise VeilError(f'{source}: expected {{"zones": [{{"name": ..., "polygon": [[x, y], ...]}}, ...]}}')
-    if not data["zones"]:
+    if not entries and not allow_empty:
         raise VeilError(f"{source}: no zones in the file")
     raw: list[tuple[str, list[tuple[float, float]]]] = []
-    for i, entry in enumerate(data["zones"]):
+    for i, entry in enumerate(entries):
         where = f"{source}: zone {i + 1}"
+        if isinstance(entry, list):
+            entry = {"polygon": entry}
         if not isinstance(entry, dict):
             raise VeilError(f"{where}: expected an object with name and polygon")
-        name = entry.get("name", f"zone {i + 1}")
-        if not isinstance(name, str) or not name.strip():
-            raise VeilError(f"{where}: name must be a non-empty string")
-        where = f"{source}: zone {i + 1} ({name!r})"
-        poly = entry.get("polygon")
-        if not isinstance(poly, list) or len(poly) < 3:
-            raise VeilError(f"{where}: polygon needs at least 3 points [[x, y], ...]")
-        points = []
-        for point in poly:
-            if (
-                not isinstance(point, list | tuple)
-                or len(point) != 2
-                or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in point)
-            ):
-                raise VeilError(f"{where}: every point must be [x, y] with two numbers, got {point!r}")
-            x, y = float(point[0]), float(point[1])
-            if not (math.isfinite(x) and math.isfinite(y)) or x < 0 or y < 0:
-                raise VeilError(f"{where}: coordinates must be finite and >= 0, got {point!r}")
-            points.append((x, y))
-        if _area(points) <= 0:
-            raise VeilError(f"{where}: polygon has no area (points in a line or repeated)")
-        raw.append((name, points))
+        name = entry.get("name")
+        if isinstance(name, str) and name.strip():
+            where = f"{source}: zone {i + 1} ({name!r})"
+        try:
+            zone = ZoneIn.model_validate(entry)
+        except ValidationError as exc:
+            raise VeilError(one_line(exc, where)) from None
+        raw.append((zone.name or f"zone {i + 1}", zone.polygon))
     # One rule for the whole file: fractions only when no value can be a pixel beyond the first.
-    fractional = all(v <= 1.0 for _, pts in raw for p in pts for v in p)
+    fractional = bool(raw) and all(v <= 1.0 for _, pts in raw for p in pts for v in p)
     return [Zone(name, tuple(pts), fractional) for name, pts in raw]
 
 
 def load_zones(path: str | Path) -> list[Zone]:
-    """Read and validate a zone file (`--zones FILE.json`)."""
+    """Read and validate a zone file (`--zones FILE.json`): veil's only zone-file reader."""
     path = Path(path)
     data = read_json(path, "zone file")
     return parse_zones(data, str(path))
@@ -92,7 +99,7 @@ def load_zones(path: str | Path) -> list[Zone]:
 def to_json(zones: list[Zone]) -> dict[str, Any]:
     """The zones as a zone file's JSON object (for the plan and report; `from_json` reads it back)."""
     return {
-        "zones": [{"name": z.name, "polygon": [[x, y] for x, y in z.polygon]} for z in zones],
+        "zones": [z.to_json() for z in zones],
         "units": "fractions" if zones and zones[0].fractional else "pixels",
     }
 
@@ -104,12 +111,6 @@ def from_json(data: Any) -> list[Zone]:
         # Recorded units win over the <= 1 rule: a pixel zone near the origin stays in pixels.
         zones = [Zone(z.name, z.polygon, units == "fractions") for z in zones]
     return zones
-
-
-def _area(points: list[tuple[float, float]]) -> float:
-    pts = np.asarray(points, dtype=np.float64)
-    x, y = pts[:, 0], pts[:, 1]
-    return 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
 
 
 def rasterise(zones: list[Zone], width: int, height: int) -> np.ndarray:
@@ -140,6 +141,14 @@ class ZonePainter:
     def mask(self, width: int, height: int) -> np.ndarray:
         key = (width, height)
         if key not in self._masks:
+            from veil.schema import zone_problem
+
+            for zone in self.zones:
+                # Checked before painting: a vertex far beyond the frame wraps around in cv2's
+                # int32 fixed point and blanks the wrong part of the picture.
+                problem = zone_problem([(float(x), float(y)) for x, y in zone.pixels(width, height)], width, height)
+                if problem:
+                    raise VeilError(f"zone {zone.name!r} {problem}")
             mask = rasterise(self.zones, width, height)
             for zone in self.zones:
                 if not rasterise([zone], width, height).any():

@@ -21,12 +21,24 @@ from typing import Any
 
 import cv2
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from veil.errors import VeilError
 from veil.review_server.session import EditError, ReviewSession, jpeg
+from veil.schema import (
+    AudioBody,
+    HistoryBody,
+    IdsBody,
+    KeyframeBody,
+    ManualBody,
+    RangesBody,
+    RedactBody,
+    ReviewedBody,
+    TrackBody,
+    short,
+)
 
 STATIC = {
     "app.js": "text/javascript; charset=utf-8",
@@ -94,57 +106,30 @@ class Guard(BaseHTTPMiddleware):
         return None
 
 
-class Ids(BaseModel):
-    ids: list[int]
-    reason: str | None = None
-    reviewer: str | None = None
-
-
-class Redact(Ids):
-    redact: bool
-
-
-class Manual(BaseModel):
-    frame: int
-    box: list[float]
-    label: str = "face"
-    redact: bool = True
-    reviewer: str | None = None
-
-
-class Keyframe(BaseModel):
-    track: int
-    frame: int
-    box: list[float] | None = None
-    reviewer: str | None = None
-
-
-class TrackRef(BaseModel):
-    track: int
-    reviewer: str | None = None
-
-
-class Ranges(BaseModel):
-    ranges: list[dict[str, Any]]
-    reviewer: str | None = None
-
-
-class Audio(BaseModel):
-    ranges: list[list[float]]
-    reviewer: str | None = None
-
-
-class Reviewed(BaseModel):
-    reviewer: str
-
-
-class History(BaseModel):
-    back: bool
+def body_problem(exc: RequestValidationError) -> str:
+    """A refused request body as one line: `FIELD: what is wrong, got VALUE` (`schema.one_line`)."""
+    errors = exc.errors()
+    if not errors:
+        return "bad request body"
+    err = errors[0]
+    loc = ""
+    for part in err.get("loc", ())[1:] if err.get("loc", ("",))[0] == "body" else err.get("loc", ()):
+        loc += f"[{part}]" if isinstance(part, int) else ("." if loc else "") + str(part)
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    msg = msg[:1].lower() + msg[1:]
+    got = "" if err.get("type") in ("missing", "json_invalid") else f", got {short(err.get('input'))}"
+    return f"{loc or 'body'}: {msg}{got}"
 
 
 def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> FastAPI:
     """`port_holder[0]` is the port the server listens on (known only once it is bound)."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(RequestValidationError)
+    async def refused(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # One line naming the field (as the page shows `detail`), not FastAPI's list of errors.
+        return JSONResponse({"detail": body_problem(exc)}, status_code=400, headers=NO_STORE)
+
     app.add_middleware(Guard, token=token, port_holder=port_holder)
     static = resources.files("veil.review_server") / "static"
 
@@ -162,7 +147,7 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
     def apply(change: Any, reviewer: str | None) -> dict[str, Any]:
         try:
             session.edit(change, reviewer)
-        except (EditError, KeyError, ValueError, TypeError) as exc:
+        except (EditError, KeyError, ValueError, TypeError, OverflowError) as exc:
             raise HTTPException(400, str(exc)) from exc
         return {"version": session.version}
 
@@ -224,19 +209,19 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
         return FileResponse(path, filename=path.name, content_disposition_type="inline")
 
     @app.post("/api/redact")
-    def redact(body: Redact) -> dict[str, Any]:
+    def redact(body: RedactBody) -> dict[str, Any]:
         return apply(session.set_redact(body.ids, body.redact, body.reason), body.reviewer)
 
     @app.post("/api/keep_only")
-    def keep_only(body: Ids) -> dict[str, Any]:
+    def keep_only(body: IdsBody) -> dict[str, Any]:
         return apply(session.keep_only(body.ids, body.reason), body.reviewer)
 
     @app.post("/api/merge")
-    def merge(body: Ids) -> dict[str, Any]:
+    def merge(body: IdsBody) -> dict[str, Any]:
         return apply(session.merge(body.ids), body.reviewer)
 
     @app.post("/api/manual")
-    def manual(body: Manual) -> dict[str, Any]:
+    def manual(body: ManualBody) -> dict[str, Any]:
         if not 0 <= body.frame < session.frames:
             raise HTTPException(400, "frame outside the clip")
         try:
@@ -247,7 +232,7 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
         return {**out, "track": holder[0]}
 
     @app.post("/api/keyframe")
-    def keyframe(body: Keyframe) -> dict[str, Any]:
+    def keyframe(body: KeyframeBody) -> dict[str, Any]:
         if not 0 <= body.frame < session.frames:
             raise HTTPException(400, "frame outside the clip")
         try:
@@ -257,11 +242,11 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
         return apply(change, body.reviewer)
 
     @app.post("/api/delete_track")
-    def delete_track(body: TrackRef) -> dict[str, Any]:
+    def delete_track(body: TrackBody) -> dict[str, Any]:
         return apply(session.delete_track(body.track), body.reviewer)
 
     @app.post("/api/ranges")
-    def ranges(body: Ranges) -> dict[str, Any]:
+    def ranges(body: RangesBody) -> dict[str, Any]:
         try:
             change = session.set_ranges(body.ranges)
         except (EditError, KeyError, ValueError, TypeError) as exc:
@@ -269,7 +254,7 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
         return apply(change, body.reviewer)
 
     @app.post("/api/audio")
-    def audio(body: Audio) -> dict[str, Any]:
+    def audio(body: AudioBody) -> dict[str, Any]:
         try:
             change = session.set_audio(body.ranges)
         except (EditError, IndexError, ValueError, TypeError) as exc:
@@ -277,7 +262,7 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
         return apply(change, body.reviewer)
 
     @app.post("/api/reviewed")
-    def reviewed(body: Reviewed) -> dict[str, Any]:
+    def reviewed(body: ReviewedBody) -> dict[str, Any]:
         try:
             change = session.mark_reviewed(body.reviewer)
         except EditError as exc:
@@ -285,7 +270,7 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
         return apply(change, body.reviewer)
 
     @app.post("/api/history")
-    def history(body: History) -> dict[str, Any]:
+    def history(body: HistoryBody) -> dict[str, Any]:
         session.step_history(body.back)
         return {"version": session.version}
 

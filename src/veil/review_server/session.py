@@ -397,10 +397,14 @@ class ReviewSession:
 
         return change
 
-    def set_ranges(self, ranges: list[dict[str, Any]]) -> Callable[[Plan], list[dict[str, Any]]]:
+    def set_ranges(self, ranges: list[Any]) -> Callable[[Plan], list[dict[str, Any]]]:
+        """`ranges`: `schema.RangeBody`s (whole numbers, checked by the API) or their dicts."""
         parsed = []
         for r in ranges:
-            start, end = int(r["start"]), int(r["end"])
+            r = r if isinstance(r, dict) else r.model_dump()
+            start, end = r["start"], r["end"]
+            if any(isinstance(v, bool) or not isinstance(v, int) for v in (start, end)):
+                raise EditError(f"frame range {start!r}-{end!r}: expected whole frame numbers")
             if not 0 <= start <= end < self.frames:
                 raise EditError(f"frame range {start}-{end} is outside 0..{self.frames - 1}")
             parsed.append(FrameRange(start, end, r.get("reason") or None))
@@ -423,10 +427,15 @@ class ReviewSession:
     def set_audio(self, ranges: list[list[float]]) -> Callable[[Plan], list[dict[str, Any]]]:
         clean = []
         for r in ranges:
-            start, end = float(r[0]), float(r[1])
+            try:
+                # Rounded first: a range that rounds to nothing would be saved as one the plan
+                # reader then refuses.
+                start, end = round(float(r[0]), 3), round(float(r[1]), 3)
+            except (TypeError, ValueError, OverflowError, IndexError):
+                raise EditError(f"audio range {r!r} must be [start_s, end_s]") from None
             if not (np.isfinite(start) and np.isfinite(end) and 0 <= start < end):
                 raise EditError(f"audio range {r} must be [start_s, end_s] with 0 <= start < end")
-            clean.append([round(start, 3), round(end, 3)])
+            clean.append([start, end])
 
         def change(plan: Plan) -> list[dict[str, Any]]:
             plan.audio["ranges"] = sorted(clean)
@@ -447,12 +456,24 @@ class ReviewSession:
 
         return change
 
-    def _check_box(self, box: list[float] | None) -> np.ndarray:
+    def _check_box(self, box: Any) -> np.ndarray:
+        """A reviewer's box, by the plan's rule (`schema.box_problem`): finite, near and
+        overlapping the frame; and at least 2 px each way, so the page cannot add a dot."""
+        from veil.schema import box_problem
+
         try:
             xyxy = quantize(np.asarray(box, dtype=np.float64).reshape(4))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise EditError("a box is [x1, y1, x2, y2]") from None
-        if not np.all(np.isfinite(xyxy)) or xyxy[2] - xyxy[0] < 2 or xyxy[3] - xyxy[1] < 2:
+        if not np.all(np.isfinite(xyxy)):
+            raise EditError("a box's coordinates must be finite numbers")
+        width, height = self.plan.input.get("width"), self.plan.input.get("height")
+        if self._image is not None:
+            height, width = self._image.shape[:2]
+        problem = box_problem(xyxy.tolist(), width, height)
+        if problem:
+            raise EditError(f"box {problem}")
+        if xyxy[2] - xyxy[0] < 2 or xyxy[3] - xyxy[1] < 2:
             raise EditError("a box must be at least 2 pixels wide and high")
         return xyxy
 
