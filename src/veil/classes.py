@@ -47,11 +47,21 @@ CLASSES: dict[str, RedactionClass] = {
         # a little slack; a face margin would double the masked area for nothing.
         RedactionClass("plates", "plate", "plates", margin=0.1, isotropic=True, video_stride=TEXT_STRIDE, reads="text"),
         RedactionClass("text", "text", "text", isotropic=True, video_stride=TEXT_STRIDE),
-        # Moving people on fixed cameras (detectors/persons.py, docs/cctv.md): the head region
-        # of each, for heads seen from behind or too small for a face detector; or whole bodies.
-        RedactionClass("heads", "head", "persons", options={"mode": "head"}, image_options={"motion": False}),
+        # People in video (detectors/people.py, docs/cctv.md): the head region of each person
+        # the NanoDet network finds, plus moving people on fixed cameras (background
+        # subtraction, detectors/persons.py), for heads seen from behind, from above or too small
+        # for a face detector; or whole bodies. Photos (and a shot's first frame) get neither:
+        # no background to compare with, and a photo's people are left to the face detector.
         RedactionClass(
-            "persons", "person", "persons", options={"mode": "body"}, image_options={"motion": False}, in_all=False
+            "heads", "head", "people", options={"mode": "head"}, image_options={"motion": False, "network": False}
+        ),
+        RedactionClass(
+            "persons",
+            "person",
+            "people",
+            options={"mode": "body"},
+            image_options={"motion": False, "network": False},
+            in_all=False,
         ),
     )
 }

@@ -1,0 +1,204 @@
+"""Heads covered on a real fixed camera: the CUHK Mall clip of the shared data (`cctv/mall_dev.mp4`).
+
+The clip has hand-marked head centre points on every 5th frame (`cctv/mall_heads.json`, only
+people inside the dataset's region of interest). Two ways to score:
+
+* `score OUT.mp4`: a video written by veil with `--mask-color 255,0,255` (magenta: unlike black,
+  no hair or shadow in the input looks masked). A head point is covered when every pixel of the
+  9x9 px around it is magenta in the output (within H.264's chroma error).
+* `cue NAME`: runs one head cue on the clip's frames in order (no tracker, no face detector),
+  grows each box by the default mask margin (0.2 of its size on each side) and paints it: what
+  the cue alone contributes, cheaply, while tuning.
+
+Both report, over the chosen frames: the share of head points covered, and the share of the
+frame masked away from every head (pixels farther than one head size from every marked point;
+head size grows with the row, about 8 px at the top of this camera's picture to 34 px at the
+bottom, measured on frames 0 and 500). Masks on people outside the region of interest count as
+away from heads, so that share is an upper bound.
+
+Halves: `--half dev` (frames 0-495, for tuning), `--half test` (frames 500-995, reported),
+`--half all`; `--every 10` keeps every 10th frame (every 2nd annotated one) while iterating.
+
+Run: `PYTHONPATH=src .venv/bin/python bench/mall_bench.py cue people --half test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CLIP = "cctv/mall_dev.mp4"
+HEADS = "cctv/mall_heads.json"
+MARGIN = 0.2
+HALF_FRAME = 500
+
+
+def head_size(y: float) -> float:
+    """This camera's head height in px at row `y` (perspective: far people are near the top)."""
+    return 8.0 + 0.055 * y
+
+
+def load_points(data: Path) -> dict[int, np.ndarray]:
+    frames = json.loads((data / HEADS).read_text())["frames"]
+    return {int(k): np.asarray(v, dtype=np.float64).reshape(-1, 2) for k, v in frames.items()}
+
+
+def chosen(points: dict[int, np.ndarray], half: str, every: int) -> list[int]:
+    keep = sorted(points)
+    if half == "dev":
+        keep = [i for i in keep if i < HALF_FRAME]
+    elif half == "test":
+        keep = [i for i in keep if i >= HALF_FRAME]
+    return [i for i in keep if i % every == 0]
+
+
+def away_mask(shape: tuple[int, int], pts: np.ndarray) -> np.ndarray:
+    """True where a pixel is farther than one head size from every head point."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    away = np.ones((h, w), dtype=bool)
+    for x, y in pts:
+        r = head_size(y)
+        away &= (xx - x) ** 2 + (yy - y) ** 2 > r * r
+    return away
+
+
+def covered(mask: np.ndarray, pts: np.ndarray) -> int:
+    h, w = mask.shape
+    n = 0
+    for x, y in pts:
+        xi, yi = int(round(x)), int(round(y))
+        x1, x2, y1, y2 = max(0, xi - 4), min(w, xi + 5), max(0, yi - 4), min(h, yi + 5)
+        n += bool(mask[y1:y2, x1:x2].all())
+    return n
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.points = 0
+        self.covered = 0
+        self.away: list[float] = []
+        self.per_frame: dict[int, tuple[int, int]] = {}
+
+    def add(self, index: int, mask: np.ndarray, pts: np.ndarray) -> None:
+        c = covered(mask, pts)
+        self.points += len(pts)
+        self.covered += c
+        away = away_mask(mask.shape, pts)
+        self.away.append(float((mask & away).sum() / mask.size))
+        self.per_frame[index] = (c, len(pts))
+
+    def summary(self) -> dict[str, Any]:
+        halves = {}
+        for name, keep in (("dev", lambda i: i < HALF_FRAME), ("test", lambda i: i >= HALF_FRAME)):
+            hits = [v for i, v in self.per_frame.items() if keep(i)]
+            if hits:
+                halves[f"coverage_{name}"] = round(sum(c for c, _ in hits) / max(1, sum(n for _, n in hits)), 4)
+        return {
+            **halves,
+            "frames": len(self.away),
+            "head_points": self.points,
+            "covered": self.covered,
+            "coverage": round(self.covered / max(1, self.points), 4),
+            "masked_away_from_heads_mean": round(float(np.mean(self.away)) if self.away else 0.0, 4),
+            "masked_away_from_heads_max": round(float(np.max(self.away)) if self.away else 0.0, 4),
+        }
+
+
+def score_video(path: Path, points: dict[int, np.ndarray], frames: list[int], offset: int = 0) -> dict[str, Any]:
+    """`offset`: the clip frame of the video's first frame (a run with `--start`)."""
+    want = {i - offset for i in frames if i >= offset}
+    tally = Tally()
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i > max(want):
+                break
+            if i not in want:
+                continue
+            rgb = frame.to_ndarray(format="rgb24").astype(np.int16)
+            magenta = (rgb[..., 0] > 170) & (rgb[..., 1] < 100) & (rgb[..., 2] > 170)
+            tally.add(i + offset, magenta, points[i + offset])
+    return tally.summary()
+
+
+def paint(shape: tuple[int, int], boxes: np.ndarray, margin: float = MARGIN) -> np.ndarray:
+    h, w = shape
+    mask = np.zeros((h, w), dtype=bool)
+    for x1, y1, x2, y2 in boxes:
+        mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+        a, b = int(max(0, np.floor(x1 - mx))), int(min(w, np.ceil(x2 + mx)))
+        c, d = int(max(0, np.floor(y1 - my))), int(min(h, np.ceil(y2 + my)))
+        mask[c:d, a:b] = True
+    return mask
+
+
+def score_cue(
+    name: str, options: dict[str, Any], points: dict[int, np.ndarray], frames: list[int], data: Path, sequential: bool
+) -> dict[str, Any]:
+    """Run detector `name` on the clip; `sequential`: on every frame up to the last chosen one (a
+    motion cue needs them in order), else only on the chosen frames."""
+    from veil.detectors import create
+
+    detector = create(name, **options)
+    want = set(frames)
+    tally = Tally()
+    spent, runs = 0.0, 0
+    with av.open(str(data / CLIP)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i > max(want):
+                break
+            if not sequential and i not in want:
+                continue
+            rgb = frame.to_ndarray(format="rgb24")
+            motion = getattr(detector, "_motion", None)
+            if i not in want and motion is not None:
+                # The people cue's motion part must see every frame; its network only the
+                # scored ones (what the cue finds on a frame does not depend on other frames).
+                motion.detect(rgb)
+                continue
+            t = time.perf_counter()
+            dets = detector.detect(rgb)
+            spent += time.perf_counter() - t
+            runs += 1
+            if i in want:
+                tally.add(i, paint(rgb.shape[:2], dets.xyxy), points[i])
+    out = tally.summary()
+    out["ms_per_frame"] = round(1000 * spent / max(1, runs), 1)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["score", "cue"])
+    parser.add_argument("target", help="score: a veil output video (magenta masks); cue: a detector name")
+    parser.add_argument("--options", default="{}", help="cue: the detector's options as JSON")
+    parser.add_argument("--sequential", action="store_true", help="cue: run on every frame in order")
+    parser.add_argument("--half", choices=["dev", "test", "all"], default="all")
+    parser.add_argument("--every", type=int, default=5)
+    parser.add_argument("--offset", type=int, default=0, help="score: clip frame of the video's first frame")
+    parser.add_argument("--data", type=Path, default=DATA)
+    args = parser.parse_args(argv)
+    if not (args.data / CLIP).is_file():
+        print(f"no {CLIP} under {args.data}", file=sys.stderr)
+        return 2
+    points = load_points(args.data)
+    frames = chosen(points, args.half, args.every)
+    if args.what == "score":
+        result = score_video(Path(args.target), points, frames, args.offset)
+    else:
+        result = score_cue(args.target, json.loads(args.options), points, frames, args.data, args.sequential)
+    result.update({"what": args.what, "target": args.target, "half": args.half, "every": args.every})
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
