@@ -73,6 +73,8 @@ class PeopleDetector:
         tiles: int = 2,
         tile_min: int = 400,
         contained: float = 0.9,
+        large_fraction: float = 0.2,
+        large_threshold: float = 0.45,
         every: int = 2,
         threads: int = 0,
         session: Any = None,
@@ -88,6 +90,8 @@ class PeopleDetector:
         self.tiles = tiles
         self.tile_min = tile_min
         self.contained = contained
+        self.large_fraction = large_fraction
+        self.large_threshold = large_threshold
         self.every = max(1, every)
         self._session = None
         if network:
@@ -106,6 +110,8 @@ class PeopleDetector:
             "tiles": self.tiles,
             "tile_min": self.tile_min,
             "contained": self.contained,
+            "large_fraction": self.large_fraction,
+            "large_threshold": self.large_threshold,
             "every": self.every,
             "motion": self._motion.settings() if self._motion is not None else None,
         }
@@ -187,6 +193,12 @@ class PeopleDetector:
         )
         keep = np.asarray(keep, dtype=np.int64).reshape(-1)
         boxes, scores = boxes[keep], scores[keep]
+        # A box over a large part of the picture must score higher: real people that close
+        # score high, while texture (foliage, a patterned floor) gives weak whole-frame boxes
+        # whose head box would black out a fifth of the picture.
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        sure = (area <= self.large_fraction * w * h) | (scores >= self.large_threshold)
+        boxes, scores = boxes[sure], scores[sure]
         if self.contained < 1.0 and len(boxes) > 1:
             # NanoDet also fires, weaker, on parts of a person (a torso, the legs, a half cut by
             # a tile): a box lying almost wholly inside a higher-scoring one would put a head
@@ -226,7 +238,9 @@ def heads_of(persons: np.ndarray) -> np.ndarray:
     """Head boxes (x1, y1, x2, y2) from person boxes: see the module's docstring, step 2."""
     x1, y1, x2, y2 = persons.T
     w, h = x2 - x1, y2 - y1
-    head = np.maximum(h / HEADS_TALL, w / HEADS_WIDE)
+    # The width stands in for a cut or sitting body's height, but never makes the head more than
+    # 2.5 heads' worth of the box's height (a wide box is not a giant head).
+    head = np.maximum(h / HEADS_TALL, np.minimum(w / HEADS_WIDE, h / 2.5))
     cx = (x1 + x2) / 2
     half = HEAD_ACROSS * head / 2
     return np.stack([cx - half, y1 - 0.1 * head, cx + half, y1 + HEAD_DOWN * head], axis=1).astype(np.float32)

@@ -1,0 +1,128 @@
+"""The people cue (detectors/people.py): NanoDet person boxes give head boxes, for people the
+motion cue loses (standing still) and faces no face detector sees; on a synthetic still clip and
+on a real frame of the shared fixed-camera clip."""
+
+from __future__ import annotations
+
+import json
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import SAMPLE_FACE, SAMPLE_IMAGE, SHARED, covered_fraction, decode_frames, rgb, run_cli
+
+from veil.detectors import create
+from veil.detectors.people import heads_of
+
+# The shared clip; VEIL_SHARED_DATA points elsewhere (a worktree has no ../shared beside it).
+MALL = Path(os.environ.get("VEIL_SHARED_DATA", SHARED)) / "cctv"
+needs_mall = pytest.mark.skipif(not (MALL / "mall_dev.mp4").is_file(), reason="shared cctv/mall_dev.mp4 absent")
+
+# The astronaut photo at a quarter size (128 x 128) standing still in a 320 x 240 textured scene.
+SCALE = 4
+AT = (150, 60)  # x, y of the photo's top-left corner
+
+
+def still_person_frame() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    scene = np.kron(rng.integers(0, 256, size=(24, 32, 3)).astype(np.uint8), np.ones((10, 10, 1), np.uint8))
+    photo = np.asarray(rgb(SAMPLE_IMAGE)[::SCALE, ::SCALE])
+    x, y = AT
+    scene[y : y + photo.shape[0], x : x + photo.shape[1]] = photo
+    return scene
+
+
+def face_box() -> tuple[float, float, float, float]:
+    """The astronaut's face (x, y, w, h) in `still_person_frame`."""
+    fx, fy, fw, fh = SAMPLE_FACE
+    return (AT[0] + fx / SCALE, AT[1] + fy / SCALE, fw / SCALE, fh / SCALE)
+
+
+def covers(box: np.ndarray, target: tuple[float, float, float, float]) -> bool:
+    x, y, w, h = target
+    return bool(box[0] <= x + 0.1 * w and box[1] <= y + 0.1 * h and box[2] >= x + 0.9 * w and box[3] >= y + 0.9 * h)
+
+
+def test_head_box_is_the_top_of_the_person_box() -> None:
+    standing = np.array([[100, 50, 130, 190]], np.float32)  # 30 x 140 px: head about 20 px
+    (x1, y1, x2, y2) = heads_of(standing)[0]
+    assert 110 <= (x1 + x2) / 2 <= 120  # centred
+    assert 45 <= y1 <= 50 and 70 <= y2 <= 85  # from just above the top to ~1.4 heads down
+    assert 20 <= x2 - x1 <= 35  # about one head and a half wide, not the body's width
+    sitting = np.array([[100, 100, 160, 170]], np.float32)  # wide and short: head from the width
+    (sx1, _, sx2, sy2) = heads_of(sitting)[0]
+    assert sx2 - sx1 > x2 - x1 and sy2 < 170
+
+
+def test_a_person_standing_still_gets_a_head_box_the_motion_cue_never_gives() -> None:
+    frame = still_person_frame()
+    people = create("people", mode="head", every=1)
+    motion = create("persons", mode="head")
+    for _ in range(8):
+        found = people.detect(frame)
+        assert len(motion.detect(frame)) == 0  # nothing moves: background subtraction sees no one
+    assert set(found.label) == {"head"}
+    assert any(covers(b, face_box()) for b in found.xyxy)
+    # Masks sized by evidence: no head box is much larger than the person's head (the photo's
+    # head and helmet are about 50 px across here).
+    assert max(float(b[2] - b[0]) for b in found.xyxy) < 90
+    bodies = create("people", mode="body", motion=False).detect(frame)
+    assert set(bodies.label) == {"person"} and any(covers(b, face_box()) for b in bodies.xyxy)
+
+
+def test_nothing_on_an_empty_scene_and_no_network_on_stills() -> None:
+    empty = np.kron(
+        np.random.default_rng(5).integers(0, 256, size=(24, 32, 3)).astype(np.uint8), np.ones((10, 10, 1), np.uint8)
+    )
+    assert len(create("people", every=1).detect(empty)) == 0
+    # The options photos and a shot's first frame get (classes.py): neither cue runs.
+    assert len(create("people", motion=False, network=False).detect(still_person_frame())) == 0
+
+
+def test_redact_heads_masks_a_still_person_in_a_video(tmp_path: Path) -> None:
+    frame = still_person_frame()
+    src = tmp_path / "still.mp4"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=Fraction(10))
+        s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
+        for i in range(12):
+            vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, 10)
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    out = tmp_path / "out.mp4"
+    run_cli(src, "-o", out, "--redact", "heads", "--report", tmp_path / "r.json", check=True)
+    frames = decode_frames(out)
+    before = decode_frames(src)
+    assert len(frames) == 12
+    # Every frame after the shot's first (which runs the photo options) has the face masked;
+    # the lookahead carries the first boxes back, so the first frame is covered too.
+    for a, b in zip(before, frames, strict=True):
+        assert covered_fraction(a, b, face_box()) >= 0.9
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [(d["name"], d["label"]) for d in report["settings"]["detectors"]] == [("people", "head")]
+
+
+@needs_mall
+def test_finds_most_heads_on_a_real_fixed_camera_frame() -> None:
+    heads = json.loads((MALL / "mall_heads.json").read_text())["frames"]
+    with av.open(str(MALL / "mall_dev.mp4")) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i == 500:
+                image = f.to_ndarray(format="rgb24")
+                break
+    points = np.asarray(heads["500"], np.float64)
+    found = create("people", motion=False, every=1).detect(image)
+    h, w = image.shape[:2]
+    mask = np.zeros((h, w), bool)
+    for x1, y1, x2, y2 in found.xyxy:  # veil's default 0.2 margin
+        mx, my = 0.2 * (x2 - x1), 0.2 * (y2 - y1)
+        mask[max(0, int(y1 - my)) : int(np.ceil(y2 + my)), max(0, int(x1 - mx)) : int(np.ceil(x2 + mx))] = True
+    hit = [mask[int(y) - 4 : int(y) + 5, int(x) - 4 : int(x) + 5].all() for x, y in points]
+    assert np.mean(hit) >= 0.7, f"{sum(hit)} of {len(hit)} heads covered"
+    assert mask.mean() < 0.25  # heads, not the picture
