@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from veil.scene import SceneFrames
-from veil.tracklets import Track, cxcywh, pad_box, union, xyxy
+from veil.tracklets import Tracklet, cxcywh, pad_box, union, xyxy
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class BoxPolicy:
         self.scene = scene
         self.window = window
 
-    def box_at(self, track: Track, index: int, tracks: list[Track]) -> tuple[np.ndarray, bool] | None:
+    def box_at(self, track: Tracklet, index: int, tracks: list[Tracklet]) -> tuple[np.ndarray, bool] | None:
         """The box of `track` in frame `index` and whether it was detected there, or None."""
         frames = track.frames
         pos = bisect.bisect_left(frames, index)
@@ -124,7 +124,7 @@ class BoxPolicy:
         """`box` grown by `pad` px on every side, at most `pad_cap` times `size` (its larger side)."""
         return pad_box(box, min(pad, self.config.pad_cap * size))
 
-    def _shot_motion(self, track: Track, index: int, tracks: list[Track]) -> np.ndarray:
+    def _shot_motion(self, track: Tracklet, index: int, tracks: list[Tracklet]) -> np.ndarray:
         """A track seen once moves like the other tracks of its shot (their median motion in
         scene coordinates: the camera's own motion is already removed), else not at all; only
         the centre moves, its size is kept."""

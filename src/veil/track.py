@@ -41,7 +41,7 @@ import numpy as np
 from veil.box_policy import BoxPolicy, TrackerConfig
 from veil.motion import CameraMotion
 from veil.scene import SceneFrames
-from veil.tracklets import Linker, Track
+from veil.tracklets import Linker, Tracklet
 from veil.types import Detections, Frame
 
 
@@ -130,7 +130,7 @@ class LookaheadTracker:
         self.config = config if config is not None else TrackerConfig()
         self.policy = BoxPolicy(self.config, self.scene, self.window)
         self.pending: deque[tuple[Frame, int]] = deque()  # (frame, shot)
-        self.tracks: list[Track] = []
+        self.tracks: list[Tracklet] = []
         self.finished: list[dict[str, Any]] = []
         self.shot = 0
         self.cut_frames: list[int] = []
@@ -234,7 +234,7 @@ class LookaheadTracker:
             keep.append(track)
         self.tracks = keep
 
-    def _record(self, track: Track) -> None:
+    def _record(self, track: Tracklet) -> None:
         if track.emitted_first is None:
             return
         self.finished.append(

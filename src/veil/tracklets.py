@@ -1,6 +1,6 @@
 """Linking: which detection in a frame continues which track (within one clip only).
 
-A `Track` holds the detections linked so far (in scene coordinates, see scene.py) and fits
+A `Tracklet` holds the detections linked so far (in scene coordinates, see scene.py) and fits
 their motion; the `Linker` matches each frame's detections to the live tracks of the shot by
 overlap and centre distance against each track's predicted box, same label only, greedily by
 cost, and starts a track for every detection left over. It never compares anything across
@@ -19,7 +19,7 @@ from veil.types import Detections
 
 
 @dataclass
-class Track:
+class Tracklet:
     id: int
     label: str
     shot: int
@@ -104,14 +104,14 @@ class Linker:
         self._next_id = 0
 
     @staticmethod
-    def _predict(track: Track, index: int) -> np.ndarray:
+    def _predict(track: Tracklet, index: int) -> np.ndarray:
         last = track.boxes[-1]
         v = track.motion(track.last_det, forward=True)
         if v is None:
             return last
         return xyxy(cxcywh(last) + v * (index - track.last_det))
 
-    def link(self, tracks: list[Track], index: int, dets: Detections, shot: int, reach: int) -> list[Track]:
+    def link(self, tracks: list[Tracklet], index: int, dets: Detections, shot: int, reach: int) -> list[Tracklet]:
         """Add `dets` (frame `index`, scene coordinates) to `tracks` of `shot` last detected at
         most `reach` frames ago; return the new tracks started by detections left over."""
         live = [t for t in tracks if t.shot == shot and 0 < index - t.last_det <= reach]
@@ -142,7 +142,7 @@ class Linker:
                 live[ti].add(index, dets.xyxy[di], float(dets.confidence[di]))
         new = []
         for di in sorted(unmatched):
-            track = Track(self._next_id, str(dets.label[di]), shot)
+            track = Tracklet(self._next_id, str(dets.label[di]), shot)
             self._next_id += 1
             track.add(index, dets.xyxy[di], float(dets.confidence[di]))
             new.append(track)
