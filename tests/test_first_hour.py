@@ -86,3 +86,22 @@ def test_help_points_at_documents_that_exist() -> None:
     line = next(x for x in proc.stdout.splitlines() if x.startswith("documentation:"))
     where = Path(line.split(":", 1)[1].split("*.md")[0].strip())
     assert (where / "audio.md").is_file() and (where / "live.md").is_file()
+
+
+def test_scan_prints_plain_progress_lines_when_not_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import make_video
+
+    import veil.progress
+
+    monkeypatch.setattr(veil.progress, "PLAIN_EVERY_S", 0.0)  # a line per frame, not per 10 s
+    video = make_video(tmp_path / "v.mp4", frames=8)
+    assert main(["scan", str(video), "-o", str(tmp_path / "v.plan.json"), "--preset", "fast"]) == 0
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.startswith("v.mp4: ")]
+    assert len(lines) >= 7 and "/8 frames (" in lines[-1] and " fps" in lines[-1], err
+    assert "\x1b[" not in err  # plain text: no terminal control codes in a log
+    # Quiet means quiet.
+    assert main(["scan", str(video), "-o", str(tmp_path / "w.plan.json"), "--preset", "fast", "-q"]) == 0
+    assert capsys.readouterr().err == ""

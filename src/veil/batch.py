@@ -488,6 +488,13 @@ class BatchProgress:
         self.hours_done += hours
         self.files_done += file_done
         self._update()
+        if self.live is None and not self.reporter.quiet and item.kind == "segment":
+            # No terminal to draw on (a log, a CI job): a plain line per finished segment, so a
+            # long video's minutes between file lines are not silence.
+            self.reporter.info(
+                f"{item.label} done: {self.files_done}/{self.files} files, "
+                f"{self.hours_done:.2f}/{self.hours:.2f} h of video"
+            )
 
     def _update(self) -> None:
         if self.live is not None:
