@@ -105,3 +105,66 @@ def test_scan_prints_plain_progress_lines_when_not_a_terminal(
     # Quiet means quiet.
     assert main(["scan", str(video), "-o", str(tmp_path / "w.plan.json"), "--preset", "fast", "-q"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_aac_re_encode_keeps_the_input_bit_rate_where_the_container_records_none(tmp_path: Path) -> None:
+    """Matroska records no per-stream bit rate: the re-encoded AAC must not fall back to the
+    encoder's default (128 kb/s) but keep the input's (here 64 kb/s)."""
+    import av
+    import numpy as np
+
+    rate, seconds = 44100, 6
+    src = tmp_path / "in.mkv"
+    rng = np.random.default_rng(0)
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("aac", rate=rate)
+        a.layout, a.bit_rate = "stereo", 64000
+        for i in range(seconds * 10):
+            for p in v.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), i, np.uint8), format="rgb24")):
+                c.mux(p)
+        t = np.arange(rate * seconds) / rate
+        sig = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
+        for i in range(0, len(t), 1024):
+            frame = av.AudioFrame.from_ndarray(np.stack([sig[i : i + 1024]] * 2), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = rate, i
+            for p in a.encode(frame):
+                c.mux(p)
+        for s in (v, a):
+            for p in s.encode():
+                c.mux(p)
+
+    def kbps(path: Path) -> float:
+        with av.open(str(path)) as c:
+            stream = c.streams.audio[0]
+            assert stream.codec_context.name == "aac"
+            return sum(p.size for p in c.demux(stream) if p.size) * 8 / seconds / 1000
+
+    out = tmp_path / "out.mkv"
+    # A range at the very end: nearly the whole track is sound, re-encoded.
+    run_cli(src, "-o", out, "--audio", "mute", "--audio-ranges", "5.9-6", "--preset", "fast", check=True)
+    assert abs(kbps(out) - kbps(src)) / kbps(src) < 0.15, (kbps(out), kbps(src))
+
+
+def test_a_dropped_second_video_stream_is_said_on_the_console(tmp_path: Path) -> None:
+    import av
+    import numpy as np
+
+    src = tmp_path / "two.mp4"
+    with av.open(str(src), "w") as c:
+        streams = []
+        for _ in range(2):
+            s = c.add_stream("libx264", rate=10)
+            s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+            streams.append(s)
+        for i in range(5):
+            for s in streams:
+                for p in s.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), i, np.uint8), format="rgb24")):
+                    c.mux(p)
+        for s in streams:
+            for p in s.encode():
+                c.mux(p)
+    proc = run_cli(src, "-o", tmp_path / "out.mp4", "--preset", "fast", "-j1")
+    assert proc.returncode == 0, proc.stderr
+    assert "only the first video stream was kept; dropped video#1" in proc.stderr
