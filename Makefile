@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# Two stamps: what running veil needs (the demo), and that plus the dev and ray extras (tests).
+RUN_STAMP := $(VENV)/.run-stamp
 STAMP := $(VENV)/.installed-stamp
 SAMPLE_VIDEO := build/samples/astronaut_pan.mp4
 DEMO_OUT := build/demo
@@ -14,18 +16,23 @@ VOICE_STAMP := $(VOICE_VENV)/.installed-stamp
 
 .PHONY: demo test lint sysdeps bench bench-voice clean fuzz
 
-$(STAMP): pyproject.toml
+# The demo installs veil alone: no test tools, no Ray, no browser.
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
 	# The ray extra too: the cluster engine is tested against a real local Ray cluster.
 	$(PY) -m pip install -q -e '.[dev,ray]'
 	touch $(STAMP)
 
-$(SAMPLE_VIDEO): samples/make_sample_video.py samples/astronaut.png | $(STAMP)
+$(SAMPLE_VIDEO): samples/make_sample_video.py samples/astronaut.png | $(RUN_STAMP)
 	mkdir -p $(dir $@)
 	$(PY) samples/make_sample_video.py $@
 
-demo: $(STAMP) $(SAMPLE_VIDEO)
+demo: $(RUN_STAMP) $(SAMPLE_VIDEO)
 	mkdir -p $(DEMO_OUT)
 	$(VENV)/bin/veil samples/astronaut.png $(SAMPLE_VIDEO) -o $(DEMO_OUT) --overwrite \
 		--report $(DEMO_OUT)/report.json

@@ -26,6 +26,15 @@ SAMPLE_FACE = (190, 70, 75, 100)
 needs_shared = pytest.mark.skipif(not (SHARED / "faces.json").is_file(), reason="../shared/data absent")
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own veil work directory (cache.py), inherited by the CLI it starts:
+    nothing is written to the user's ~/.cache, and a test sees only its own leftovers."""
+    path = tmp_path_factory.mktemp("veil-cache")
+    monkeypatch.setenv("VEIL_CACHE_DIR", str(path))
+    return path
+
+
 def sigint_as_ctrl_c() -> None:
     """`preexec_fn` for a veil started to be interrupted: a child inherits an ignored SIGINT when
     the tests run as a background job (`cmd &` in a script ignores it), and Python then never

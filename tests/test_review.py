@@ -407,8 +407,10 @@ def test_seek_proxy_is_made_during_the_scan_and_frame_accurate(tmp_path: Path, m
     monkeypatch.setattr(frames, "PROXY_THRESHOLD_PIXELS", 0)
     video = make_video(tmp_path / "clip.mp4", frames=FRAMES, size=SIZE, fps=10)
     plan_path = plan_for(video, rescan=False, preset="fast", reporter=Reporter(quiet=True))
-    proxies = list(tmp_path.glob(".clip.mp4.*.proxy.mp4"))
-    assert len(proxies) == 1, sorted(p.name for p in tmp_path.iterdir())
+    # In veil's private work directory (VEIL_CACHE_DIR, set per test by conftest), not beside the input.
+    proxies = list((Path(os.environ["VEIL_CACHE_DIR"]) / "proxies").glob("*.clip.mp4.proxy.mp4"))
+    assert len(proxies) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "clip.plan.json"]
     session = ReviewSession(plan_path)
     app = create_app(session, TOKEN, [PORT])
     try:
@@ -424,4 +426,5 @@ def test_seek_proxy_is_made_during_the_scan_and_frame_accurate(tmp_path: Path, m
             assert int(np.argmin(errors)) == frame
         assert session.proxy.seeks >= 1 and session.reader is not None and session.reader.seeks == 0
     finally:
-        session.close()
+        session.close(keep_proxy=False)
+    assert not proxies[0].exists()  # an unredacted copy: gone when the review ends

@@ -445,8 +445,13 @@ class TrackRewriter:
         self.out.layout = self.layout
         self.out.format = self.fmt
         self.out.time_base = Fraction(1, out_rate)
-        if ctx.bit_rate and codec not in ("flac",) and not codec.startswith("pcm_"):
-            self.out.bit_rate = ctx.bit_rate
+        if codec not in ("flac",) and not codec.startswith("pcm_"):
+            # The input's bit rate, so a lossy re-encode loses no more than it must. Matroska
+            # and some other containers record none: measured from the stream's first packets,
+            # else the encoder's default (128 kb/s for AAC) would replace it.
+            bit_rate = ctx.bit_rate or in_stream.bit_rate or _measured_bit_rate(in_stream)
+            if bit_rate:
+                self.out.bit_rate = bit_rate
         self.out.metadata.clear()
         self.resampler = None
         if out_rate != self.rate:
@@ -628,6 +633,31 @@ def process_file(source: Path, target: Path, edit: AudioEdit) -> dict[str, Any]:
         "channels": first.layout.nb_channels,
         "streams_dropped": dropped,
     }
+
+
+def _measured_bit_rate(in_stream: Any, seconds: float = 30.0) -> int | None:
+    """Bits per second of `in_stream` over its first `seconds`, read from a second opening of
+    the file (the caller's demuxer stays where it is). None when it cannot be measured."""
+    try:
+        path = in_stream.container.name
+        with av.open(path, metadata_errors="ignore") as c:
+            stream = c.streams[in_stream.index]
+            size, first, last = 0, None, None
+            for packet in c.demux(stream):
+                if packet.pts is None or not packet.size:
+                    continue
+                t = float(packet.pts * stream.time_base)
+                end = t + float((packet.duration or 0) * stream.time_base)
+                first = t if first is None else min(first, t)
+                last = end if last is None else max(last, end)
+                size += packet.size
+                if last - first >= seconds:
+                    break
+        if first is None or last is None or last - first < 0.5:
+            return None
+        return int(size * 8 / (last - first))
+    except Exception:  # noqa: BLE001 - an estimate only: the encoder's default is the fallback
+        return None
 
 
 OUTPUT_CODECS = {".opus": "libopus", ".mp3": "libmp3lame", ".m4a": "aac", ".aac": "aac", ".wav": "pcm_s16le"}

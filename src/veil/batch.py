@@ -6,12 +6,15 @@ process pool (`LocalEngine`) or Ray tasks (`RayEngine`, imported only for `--eng
 paths and small JSON cross a process or node boundary; inputs and outputs live on storage every
 worker sees.
 
-Resumable: `.veil-manifest.jsonl` in the output directory gets a line each time an item starts,
-finishes or fails (input SHA-256, output, plan, report, status, attempts); the last line of an item
-wins. A re-run of the same command skips items whose output is still there with the recorded
-SHA-256, retries failed or interrupted ones up to MAX_ATTEMPTS in all, and never redoes a finished
-segment. At most `workers` items are in flight, so an interrupted run (Ctrl-C, a killed worker, a
-lost node) loses at most those. Every output is still written to a temporary name and renamed.
+Resumable: the job's manifest (in veil's private work directory, cache.py, never in the output
+folder) gets a line each time an item starts, finishes or fails (input SHA-256, output, plan,
+report, status, attempts, and a digest of the settings that change the output); the last line of
+an item wins. A re-run of the same command skips items whose output is still there with the
+recorded SHA-256 and settings, retries failed or interrupted ones up to MAX_ATTEMPTS in all, and
+never redoes a finished segment. A re-run with other settings redoes the work (with --overwrite)
+or refuses. The job's directory is removed when every file is done, unless --keep-work. At most
+`workers` items are in flight, so an interrupted run (Ctrl-C, a killed worker, a lost node) loses
+at most those. Every output is still written to a temporary name and renamed.
 
 Threads: each of N workers gives onnxruntime (and OpenCV) cores // N threads, so N workers do
 not oversubscribe the machine.
@@ -33,14 +36,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from veil.cache import Cache
 from veil.config import Settings
 from veil.detectors import sha256_of
 from veil.errors import VeilError
 from veil.pipeline import FileResult, Job
 from veil.progress import Reporter
 
-MANIFEST = ".veil-manifest.jsonl"
-WORKDIR = ".veil-work"
+# Both inside the job's private directory (cache.Cache.job_dir), never in the output folder.
+MANIFEST = "manifest.jsonl"
+WORKDIR = "work"
 # A failure that happens three times is the file's, not the machine's: report it and move on.
 MAX_ATTEMPTS = 3
 
@@ -74,11 +79,15 @@ class Manifest:
     def write(self, entry: dict[str, Any]) -> None:
         entry = {**entry, "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         self._note(entry)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            # A full disk (or a lost mount) is the user's to fix: one line naming the file.
+            raise VeilError(f"{self.path}: cannot write the resume manifest ({exc.strerror or exc})") from None
 
     def finished(self, key: str) -> dict[str, Any] | None:
         """The entry of `key` if it is done and its output is still the one it wrote."""
@@ -237,16 +246,18 @@ def _pipeline(settings: Settings) -> Any:
     return _PIPELINES[key]
 
 
-def init_worker(threads: int, unwind: bool = False) -> None:
+def init_worker(threads: int, unwind: bool = False, parent: int | None = None) -> None:
     """Size every thread pool of a worker so N workers share the cores instead of fighting; and
     with `unwind` (local workers; Ray manages its own), unwind on SIGTERM like on Ctrl-C, so
-    temporary outputs are removed."""
+    temporary outputs are removed. With `parent` (the main process's pid), die with it."""
     import signal
 
     import cv2
 
     if unwind and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+    if parent is not None:
+        die_with_parent(parent)
 
     from veil import detectors
 
@@ -256,6 +267,41 @@ def init_worker(threads: int, unwind: bool = False) -> None:
 
 def _terminate(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
+
+
+# Seconds between looks at the parent, and granted to unwind (remove a temporary output) once
+# it is gone, before the worker ends itself the hard way.
+WATCH_S = 0.5
+UNWIND_S = 5.0
+
+
+def die_with_parent(parent: int) -> None:
+    """A worker whose main process is killed (SIGKILL, out of memory) must not run on for
+    minutes holding half a gigabyte: it ends too.
+
+    Linux: the kernel sends SIGTERM when the parent dies (prctl PR_SET_PDEATHSIG), which unwinds
+    like Ctrl-C and removes the worker's temporary output. Everywhere (and in case unwinding
+    hangs in native code): a watchdog thread sees the parent gone (the parent pid changes when
+    the worker is re-parented), sends SIGTERM itself, and exits hard after UNWIND_S."""
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCH_S)
+        with contextlib.suppress(OSError):
+            os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(UNWIND_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="veil-parent-watch", daemon=True).start()
 
 
 def _jsonable(value: Any) -> Any:
@@ -293,7 +339,7 @@ class LocalEngine:
             self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=init_worker,
-            initargs=(worker_threads(self.workers), True),
+            initargs=(worker_threads(self.workers), True, os.getpid()),
         )
 
     def submit(self, payload: dict[str, Any]) -> Future[dict[str, Any]]:
@@ -442,6 +488,13 @@ class BatchProgress:
         self.hours_done += hours
         self.files_done += file_done
         self._update()
+        if self.live is None and not self.reporter.quiet and item.kind == "segment":
+            # No terminal to draw on (a log, a CI job): a plain line per finished segment, so a
+            # long video's minutes between file lines are not silence.
+            self.reporter.info(
+                f"{item.label} done: {self.files_done}/{self.files} files, "
+                f"{self.hours_done:.2f}/{self.hours:.2f} h of video"
+            )
 
     def _update(self) -> None:
         if self.live is not None:
@@ -451,6 +504,9 @@ class BatchProgress:
         if self.live is not None:
             self.live.stop()
         elapsed = time.monotonic() - self.started
+        if not self.hours:
+            # Photos only: hours of footage would be a meaningless zero.
+            return f"{self.files_done} file{'s' * (self.files_done != 1)} in {_clock(elapsed)}"
         rate = self.hours_done / (elapsed / 3600) if elapsed > 0 else 0.0
         return (
             f"{self.files_done} file{'s' * (self.files_done != 1)}, {self.hours_done:.3f} h of video in "
@@ -467,30 +523,55 @@ def _clock(seconds: float) -> str:
 
 
 def manifest_dir(outputs: list[Path], output: str | None) -> Path:
-    """The output directory: -o when it is one, else the deepest directory all outputs share."""
+    """The output directory: -o when it is one, else the deepest directory all outputs share.
+    It names the job (cache.Cache.job_dir); nothing is written there but outputs."""
     if output and (Path(output).is_dir() or len(outputs) > 1 or output.endswith(os.sep)):
         return Path(output)
     parents = [str(p.resolve().parent) for p in outputs]
     return Path(os.path.commonpath(parents)) if parents else Path(".")
 
 
-def resume(failed: list[FileResult], directory: Path) -> tuple[list[FileResult], list[FileResult]]:
-    """Split the outputs refused because they exist into those a previous run of the manifest in
-    `directory` finished (same input SHA-256, output unchanged: done, not an error) and the rest."""
-    path = directory / MANIFEST
-    if not path.is_file():
-        return failed, []
-    manifest = Manifest(path)
+def resume(
+    failed: list[FileResult], cache: Cache, settings: Settings
+) -> tuple[list[FileResult], list[FileResult]]:
+    """Split the outputs refused because they exist into those an earlier run made from the same
+    input with the same settings (output unchanged: done, not an error) and the rest; an output
+    made with other settings gets its own one-line refusal."""
+    digest = settings_digest(settings)
     still, done = [], []
     for result in failed:
         entry = None
         if result.output is not None and result.output.is_file() and result.input.is_file():
-            entry = manifest.finished(f"{sha256_of(result.input)}:{result.output.resolve()}")
+            input_sha = sha256_of(result.input)
+            entry = cache.done_entry(input_sha, result.output, sha256_of(result.output))
         if entry is None:
             still.append(result)
+        elif entry.get("settings") != digest:
+            error = f"{result.output}: made with other settings; use --overwrite to redo it with these"
+            still.append(FileResult(result.input, result.output, False, error))
         else:
-            done.append(FileResult(result.input, result.output, True, None, entry.get("report") or {}))
+            record = {
+                "input": str(result.input),
+                "output": str(result.output),
+                "input_sha256": input_sha,
+                "output_sha256": entry.get("output_sha256"),
+                "already_done": True,
+                "warnings": ["made by an earlier run with the same settings; not redone"],
+            }
+            done.append(FileResult(result.input, result.output, True, None, record))
     return still, done
+
+
+def record_done(cache: Cache, results: list[FileResult], settings: Settings) -> None:
+    """Note every output this run finished, so a re-run knows it (and with which settings)."""
+    digest = settings_digest(settings)
+    for r in results:
+        record = r.record or {}
+        if not r.ok or r.output is None or record.get("already_done") or not record.get("input_sha256"):
+            continue
+        out_sha = record.get("output_sha256")
+        if out_sha:
+            cache.record_done(record["input_sha256"], r.output, out_sha, digest)
 
 
 def use_runner(jobs: list[Job], workers: int, segment_s: float | None, engine: str) -> bool:
@@ -528,14 +609,18 @@ class Runner:
         engine: str = "local",
         ray_address: str | None = None,
         workdir: Path | None = None,
+        cache: Cache | None = None,
     ) -> None:
+        """`workdir`: the job's private directory (cache.Cache.job_dir of its output folder)."""
         self.settings = settings
+        self.digest = settings_digest(settings)
         self.reporter = reporter
         self.workers = max(1, workers)
         self.segment_s = segment_s
         self.engine_name = engine
         self.ray_address = ray_address
-        self.workdir = workdir or Path(".")
+        self.cache = cache
+        self.workdir = workdir or (cache or Cache.at()).job_dir(Path("."))
         self.manifest = Manifest(self.workdir / MANIFEST)
         self.stats: dict[str, Any] = {"items_run": 0, "items_skipped": 0, "item_seconds": []}
 
@@ -561,8 +646,8 @@ class Runner:
         user_plan = str(job.plan_path) if job.plan_path else None
         cut = None
         hours = _video_hours(job.input) if job.kind == "video" else 0.0
-        finished = self.manifest.finished(file_key)
-        if job.kind == "video" and not (finished and finished.get("input_sha256") == sha):
+        finished = self._finished(file_key, sha)
+        if job.kind == "video" and not finished:
             # (A finished file is one item, skipped whole: its segment files are gone.)
             segment_s = self.segment_s
             if segment_s is None:
@@ -673,7 +758,8 @@ class Runner:
                 for future in finished:
                     item, since = running.pop(future)
                     self._collect(item, future, since, results, failed_keys, progress)
-        except KeyboardInterrupt:
+        except BaseException:
+            # Ctrl-C, or an error of the runner itself (a full disk): stop the items in flight.
             interrupted = True
             raise
         finally:
@@ -693,9 +779,16 @@ class Runner:
             return RayEngine(self.workers, self.ray_address)
         return LocalEngine(self.workers)
 
+    def _finished(self, key: str, input_sha: str) -> dict[str, Any] | None:
+        """The manifest's entry of `key` if it is done, from this input, with these settings."""
+        entry = self.manifest.finished(key)
+        if entry is None or entry.get("input_sha256") != input_sha or entry.get("settings") != self.digest:
+            return None
+        return entry
+
     def _skip(self, item: Item, results: dict[str, FileResult], progress: BatchProgress) -> bool:
-        entry = self.manifest.finished(item.key)
-        if entry is None or entry.get("input_sha256") != item.payload["input_sha256"]:
+        entry = self._finished(item.key, item.payload["input_sha256"])
+        if entry is None:
             return False
         self.stats["items_skipped"] += 1
         if item.kind != "segment":
@@ -718,6 +811,7 @@ class Runner:
                 "plan": item.payload.get("user_plan") or item.payload.get("plan"),
                 "status": status,
                 "attempts": attempts,
+                "settings": self.digest,
                 **extra,
             }
         )
@@ -755,6 +849,11 @@ class Runner:
             else:
                 progress.end(item, item.hours, file_done=True)
             record = out.get("record") or {}
+            if self.cache is not None and record.get("output_sha256"):
+                # Now, not at the end: an interrupted run's finished files count on a re-run.
+                self.cache.record_done(
+                    item.payload["input_sha256"], item.job.output, record["output_sha256"], self.digest
+                )
             self._done_line(item, record)
             results[str(item.job.output)] = FileResult(item.job.input, item.job.output, True, None, record)
             return
@@ -771,11 +870,28 @@ class Runner:
 
     def _done_line(self, item: Item, record: dict[str, Any]) -> None:
         n = record.get("frames_processed", 0)
+        regions = int((record.get("counts") or {}).get("regions", 0))
         seconds = (record.get("timings") or {}).get("total_s", 0)
         self.reporter.info(
             f"[green]done[/] {item.job.input} -> {item.job.output}: {n} frame{'s' * (n != 1)}, "
-            f"verified, {seconds:.1f} s"
+            f"{regions} region{'s' * (regions != 1)} redacted, verified, {seconds:.1f} s"
         )
+
+
+def settings_digest(settings: Settings) -> str:
+    """A digest of every setting that changes an output's bytes (what is found, how it is
+    painted, which frames and audio are written, in which format, with which metadata); not
+    those that do not (--overwrite, whether a report is written)."""
+    doc = {
+        **settings.to_json(),
+        "output_format": settings.output_format,
+        "keep_audio": settings.keep_audio,
+        "keep_metadata": settings.keep_metadata,
+        "allow_crop": settings.allow_crop,
+        "audio_ranges": [list(r) for r in settings.audio_ranges],
+    }
+    text = json.dumps(doc, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def max_stride(settings: Settings) -> int:

@@ -36,6 +36,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-browser", action="store_true", help="print the URL only; do not open a browser")
     p.add_argument("--rescan", action="store_true", help="scan the input again even if NAME.plan.json exists")
     p.add_argument("--preset", default="balanced", help="preset for the scan of a media file (default: balanced)")
+    p.add_argument(
+        "--keep-proxy",
+        action="store_true",
+        help="keep the seek proxy (an unredacted low-resolution copy of a long-GOP video, in veil's private "
+        "work directory) for the next review of the same video; default: deleted when the review ends",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print only the URL and errors")
     return p
 
@@ -58,7 +64,7 @@ def plan_for(target: Path, rescan: bool, preset: str, reporter: Reporter) -> Pat
         return plan_path
     from veil.config import Settings
 
-    proxy = start_proxy(target, plan_path.parent, reporter) if kind == "video" else None
+    proxy = start_proxy(target, reporter) if kind == "video" else None
     pipeline = Pipeline(Settings(preset=preset, overwrite=True), reporter)
     try:
         result = pipeline.scan(Job(target, plan_path, kind))
@@ -71,7 +77,7 @@ def plan_for(target: Path, rescan: bool, preset: str, reporter: Reporter) -> Pat
     return plan_path
 
 
-def start_proxy(video: Path, folder: Path, reporter: Reporter) -> threading.Thread | None:
+def start_proxy(video: Path, reporter: Reporter) -> threading.Thread | None:
     """Make the seek proxy while the scan runs (when the video needs one), so the page seeks fast
     from the start; the review session finds it by name. A failure only means no proxy."""
     import av
@@ -86,7 +92,7 @@ def start_proxy(video: Path, folder: Path, reporter: Reporter) -> threading.Thre
             width, height = ctx.width, ctx.height
         if not needs_proxy(index, width, height):
             return None
-        target = proxy_path(folder, video, sha256_of(video))
+        target = proxy_path(video, sha256_of(video))
     except Exception:  # noqa: BLE001 - the scan reports unreadable input itself
         return None
     if target.is_file():
@@ -114,7 +120,9 @@ def free_socket(port: int) -> socket.socket:
     return sock
 
 
-def serve(plan_path: Path, port: int = 0, open_browser: bool = False, ready: Any = None) -> int:
+def serve(
+    plan_path: Path, port: int = 0, open_browser: bool = False, ready: Any = None, keep_proxy: bool = False
+) -> int:
     import uvicorn
 
     from veil.review_server.app import create_app
@@ -142,7 +150,7 @@ def serve(plan_path: Path, port: int = 0, open_browser: bool = False, ready: Any
     try:
         server.run(sockets=[sock])
     finally:
-        session.close()
+        session.close(keep_proxy=keep_proxy)
         sock.close()
     return 0
 
@@ -152,7 +160,7 @@ def main(argv: list[str]) -> int:
     reporter = Reporter(quiet=args.quiet)
     try:
         plan_path = plan_for(args.target, args.rescan, args.preset, reporter)
-        return serve(plan_path, args.port, open_browser=not args.no_browser)
+        return serve(plan_path, args.port, open_browser=not args.no_browser, keep_proxy=args.keep_proxy)
     except VeilError as exc:
         reporter.error(str(exc))
         return 2

@@ -8,7 +8,7 @@ cost one frame each. Decoded frames are kept in a small LRU cache.
 
 When the keyframes are far apart (a long GOP makes a cold seek decode hundreds of frames), a
 proxy is made in the background: the same frames at a reduced width with a keyframe every
-`PROXY_GOP` frames, written into the plan's folder. The page's player reads the proxy once it
+`PROXY_GOP` frames, written into veil's private work directory (cache.py). The page's player reads the proxy once it
 is ready; crops, "as exported" frames and manual tracking always read the original.
 """
 
@@ -164,10 +164,13 @@ def needs_proxy(index: FrameIndex, width: int, height: int) -> bool:
     return index.max_gop * width * height > PROXY_THRESHOLD_PIXELS
 
 
-def proxy_path(folder: Path, input_path: Path, sha256: str) -> Path:
-    """In the plan's folder, hidden, named after the input and its content: every plan of that
-    input shares it, and a changed input never reuses it."""
-    return folder / f".{input_path.name}.{sha256[:12]}.proxy.mp4"
+def proxy_path(input_path: Path, sha256: str) -> Path:
+    """In veil's private work directory (cache.py; user-only), never beside the input: the proxy
+    is an unredacted copy of the video. Named after the input's content (and name, for `veil
+    cache list`): every plan of that input shares it, and a changed input never reuses it."""
+    from veil.cache import Cache
+
+    return Cache.at().proxies() / f"{sha256[:12]}.{input_path.name}.proxy.mp4"
 
 
 def make_proxy(source: Path, target: Path, progress: list[int], stop: threading.Event) -> None:

@@ -83,6 +83,7 @@ class ReviewSession:
         self.thumb_reader: FrameReader | None = None
         self.proxy: FrameReader | None = None
         self.proxy_state: dict[str, Any] = {"state": "none"}
+        self.proxy_file: Path | None = None  # where this session's proxy is (or is being) made
         self._image: np.ndarray | None = None
         if self.kind == "video":
             self.reader = FrameReader(self.input)
@@ -107,7 +108,8 @@ class ReviewSession:
             self.reader.index, int(self.plan.input.get("width") or 0), int(self.plan.input.get("height") or 0)
         ):
             return
-        target = proxy_path(self.folder, self.input, str(self.plan.input.get("sha256", "")))
+        target = proxy_path(self.input, str(self.plan.input.get("sha256", "")))
+        self.proxy_file = target
         if target.is_file() and self._use_proxy(target):
             return
         progress = [0]
@@ -529,11 +531,23 @@ class ReviewSession:
         except Exception as exc:  # noqa: BLE001 - the page shows the one-line reason
             state.update(state="failed", error=str(exc))
 
-    def close(self) -> None:
+    def close(self, keep_proxy: bool = True) -> None:
+        """`keep_proxy` False: also delete the seek proxy (an unredacted copy of the video)."""
         self._stop.set()
         for reader in (self.reader, self.thumb_reader, self.proxy):
             if reader is not None:
                 reader.close()
+        if not keep_proxy and self.proxy_file is not None:
+            remove_proxy(self.proxy_file)
+
+
+def remove_proxy(path: Path) -> None:
+    """The proxy and any partial one being written (a thread may still be finishing it)."""
+    import contextlib
+
+    for p in [path, *path.parent.glob(f".{path.stem}.veil-tmp-*")]:
+        with contextlib.suppress(OSError):
+            p.unlink()
 
 
 def proxy_width(reader: FrameReader) -> int:
