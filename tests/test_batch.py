@@ -28,11 +28,11 @@ from conftest import (
     sigint_as_ctrl_c,
 )
 
-from veil.batch import MANIFEST, WORKDIR, Manifest, detector_actor_options, ray_task_options, worker_threads
-from veil.cache import Cache
 from veil.config import Settings
-from veil.segments import cut, overlap_frames
-from veil.segments import probe as probe_cuts
+from veil.runners.batch import MANIFEST, WORKDIR, Manifest, detector_actor_options, ray_task_options, worker_threads
+from veil.runners.cache import Cache
+from veil.runners.segments import cut, overlap_frames
+from veil.runners.segments import probe as probe_cuts
 
 
 def regop(src: Path, dst: Path, gop: int, keep_audio: bool = True) -> Path:
@@ -279,7 +279,7 @@ def test_default_segments_keep_every_worker_busy() -> None:
     """Without --segment-seconds a long video gets about two segments per worker (an hour on 16
     workers: 32 or more, so no worker idles while one file remains), capped at 300 s so an
     interruption loses little, and never below 60 s, where the overlap decoded twice costs 5 %."""
-    from veil.segments import DEFAULT_SEGMENT_S, MIN_DEFAULT_SEGMENT_S, default_segment_seconds
+    from veil.runners.segments import DEFAULT_SEGMENT_S, MIN_DEFAULT_SEGMENT_S, default_segment_seconds
 
     hour = 3600.0
     assert default_segment_seconds(hour, 1) is None

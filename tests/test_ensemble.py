@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from conftest import SAMPLE_FACE, SAMPLE_IMAGE, SHARED, load_annotations, needs_shared, rgb
 
-from veil.boxes import iou_matrix
-from veil.detectors import create, sha256_of
-from veil.detectors.blazeface import MODEL_PATH, letterbox
-from veil.detectors.ensemble import MemberRule, fuse, second_opinion, weighted_box_fusion
-from veil.presets import get_preset
+from veil.analysis.boxes import iou_matrix
+from veil.analysis.detectors import create, sha256_of
+from veil.analysis.detectors.blazeface import MODEL_PATH, letterbox
+from veil.analysis.detectors.ensemble import MemberRule, fuse, second_opinion, weighted_box_fusion
+from veil.analysis.presets import get_preset
 
 BLAZEFACE_SHA256 = "da1b7f7c1332831891324122fdab3c5d6c936c208400966c9be31fb0d8ea6fda"
 

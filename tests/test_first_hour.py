@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLE_IMAGE, run_cli
 
-import veil.batch
 import veil.cli
+import veil.runners.batch
 from veil.cli import main
 
 
@@ -34,7 +34,7 @@ def test_full_disk_while_writing_the_manifest_is_one_line(
     def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(veil.batch.os, "fsync", full)
+    monkeypatch.setattr(veil.runners.batch.os, "fsync", full)
     code = main([str(src), "-o", str(tmp_path / "out"), "-j2", "-q"])
     line = one_error_line(capsys.readouterr().err)
     assert code != 0

@@ -14,7 +14,7 @@ import pytest
 from conftest import SAMPLE_IMAGE, make_video, run_cli
 from test_batch import regop
 
-from veil.cache import Cache
+from veil.runners.cache import Cache
 
 
 def files_in(folder: Path) -> set[str]:
@@ -94,8 +94,8 @@ def test_review_proxy_is_not_beside_the_input(
     tmp_path: Path, private_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from veil.progress import Reporter
-    from veil.review_server import frames, plan_for
-    from veil.review_server.session import ReviewSession
+    from veil.review.server import frames, plan_for
+    from veil.review.server.session import ReviewSession
 
     monkeypatch.setattr(frames, "PROXY_THRESHOLD_PIXELS", 0)  # this small clip gets a proxy
     video = make_video(tmp_path / "clip.mp4", frames=12)

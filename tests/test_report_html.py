@@ -18,8 +18,8 @@ from PIL import Image
 
 from veil.cli import main
 from veil.plan import FrameBoxes, plan_from_json
-from veil.report_html import render_html
-from veil.review import ReviewLog, ThumbnailSampler
+from veil.report.html import render_html
+from veil.review.log import ReviewLog, ThumbnailSampler
 from veil.types import Detections
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLE_IMAGE, run_cli
 
-from veil.batch import settings_digest
 from veil.config import Settings
+from veil.runners.batch import settings_digest
 
 
 def sha(path: Path) -> str:

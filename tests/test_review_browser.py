@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from veil.media.source import VideoSource
 from veil.plan import load_plan
-from veil.source import VideoSource
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -43,7 +43,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="Debian chr
 def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A scanned copy of the sample in a temporary folder, served by `veil review` in a thread."""
     from veil.progress import Reporter
-    from veil.review_server import plan_for, serve
+    from veil.review.server import plan_for, serve
 
     folder = tmp_path_factory.mktemp("review")
     video = folder / "astronaut_pan.mp4"

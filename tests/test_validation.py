@@ -27,13 +27,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from veil.analysis.detectors import sha256_of
+from veil.analysis.zones import ZonePainter, load_zones, parse_zones
 from veil.cli import main
 from veil.config import Settings
-from veil.detectors import sha256_of
 from veil.errors import VeilError
 from veil.plan import load_plan
 from veil.schema import MAX_COORD, REACH
-from veil.zones import ZonePainter, load_zones, parse_zones
 
 W, H = 64, 48
 # Generated scene pixels stay within these levels, so a solid black mask is never the scene's own.
@@ -162,15 +162,15 @@ def test_library_settings_refuse_what_the_command_line_refuses(field: str, value
 
 
 def test_one_time_parser_and_one_zone_loader() -> None:
-    import veil.audio
-    import veil.live
+    import veil.media.audio
+    import veil.runners.live
     import veil.timerange
 
-    assert veil.audio.parse_time is veil.timerange.parse_time
-    assert veil.live.load_zones is load_zones
-    assert veil.audio.parse_ranges("1:00-1:02.5,90-95") == [(60.0, 62.5), (90.0, 95.0)]
+    assert veil.media.audio.parse_time is veil.timerange.parse_time
+    assert veil.runners.live.load_zones is load_zones
+    assert veil.media.audio.parse_ranges("1:00-1:02.5,90-95") == [(60.0, 62.5), (90.0, 95.0)]
     with pytest.raises(VeilError, match="--audio-ranges"):
-        veil.audio.parse_ranges("nan-5")
+        veil.media.audio.parse_ranges("nan-5")
 
 
 # ----------------------------------------------------------------------------- plans
@@ -249,7 +249,7 @@ def dump(plan: dict[str, Any]) -> str:
 def test_bad_plans_are_refused_with_one_line_by_render_verify_and_review(
     image: Path, tmp_path: Path, name: str, edit: Any, where: str
 ) -> None:
-    from veil.review_server.session import ReviewSession
+    from veil.review.server.session import ReviewSession
 
     plan = base_plan(image)
     edit(plan)
@@ -346,8 +346,8 @@ REVIEW_BODIES = [
 def test_review_api_refuses_bad_bodies_with_one_line(image: Path, tmp_path: Path) -> None:
     from test_review import call
 
-    from veil.review_server.app import create_app
-    from veil.review_server.session import ReviewSession
+    from veil.review.server.app import create_app
+    from veil.review.server.session import ReviewSession
 
     path = tmp_path / "in.plan.json"
     path.write_text(json.dumps(base_plan(image)))

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 from conftest import SAMPLE_FACE, SAMPLE_IMAGE, SHARED, load_annotations, needs_shared, rgb
 
-from veil.boxes import iou_matrix
-from veil.detectors import create, sha256_of
-from veil.detectors.yunet import MODEL_PATH
+from veil.analysis.boxes import iou_matrix
+from veil.analysis.detectors import create, sha256_of
+from veil.analysis.detectors.yunet import MODEL_PATH
 
 YUNET_SHA256 = "c59d4fa40b669ee29cf243d5f450ad8af19d9b809b842bd46fb18704325dbd83"
 

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from veil import __version__
-from veil.audio import AUDIO_MODES, parse_ranges
-from veil.classes import CLASSES, DEFAULT_CLASSES, parse_classes
+from veil.analysis.classes import CLASSES, DEFAULT_CLASSES, parse_classes
+from veil.analysis.presets import PRESETS
 from veil.config import MAX_LOOKAHEAD_S, Settings
 from veil.errors import VeilError
-from veil.presets import PRESETS
+from veil.media.audio import AUDIO_MODES, parse_ranges
 from veil.progress import Reporter
 from veil.schema import number_option, time_option
 
@@ -272,8 +272,8 @@ def _terminate(signum: int, _frame: object) -> None:
 
 
 def _detect_settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    from veil.analysis.zones import load_zones
     from veil.timerange import TimeRange
-    from veil.zones import load_zones
 
     return Settings(
         preset=args.preset,
@@ -313,19 +313,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv and argv[0] in COMMANDS else None
     if command == "inspect":
-        from veil.inspect import main as inspect_main
+        from veil.media.inspect import main as inspect_main
 
         return inspect_main(argv[1:])
     if command == "review":
-        from veil.review_server import main as review_main
+        from veil.review.server import main as review_main
 
         return review_main(argv[1:])
     if command == "live":
-        from veil.live import main as live_main
+        from veil.runners.live import main as live_main
 
         return live_main(argv[1:])
     if command == "cache":
-        from veil.cache import main as cache_main
+        from veil.runners.cache import main as cache_main
 
         return cache_main(argv[1:])
     handlers: dict[str | None, Callable[[list[str]], int]] = {
@@ -369,7 +369,7 @@ def _finish(
         if not result.ok:
             reporter.error(result.error or str(result.input))
     if getattr(args, "report", None):
-        from veil.report import build_report, write_report
+        from veil.report.audit import build_report, write_report
 
         write_report(args.report, build_report(pipeline, failed + results, ["veil", *argv]))
     n_ok = sum(r.ok for r in results)
@@ -379,7 +379,7 @@ def _finish(
 
 
 def _redact(argv: list[str]) -> int:
-    from veil.pipeline import Pipeline, plan_jobs
+    from veil.runners.pipeline import Pipeline, plan_jobs
 
     args = build_parser().parse_args(argv)
     reporter = Reporter(quiet=args.quiet)
@@ -401,8 +401,8 @@ def _redact(argv: list[str]) -> int:
         raise VeilError("-j and --segment-seconds must be positive")
     check_output_name(args.inputs, args.output)
     jobs, failed = plan_jobs(args.inputs, args.output, settings, args.plan)
-    from veil.batch import Runner, manifest_dir, record_done, resume, use_runner
-    from veil.cache import Cache, remove
+    from veil.runners.batch import Runner, manifest_dir, record_done, resume, use_runner
+    from veil.runners.cache import Cache, remove
 
     cache = Cache.at(args.work_dir)
     # A re-run: outputs that exist because a previous run made them with the same settings are
@@ -480,7 +480,7 @@ def warn_after(reporter: Reporter, results: list[Any]) -> None:
 
 
 def _scan(argv: list[str]) -> int:
-    from veil.pipeline import Pipeline, scan_jobs
+    from veil.runners.pipeline import Pipeline, scan_jobs
 
     args = scan_parser().parse_args(argv)
     reporter = Reporter(quiet=args.quiet)
@@ -497,7 +497,7 @@ def _scan(argv: list[str]) -> int:
 
 
 def _render(argv: list[str]) -> int:
-    from veil.pipeline import Pipeline, render_jobs
+    from veil.runners.pipeline import Pipeline, render_jobs
 
     args = render_parser().parse_args(argv)
     reporter = Reporter(quiet=args.quiet)
@@ -525,7 +525,7 @@ def _verify(argv: list[str]) -> int:
     import json
 
     from veil.plan import load_plan
-    from veil.verify import verify
+    from veil.render.verify import verify
 
     args = verify_parser().parse_args(argv)
     reporter = Reporter(quiet=args.quiet)

@@ -161,7 +161,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        from veil.zones import Zone, parse_zones
+        from veil.analysis.zones import Zone, parse_zones
 
         if any(not isinstance(z, Zone) for z in self.zones):
             given = [z.to_json() if isinstance(z, Zone) else z for z in self.zones]
@@ -350,7 +350,7 @@ def plan_from_json(
         else:
             tracks.append(track)
 
-    from veil.zones import Zone
+    from veil.analysis.zones import Zone
 
     # The input, settings, audio and review objects are kept as the file has them (other keys
     # included); only their checked fields are read by veil.
@@ -442,7 +442,7 @@ def plan_time_range(plan: Plan) -> Any:
 
 def write_plan(plan: Plan, path: Path, overwrite: bool = True) -> None:
     """Write `plan` atomically (temporary name, then rename)."""
-    from veil.sink import atomic_output
+    from veil.media.sink import atomic_output
 
     with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         write_plan_stream(fh, plan.header_json(), (json.dumps(t.to_json()) for t in plan.tracks))
