@@ -138,7 +138,7 @@ def run_as_nobody(*args: str | Path) -> subprocess.CompletedProcess[str]:
     if not setpriv:
         pytest.skip("running as root without setpriv")
     cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "veil"]
-    env = {**os.environ, "PYTHONPATH": str(Path(veil.runners.pipeline.__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(veil.__file__).parents[1])}
     return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
 
 
