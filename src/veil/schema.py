@@ -138,7 +138,7 @@ class ZoneIn(BaseModel):
     @classmethod
     def _polygon(cls, v: list[Any]) -> list[tuple[float, float]]:
         if len(v) < 3:
-            raise ValueError("polygon needs at least 3 points [[x, y], ...]")
+            raise ValueError("needs at least 3 points [[x, y], ...]")
         points = []
         for p in v:
             ok = isinstance(p, list | tuple) and len(p) == 2
@@ -155,7 +155,7 @@ class ZoneIn(BaseModel):
                 raise ValueError(f"coordinates must be at most {MAX_COORD:.0f} pixels, got {short(p)}")
             points.append((x, y))
         if polygon_area(points) <= 0:
-            raise ValueError("polygon has no area (points in a line or repeated)")
+            raise ValueError("has no area (points in a line or repeated)")
         return points
 
 
