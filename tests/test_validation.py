@@ -220,6 +220,11 @@ BAD_PLANS: list[tuple[str, Any, str]] = [
     ("audio range inf", lambda p: p.update(audio={"mode": "mute", "ranges": [[0, math.inf]]}), "audio.ranges"),
     ("audio ranges text", lambda p: p.update(audio={"mode": "mute", "ranges": "all"}), "audio.ranges"),
     ("review list", lambda p: p.update(review=[1]), "review"),
+    ("decisions not a list", lambda p: p.update(review={"decisions": 5}), "review.decisions"),
+    ("decision track list", lambda p: p.update(review={"decisions": [{"track": [1]}]}), "review.decisions[0].track"),
+    ("reviewed text", lambda p: p.update(review={"reviewed": "yes"}), "review.reviewed"),
+    ("input path NUL", lambda p: p["input"].update(path="in\x00.png"), "input.path"),
+    ("input path number", lambda p: p["input"].update(path=5), "input.path"),
     ("deep nesting", lambda p: p.update(review=DEEP), "nested too deeply"),
     ("deep nesting in a track", lambda p: p["tracks"][0].update(note=DEEP), "nested too deeply"),
 ]

@@ -238,12 +238,38 @@ class TimeRangeIn(BaseModel):
 
 class InputIn(BaseModel):
     model_config = ConfigDict(extra="allow")
+    path: StrictStr | None = None
     sha256: StrictStr
     kind: Literal["image", "animation", "video"]
     frames: Annotated[int, Strict(), Field(ge=1, le=MAX_FRAME)] | None = None
     width: Size | None = None
     height: Size | None = None
     time_range: TimeRangeIn | None = None
+    duration_s: Seconds | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        if v is not None and "\x00" in v:
+            raise ValueError("a file name cannot hold a NUL character")
+        return v
+
+
+class DecisionIn(BaseModel):
+    """A reviewer's logged decision (the review page writes them; the report reads them)."""
+
+    model_config = ConfigDict(extra="allow")
+    track: TrackId | None = None
+    reviewer: StrictStr | None = None
+    time: StrictStr | None = None
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    reviewer: StrictStr | None = None
+    decisions: list[DecisionIn] | None = None
+    reviewed: dict[str, Any] | None = None
+    flags: list[Any] | None = None
 
 
 class PlanSettingsIn(BaseModel):
@@ -297,7 +323,7 @@ class PlanHeaderIn(BaseModel):
     frame_ranges: list[FrameRangeIn] | None = None
     zones: list[ZoneIn] | None = None
     audio: AudioIn | None = None
-    review: dict[str, Any] | None = None
+    review: ReviewIn | None = None
     created: StrictStr | None = None
     veil_version: StrictStr | None = None
 
