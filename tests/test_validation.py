@@ -99,8 +99,8 @@ BAD_NUMBERS = ["nan", "inf", "-inf", "NaN", "1e400"]
         ("--threshold", [*BAD_NUMBERS, "0", "1.5"]),
         ("--lookahead", [*BAD_NUMBERS, "-1"]),
         ("--segment-seconds", [*BAD_NUMBERS, "0", "-1"]),
-        ("--start", BAD_NUMBERS),
-        ("--end", BAD_NUMBERS),
+        ("--start", [*BAD_NUMBERS, "9" * 400 + ":00", "9" * 5000 + ":00:00"]),
+        ("--end", [*BAD_NUMBERS, "1" * 5000]),
     ],
 )
 def test_one_shot_options_refuse_non_finite_numbers(

@@ -49,8 +49,6 @@ MAX_COORD = float(1 << 20)
 # int64 array both hold exactly.
 MAX_FRAME = 1 << 31
 MAX_ID = 1 << 53
-AUDIO_MODES = ("keep", "mute", "bleep", "disguise")
-KINDS = ("image", "animation", "video")
 
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Coordinate = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-MAX_COORD, le=MAX_COORD)]
