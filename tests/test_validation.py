@@ -6,7 +6,8 @@ traceback, never a "verified" output with nothing painted.
 The property test generates plans and settings with NaN, infinities, huge, negative and
 wrong-typed values: each either is refused with one line, or every planned box is painted and
 verify agrees. `make test` runs VEIL_PLAN_EXAMPLES (default 150) of them; `make fuzz-plans` runs
-10,000."""
+10,000. A second one sends generated edits to the review page's API: each is a 4xx with one
+line, or saved as a plan veil reads back."""
 
 from __future__ import annotations
 
@@ -520,3 +521,55 @@ def test_dump_keeps_the_layout_veil_reads_a_line_at_a_time(image: Path, tmp_path
     path.write_text(dump(plan))
     assert path.read_text().splitlines()[0].endswith('"tracks": [')
     assert len(load_plan(path, spooled=True).tracks) == 1
+
+
+@pytest.fixture(scope="module")
+def review_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from veil.review_server.app import create_app
+    from veil.review_server.session import ReviewSession
+
+    folder = tmp_path_factory.mktemp("review")
+    image = make_image(folder / "in.png")
+    path = folder / "in.plan.json"
+    path.write_text(json.dumps(base_plan(image)))
+    session = ReviewSession(path)
+    yield create_app(session, "test-token-0123456789", [8765]), path
+    session.close()
+
+
+review_value = st.one_of(weird, st.integers(-5, 70), st.floats(-100, 100))
+review_body = st.one_of(
+    st.fixed_dictionaries(
+        {"frame": maybe(st.just(0)), "box": st.one_of(good_box, st.lists(review_value, max_size=5))}
+    ).map(lambda b: ("/api/manual", b)),
+    st.fixed_dictionaries({"ranges": st.lists(st.lists(review_value, max_size=3), max_size=2)}).map(
+        lambda b: ("/api/audio", b)
+    ),
+    st.fixed_dictionaries(
+        {"ranges": st.lists(st.fixed_dictionaries({"start": review_value, "end": review_value}), max_size=2)}
+    ).map(lambda b: ("/api/ranges", b)),
+    st.fixed_dictionaries({"ids": st.lists(review_value, max_size=2), "redact": maybe(st.booleans())}).map(
+        lambda b: ("/api/redact", b)
+    ),
+)
+
+
+@settings(max_examples=max(30, FUZZ_EXAMPLES // 3), deadline=None, suppress_health_check=list(HealthCheck))
+@given(request=review_body)
+def test_generated_review_edits_are_refused_in_one_line_or_saved_as_a_valid_plan(
+    review_app: Any, request: tuple[str, dict[str, Any]]
+) -> None:
+    """An edit the page's API accepts leaves a plan that `veil render` reads; any other is a 4xx
+    with one line. Never a 500."""
+    from test_review import call
+
+    app, path = review_app
+    route, body = request
+    got = call(app, "POST", route, raw=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    if got.status_code == 200:
+        event("accepted")
+        load_plan(path)  # raises PlanError if the page saved something veil then refuses
+    else:
+        event("refused")
+        detail = got.json().get("detail")
+        assert 400 <= got.status_code < 500 and isinstance(detail, str) and "\n" not in detail, (got, body)
