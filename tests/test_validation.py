@@ -100,6 +100,7 @@ BAD_NUMBERS = ["nan", "inf", "-inf", "NaN", "1e400"]
         ("--threshold", [*BAD_NUMBERS, "0", "1.5"]),
         ("--lookahead", [*BAD_NUMBERS, "-1"]),
         ("--segment-seconds", [*BAD_NUMBERS, "0", "-1"]),
+        ("--jobs", ["0", "1.5", "nan", "9" * 400]),
         ("--start", [*BAD_NUMBERS, "9" * 400 + ":00", "9" * 5000 + ":00:00"]),
         ("--end", [*BAD_NUMBERS, "1" * 5000]),
     ],
@@ -136,6 +137,12 @@ def test_live_refuses_non_finite_numbers(tmp_path: Path, args: list[str]) -> Non
     out = tmp_path / "live.mp4"
     line = one_line_refusal(*run(["live", str(SAMPLE_IMAGE), str(out), "--realtime", *args]))
     assert args[0] in line and not out.exists()
+
+
+def test_review_refuses_a_bad_port_in_one_line() -> None:
+    for port in ("70000", "-1", "nan"):
+        code, lines = run(["review", str(SAMPLE_IMAGE), f"--port={port}", "--no-browser"])
+        assert "--port" in one_line_refusal(code, lines)
 
 
 def test_a_real_process_prints_one_line_and_writes_nothing(image: Path, tmp_path: Path) -> None:

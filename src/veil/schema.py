@@ -448,6 +448,22 @@ def number_option(
     return parse
 
 
+def whole_option(option: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse `type=` for a whole number in [low, high], refused in one line (see above)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise VeilError(f"{option}: expected a whole number, got {short(text)}") from None
+        if not low <= value <= high:
+            raise VeilError(f"{option} must be from {low} to {high}, got {short(value)}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
 def time_option(option: str) -> Callable[[str], str]:
     """An argparse `type=` for `--start`/`--end`: checked now, kept as text for `TimeRange`."""
 
