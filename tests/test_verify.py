@@ -196,3 +196,11 @@ def test_invalid_settings_are_refused(photos: dict[float, tuple[Path, Path]]) ->
         with pytest.raises(VeilError, match=field):
             _verify(plan, src, bad, src)
     assert main(["verify", str(plan), str(src), "--margin", "nan", "-q"]) != 0
+    nan_zone = Zone("nan", ((math.nan, 0.0), (10.0, 0.0), (10.0, 10.0)))
+    with pytest.raises(VeilError, match="zone"):
+        _verify(plan, src, _settings(plan, zones=(nan_zone,)), src)
+    # A box too far out to rasterise paints nothing: refused, not skipped as "outside".
+    huge = load_plan(plan)
+    huge.tracks[0].boxes[0].box = np.asarray([1e19, 1e19, 2e19, 2e19], dtype=np.float32)
+    with pytest.raises(VeilError, match="box"):
+        verify(huge, src, settings, src)

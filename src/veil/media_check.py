@@ -163,6 +163,20 @@ def audio_stats(
     `ranges` (seconds from the track's first decoded sample, as audio.Editor counts them; end
     may be inf). Each range loses `guard` samples at both edges (None: `lossy_guard` on lossy
     codecs, 0 on lossless ones). `keep`: also keep up to COMPARE_CAP_S seconds of samples."""
+    try:
+        return _audio_stats(path, ranges, tone_hz, keep, guard, lossy_guard)
+    except (av.error.FFmpegError, OSError) as exc:
+        raise MediaError(f"{path}: cannot read its audio ({exc})") from exc
+
+
+def _audio_stats(
+    path: Path,
+    ranges: list[tuple[float, float]],
+    tone_hz: float,
+    keep: bool,
+    guard: int | None,
+    lossy_guard: int,
+) -> list[TrackStats]:
     out: list[TrackStats] = []
     with av.open(str(path), metadata_errors="ignore") as container:
         for stream in container.streams.audio:
@@ -212,5 +226,8 @@ def audio_stats(
 
 
 def audio_stream_count(path: Path) -> int:
-    with av.open(str(path), metadata_errors="ignore") as container:
-        return len(container.streams.audio)
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            return len(container.streams.audio)
+    except (av.error.FFmpegError, OSError) as exc:
+        raise MediaError(f"{path}: cannot read ({exc})") from exc

@@ -391,8 +391,9 @@ def _check_frame(
 ) -> None:
     index = frame.index
     masked, _kept = boxes.at(index)
-    if len(masked) and not np.isfinite(masked.xyxy).all():
-        raise VeilError(f"verify: a box of frame {index} has a coordinate that is not a finite number")
+    if len(masked) and not (np.isfinite(masked.xyxy).all() and (np.abs(masked.xyxy) <= MAX_COORD).all()):
+        # Overflowing coordinates paint nothing and would be skipped as "outside the picture".
+        raise VeilError(f"verify: a box of frame {index} has a coordinate that is not a finite number of pixels")
     whole = boxes.whole_frame(index) is not None
     h, w = frame.height, frame.width
     if redactor.zones:
