@@ -306,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="veil-fuzz-seeds-") as tmp:
+        # veil's work directory (done records) in the run's own temporary folder, not ~/.cache.
+        os.environ.setdefault("VEIL_CACHE_DIR", str(Path(tmp) / "veil-cache"))
         results, failed = run(args.cases, args.seed, args.workers, Path(tmp), progress=True)
     errors = sum(r.ok and r.detail.startswith("error") for r in results)
     successes = sum(r.ok and r.detail == "ok" for r in results)

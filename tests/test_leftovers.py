@@ -63,13 +63,17 @@ def test_segmented_video_j2(tmp_path: Path, private_cache: Path) -> None:
     clip = regop(make_video(tmp_path / "raw.mp4", frames=30), tmp_path / "in" / "v.mp4", gop=10)
     out = tmp_path / "out"
     out.mkdir()
+    # The sequential one-shot path first, then the segmented runner.
+    run_cli(clip, "-o", out / "one.mp4", "-j1", "--preset", "fast", "--lookahead", "0.5", check=True)
+    assert files_in(out) == {"one.mp4"}
+    assert_private_and_empty(private_cache)
     common = ["-j2", "--segment-seconds", "1", "--preset", "fast", "--lookahead", "0.5"]
     run_cli(clip, "-o", out / "v.mp4", *common, check=True)
-    assert files_in(out) == {"v.mp4"}
+    assert files_in(out) == {"one.mp4", "v.mp4"}
     assert_private_and_empty(private_cache)
     # Kept when asked: the manifest and the plans are in the job's private directory.
     run_cli(clip, "-o", out / "w.mp4", *common, "--keep-work", check=True)
-    assert files_in(out) == {"v.mp4", "w.mp4"}
+    assert files_in(out) == {"one.mp4", "v.mp4", "w.mp4"}
     job = Cache.at().existing_job_dir(out)
     assert job is not None and (job / "manifest.jsonl").is_file() and list(job.rglob("*.plan.json"))
     listed = run_cli("cache", "list")

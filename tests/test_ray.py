@@ -14,6 +14,7 @@ from test_batch import manifest_lines, regop
 
 ray = pytest.importorskip("ray")
 
+from veil.cache import Cache  # noqa: E402
 from veil.config import Settings  # noqa: E402
 from veil.progress import Reporter  # noqa: E402
 from veil.runners.batch import Runner  # noqa: E402
@@ -32,7 +33,8 @@ def cluster() -> Iterator[dict]:
 def _run(inputs: Path, out: Path, settings: Settings, segment_s: float | None = None) -> list:
     jobs, failed = plan_jobs([str(inputs)], str(out), settings)
     assert not failed
-    return Runner(settings, Reporter(quiet=True), 2, segment_s, "ray", None, out).run(jobs)
+    cache = Cache.at()  # the test's own work directory (conftest), where manifest_lines looks
+    return Runner(settings, Reporter(quiet=True), 2, segment_s, "ray", None, cache.job_dir(out), cache).run(jobs)
 
 
 def test_ray_matches_sequential(tmp_path: Path, cluster: dict) -> None:

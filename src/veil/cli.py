@@ -461,12 +461,13 @@ def warn_before(reporter: Reporter, settings: Settings, jobs: list[Any]) -> None
             f"{'blurred' if settings.mask == 'blur' else 'pixelated'} face; use the solid mask where "
             "identity must not leak"
         )
-    photos = [j for j in jobs if j.kind != "video"]
-    if settings.time_range is not None and photos:
-        reporter.warn(
-            f"--start/--end apply to videos only: {len(photos)} photo{'s' * (len(photos) != 1)} "
-            "processed whole"
-        )
+    # (An animation with a time range is refused by the pipeline itself, per file.)
+    whole = [j for j in jobs if j.kind in ("image", "audio")]
+    if settings.time_range is not None and whole:
+        n = len(whole)
+        what = ("photo" if n == 1 else "photos") if all(j.kind == "image" for j in whole) else "other file"
+        reporter.warn(f"--start/--end apply to videos only: {n} {what}{'s' * (n != 1 and what == 'other file')} "
+                      "processed whole")  # fmt: skip
 
 
 def warn_after(reporter: Reporter, results: list[Any]) -> None:

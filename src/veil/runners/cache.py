@@ -175,8 +175,11 @@ class Cache:
 
 
 def remove(path: Path | None) -> None:
+    """A finished job's directory, and `jobs/` itself when it was the last one."""
     if path is not None:
         shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
 
 
 def _size(path: Path) -> int:

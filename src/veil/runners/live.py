@@ -105,6 +105,10 @@ class LiveOptions:
     # Seconds without a packet before the source counts as lost; then reconnect with backoff.
     read_timeout: float = 2.0
     max_backoff: float = 8.0
+    # The longest the source may deliver no frame (it ended, or a camera was lost and did not
+    # come back) before the output ends: masked filler is written for at most this long. None:
+    # keep the output running, masked, until stopped.
+    max_gap: float | None = 30.0
     # Output frame rate when the source does not say.
     default_fps: float = 25.0
 
@@ -562,6 +566,7 @@ class Writer:
         self.t0: float | None = None  # monotonic time of output timestamp 0
         self.t0_unix: float | None = None
         self.last_out: float | None = None  # monotonic time of the last frame written
+        self.last_real: float | None = None  # ... and of the last one from the source
         self.last_added: float | None = None  # deadline of the last frame taken into the line
         self.last_audio_pts = -1
         self.draining = False
@@ -642,6 +647,9 @@ class Writer:
             fill_at = self.last_out + step
             # A filler only where no real frame is about to come: half a frame of tolerance
             # keeps a slightly late input frame from being pre-empted.
+            gap = self.options.max_gap
+            if gap is not None and self.last_real is not None and fill_at - self.last_real > gap:
+                return None  # the source is gone past --max-gap: no more filler (the reader ends the run)
             if now >= fill_at + 0.5 * step and (head is None or head.deadline > fill_at + 0.5 * step):
                 return "fill", fill_at
         return None
@@ -662,6 +670,7 @@ class Writer:
             with self.stats.lock:
                 self.stats.dropped += 1
             return
+        self.last_real = slot.deadline
         if slot.damaged:
             self._write_masked(slot.deadline)
             with self.stats.lock:
@@ -820,6 +829,9 @@ class Reader:
         self.connected_once = False
         self.is_file = "://" not in options.source and not options.source.startswith("/dev/")
         self.error: str | None = None
+        self.last_frame = time.monotonic()  # when the source last delivered a frame (or the start)
+        self.ended_cleanly = False  # the last connection ended at the stream's end, not an error
+        self.gave_up: str | None = None  # why the reader ended the run (--max-gap)
 
     def run(self) -> None:
         try:
@@ -856,21 +868,52 @@ class Reader:
             timeout=(max(5.0, self.options.read_timeout), self.options.read_timeout),
         )
 
+    def _gap_left(self) -> float | None:
+        """Seconds left before --max-gap ends the run (None: no limit)."""
+        if self.options.max_gap is None:
+            return None
+        return self.options.max_gap - (time.monotonic() - self.last_frame)
+
+    def _give_up(self) -> bool:
+        """Past --max-gap without a frame: end the run, saying why."""
+        left = self._gap_left()
+        if left is None or left > 0:
+            return False
+        gap = self.options.max_gap
+        if self.ended_cleanly:
+            self.gave_up = f"the source ended and did not come back within {gap:g} s (--max-gap); output ended"
+        elif self.connected_once:
+            self.gave_up = f"no frames from the source for {gap:g} s (--max-gap); output ended"
+        else:
+            self.gave_up = f"no frames from the source in {gap:g} s (--max-gap); giving up"
+        self.say(self.gave_up)
+        return True
+
+    def _pause(self, backoff: float) -> None:
+        left = self._gap_left()
+        self.stop.wait(backoff if left is None else max(0.0, min(backoff, left)))
+
     def _loop(self) -> None:
         backoff = 0.5
         while not self.stop.is_set():
+            if self._give_up():
+                return
             try:
                 container = self._open()
             except (av.error.FFmpegError, OSError) as exc:
                 if self.is_file:
                     raise VeilError(f"{self.options.source}: cannot open ({exc})") from exc
+                if self._give_up():
+                    return
                 self.say(f"cannot open {self.options.source} ({_short(exc)}); retrying in {backoff:g} s")
-                self.stop.wait(backoff)
+                self._pause(backoff)
                 backoff = min(self.options.max_backoff, backoff * 2)
                 continue
             got = 0
+            self.ended_cleanly = False
             try:
                 got = self._read(container)
+                self.ended_cleanly = not self.stop.is_set()
             except (av.error.FFmpegError, OSError) as exc:
                 if not self.stop.is_set():
                     self.say(f"source lost ({_short(exc)})")
@@ -886,8 +929,14 @@ class Reader:
             with self.stats.lock:
                 self.stats.reconnects += 1
             self._send(_RECONNECT)
-            self.say(f"source ended or dropped; reconnecting in {backoff:g} s (the output continues, masked)")
-            self.stop.wait(backoff)
+            if self._give_up():
+                return
+            limit = f", for up to {self._gap_left():.0f} s more (--max-gap)" if self.options.max_gap is not None else ""
+            self.say(
+                f"source {'ended' if self.ended_cleanly else 'dropped'}; reconnecting in {backoff:g} s "
+                f"(the output continues, masked{limit})"
+            )
+            self._pause(backoff)
             backoff = min(self.options.max_backoff, backoff * 2)
 
     def _read(self, container: Any) -> int:
@@ -952,6 +1001,7 @@ class Reader:
                     if (frame.key_frame and not frame.is_corrupt) or damaged_left < 0:
                         damaged = False
                 self._admit(frame, pts_s + offset, arrival, damaged or frame.is_corrupt)
+                self.last_frame = arrival
                 frames += 1
         return frames
 
@@ -1084,6 +1134,7 @@ def run_live(
     final["output_t0_unix"] = round(writer.t0_unix, 3) if writer.t0_unix else None
     final["adaptations"] = list(stats.adaptations)
     final["interrupted"] = interrupted
+    final["ended"] = reader.gave_up
     error = writer.error or reader.error
     if error is None and stats.frames_out == 0:
         error = f"{options.source}: no frames received"
@@ -1092,6 +1143,13 @@ def run_live(
     if log_file is not None:
         log_file.close()
     return LiveResult(error is None, error, final)
+
+
+def max_gap(value: float) -> float | None:
+    """--max-gap: seconds, or 0 for no limit."""
+    if not math.isfinite(value) or value < 0:
+        raise VeilError(f"--max-gap must be 0 (no limit) or a number of seconds, got {value}")
+    return value or None
 
 
 def _playlist(dest: str) -> Path:
@@ -1162,6 +1220,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop after this long (default: run until stopped)",
     )
+    p.add_argument(
+        "--max-gap",
+        type=number_option("--max-gap", 0),
+        default=30.0,
+        metavar="SECONDS",
+        help="end the output when the source has sent no frame for this long (it ended, or a lost camera did "
+        "not come back); masked filler is written for at most this long. 0: never end, fill until stopped "
+        "(default 30)",
+    )
     p.add_argument("--log", type=Path, metavar="FILE", help="append the JSON Lines live log here (default: stderr)")
     p.add_argument(
         "--log-interval",
@@ -1211,6 +1278,7 @@ def main(argv: list[str]) -> int:
             log_path=args.log,
             log_interval=args.log_interval,
             overwrite=args.overwrite,
+            max_gap=max_gap(args.max_gap),
         )
         result = run_live(options, settings, reporter)
     except VeilError as exc:
