@@ -12,7 +12,7 @@ import pytest
 from test_live import DELAY, FPS, decode, free_port, read_log, send
 
 from veil.errors import VeilError
-from veil.live import max_gap
+from veil.runners.live import max_gap
 
 
 def test_max_gap_option() -> None:

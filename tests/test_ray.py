@@ -14,10 +14,10 @@ from test_batch import manifest_lines, regop
 
 ray = pytest.importorskip("ray")
 
-from veil.cache import Cache  # noqa: E402
 from veil.config import Settings  # noqa: E402
 from veil.progress import Reporter  # noqa: E402
 from veil.runners.batch import Runner  # noqa: E402
+from veil.runners.cache import Cache  # noqa: E402
 from veil.runners.pipeline import plan_jobs  # noqa: E402
 
 

@@ -532,8 +532,8 @@ def test_dump_keeps_the_layout_veil_reads_a_line_at_a_time(image: Path, tmp_path
 
 @pytest.fixture(scope="module")
 def review_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from veil.review_server.app import create_app
-    from veil.review_server.session import ReviewSession
+    from veil.review.server.app import create_app
+    from veil.review.server.session import ReviewSession
 
     folder = tmp_path_factory.mktemp("review")
     image = make_image(folder / "in.png")

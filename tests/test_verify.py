@@ -19,13 +19,13 @@ import pytest
 from conftest import SAMPLE_IMAGE, make_video
 from PIL import Image
 
+from veil.analysis.zones import Zone
 from veil.cli import main
 from veil.config import Settings
 from veil.errors import VeilError
 from veil.plan import load_plan
+from veil.render.verify import verify
 from veil.timerange import TimeRange
-from veil.verify import verify
-from veil.zones import Zone
 
 MASKS = ("solid", "blur", "pixelate")
 FRAMES, FPS = 12, 10

@@ -30,13 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from veil.classes import DEFAULT_CLASSES
+from veil.analysis.classes import DEFAULT_CLASSES
 from veil.config import Settings
 from veil.errors import VeilError
 
 PathLike = str | os.PathLike[str]
 
-# Not `scan`/`render`: those are the names of veil's own modules (veil.scan, veil.render), which
+# Not `scan`/`render`: those are the names of veil's own modules (veil.analysis.scan, veil.render.paint), which
 # would shadow functions of the same name on the package.
 __all__ = ["Result", "StreamRedactor", "anonymize", "render_plan", "scan_to_plan", "settings"]
 
@@ -103,8 +103,8 @@ def settings(
     """Checked, final settings from the command line's options (same names, same meaning; see
     `veil --help`): `redact` is a comma list or a sequence of classes, `zones` a zones file,
     `start`/`end` seconds or [h:]mm:ss, `audio_ranges` e.g. "0:12-0:15.5,90-95"."""
-    from veil.audio import parse_ranges
     from veil.cli import _detect_settings
+    from veil.media.audio import parse_ranges
 
     args = _args(
         preset=preset,
@@ -147,7 +147,7 @@ def _one(jobs: list[Any], failed: list[Any], what: PathLike) -> Any:
 
 def _write_report(path: PathLike | None, pipeline: Any, results: list[Any], argv: list[str]) -> None:
     if path is not None:
-        from veil.report import build_report, write_report
+        from veil.report.audit import build_report, write_report
 
         write_report(Path(path), build_report(pipeline, results, argv))
 
@@ -168,9 +168,9 @@ def anonymize(
     used. `options`: as `settings()` (mask, redact, preset, margin, zones, start, end, audio...).
     Returns the file's `Result`; raises `VeilError` if the file cannot be done (nothing is
     written then)."""
-    from veil.batch import record_done
-    from veil.cache import Cache
-    from veil.pipeline import Pipeline, plan_jobs
+    from veil.runners.batch import record_done
+    from veil.runners.cache import Cache
+    from veil.runners.pipeline import Pipeline, plan_jobs
 
     chosen = settings(report=report is not None, **options)
     jobs, failed = plan_jobs([str(input)], str(output) if output is not None else None, chosen,
@@ -192,7 +192,7 @@ def scan_to_plan(input: PathLike, plan: PathLike | None = None, *, progress: boo
     """Detect and track only, as `veil scan`: write the redaction plan of one photo or video
     (default: NAME.plan.json beside it) and return its path. `options`: the detection options
     of `settings()` (preset, threshold, redact, lookahead, zones, start, end, overwrite)."""
-    from veil.pipeline import Pipeline, scan_jobs
+    from veil.runners.pipeline import Pipeline, scan_jobs
 
     chosen = settings(**options)
     jobs, failed = scan_jobs([str(input)], str(plan) if plan is not None else None, chosen.overwrite)
@@ -229,7 +229,7 @@ def render_plan(
     """Paint a plan's masks onto its input with no detector run, then verify, as `veil render`.
     Mask, colour, margin and audio default to the plan's own; arguments given override them."""
     from veil.cli import _render_settings
-    from veil.pipeline import Pipeline, render_jobs
+    from veil.runners.pipeline import Pipeline, render_jobs
 
     args = _args(
         mask=mask,
@@ -253,7 +253,7 @@ def render_plan(
         result = pipeline.render(job, plan_obj)
         if not result.ok:
             raise VeilError(result.error or f"{plan}: render failed")
-        _write_report(report, pipeline, [result], ["veil.render", str(plan)])
+        _write_report(report, pipeline, [result], ["veil.render.paint", str(plan)])
     finally:
         pipeline.close()
     return Result(result.input, job.output, {k: v for k, v in result.record.items() if not k.startswith("_")})
@@ -274,9 +274,9 @@ class StreamRedactor:
     that catches the error must not use that frame (fail closed)."""
 
     def __init__(self, fps: float = 25.0, *, lookahead: float = 1.0, **options: Any) -> None:
-        from veil.detect import FrameDetector
-        from veil.render import FrameRenderer
-        from veil.track import CutDetector, LookaheadTracker
+        from veil.analysis.detect import FrameDetector
+        from veil.analysis.track import CutDetector, LookaheadTracker
+        from veil.render.paint import FrameRenderer
 
         if not (isinstance(fps, (int, float)) and np.isfinite(fps) and fps > 0):
             raise VeilError(f"fps must be a positive number, got {fps!r}")

@@ -61,14 +61,14 @@ from typing import Any
 
 import numpy as np
 
-from veil.audio import BLEEP_DBFS, BLEEP_HZ, AudioEdit
+from veil.analysis.zones import Zone
 from veil.config import Settings
 from veil.errors import VeilError
+from veil.media.audio import BLEEP_DBFS, BLEEP_HZ, AudioEdit
 from veil.plan import FrameBoxes, Plan, plan_time_range, plan_zones
 from veil.render.redact import Redactor, in_paint_order, redactor_for
 from veil.timerange import TimeRange
 from veil.types import Frame
-from veil.zones import Zone
 
 LOSSLESS = {".png", ".tif", ".tiff", ".bmp"}
 # Lossy outputs are compared on brightness (4:2:0 video keeps one colour sample per 2x2 pixels,
@@ -173,7 +173,7 @@ def verify(
 
     `pixels=False`: only the frame count, duration and audio (no frame is decoded), for a file
     whose pixels were verified in parts (a video joined from verified segments)."""
-    from veil.source import media_kind
+    from veil.media.source import media_kind
 
     started = time.monotonic()
     zones = _check_request(settings, plan)
@@ -226,8 +226,8 @@ def _verify_request_only(
     result: VerifyResult,
     started: float,
 ) -> VerifyResult:
-    from veil.media_check import video_span
-    from veil.source import media_kind, read_image
+    from veil.media.check import video_span
+    from veil.media.source import media_kind, read_image
 
     kind = media_kind(output)
     n = video_span(output).frames if kind == "video" else len(read_image(output).pages) if kind == "image" else 0
@@ -312,8 +312,8 @@ def _check_frames(
     segment: bool,
     result: VerifyResult,
 ) -> None:
-    from veil.media_check import video_span
-    from veil.source import media_kind, read_image
+    from veil.media.check import video_span
+    from veil.media.source import media_kind, read_image
 
     entry = result.check("frames", frames=n, plan_frames=plan.frames, span=_span_text(span))
     if n != plan.frames:
@@ -537,8 +537,8 @@ def _check_audio(
     span: TimeRange | None,
     result: VerifyResult,
 ) -> None:
-    from veil.media_check import audio_stats, audio_stream_count
-    from veil.source import media_kind
+    from veil.media.check import audio_stats, audio_stream_count
+    from veil.media.source import media_kind
 
     edits = [settings.audio_edit()]
     if isinstance(plan.audio, dict) and plan.audio:
