@@ -134,7 +134,7 @@ def test_requested_zone_not_masked_fails(clip: dict[str, Path]) -> None:
     assert result.checks["boxes"]["ok"] and result.checks["frames"]["ok"]
     assert result.summary().startswith("verify FAILED (zones): frame 0: privacy zone not masked")
     planned = load_plan(plan, spooled=True)
-    planned.zones = [{"name": "corner", "polygon": [list(p) for p in CORNER.polygon]}]
+    planned.zones = [CORNER]
     assert not verify(planned, clip["solid"], _settings(plan), clip["input"]).checks["zones"]["ok"]
 
 

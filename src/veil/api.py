@@ -36,8 +36,8 @@ from veil.errors import VeilError
 
 PathLike = str | os.PathLike[str]
 
-# Not `scan`/`render`: those are the names of veil's own modules (veil.analysis.scan, veil.render.paint), which
-# would shadow functions of the same name on the package.
+# Not `render`: `veil.render` is the rendering stage's package, which would shadow a function of
+# that name on `veil`; `scan_to_plan` pairs with it.
 __all__ = ["Result", "StreamRedactor", "anonymize", "render_plan", "scan_to_plan", "settings"]
 
 
@@ -247,13 +247,13 @@ def render_plan(
     given = _render_settings(args)
     jobs, failed = render_jobs([str(plan)], str(output) if output is not None else None, given)
     job, plan_obj = _one(jobs, failed, plan)
-    chosen = _render_settings(args, {**plan_obj.settings, "audio": plan_obj.audio})
+    chosen = _render_settings(args, plan_obj)
     pipeline = Pipeline(chosen, _reporter(progress), reviewer=reviewer, second_opinion=second_opinion)
     try:
         result = pipeline.render(job, plan_obj)
         if not result.ok:
             raise VeilError(result.error or f"{plan}: render failed")
-        _write_report(report, pipeline, [result], ["veil.render.paint", str(plan)])
+        _write_report(report, pipeline, [result], ["veil.render_plan", str(plan)])
     finally:
         pipeline.close()
     return Result(result.input, job.output, {k: v for k, v in result.record.items() if not k.startswith("_")})
