@@ -346,17 +346,25 @@ class LocalEngine:
         try:
             return self.pool.submit(run_item, payload)
         except BrokenProcessPool:
+            self._stop_workers()
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = self._new_pool()
             return self.pool.submit(run_item, payload)
 
     def close(self, cancel: bool = False) -> None:
-        if cancel:
+        if cancel or getattr(self.pool, "_broken", False):
             # Interrupted: stop the items in flight now; each removes its temporary output.
-            for process in list(getattr(self.pool, "_processes", {}).values()):
-                with contextlib.suppress(Exception):
-                    process.terminate()
+            self._stop_workers()
         self.pool.shutdown(wait=True, cancel_futures=cancel)
+
+    def _stop_workers(self) -> None:
+        """Terminate the pool's workers (SIGTERM: each unwinds and removes its temporary output).
+        Also when the pool broke: a worker killed while holding the task queue's lock leaves the
+        others blocked on it for ever, and Python 3.11's executor waits for them at exit (3.12
+        terminates them itself); seen as a run that printed its summary and never ended."""
+        for process in list(getattr(self.pool, "_processes", {}).values()):
+            with contextlib.suppress(Exception):
+                process.terminate()
 
 
 class RayEngine:
