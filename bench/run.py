@@ -62,8 +62,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip", default="", help="comma list of parts to skip: video (generated clips), plates")
     p.add_argument(
         "--members",
-        default="centerface-only,blazeface-only",
+        default="centerface-only,blazeface-only,yunet-only",
         help="presets running one of balanced's face detectors alone, scored on images beside the fusion ('' for none)",
+    )
+    p.add_argument(
+        "--before",
+        default="",
+        help="another veil executable (e.g. the previous commit's) whose --presets are scored on images in the "
+        "same run, as 'before <preset>'",
     )
     p.add_argument("--images-only", action="store_true", help="score images only: no timing, no video or plates")
     args = p.parse_args(argv)
@@ -163,10 +169,14 @@ def score_outputs(
     return scores
 
 
-def run_veil_images(args: argparse.Namespace, preset: str, pngs: list[Path]) -> tuple[list[Path | None], float]:
-    out_dir = WORK / "out" / f"veil-{preset}"
+def run_veil_images(
+    args: argparse.Namespace, preset: str, pngs: list[Path], veil: str = "", tag: str = "veil"
+) -> tuple[list[Path | None], float]:
+    out_dir = WORK / "out" / f"{tag}-{preset}"
     shutil.rmtree(out_dir, ignore_errors=True)
-    cmd = [args.veil, str(WORK / "inputs"), "-o", str(out_dir), "--preset", preset]
+    # Only the folder holding this set's images (bench/work/inputs may hold other sets too).
+    source = Path(os.path.commonpath(pngs)) if len(pngs) > 1 else pngs[0].parent
+    cmd = [veil or args.veil, str(source), "-o", str(out_dir), "--preset", preset]
     cmd += ["--mask", "solid", "--format", "png", "--quiet", "--overwrite"]
     seconds = run_timed(cmd)
     inputs = WORK / "inputs"
@@ -354,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     if not ann_path.is_file():
         print(f"bench: no annotations at {ann_path}; nothing to benchmark (pass --data DIR).")
         return 0
-    for exe in (args.veil, args.deface):
+    for exe in (args.veil, args.deface, *([args.before] if args.before else [])):
         if not shutil.which(exe):
             print(f"bench: {exe} not found (run `make bench`, which builds both environments)")
             return 2
@@ -375,6 +385,12 @@ def main(argv: list[str] | None = None) -> int:
         log(f"bench: veil --preset {preset} on images")
         outs, seconds = run_veil_images(args, preset, pngs)
         name = f"veil {preset}"
+        per_image[name] = score_outputs(anns, pngs, outs)
+        tools[name] = {"images_seconds": seconds}
+    for preset in presets if args.before else []:
+        log(f"bench: before: {args.before} --preset {preset} on images")
+        outs, seconds = run_veil_images(args, preset, pngs, veil=args.before, tag="before")
+        name = f"before {preset}"
         per_image[name] = score_outputs(anns, pngs, outs)
         tools[name] = {"images_seconds": seconds}
     for name, scores in per_image.items():

