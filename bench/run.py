@@ -59,7 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--deface", default=str(Path(sys.executable).parent / "deface"), help="deface executable")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     p.add_argument("--video-seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds of the generated clips")
-    p.add_argument("--skip", default="", help="comma list of parts to skip: video (generated clips), plates")
+    p.add_argument(
+        "--skip", default="", help="comma list of parts to skip: video (generated clips), plates, redact-all"
+    )
     p.add_argument(
         "--members",
         default="centerface-only,blazeface-only,yunet-only",
@@ -174,12 +176,17 @@ def run_veil_images(
 ) -> tuple[list[Path | None], float]:
     out_dir = WORK / "out" / f"{tag}-{preset}"
     shutil.rmtree(out_dir, ignore_errors=True)
-    # Only the folder holding this set's images (bench/work/inputs may hold other sets too).
-    source = Path(os.path.commonpath(pngs)) if len(pngs) > 1 else pngs[0].parent
-    cmd = [veil or args.veil, str(source), "-o", str(out_dir), "--preset", preset]
+    inputs = WORK / "inputs"
+    # Only the folder holding this set's images (bench/work/inputs may hold other sets too);
+    # one image is its own input, and -o then names the output file.
+    if len(pngs) > 1:
+        source, target = Path(os.path.commonpath(pngs)), out_dir
+    else:
+        source, target = pngs[0], out_dir / pngs[0].relative_to(inputs)
+        target.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [veil or args.veil, str(source), "-o", str(target), "--preset", preset]
     cmd += ["--mask", "solid", "--format", "png", "--quiet", "--overwrite"]
     seconds = run_timed(cmd)
-    inputs = WORK / "inputs"
     return [find_output(out_dir, p.relative_to(inputs)) for p in pngs], seconds
 
 
@@ -253,7 +260,9 @@ def time_video(args: argparse.Namespace, source: Path, presets: list[str]) -> di
                 [],
             )
         )
-    if "balanced" in presets:
+    if args.before and "balanced" in presets:
+        tools.append(("before balanced", clip, frames, args.runs, []))
+    if "balanced" in presets and "redact-all" not in args.skip:
         # The cost of redacting plates and text too (issue: at most 3x faces alone).
         tools.append(("veil balanced --redact all", clip, frames, 1, ["--redact", "all"]))
     for name, path, n, runs, extra in tools:
@@ -263,7 +272,7 @@ def time_video(args: argparse.Namespace, source: Path, presets: list[str]) -> di
         else:
             preset = name.split()[1]
             cmd = [
-                args.veil,
+                args.before if name.startswith("before") else args.veil,
                 str(path),
                 "-o",
                 str(out),

@@ -1,9 +1,12 @@
-"""Face ensemble: CenterFace and BlazeFace full-range, fused (the default face detector).
+"""Face ensemble: CenterFace, BlazeFace full-range and YuNet, fused (the default face detector).
 
-Why two models: CenterFace (trained on WIDER FACE) finds small crowd faces; BlazeFace (Google's
-own data) keeps large faces that are turned, half hidden or cut by the image edge, which
-CenterFace scores low. Their errors differ, so a face either one finds confidently is kept, and
-a box both find passes at a lower score than either needs alone.
+Why several models: CenterFace (trained on WIDER FACE) finds small crowd faces; BlazeFace
+(Google's own data) keeps large faces that are turned, half hidden or cut by the image edge,
+which CenterFace scores low; YuNet (libfacedetection, a different network trained on WIDER FACE
+by another group) is cheap enough to run over the whole image at three sizes, and scores masked
+and partly hidden faces that the other two see only weakly. Their errors differ, so a face any
+one finds confidently is kept, and a box two find passes at a lower score than either needs
+alone. YuNet is a member only where the preset names it (`yunet` options).
 
 Rules (`fuse`), each member with its own thresholds:
 
@@ -15,11 +18,18 @@ Rules (`fuse`), each member with its own thresholds:
 * a box that another member also found (IoU >= `agree_iou`, both scoring at least their
   `agree_threshold`) passes even below the member's own thresholds: two unrelated models
   agreeing is better evidence than one model's score;
+* the large-face rule (`face_agree`, `face_height`; `thorough` only): a member's box at least
+  `face_height` px high counts as agreement from `face_agree` up. Reason: at 32 px and more
+  every member works in its reliable range, so a real face there that two differently trained
+  models both score only weakly is a degraded face (turned, masked, under a hand, cut), and
+  the faces of that size are the most identifying; a false box there costs pixels masked in
+  one picture. Its price on the dev set is in docs/detection.md (too high for `balanced`);
 * passing boxes of all members are merged by weighted box fusion (clusters of IoU >=
   `fuse_iou`; coordinates averaged with the scores as weights), so one face gives one box.
 
 Video: `second_every` = k runs BlazeFace on every k-th call only (the tracker carries its faces
-between), which keeps the cost per frame near CenterFace's alone.
+between), which keeps the cost per frame near CenterFace's alone; `yunet_every` does the same
+for YuNet.
 
 What each rule gave on the dev set, and every configuration tried: docs/detection.md.
 
