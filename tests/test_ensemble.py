@@ -173,3 +173,19 @@ def test_large_face_rule_lets_tall_boxes_agree_lower_and_leaves_small_ones_alone
     assert len(boxes) == 1 and iou_matrix(boxes, small).max() > 0.9
     # The rule lowers what the member must report, so the network is asked for those scores.
     assert rules[0].floor == pytest.approx(0.25)
+
+
+def test_centerface_drops_boxes_that_clip_to_nothing_at_the_edge() -> None:
+    """A peak in the last heatmap row whose box lies below the image clips to zero height; it
+    masks nothing and the plan rejects it, so the decoder must not return it."""
+    from veil.detectors.centerface import decode
+
+    heat = np.zeros((1, 1, 8, 8), np.float32)
+    heat[0, 0, 7, 2] = 0.9  # centre at y = 30 in a 32 px high map
+    heat[0, 0, 3, 5] = 0.8  # an ordinary box inside
+    scale = np.full((1, 2, 8, 8), np.log(2.0), np.float32)  # 8 x 8 px boxes
+    offset = np.zeros((1, 2, 8, 8), np.float32)
+    offset[0, 0, 7, 2] = 2.0  # pushes the first centre to y = 38, below the image
+    boxes, scores = decode(heat, scale, offset, 0.5, 32, 32)
+    assert len(boxes) == 1 and scores[0] == pytest.approx(0.8)
+    assert (boxes[:, 3] - boxes[:, 1] >= 1).all() and (boxes[:, 2] - boxes[:, 0] >= 1).all()
