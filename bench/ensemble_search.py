@@ -13,6 +13,11 @@
    1.4x deface's there (room below the issue's 1.5x), and reports it on the held-out fold.
 
 Prints every configuration's whole-set numbers to bench/work/ensemble_grid.json and a summary.
+
+`--round 4` (YuNet, issue 25) does the same on every set of `--annotations` (default WIDER and the
+masked-face set), with YuNet's passes (sizes, mirrored, edge border) cached per image, the
+large-face rule and the floor cover in the grid, k-fold within each set, the objective summed
+over the sets and over-redaction judged on the first (bench/work/ensemble_grid4.json).
 """
 
 from __future__ import annotations
