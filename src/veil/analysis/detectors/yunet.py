@@ -116,7 +116,8 @@ class YuNetDetector:
             xyxy, conf = xyxy[keep], conf[keep]
             xyxy[:, 0::2] = np.clip(xyxy[:, 0::2], 0, width)
             xyxy[:, 1::2] = np.clip(xyxy[:, 1::2], 0, height)
-            valid = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+            # At least a pixel each way inside the image (a box beyond the edge clips to nothing).
+            valid = ((xyxy[:, 2] - xyxy[:, 0]) >= 1) & ((xyxy[:, 3] - xyxy[:, 1]) >= 1)
             xyxy, conf = xyxy[valid], conf[valid]
         return xyxy.astype(np.float32), conf.astype(np.float32)
 
