@@ -5,6 +5,7 @@ applied, the output format normalised)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from veil.audio import AudioEdit
@@ -43,6 +44,10 @@ class Settings:
     # Voices (audio.py): keep, mute, bleep or disguise; ranges in seconds, empty = the whole track.
     audio: str = "keep"
     audio_ranges: tuple[tuple[float, float], ...] = ()
+    # Spoken personal data (veil.speech): mute or bleep what the finder finds (None: scan only
+    # proposes it); the recognized words go to `transcript` only when it is given.
+    audio_pii: str | None = None
+    transcript: Path | None = None
     preset_obj: Preset = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -81,6 +86,11 @@ class Settings:
         if self.audio_ranges and self.audio == "keep":
             raise VeilError("--audio-ranges needs --audio mute, bleep or disguise")
         object.__setattr__(self, "audio_ranges", tuple((float(a), float(b)) for a, b in self.audio_ranges))
+        if self.audio_pii is not None:
+            if self.audio_pii not in ("mute", "bleep"):
+                raise VeilError(f"--audio-pii: unknown mode {self.audio_pii!r}; choose mute or bleep")
+            if self.audio != "keep" or not self.keep_audio:
+                raise VeilError("--audio-pii cannot be combined with --audio or --no-audio")
         if self.lookahead_s < 0:
             raise VeilError("--lookahead must be 0 or more")
         fmt = self.output_format

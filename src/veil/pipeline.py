@@ -27,7 +27,7 @@ import numpy as np
 
 from veil import __version__
 from veil.animation import stream_classes
-from veil.audio import AUDIO_EXTS, process_file
+from veil.audio import AUDIO_EXTS, AudioEdit, process_file
 from veil.config import Settings
 from veil.depth import paint_page, paint_region
 from veil.detectors import sha256_of
@@ -466,8 +466,9 @@ class Pipeline:
     def _audio_only(self, job: Job, record: dict[str, Any]) -> None:
         """A file with no picture: its audio streams copied, or muted, bleeped or disguised."""
         started = time.monotonic()
+        edit, _ = self._speech(job, record)
         with atomic_output(job.output, self.settings.overwrite) as tmp:
-            record.update(process_file(job.input, tmp, self.settings.audio_edit()))
+            record.update(process_file(job.input, tmp, edit or self.settings.audio_edit()))
             record["metadata"], meta_warnings = check_output(job.input, tmp, self.settings.keep_metadata)
         record["warnings"].extend(meta_warnings)
         record.update(frames_processed=0, counts={"regions": 0})
@@ -615,6 +616,8 @@ class Pipeline:
     ) -> dict[str, Any]:
         settings = self.settings
         source_class, sink_class = stream_classes(job.kind, job.output)
+        # A render applies the plan's audio section; a one-shot run with --audio-pii finds its own.
+        edit = self._speech(job, record)[0] if plan_obj is None else None
         with source_class(job.input, with_audio=settings.keep_audio, **self._range(job, plan_obj)) as source:
             tags = source.metadata if settings.keep_metadata else None
             sink = sink_class(
@@ -624,7 +627,7 @@ class Pipeline:
                 tags=tags,
                 speed=settings.preset_obj.encoder_speed,
                 allow_crop=settings.allow_crop,
-                audio_edit=settings.audio_edit(),
+                audio_edit=edit or settings.audio_edit(),
             )
             self.reporter.start_file(job.input.name, source.expected_frames)
             try:
@@ -655,6 +658,29 @@ class Pipeline:
                 streams_dropped=info.dropped_streams,
             )
             return _video_info(source)
+
+    def _speech(self, job: Job, record: dict[str, Any], propose: bool = False) -> tuple[AudioEdit | None, list]:
+        """Spoken personal data (veil.speech) when --audio-pii or --transcript asks, or a scan
+        proposes it (`propose`, when the speech extra is installed): the edit that mutes it
+        (None without --audio-pii) and the findings. The report gets ranges and reasons only."""
+        settings = self.settings
+        if settings.audio_pii is None and settings.transcript is None:
+            from veil.speech import available
+
+            if not (propose and settings.keep_audio and available()):
+                return None, []
+        from veil.speech.apply import analyse, pii_edit
+
+        findings, record["audio_pii"] = analyse(job.input, settings.transcript)
+        return (pii_edit(settings.audio_pii, findings) if settings.audio_pii else None), findings
+
+    def _plan_audio(self, job: Job, record: dict[str, Any]) -> dict[str, Any]:
+        """The plan's audio section: the options' edit, or --audio-pii's; found ranges as `proposed`."""
+        edit, findings = self._speech(job, record, propose=job.kind == "video")
+        audio = (edit or self.settings.audio_edit()).to_json()
+        if findings:
+            audio["proposed"] = [f.to_json() for f in findings]
+        return audio
 
     def _range(self, job: Job, plan_obj: Plan | None = None) -> dict[str, Any]:
         """The source's `time_range` option: the plan's when rendering one, else --start/--end."""
@@ -688,7 +714,7 @@ class Pipeline:
             ],
             settings={**self.settings.to_json(), "detectors": self.detect.describe()},
             review={"flags": flags},
-            audio=self.settings.audio_edit().to_json(),
+            audio=self._plan_audio(job, record),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         ).header_json()
         with atomic_output(path, overwrite=True) as tmp, open(tmp, "w", encoding="utf-8") as fh:
