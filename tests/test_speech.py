@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from conftest import SHARED, run_cli
 
+from veil.speech.apply import pii_edit
 from veil.speech.finder import PAD_S, find
 from veil.speech.recognizer import Word, available
 
@@ -135,25 +136,50 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[int
     return path, (start, start + len(digits)), (0, len(a))
 
 
-@needs_speech
-@pytest.mark.xfail(reason="recognizer misses the digits (work in progress)", strict=False)
-def test_number_in_real_speech_is_muted_end_to_end(recording, tmp_path: Path) -> None:
-    source, number, sentence = recording
-    out, report = tmp_path / "out.wav", tmp_path / "report.json"
+@pytest.fixture(scope="module")
+def muted(recording, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """`veil call.wav -o out.wav --audio-pii mute --report`, run once for the tests below."""
+    source = recording[0]
+    tmp = tmp_path_factory.mktemp("muted")
+    out, report = tmp / "out.wav", tmp / "report.json"
     run_cli(source, "-o", out, "--audio-pii", "mute", "--report", report, check=True)
+    return tmp, out, report
+
+
+@needs_speech
+def test_found_ranges_are_muted_and_the_rest_is_bit_exact(recording, muted) -> None:
+    source = recording[0]
+    tmp, out, report = muted
     x, y = _load(source), _load(out)
     assert len(x) == len(y)
-    a, b = number
-    assert np.mean(y[a:b] == 0) >= 0.9, "the number is still audible"
-    s0, s1 = sentence
-    assert np.mean(x[s0:s1] == y[s0:s1]) >= 0.9, "the sentence before it was muted too"
     text = report.read_text()
-    data = json.loads(text)
-    assert "findings" in json.dumps(data) and "spoken number" in text
-    # No words in the report, and nothing but the output and the report written.
-    for word in ("seven", "phone", "nine"):
+    findings = json.loads(text)["files"][0]["audio_pii"]["findings"]
+    inside = np.zeros(len(x), bool)
+    near = np.zeros(len(x), bool)
+    for f in findings:
+        a, b = int(round(f["start"] * RATE)), int(round(f["end"] * RATE))
+        inside[a:b] = True
+        near[max(0, a - int(0.006 * RATE)) : b + int(0.006 * RATE)] = True
+        assert f["reason"] and f["end"] > f["start"]
+    assert not np.any(y[inside]), "a found range is still audible"
+    assert np.array_equal(x[~near], y[~near]), "audio outside the ranges changed"
+    # The report holds ranges and reasons, never the words; nothing else is written.
+    for word in ("seven", "phone", "nine", "words"):
         assert word not in text.replace("spoken number", "").replace("phone, account", "")
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("report")) == ["out.wav"]
+    assert sorted(p.name for p in tmp.iterdir() if not p.name.startswith("report")) == ["out.wav"]
+
+
+@needs_speech
+@pytest.mark.xfail(
+    reason="pocketsphinx's generic English model misses most digits of synthetic and 8 kHz voices "
+    "(docs/audio.md, bench/speech_bench.py)",
+    strict=False,
+)
+def test_number_in_real_speech_is_muted_end_to_end(recording, muted) -> None:
+    source, (a, b), (s0, s1) = recording
+    x, y = _load(source), _load(muted[1])
+    assert np.mean(y[a:b] == 0) >= 0.9, "the number is still audible"
+    assert np.mean(x[s0:s1] == y[s0:s1]) >= 0.9, "the sentence before it was muted too"
 
 
 @needs_speech
@@ -163,6 +189,13 @@ def test_transcript_only_when_asked(recording, tmp_path: Path) -> None:
     run_cli(source, "-o", tmp_path / "out.wav", "--audio-pii", "bleep", "--transcript", transcript, check=True)
     words_seen = [w["word"] for w in json.loads(transcript.read_text())["words"]]
     assert len(words_seen) > 5 and all(isinstance(w, str) for w in words_seen)
+
+
+def test_nothing_found_keeps_the_audio() -> None:
+    # AudioEdit's empty ranges mean the whole track: no findings must never become that.
+    assert pii_edit("mute", []).mode == "keep"
+    edit = pii_edit("bleep", find(words("my account number is one two three four")))
+    assert edit.mode == "bleep" and len(edit.ranges) == 1
 
 
 def test_audio_pii_contradicts_audio(tmp_path: Path) -> None:
