@@ -108,7 +108,7 @@ def _detect_options(p: argparse.ArgumentParser) -> None:
         "--transcript",
         type=Path,
         metavar="FILE",
-        help="write the recognized words with their times here (personal data: never written otherwise)",
+        help="write the recognized words with their times here, for one input (personal data: never written otherwise)",
     )
 
 
