@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from veil.audio import AudioEdit
-from veil.sink import atomic_output
 from veil.speech.finder import Finding, find
 from veil.speech.recognizer import Word, describe, recognize_file
 
@@ -21,6 +20,9 @@ PII_MODES = ("mute", "bleep")
 
 
 def write_transcript(path: Path, source: Path, words: list[Word]) -> None:
+    # Imported here: veil.sink pulls in OpenCV, which the voice bench's environment lacks.
+    from veil.sink import atomic_output
+
     with atomic_output(path, overwrite=True) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         data = {"input": str(source), "words": [{"word": w.text, "start": w.start, "end": w.end} for w in words]}
         json.dump(data, fh, indent=1)
