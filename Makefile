@@ -24,8 +24,9 @@ $(RUN_STAMP): pyproject.toml
 	touch $(RUN_STAMP)
 
 $(STAMP): $(RUN_STAMP)
-	# The ray extra too: the cluster engine is tested against a real local Ray cluster.
-	$(PY) -m pip install -q -e '.[dev,ray]'
+	# The ray extra too: the cluster engine is tested against a real local Ray cluster; and the
+	# speech extra (38 MB), so --audio-pii is tested end to end.
+	$(PY) -m pip install -q -e '.[dev,ray,speech]'
 	touch $(STAMP)
 
 $(SAMPLE_VIDEO): samples/make_sample_video.py samples/astronaut.png | $(RUN_STAMP)
@@ -43,9 +44,9 @@ demo: $(RUN_STAMP) $(SAMPLE_VIDEO)
 # Debian tools the tests use as independent checkers (exiftool, chromium); skipped when
 # they are already present or when this machine has no apt-get.
 sysdeps:
-	@if command -v apt-get >/dev/null 2>&1 && { ! command -v exiftool >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; }; then \
+	@if command -v apt-get >/dev/null 2>&1 && { ! command -v exiftool >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 || ! command -v espeak-ng >/dev/null 2>&1; }; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libimage-exiftool-perl chromium >/dev/null; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libimage-exiftool-perl chromium espeak-ng >/dev/null; \
 	fi
 
 lint: $(STAMP)
@@ -85,8 +86,10 @@ $(VOICE_STAMP): bench/requirements-voice.txt
 	$(VOICE_VENV)/bin/python -m pip install -q -r bench/requirements-voice.txt
 	touch $@
 
-bench-voice: $(VOICE_STAMP)
+bench-voice: $(VOICE_STAMP) sysdeps
 	$(VOICE_VENV)/bin/python bench/voice_bench.py --json bench/results/voice.json $(VOICE_BENCH_ARGS)
+	# Spoken numbers and names found and muted (--audio-pii); espeak-ng makes the synthetic names.
+	$(VOICE_VENV)/bin/python bench/speech_bench.py --json bench/results/speech.json $(SPEECH_BENCH_ARGS)
 
 clean:
 	rm -rf build $(DEMO_OUT) .pytest_cache .ruff_cache

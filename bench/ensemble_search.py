@@ -38,10 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # noqa: E402
 import scoring  # noqa: E402
 
-from veil.boxes import grow, nms, to_pixels  # noqa: E402
-from veil.detectors import create  # noqa: E402
-from veil.detectors.blazeface import rescale  # noqa: E402
-from veil.detectors.ensemble import MemberRule, cover, fuse  # noqa: E402
+from veil.analysis.boxes import grow, nms, to_pixels  # noqa: E402
+from veil.analysis.detectors import create  # noqa: E402
+from veil.analysis.detectors.blazeface import rescale  # noqa: E402
+from veil.analysis.detectors.ensemble import MemberRule, cover, fuse  # noqa: E402
 
 CACHE = run.WORK / "ensemble_cache.pkl"
 WINDOWS = (0, 384, 192, 96)

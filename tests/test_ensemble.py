@@ -178,7 +178,7 @@ def test_large_face_rule_lets_tall_boxes_agree_lower_and_leaves_small_ones_alone
 def test_centerface_drops_boxes_that_clip_to_nothing_at_the_edge() -> None:
     """A peak in the last heatmap row whose box lies below the image clips to zero height; it
     masks nothing and the plan rejects it, so the decoder must not return it."""
-    from veil.detectors.centerface import decode
+    from veil.analysis.detectors.centerface import decode
 
     heat = np.zeros((1, 1, 8, 8), np.float32)
     heat[0, 0, 7, 2] = 0.9  # centre at y = 30 in a 32 px high map
@@ -194,8 +194,8 @@ def test_centerface_drops_boxes_that_clip_to_nothing_at_the_edge() -> None:
 def test_floor_cover_masks_every_deface_box_at_least_as_widely_as_deface() -> None:
     """A fused box that averaged deface's box with a tighter one is grown to cover deface's box
     scaled to what deface masks (30 % per side) less veil's margin; a box elsewhere is kept."""
-    from veil.boxes import grow
-    from veil.detectors.ensemble import cover
+    from veil.analysis.boxes import grow
+    from veil.analysis.detectors.ensemble import cover
 
     fused = np.vstack([xyxy(100, 100, 30, 40), xyxy(300, 300, 20, 20)])
     deface_box = xyxy(95, 96, 40, 50)

@@ -36,7 +36,7 @@ from veil.errors import VeilError
 
 PathLike = str | os.PathLike[str]
 
-# Not `render`: `veil.render` is the rendering stage's package, which would shadow a function of
+# Not `render`: `veil.render.paint` is the rendering stage's package, which would shadow a function of
 # that name on `veil`; `scan_to_plan` pairs with it.
 __all__ = ["Result", "StreamRedactor", "anonymize", "render_plan", "scan_to_plan", "settings"]
 

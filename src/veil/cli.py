@@ -159,6 +159,18 @@ def _detect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--end", type=time_option("--end"), metavar="TIME", help="video: stop at this time (seconds or [h:]mm:ss)"
     )
+    p.add_argument(
+        "--audio-pii",
+        choices=["mute", "bleep"],
+        help="find spoken numbers, e-mail and street addresses and names (speech extra) and mute or bleep "
+        "them; scan proposes them in the plan's audio section (docs/audio.md)",
+    )
+    p.add_argument(
+        "--transcript",
+        type=Path,
+        metavar="FILE",
+        help="write the recognized words with their times here, for one input (personal data: never written otherwise)",
+    )
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -282,6 +294,8 @@ def _detect_settings(args: argparse.Namespace, **extra: Any) -> Settings:
         lookahead_s=args.lookahead,
         zones=tuple(load_zones(args.zones)) if args.zones else (),
         time_range=TimeRange.from_options(args.start, args.end),
+        audio_pii=args.audio_pii,
+        transcript=args.transcript,
         **extra,
     )
 

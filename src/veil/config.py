@@ -5,6 +5,7 @@ applied, the output format normalised)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from veil.analysis.classes import CLASSES
@@ -47,6 +48,10 @@ class Settings:
     # Voices (audio.py): keep, mute, bleep or disguise; ranges in seconds, empty = the whole track.
     audio: str = "keep"
     audio_ranges: tuple[tuple[float, float], ...] = ()
+    # Spoken personal data (veil.speech): mute or bleep what the finder finds (None: scan only
+    # proposes it); the recognized words go to `transcript` only when it is given.
+    audio_pii: str | None = None
+    transcript: Path | None = None
     preset_obj: Preset = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -107,6 +112,11 @@ class Settings:
                 raise VeilError(
                     f"zones: expected veil.analysis.zones.Zone (load_zones reads a zone file), got {short(zone)}"
                 )
+        if self.audio_pii is not None:
+            if self.audio_pii not in ("mute", "bleep"):
+                raise VeilError(f"--audio-pii: unknown mode {self.audio_pii!r}; choose mute or bleep")
+            if self.audio != "keep" or not self.keep_audio:
+                raise VeilError("--audio-pii cannot be combined with --audio or --no-audio")
         fmt = self.output_format
         if fmt:
             from veil.media.sink import OUTPUT_EXTS

@@ -655,7 +655,10 @@ class Runner:
         cut = None
         hours = _video_hours(job.input) if job.kind == "video" else 0.0
         finished = self._finished(file_key, sha)
-        if job.kind == "video" and not finished:
+        # A file whose speech is searched (--audio-pii, --transcript) stays whole: recognition
+        # needs the whole track, and the edit it makes is the file's, not a segment's.
+        whole_audio = self.settings.audio_pii is not None or self.settings.transcript is not None
+        if job.kind == "video" and not finished and not whole_audio:
             # (A finished file is one item, skipped whole: its segment files are gone.)
             segment_s = self.segment_s
             if segment_s is None:

@@ -33,7 +33,7 @@ from veil.analysis.zones import ZonePainter
 from veil.config import Settings
 from veil.errors import MediaError, VeilError
 from veil.media.animation import stream_classes
-from veil.media.audio import AUDIO_EXTS, process_file
+from veil.media.audio import AUDIO_EXTS, AudioEdit, process_file
 from veil.media.metadata import check_output, kept_exif
 from veil.media.sink import atomic_output, default_suffix, output_problem, write_image
 from veil.media.source import (
@@ -376,6 +376,7 @@ class Pipeline:
             message = f"{job.input}: failed ({type(exc).__name__}: {exc})"
             record["error"] = message
             return FileResult(job.input, job.output, False, message, record)
+        record.pop("_speech", None)
         record["seconds"] = round(time.monotonic() - started, 3)
         if "output_sha256" not in record and job.output.is_file():
             record["output_sha256"] = sha256_of(job.output)
@@ -474,8 +475,9 @@ class Pipeline:
     def _audio_only(self, job: Job, record: dict[str, Any]) -> None:
         """A file with no picture: its audio streams copied, or muted, bleeped or disguised."""
         started = time.monotonic()
+        edit, _ = self._speech(job, record)
         with atomic_output(job.output, self.settings.overwrite) as tmp:
-            record.update(process_file(job.input, tmp, self.settings.audio_edit()))
+            record.update(process_file(job.input, tmp, edit or self.settings.audio_edit()))
             record["metadata"], meta_warnings = check_output(job.input, tmp, self.settings.keep_metadata)
         record["warnings"].extend(meta_warnings)
         record.update(frames_processed=0, counts={"regions": 0})
@@ -520,7 +522,7 @@ class Pipeline:
                     info = _video_info(source)
                     record["frames_processed"] = source.frames_decoded
             builder.finish()
-            self._write_plan(job.output, job, record, info, review.flags(), builder)
+            self._write_plan(job.output, job, record, info, review.flags(), builder, propose=True)
         finally:
             builder.close()
         record["plan"] = str(job.output)
@@ -715,6 +717,9 @@ class Pipeline:
         whole = segment is None
         keep_audio = settings.keep_audio and whole
         source_class, sink_class = stream_classes(job.kind, job.output)
+        # A render applies the plan's audio section; a one-shot run with --audio-pii finds its own
+        # (a segment has no audio: the runner does not cut a file whose speech is searched).
+        edit = self._speech(job, record)[0] if plan_obj is None and whole else None
         with source_class(job.input, with_audio=keep_audio, **self._range(job, plan_obj, segment)) as source:
             tags = source.metadata if settings.keep_metadata and whole else None
             sink = sink_class(
@@ -724,7 +729,7 @@ class Pipeline:
                 tags=tags,
                 speed=settings.preset_obj.encoder_speed,
                 allow_crop=settings.allow_crop,
-                audio_edit=settings.audio_edit(),
+                audio_edit=edit or settings.audio_edit(),
             )
             expected = source.expected_frames if whole else segment.end - segment.start
             self.reporter.start_file(job.input.name, expected)
@@ -761,6 +766,34 @@ class Pipeline:
             )
             return _video_info(source, segment)
 
+    def _speech(self, job: Job, record: dict[str, Any], propose: bool = False) -> tuple[AudioEdit | None, list]:
+        """Spoken personal data (veil.speech) when --audio-pii or --transcript asks, or a scan
+        proposes it (`propose`, when the speech extra is installed): the edit that mutes it
+        (None without --audio-pii) and the findings. The report gets ranges and reasons only."""
+        settings = self.settings
+        if "_speech" in record:
+            return record["_speech"]  # once per file: the one-shot run paints, then plans
+        if settings.audio_pii is None and settings.transcript is None:
+            from veil.speech import available
+
+            if not (propose and settings.keep_audio and available()):
+                return None, []
+        from veil.speech.apply import analyse, pii_edit
+
+        findings, record["audio_pii"] = analyse(job.input, settings.transcript)
+        record["_speech"] = (pii_edit(settings.audio_pii, findings) if settings.audio_pii else None), findings
+        return record["_speech"]
+
+    def _plan_audio(self, job: Job, record: dict[str, Any], propose: bool = False) -> dict[str, Any]:
+        """The plan's audio section: the options' edit, or --audio-pii's; found ranges as
+        `proposed`. Only `veil scan` proposes without being asked (`propose`): recognition costs
+        a fifth of real time or more, too much to add to every one-shot run."""
+        edit, findings = self._speech(job, record, propose=propose and job.kind == "video")
+        audio = (edit or self.settings.audio_edit()).to_json()
+        if findings:
+            audio["proposed"] = [f.to_json() for f in findings]
+        return audio
+
     def _range(self, job: Job, plan_obj: Plan | None = None, segment: Any = None) -> dict[str, Any]:
         """The source's `time_range` option: the plan's when rendering one, else --start/--end;
         and a segment's frame window."""
@@ -783,6 +816,7 @@ class Pipeline:
         info: dict[str, Any],
         flags: list[dict[str, Any]],
         builder: PlanBuilder,
+        propose: bool = False,
     ) -> None:
         header = Plan(
             input={
@@ -798,7 +832,7 @@ class Pipeline:
             ],
             settings={**self.settings.to_json(), "detectors": self.detect.describe()},
             review={"flags": flags},
-            audio=self.settings.audio_edit().to_json(),
+            audio=self._plan_audio(job, record, propose),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         ).header_json()
         with atomic_output(path, overwrite=True) as tmp, open(tmp, "w", encoding="utf-8") as fh:
