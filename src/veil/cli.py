@@ -294,8 +294,8 @@ def _detect_settings(args: argparse.Namespace, **extra: Any) -> Settings:
         lookahead_s=args.lookahead,
         zones=tuple(load_zones(args.zones)) if args.zones else (),
         time_range=TimeRange.from_options(args.start, args.end),
-        audio_pii=args.audio_pii,
-        transcript=args.transcript,
+        audio_pii=getattr(args, "audio_pii", None),
+        transcript=getattr(args, "transcript", None),
         **extra,
     )
 
