@@ -14,7 +14,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 VOICE_VENV := .venv-voice
 VOICE_STAMP := $(VOICE_VENV)/.installed-stamp
 
-.PHONY: demo test lint sysdeps bench bench-voice clean fuzz
+.PHONY: demo test lint sysdeps bench bench-voice clean fuzz fuzz-plans
 
 # The demo installs veil alone: no test tools, no Ray, no browser.
 $(RUN_STAMP): pyproject.toml
@@ -60,6 +60,10 @@ test: $(STAMP) sysdeps $(SAMPLE_VIDEO) lint
 N ?= 10000
 fuzz: $(STAMP) $(SAMPLE_VIDEO)
 	$(PY) tests/fuzzing.py --cases $(N) $(if $(RECORD),--record)
+
+# Generated plans and settings (tests/test_validation.py): `make test` runs 150, this runs N.
+fuzz-plans: $(STAMP)
+	VEIL_PLAN_EXAMPLES=$(N) $(VENV)/bin/pytest -q tests/test_validation.py -k generated --hypothesis-show-statistics
 
 # deface (the reference) lives in its own environment: it needs opencv-python, which clashes
 # with veil's opencv-python-headless. BENCH_ARGS passes options, e.g. BENCH_ARGS=--quick.

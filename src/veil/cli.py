@@ -29,7 +29,7 @@ from veil.config import MAX_LOOKAHEAD_S, Settings
 from veil.errors import VeilError
 from veil.presets import PRESETS
 from veil.progress import Reporter
-from veil.schema import number_option, time_option
+from veil.schema import number_option, time_option, whole_option
 
 EPILOG = """\
 masks: solid (default) is an opaque fill and the only irreversible one; blur and pixelate
@@ -188,7 +188,7 @@ def _batch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-j",
         "--jobs",
-        type=int,
+        type=whole_option("-j/--jobs", 1, 4096),
         default=os.cpu_count() or 1,
         metavar="N",
         help="worker processes (default: the machine's cores); work is resumable (docs/scale.md)",

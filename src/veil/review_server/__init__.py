@@ -19,6 +19,7 @@ from typing import Any
 
 from veil.errors import VeilError
 from veil.progress import Reporter
+from veil.schema import whole_option
 
 HOST = "127.0.0.1"
 
@@ -32,7 +33,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "target", metavar="PLAN_OR_INPUT", type=Path, help="a NAME.plan.json, or a photo/video to scan first"
     )
-    p.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    p.add_argument(
+        "--port", type=whole_option("--port", 0, 65535), default=0, help="port to listen on (default: a free one)"
+    )
     p.add_argument("--no-browser", action="store_true", help="print the URL only; do not open a browser")
     p.add_argument("--rescan", action="store_true", help="scan the input again even if NAME.plan.json exists")
     p.add_argument("--preset", default="balanced", help="preset for the scan of a media file (default: balanced)")
@@ -156,7 +159,11 @@ def serve(
 
 
 def main(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except VeilError as exc:  # a bad --port (schema.whole_option): one line, like every refusal
+        Reporter().error(str(exc))
+        return 2
     reporter = Reporter(quiet=args.quiet)
     try:
         plan_path = plan_for(args.target, args.rescan, args.preset, reporter)
