@@ -41,9 +41,11 @@ from veil.plan import (
     load_plan,
     plan_time_range,
     plan_zones,
+    sign_off,
     write_plan_stream,
 )
 from veil.progress import Reporter
+from veil.redact import shown_mask
 from veil.render import FrameRenderer
 from veil.scan import tracked_frames
 from veil.sink import atomic_output, default_suffix, output_problem, write_image
@@ -644,7 +646,11 @@ class Pipeline:
         started = time.monotonic()
         zones = plan_zones(plan_obj)
         renderer = FrameRenderer(
-            self.settings, zones=zones, thumbnails=self.settings.report, second_opinion=self.second_opinion
+            self.settings,
+            zones=zones,
+            thumbnails=self.settings.report,
+            second_opinion=self.second_opinion,
+            plan=plan_obj,
         )
         with atomic_output(job.output, self.settings.overwrite) as tmp:
             if job.kind == "image":
@@ -661,6 +667,9 @@ class Pipeline:
         record["plan"] = str(job.plan_path)
         record["plan_sha256"] = sha256_of(job.plan_path) if job.plan_path else None
         record["decisions"] = decisions(plan_obj, self.reviewer)
+        record["sign_off"] = sign_off(plan_obj)
+        if plan_obj.show_only is not None:
+            record["show_only"] = plan_obj.show_only.to_json()
         record["timings"]["detect_s"] = 0.0
         self._done(job, record)
 
@@ -688,6 +697,10 @@ class Pipeline:
                 paint_region(page, region, redactor.fill)
             if not whole:
                 paint_page(page, redactor.mask_boxes(masked, w, h), redactor.mask)
+                if renderer.show is not None:
+                    # show_only: the page's own depth and alpha are filled outside the subject
+                    # (opaquely even when the 8-bit copy is blurred: fail closed).
+                    paint_region(page, ~shown_mask(renderer.last_shown, h, w), redactor.fill)
             self.reporter.advance()
         write_image(tmp, decoded, kept_exif(decoded.exif) if self.settings.keep_metadata else None)
         self.reporter.end_file()

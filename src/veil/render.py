@@ -12,7 +12,8 @@ import numpy as np
 
 from veil.boxes import to_pixels
 from veil.config import Settings
-from veil.redact import in_paint_order, redactor_for
+from veil.plan import Plan
+from veil.redact import ShownRegion, in_paint_order, redactor_for
 from veil.review import ReviewLog, ThumbnailSampler
 from veil.types import Detections, Frame
 from veil.zones import Zone
@@ -32,9 +33,14 @@ class FrameRenderer:
         zones: list[Zone] | None = None,
         thumbnails: bool = False,
         second_opinion: bool = False,
+        plan: Plan | None = None,
     ) -> None:
+        """`plan`: the plan being rendered, for its `show_only` (frames in increasing order)."""
         self.settings = settings
-        self.redactor = redactor_for(settings, zones)
+        self.redactor = redactor_for(settings, zones, plan)
+        self.show = ShownRegion(plan) if plan is not None and plan.show_only is not None else None
+        self.frames_subject_absent = 0
+        self.last_shown = np.zeros((0, 4), np.int64)
         self.review = ReviewLog()
         self.sampler = ThumbnailSampler() if thumbnails else None
         self.regions = 0
@@ -49,7 +55,11 @@ class FrameRenderer:
 
     def paint(self, frame: Frame, masked: Detections, kept: Detections | None = None, whole: bool = False) -> None:
         masked = in_paint_order(masked)
-        painted = self.redactor(frame.image, masked, whole_frame=whole)
+        shown = self.show.at(frame.index, frame.width, frame.height) if self.show is not None else None
+        self.last_shown = shown if shown is not None else np.zeros((0, 4), np.int64)
+        if shown is not None and not len(shown) and not whole:
+            self.frames_subject_absent += 1
+        painted = self.redactor(frame.image, masked, whole_frame=whole, shown=shown)
         self.frames += 1
         self.regions += len(masked)
         self.regions_inferred += int(masked.filled.sum())
@@ -102,4 +112,5 @@ class FrameRenderer:
             "frames_fully_masked": self.frames_whole,
             "second_opinion_frames_checked": self.second_checked,
             "second_opinion_frames_flagged": self.second_flagged,
+            **({"frames_without_subject": self.frames_subject_absent} if self.show is not None else {}),
         }

@@ -95,6 +95,15 @@ def _figure(file_no: int, thumb: dict[str, Any], low_threshold: float) -> str:
     )
 
 
+def _sign_off(signed: dict[str, Any]) -> str:
+    """Who marked the plan reviewed and when; in red when nobody did or it changed since."""
+    if signed.get("signed_off"):
+        shown = signed.get("frames_shown")
+        seen = f", {shown:.0%} of frames looked at" if isinstance(shown, int | float) else ""
+        return f'<span class="ok">{_e(signed.get("by"))}</span> at {_e(signed.get("at"))}{_e(seen)}'
+    return f'<span class="err">not signed off: {_e(signed.get("problem") or "")}</span>'
+
+
 def _metadata(meta: dict[str, Any] | None) -> str:
     if not meta:
         return '<p class="muted">No metadata check recorded.</p>'
@@ -148,6 +157,19 @@ def _file(no: int, f: dict[str, Any], low_threshold: float) -> str:
     ]
     if f.get("plan_sha256"):
         details.append(("plan SHA-256", f"<code>{_e(f['plan_sha256'])}</code>"))
+    signed = f.get("sign_off")
+    if signed:
+        details.append(("signed off", _sign_off(signed)))
+    show = f.get("show_only")
+    if show:
+        ids = ", ".join(map(str, show.get("tracks", [])))
+        how = "filled" if show.get("mask") == "solid" else "blurred (reversible)"
+        details.append(
+            (
+                "subject access",
+                _e(f"only track(s) {ids} shown (margin {show.get('margin')}); everything else {how} in every frame"),
+            )
+        )
     verify = f.get("verify")
     if verify:
         state = "ok" if verify.get("ok") else "err"

@@ -41,7 +41,9 @@ async function api(path, body) {
   const data = await res.json().catch(() => ({}));
   if (!res.ok) {
     const msg = (data && data.detail) || `${res.status} ${res.statusText}`;
-    throw new Error(typeof msg === "string" ? msg : JSON.stringify(msg));
+    const err = new Error(typeof msg === "string" ? msg : JSON.stringify(msg));
+    err.status = res.status;
+    throw err;
   }
   return data;
 }
@@ -97,6 +99,8 @@ async function loadPlan() {
   $("redo").disabled = !s.can_redo;
   $("saved").textContent = s.version ? `saved (${s.version})` : "";
   if (!$("reviewer").value && plan.review && plan.review.reviewer) $("reviewer").value = plan.review.reviewer;
+  showSubject();
+  showRender(s.render);
   applyFilter();
   drawRanges();
   drawSelected();
@@ -110,14 +114,17 @@ async function loadPlan() {
 let editQueue = Promise.resolve();
 
 function edit(path, body) {
-  const sent = { ...body, reviewer: reviewer() };
   const run = async () => {
+    // Every edit names the plan version it was made on: the server refuses it (409) when another
+    // tab saved since, and this page reloads the plan instead of overwriting that work.
+    const sent = { ...body, reviewer: reviewer(), version: S.plan ? S.plan.session.version : null };
     try {
       const out = await api(path, sent);
       await loadPlan();
       say("");
       return out;
     } catch (err) {
+      if (err.status === 409) await loadPlan().catch(() => {});
       say(err.message);
       return null;
     }
@@ -590,11 +597,32 @@ async function startRender() {
   pollStatus();
 }
 
+function showSubject() {
+  // A subject-access request (the plan's show_only): say so, and offer to end it.
+  const el = $("showonly");
+  const so = S.plan.show_only;
+  if (!so) { el.replaceChildren(); el.classList.add("hidden"); return; }
+  el.classList.remove("hidden");
+  el.replaceChildren(
+    `Showing only track${so.tracks.length > 1 ? "s" : ""} ${so.tracks.join(", ")}: everything else is masked in every frame `,
+    button("Show everyone", () => edit("/api/show_only", { ids: [] })),
+  );
+}
+
 async function pollStatus() {
   clearTimeout(S.renderPoll);
   let st;
   try { st = await api("/api/status"); } catch (err) { say(err.message); return; }
   const r = st.render;
+  showRender(r);
+  if (r.state === "running" || (st.proxy && st.proxy.state === "making")) {
+    S.renderPoll = setTimeout(pollStatus, 500);
+  }
+  if (st.proxy && st.proxy.state === "making") $("saved").textContent = `making a seek proxy ${st.proxy.done}/${S.frames}`;
+}
+
+function showRender(r) {
+  if (!r) return;
   const el = $("renderstate");
   if (r.state === "running") {
     el.textContent = `rendering ${r.done || 0}/${r.total || "?"}`;
@@ -606,15 +634,19 @@ async function pollStatus() {
     const rep = document.createElement("a");
     rep.href = url("/media/report.html"); rep.textContent = "report"; rep.target = "_blank";
     el.replaceChildren("rendered: ", out, " ", rep);
+    if (r.out_of_date) {
+      // The plan changed after this render started: the file does not hold the latest edits.
+      const stale = document.createElement("strong");
+      stale.id = "outofdate"; stale.className = "warn";
+      stale.textContent = ` out of date (plan version ${r.version}, now ${S.plan ? S.plan.session.version : "?"}): render again`;
+      el.append(stale);
+    }
   } else if (r.state === "failed") {
     $("render").disabled = false;
     el.textContent = "render failed";
-    say(r.error);
+    if (r.error !== S.lastError) say(r.error);
+    S.lastError = r.error;
   }
-  if (r.state === "running" || (st.proxy && st.proxy.state === "making")) {
-    S.renderPoll = setTimeout(pollStatus, 500);
-  }
-  if (st.proxy && st.proxy.state === "making") $("saved").textContent = `making a seek proxy ${st.proxy.done}/${S.frames}`;
 }
 
 async function markReviewed() {
