@@ -389,6 +389,9 @@ def _finish(
     for result in results:
         if not result.ok:
             reporter.error(result.error or str(result.input))
+        else:
+            for line in worth_a_look_lines(result.record or {}):
+                reporter.info(line)
     if getattr(args, "report", None):
         from veil.report import build_report, write_report
 
@@ -397,6 +400,19 @@ def _finish(
     n_bad = len(failed) + len(results) - n_ok
     reporter.info(f"veil: {n_ok} file{'s' * (n_ok != 1)} done, {n_bad} failed")
     return 1 if n_bad else 0
+
+
+def worth_a_look_lines(record: dict[str, Any], top: int = 5) -> list[str]:
+    """The terminal's worth-a-look summary of one file: how many items, the first few."""
+    items = [i for i in record.get("review") or [] if isinstance(i, dict)]
+    if not items:
+        return []
+    frames = len({i.get("frame") for i in items})
+    out = [f"{record.get('input')}: {len(items)} item{'s' * (len(items) != 1)} worth a look ({frames} frames):"]
+    out += [f"  frame {i.get('frame')}: {'; '.join(i.get('reasons') or [])}" for i in items[:top]]
+    if len(items) > top:
+        out.append(f"  ... {len(items) - top} more in the report and on the review page")
+    return out
 
 
 def _redact(argv: list[str]) -> int:

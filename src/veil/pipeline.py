@@ -45,8 +45,8 @@ from veil.plan import (
     write_plan_stream,
 )
 from veil.progress import Reporter
-from veil.redact import shown_mask
-from veil.render import FrameRenderer
+from veil.redact import redactor_for, shown_mask
+from veil.render import FrameRenderer, SecondOpinion
 from veil.scan import tracked_frames
 from veil.sink import atomic_output, default_suffix, output_problem, write_image
 from veil.source import (
@@ -496,6 +496,8 @@ class Pipeline:
         started = time.monotonic()
         self.detect.reset()
         review = ReviewLog()
+        # A second detector looks for faces outside the planned masks, for the worth-a-look list.
+        second, masks = SecondOpinion(), redactor_for(self.settings)
         builder = PlanBuilder(self.workdir)
         zones = ZonePainter(list(self.settings.zones), (0, 0, 0))
         try:
@@ -515,7 +517,8 @@ class Pipeline:
                     try:
                         for item in self._planned_frames(job, source, builder, zones.paint if zones else None):
                             frame, planned = item  # type: ignore[misc]
-                            review.offer(frame.index, planned)
+                            covered = masks.mask_boxes(planned, frame.width, frame.height)
+                            review.offer(frame.index, planned, second.look(frame.index, frame.image, covered))
                             self.reporter.advance()
                     finally:
                         self.reporter.end_file()
@@ -529,6 +532,7 @@ class Pipeline:
         record["plan_sha256"] = sha256_of(job.output)
         record["tracks"] = builder.summary
         record["review"] = review.flags()
+        record["second_opinion"] = {"frames_checked": second.checked, "frames_flagged": second.flagged}
         record["warnings"].extend(review.warnings())
         record["seconds"] = round(time.monotonic() - started, 3)
         record["plan_bytes"] = job.output.stat().st_size
@@ -668,6 +672,7 @@ class Pipeline:
         record["plan_sha256"] = sha256_of(job.plan_path) if job.plan_path else None
         record["decisions"] = decisions(plan_obj, self.reviewer)
         record["sign_off"] = sign_off(plan_obj)
+        record["plan_tracks"] = plan_track_counts(plan_obj)
         if plan_obj.show_only is not None:
             record["show_only"] = plan_obj.show_only.to_json()
         record["timings"]["detect_s"] = 0.0
@@ -887,6 +892,17 @@ def _segment_output(out_path: Path, renderer: FrameRenderer, verified: dict[str,
         "counts": renderer.counts(),
         "verify": verified,
     }
+
+
+def plan_track_counts(plan_obj: Plan) -> dict[str, Any]:
+    """The plan's tracks for the report: how many, by label, and how many a reviewer kept."""
+    labels: dict[str, int] = {}
+    kept = manual = 0
+    for track in plan_obj.tracks:
+        labels[track.label] = labels.get(track.label, 0) + 1
+        kept += not track.redact
+        manual += track.source == "manual"
+    return {"total": sum(labels.values()), "by_label": labels, "kept_visible": kept, "manual": manual}
 
 
 def decisions(plan_obj: Plan, reviewer: str | None) -> list[dict[str, Any]]:

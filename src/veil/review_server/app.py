@@ -53,6 +53,9 @@ CSP = (
 )
 
 
+REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'none'"
+
+
 def _loopback(host: str | None) -> bool:
     if not host:
         return False
@@ -80,7 +83,8 @@ class Guard(BaseHTTPMiddleware):
         response = await call_next(request)
         for key, value in NO_STORE.items():
             response.headers.setdefault(key, value)
-        response.headers["Content-Security-Policy"] = CSP
+        # A route may set a stricter policy of its own (the HTML report: no script at all).
+        response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers["X-Frame-Options"] = "DENY"
         return response
 
@@ -218,7 +222,11 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
         path = paths.get(which)
         if path is None or not path.is_file():
             raise HTTPException(404)
-        return FileResponse(path, filename=path.name, content_disposition_type="inline")
+        response = FileResponse(path, filename=path.name, content_disposition_type="inline")
+        if which == "report.html":
+            # The report's own policy: inline styles and data: pictures, nothing else, no script.
+            response.headers["Content-Security-Policy"] = REPORT_CSP
+        return response
 
     @app.post("/api/redact")
     def redact(body: RedactBody) -> dict[str, Any]:

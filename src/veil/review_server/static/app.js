@@ -100,6 +100,7 @@ async function loadPlan() {
   $("saved").textContent = s.version ? `saved (${s.version})` : "";
   if (!$("reviewer").value && plan.review && plan.review.reviewer) $("reviewer").value = plan.review.reviewer;
   showSubject();
+  showLook();
   showRender(s.render);
   applyFilter();
   drawRanges();
@@ -595,6 +596,23 @@ async function startRender() {
     await api("/api/render", {});
   } catch (err) { say(err.message); return; }
   pollStatus();
+}
+
+function showLook() {
+  // The scan's worth-a-look items, most important first: click one to go to its frame and
+  // select its track.
+  const items = (S.plan.review.flags || []).filter((x) => x && Number.isInteger(x.frame));
+  $("lookcount").textContent = items.length ? `${items.length} item${items.length > 1 ? "s" : ""}` : "nothing flagged";
+  const list = $("looklist");
+  list.replaceChildren(...items.map((it) => {
+    const li = document.createElement("li");
+    const go = button(`frame ${it.frame}`, () => {
+      if (Number.isInteger(it.track) && S.byId.has(it.track)) { S.selected = new Set([it.track]); applyFilter(); }
+      seek(it.frame);
+    });
+    li.append(go, " ", (it.reasons || []).join("; "));
+    return li;
+  }));
 }
 
 function showSubject() {
