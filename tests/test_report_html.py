@@ -169,3 +169,14 @@ def test_report_renders_in_headless_chromium_without_console_errors(report: Path
     assert console_messages(proc.stderr) == []
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     assert pixels.std() > 10  # something was drawn, not a blank page
+
+
+def test_terminal_summary_lists_the_first_items() -> None:
+    from veil.cli import worth_a_look_lines
+
+    items = [{"frame": 10 * i, "kind": "gap", "track": i, "reasons": [f"reason {i}"]} for i in range(8)]
+    lines = worth_a_look_lines({"input": "a.mp4", "review": items})
+    assert lines[0] == "a.mp4: 8 items worth a look (8 frames):"
+    assert lines[1:6] == [f"  frame {10 * i}: reason {i}" for i in range(5)]
+    assert lines[6].startswith("  ... 3 more") and len(lines) == 7
+    assert worth_a_look_lines({"input": "a.mp4", "review": []}) == []

@@ -204,7 +204,8 @@ def test_subject_access_in_two_tabs(served: dict[str, Any]) -> None:
     these" masks everything else (show_only); a second tab's stale edit is refused and reloaded;
     the render shows only the subject and is marked out of date after a later edit."""
     plan_before = load_plan(served["plan"])
-    subject = max(plan_before.tracks, key=lambda t: float(np.mean([(b.box[2] - b.box[0]) for b in t.boxes])))
+    detected = [t for t in plan_before.tracks if t.source == "detector"]
+    subject = max(detected, key=lambda t: float(np.mean([(b.box[2] - b.box[0]) for b in t.boxes])))
     others = [t for t in plan_before.tracks if t.id != subject.id]
     width, height = int(plan_before.input["width"]), int(plan_before.input["height"])
     errors: list[str] = []
@@ -223,7 +224,17 @@ def test_subject_access_in_two_tabs(served: dict[str, Any]) -> None:
             a, b = pages
             a.fill("#reviewer", "Ana")
             a.dispatch_event("#reviewer", "change")
-            a.locator(f'.row[data-track="{subject.id}"] input[type=checkbox]').check()
+            # Click 1: the subject in the picture selects their track. Click 2: keep only them.
+            at = (subject.first + subject.last) // 2
+            a.fill("#goto", str(at))
+            a.dispatch_event("#goto", "change")
+            wait_js(a, f"window.veilState.shownFrame === {at}")
+            x1, y1, x2, y2 = subject.box_at(at)[0]
+            rect = a.locator("#overlay").bounding_box()
+            assert rect is not None
+            k = rect["width"] / width
+            a.mouse.click(rect["x"] + (x1 + x2) / 2 * k, rect["y"] + (y1 + y2) / 2 * k)
+            wait_js(a, f"window.veilState.selected.has({subject.id}) && window.veilState.selected.size === 1")
             a.click("#keeponly")
             wait_js(a, f"window.veilState.plan.show_only && window.veilState.plan.show_only.tracks[0] === {subject.id}")
             assert a.locator("#showonly").is_visible()

@@ -31,6 +31,9 @@ MAX_ITEMS = 30
 GAP_FRAMES = 8
 # A track whose detections stay under LOW_CONFIDENCE for at least this many frames in a row.
 LOW_FRAMES = 8
+# At most this many items of each kind but the second opinion's, so one kind (on a crowded clip:
+# hundreds of short gaps) cannot push the others off the list.
+MAX_PER_KIND = 12
 # Priorities: a face-like region left visible first, then the longest gaps, then low stretches.
 SECOND_PRIORITY = 100.0
 GAP_PRIORITY = 10.0
@@ -80,6 +83,13 @@ class _TrackWatch:
     low_start: int | None = None  # first frame of the current run of low-confidence detections
     low_min: float = 1.0
     low_flagged: bool = False
+    last_box: tuple[float, float, float, float] | None = None  # the track's box in the previous frame
+
+
+def _jump(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Distance between the centres of boxes `a` and `b` in units of `b`'s larger side."""
+    size = max(b[2] - b[0], b[3] - b[1], 1e-6)
+    return float(np.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2)) / size
 
 
 class ReviewLog:
@@ -94,7 +104,8 @@ class ReviewLog:
 
     def __init__(self, limit: int = MAX_ITEMS) -> None:
         self.limit = limit
-        self._top: list[tuple[float, int, int, dict[str, Any]]] = []  # min-heap (priority, -frame, seq, item)
+        # Per kind, a min-heap of (priority, -frame, -seq, item): the best `limit` (or MAX_PER_KIND).
+        self._top: dict[str, list[tuple[float, int, int, dict[str, Any]]]] = {}
         self._seq = 0
         self._kinds: dict[str, list[int]] = {}  # kind -> [count, first frame]
         self._tracks: dict[int, _TrackWatch] = {}
@@ -117,6 +128,8 @@ class ReviewLog:
             watch = self._tracks.get(tid)
             if watch is None:
                 watch = self._tracks[tid] = _TrackWatch(str(masked.label[i]))
+            box = tuple(float(v) for v in masked.xyxy[i])
+            last, watch.last_box = watch.last_box, box  # type: ignore[assignment]
             if bool(masked.filled[i]):
                 if watch.detected_seen and watch.gap_start is None:
                     watch.gap_start = frame
@@ -124,11 +137,15 @@ class ReviewLog:
             if watch.gap_start is not None:
                 length = frame - watch.gap_start
                 if length >= GAP_FRAMES:
+                    # How far the found box is from where the filled-in box was a frame before, in
+                    # box sizes: a jump means the mask was off the person during the gap.
+                    jump = _jump(last, box) if last is not None else 0.0
                     text = (
                         f"{watch.label} track {tid} lost for {length} frames ({watch.gap_start}-{frame - 1}), "
-                        "filled in by the tracker: check it stays on the person"
+                        f"filled in by the tracker; found again {jump:.1f} box sizes away: check the mask "
+                        "stayed on the person"
                     )
-                    priority = GAP_PRIORITY + min(length, 100) / 10
+                    priority = GAP_PRIORITY + min(jump, 5.0) + min(length, 100) / 100
                     self._add("gap", frame, (watch.gap_start, frame - 1), tid, priority, text)
                 watch.gap_start = None
             watch.detected_seen = True
@@ -169,14 +186,17 @@ class ReviewLog:
         self._frame_items.append(item)
         self._seq += 1
         entry = (item["priority"], -frame, -self._seq, item)
-        if len(self._top) < self.limit:
-            heapq.heappush(self._top, entry)
-        elif entry[:3] > self._top[0][:3]:
-            heapq.heapreplace(self._top, entry)
+        heap = self._top.setdefault(kind, [])
+        cap = self.limit if kind == "second" else min(self.limit, MAX_PER_KIND)
+        if len(heap) < cap:
+            heapq.heappush(heap, entry)
+        elif entry[:3] > heap[0][:3]:
+            heapq.heapreplace(heap, entry)
 
     def flags(self) -> list[dict[str, Any]]:
-        """The items, most worth a look first."""
-        return [e[3] for e in sorted(self._top, key=lambda e: (-e[0], -e[1], -e[2]))]
+        """The items, most worth a look first (at most `limit`)."""
+        entries = [e for heap in self._top.values() for e in heap]
+        return [e[3] for e in sorted(entries, key=lambda e: (-e[0], -e[1], -e[2]))[: self.limit]]
 
     def warnings(self) -> list[str]:
         """One summary line per kind of item, for the report's warnings."""
