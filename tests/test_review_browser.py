@@ -250,8 +250,17 @@ def test_subject_access_in_two_tabs(served: dict[str, Any]) -> None:
             wait_js(a, "window.veilState.shownFrame === 30")
             time.sleep(0.5)
             a.screenshot(path=str(SUBJECT_SHOT))
+            session = served["session"]
+            before = session.render_state  # a render started from the page replaces it
             a.click("#render")
-            a.wait_for_selector("#outputlink", timeout=120000)
+            deadline = time.monotonic() + 120
+            while (session.render_state is before or session.render_state["state"] == "running") and (
+                time.monotonic() < deadline
+            ):
+                time.sleep(0.1)
+            assert session.render_state["state"] == "done", session.render_state
+            a.evaluate("() => pollStatus()")
+            a.wait_for_selector("#outputlink", timeout=10000)
             assert a.locator("#outofdate").count() == 0
             report = browser.new_page()
             report.set_viewport_size({"width": 1200, "height": 1600})

@@ -76,8 +76,14 @@ def subject_plan(clip: Path, path: Path, show_only: dict[str, Any] | None = None
     }
     plan = {
         "veil_plan": 1,
-        "input": {"path": str(clip), "sha256": sha256_of(clip), "kind": "video", "frames": FRAMES,
-                  "width": SIZE[0], "height": SIZE[1]},
+        "input": {
+            "path": str(clip),
+            "sha256": sha256_of(clip),
+            "kind": "video",
+            "frames": FRAMES,
+            "width": SIZE[0],
+            "height": SIZE[1],
+        },
         "settings": {"mask": "solid", "margin": 0.0},
         "tracks": [track],
     }

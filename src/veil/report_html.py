@@ -138,7 +138,7 @@ def _status(f: dict[str, Any]) -> str:
     if verify.get("ok"):
         return (
             f'<span class="ok">verified from the output\'s pixels: {_e(verify.get("regions_checked"))} masked '
-            f'regions in {_e(verify.get("frames_checked"))} frames all present</span>'
+            f"regions in {_e(verify.get('frames_checked'))} frames all present</span>"
         )
     return f'<span class="err">verify FAILED: {_e(verify.get("regions_failed"))} regions missing</span>'
 
@@ -205,6 +205,10 @@ def _file(no: int, f: dict[str, Any], low_threshold: float) -> str:
         ("worth a look", len(f.get("review") or [])),
         ("warnings", len(f.get("warnings") or [])),
     ]
+    rendered = "counts" in f
+    if not rendered:
+        # A scan: the output is a plan, nothing was masked yet.
+        cards = [c for c in cards if c[0] not in ("regions masked", "frames with masks")]
     out = [f'<h2 id="file{no}">{title}</h2>', '<div class="cards">']
     out += [f"<div class=card><b>{_e(v)}</b>{_e(k)}</div>" for k, v in cards]
     out.append("</div>")
@@ -213,6 +217,16 @@ def _file(no: int, f: dict[str, Any], low_threshold: float) -> str:
         ("verified", _status(f)),
         ("masked", _masked_summary(f)),
     ]
+    if not rendered:
+        tracks = f.get("tracks") or []
+        labels: dict[str, int] = {}
+        for t in tracks:
+            labels[str(t.get("label"))] = labels.get(str(t.get("label")), 0) + 1
+        what = ", ".join(f"{n} {label}" for label, n in sorted(labels.items()))
+        summary = [
+            ("plan", f"<code>{_e(f.get('plan') or f.get('output', ''))}</code>"),
+            ("found", _e(f"{len(tracks)} tracks ({what}); nothing is masked until the plan is rendered")),
+        ]
     show = f.get("show_only")
     if show:
         ids = ", ".join(map(str, show.get("tracks", [])))

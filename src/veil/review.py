@@ -200,10 +200,12 @@ class ReviewLog:
 
     def warnings(self) -> list[str]:
         """One summary line per kind of item, for the report's warnings."""
-        return [
-            f"worth a human look: {KINDS[kind]} ({n} item{'s' * (n != 1)}, first at frame {first})"
-            for kind, (n, first) in self._kinds.items()
-        ]
+        out = []
+        for kind, (n, first) in self._kinds.items():
+            kept = len(self._top.get(kind, []))
+            listed = f"; the {kept} most worth it are listed" if kept < n else ""
+            out.append(f"worth a human look: {KINDS[kind]}: {n} found, first at frame {first}{listed}")
+        return out
 
 
 @dataclass(order=True)

@@ -186,7 +186,9 @@ def verify(
     originals = None
     if not solid or (shown is not None and redactor.outside is not None):
         if source_path is None:
-            raise VeilError("verify: blur and pixelate masks need the plan's input to check against")
+            raise VeilError(
+                "verify: blur and pixelate masks (and a blurred show_only) need the plan's input to check against"
+            )
         originals = _frames(source_path, span)
     elif source_kind == "image":
         originals = _frames(source_path)  # cheap for a picture: the leak test then runs too
