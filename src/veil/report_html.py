@@ -247,7 +247,11 @@ def _file(no: int, f: dict[str, Any], low_threshold: float) -> str:
     decisions = f.get("decisions") or []
     if decisions:
         keys = ("decision", "track", "frames", "reason", "reviewer", "time")
-        rows = "".join("<tr>" + "".join(f"<td>{_e(d.get(k) or '')}</td>" for k in keys) + "</tr>" for d in decisions)
+        # Track 0 is a track: only a missing value is left blank.
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{_e('' if d.get(k) is None else d.get(k))}</td>" for k in keys) + "</tr>"
+            for d in decisions
+        )
         out.append(
             "<h3>Human decisions</h3><table><tr><th>decision</th><th>track</th><th>frames</th><th>reason</th>"
             f"<th>reviewer</th><th>time</th></tr>{rows}</table>"
