@@ -523,7 +523,9 @@ def sign_off(plan: Plan) -> dict[str, Any]:
 
 
 def plan_zones(plan: Plan) -> list[Any]:
-    """The plan's privacy zones (`zones.Zone`, upright pixels)."""
+    """The plan's privacy zones (`zones.Zone`, upright pixels); zone-file entries assigned to
+    `plan.zones` after it was made are read as `Plan()` reads them."""
+    plan.__post_init__()
     return list(plan.zones)
 
 
