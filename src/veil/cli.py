@@ -250,6 +250,27 @@ def render_parser() -> argparse.ArgumentParser:
     _render_options(p)
     p.add_argument("--reviewer", help="who decided what this plan keeps and adds, for the audit report")
     p.add_argument(
+        "--show-only",
+        metavar="IDS",
+        help="subject-access request: show only these tracks (e.g. 3,7) and mask everything else in every "
+        "frame (sets the plan's show_only; see docs/plan.md)",
+    )
+    p.add_argument(
+        "--show-margin",
+        type=number_option("--show-margin", 0, 5),
+        help="with show_only: grow the subject's boxes by this fraction of their size (default 0.2)",
+    )
+    p.add_argument(
+        "--show-outside",
+        choices=["solid", "blur"],
+        help="with show_only: fill (default) or blur everything else; blur is reversible",
+    )
+    p.add_argument(
+        "--require-review",
+        action="store_true",
+        help="refuse a plan nobody marked reviewed on the review page, or one changed since",
+    )
+    p.add_argument(
         "--second-opinion",
         action="store_true",
         help="look at the output with a second face detector and flag frames where it still finds a face",
@@ -382,6 +403,9 @@ def _finish(
     for result in results:
         if not result.ok:
             reporter.error(result.error or str(result.input))
+        else:
+            for line in worth_a_look_lines(result.record or {}):
+                reporter.info(line)
     if getattr(args, "report", None):
         from veil.report.audit import build_report, write_report
 
@@ -390,6 +414,19 @@ def _finish(
     n_bad = len(failed) + len(results) - n_ok
     reporter.info(f"veil: {n_ok} file{'s' * (n_ok != 1)} done, {n_bad} failed")
     return 1 if n_bad else 0
+
+
+def worth_a_look_lines(record: dict[str, Any], top: int = 5) -> list[str]:
+    """The terminal's worth-a-look summary of one file: how many items, the first few."""
+    items = [i for i in record.get("review") or [] if isinstance(i, dict)]
+    if not items:
+        return []
+    frames = len({i.get("frame") for i in items})
+    out = [f"{record.get('input')}: {len(items)} item{'s' * (len(items) != 1)} worth a look ({frames} frames):"]
+    out += [f"  frame {i.get('frame')}: {'; '.join(i.get('reasons') or [])}" for i in items[:top]]
+    if len(items) > top:
+        out.append(f"  ... {len(items) - top} more in the report and on the review page")
+    return out
 
 
 def _redact(argv: list[str]) -> int:
@@ -524,6 +561,8 @@ def _render(argv: list[str]) -> int:
     results = []
     pipeline = None
     for job, plan_obj in jobs:
+        _subject_options(args, job.plan_path, plan_obj)
+    for job, plan_obj in jobs:
         settings = _render_settings(args, plan_obj)
         pipeline = Pipeline(settings, reporter, reviewer=args.reviewer, second_opinion=args.second_opinion)
         try:
@@ -534,6 +573,27 @@ def _render(argv: list[str]) -> int:
         pipeline = Pipeline(given, reporter)
         pipeline.close()
     return _finish(reporter, pipeline, failed, results, args, argv)
+
+
+def _subject_options(args: argparse.Namespace, plan_path: Any, plan_obj: Any) -> None:
+    """--show-only and friends set the plan's show_only; --require-review refuses an unsigned
+    plan. Both before anything is rendered, each refusal one line."""
+    from veil.plan import set_show_only, sign_off_problem
+
+    if args.show_only is not None:
+        try:
+            ids = [int(v) for v in args.show_only.split(",") if v.strip()]
+        except ValueError:
+            raise VeilError(f"--show-only: expected track ids such as 3,7, got {args.show_only!r}") from None
+        set_show_only(plan_obj, ids, args.show_margin, args.show_outside)
+    elif args.show_margin is not None or args.show_outside is not None:
+        if plan_obj.show_only is None:
+            raise VeilError(f"{plan_path}: --show-margin and --show-outside need --show-only or a plan with show_only")
+        set_show_only(plan_obj, plan_obj.show_only.tracks, args.show_margin, args.show_outside)
+    if args.require_review:
+        problem = sign_off_problem(plan_obj)
+        if problem:
+            raise VeilError(f"{plan_path}: {problem}; --require-review refuses it")
 
 
 def _verify(argv: list[str]) -> int:

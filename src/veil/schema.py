@@ -311,6 +311,15 @@ class AudioIn(BaseModel):
         return v
 
 
+class ShowOnlyIn(BaseModel):
+    """`show_only`: the tracks a subject-access output shows; everything else is masked."""
+
+    model_config = ConfigDict(extra="forbid")
+    tracks: list[TrackId] = Field(min_length=1)
+    margin: Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=5)] = 0.2
+    mask: Literal["solid", "blur"] = "solid"
+
+
 class PlanHeaderIn(BaseModel):
     """A plan without its tracks (they are checked one at a time by `TrackIn`)."""
 
@@ -324,6 +333,7 @@ class PlanHeaderIn(BaseModel):
     review: ReviewIn | None = None
     created: StrictStr | None = None
     veil_version: StrictStr | None = None
+    show_only: ShowOnlyIn | None = None
 
     @model_validator(mode="after")
     def _in_frame(self) -> PlanHeaderIn:
@@ -358,11 +368,27 @@ def plan_context(header: PlanHeaderIn) -> dict[str, Any]:
 class Body(BaseModel):
     # Unknown fields are ignored (the page adds `reviewer` to every edit), as FastAPI did before.
     model_config = ConfigDict(extra="ignore")
+    # The plan's version the edit was made on (GET /api/plan's session.version): a stale one is
+    # refused (409), so two tabs never silently undo each other's work.
+    version: Annotated[int, Strict(), Field(ge=0, lt=MAX_ID)] | None = None
 
 
 class IdsBody(Body):
     ids: list[TrackId]
     reason: StrictStr | None = None
+    reviewer: StrictStr | None = None
+
+
+class KeepOnlyBody(IdsBody):
+    # A subject-access request by default: the plan's show_only masks everything but them.
+    show_only: StrictBool = True
+    margin: Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=5)] | None = None
+
+
+class ShowOnlyBody(Body):
+    # [] clears show_only (the plan's masks then decide what is hidden).
+    ids: list[TrackId]
+    margin: Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=5)] | None = None
     reviewer: StrictStr | None = None
 
 

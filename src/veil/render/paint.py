@@ -13,7 +13,8 @@ import numpy as np
 from veil.analysis.boxes import to_pixels
 from veil.analysis.zones import Zone
 from veil.config import Settings
-from veil.render.redact import in_paint_order, redactor_for
+from veil.plan import Plan
+from veil.render.redact import ShownRegion, in_paint_order, redactor_for, shown_mask
 from veil.review.log import ReviewLog, ThumbnailSampler
 from veil.types import Detections, Frame
 
@@ -21,6 +22,43 @@ from veil.types import Detections, Frame
 # did not drive the redaction looks at the painted frame for faces outside every mask. Once every
 # this many video frames (every photo and page): about one look per third of a second at 30 fps.
 SECOND_OPINION_EVERY = 10
+
+
+class SecondOpinion:
+    """A face detector that did not drive the redaction looks at a frame (every
+    SECOND_OPINION_EVERY-th) for faces outside the given covered boxes: each is worth a look."""
+
+    def __init__(self) -> None:
+        self._detector: object | None = None
+        self.checked = 0
+        self.flagged = 0
+
+    def look(self, index: int, image: np.ndarray, covered: np.ndarray) -> list[str]:
+        if index % SECOND_OPINION_EVERY:
+            return []
+        from veil.analysis.detectors.ensemble import second_opinion
+
+        if self._detector is None:
+            from veil.analysis.detectors import create
+
+            self._detector = create("blazeface", threshold=0.5)
+        found = second_opinion(image, covered, detector=self._detector)
+        self.checked += 1
+        if not len(found):
+            return []
+        self.flagged += 1
+        n = len(found)
+        where = ", ".join(f"({int(x1)},{int(y1)})" for x1, y1, _, _ in found[:3].tolist())
+        return [f"second opinion: {n} face-like region{'s' * (n != 1)} outside every mask, at x,y {where}"]
+
+
+def zone_boxes(zones: list[Zone], frame: Frame) -> np.ndarray:
+    """The bounding boxes of privacy zones (opaque fills) in `frame`'s pixels."""
+    boxes = []
+    for zone in zones:
+        pts = zone.pixels(frame.width, frame.height)
+        boxes.append([*np.floor(pts.min(axis=0)), *np.ceil(pts.max(axis=0))])
+    return np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
 
 
 class FrameRenderer:
@@ -32,9 +70,14 @@ class FrameRenderer:
         zones: list[Zone] | None = None,
         thumbnails: bool = False,
         second_opinion: bool = False,
+        plan: Plan | None = None,
     ) -> None:
+        """`plan`: the plan being rendered, for its `show_only` (frames in increasing order)."""
         self.settings = settings
-        self.redactor = redactor_for(settings, zones)
+        self.redactor = redactor_for(settings, zones, plan)
+        self.show = ShownRegion(plan) if plan is not None and plan.show_only is not None else None
+        self.frames_subject_absent = 0
+        self.last_shown = np.zeros((0, 4), np.int64)
         self.review = ReviewLog()
         self.sampler = ThumbnailSampler() if thumbnails else None
         self.regions = 0
@@ -43,13 +86,17 @@ class FrameRenderer:
         self.frames_whole = 0
         self.frames = 0
         self.second_opinion = second_opinion
-        self._second: object | None = None
+        self._second = SecondOpinion()
         self.second_checked = 0
         self.second_flagged = 0
 
     def paint(self, frame: Frame, masked: Detections, kept: Detections | None = None, whole: bool = False) -> None:
         masked = in_paint_order(masked)
-        painted = self.redactor(frame.image, masked, whole_frame=whole)
+        shown = self.show.at(frame.index, frame.width, frame.height) if self.show is not None else None
+        self.last_shown = shown if shown is not None else np.zeros((0, 4), np.int64)
+        if shown is not None and not len(shown) and not whole:
+            self.frames_subject_absent += 1
+        painted = self.redactor(frame.image, masked, whole_frame=whole, shown=shown)
         self.frames += 1
         self.regions += len(masked)
         self.regions_inferred += int(masked.filled.sum())
@@ -68,31 +115,22 @@ class FrameRenderer:
     def _second_look(self, frame: Frame, painted: np.ndarray, kept: Detections | None) -> list[str]:
         """Face-like regions a second detector finds outside every mask (and every face a
         reviewer kept visible), as review reasons; [] on frames it does not look at."""
-        if not self.second_opinion or frame.index % SECOND_OPINION_EVERY:
+        if not self.second_opinion:
             return []
-        from veil.analysis.detectors.ensemble import second_opinion
-
-        if self._second is None:
-            from veil.analysis.detectors import create
-
-            self._second = create("blazeface", threshold=0.5)
         covered = painted
         if kept is not None and len(kept):
             covered = np.vstack([painted.reshape(-1, 4), to_pixels(kept.xyxy, frame.width, frame.height)])
         if self.redactor.zones:
-            # Zones are opaque fills: treat their bounding boxes as covered.
-            boxes = []
-            for zone in self.redactor.zones.zones:
-                pts = zone.pixels(frame.width, frame.height)
-                boxes.append([*np.floor(pts.min(axis=0)), *np.ceil(pts.max(axis=0))])
-            covered = np.vstack([covered.reshape(-1, 4), np.asarray(boxes, dtype=np.int64)])
-        found = second_opinion(frame.image, covered, detector=self._second)
-        self.second_checked += 1
-        if not len(found):
-            return []
-        self.second_flagged += 1
-        n = len(found)
-        return [f"second opinion: {n} face-like region{'s' * (n != 1)} outside every mask"]
+            covered = np.vstack([covered.reshape(-1, 4), zone_boxes(self.redactor.zones.zones, frame)])
+        if self.show is not None and self.redactor.outside is None:
+            # show_only: everything outside the subject is filled; only the subject is looked at.
+            h, w = frame.height, frame.width
+            outside = ~shown_mask(self.last_shown, h, w)
+            if outside.all():
+                return []
+        reasons = self._second.look(frame.index, frame.image, covered)
+        self.second_checked, self.second_flagged = self._second.checked, self._second.flagged
+        return reasons
 
     def counts(self) -> dict[str, int]:
         return {
@@ -102,4 +140,5 @@ class FrameRenderer:
             "frames_fully_masked": self.frames_whole,
             "second_opinion_frames_checked": self.second_checked,
             "second_opinion_frames_flagged": self.second_flagged,
+            **({"frames_without_subject": self.frames_subject_absent} if self.show is not None else {}),
         }

@@ -66,7 +66,7 @@ from veil.config import Settings
 from veil.errors import VeilError
 from veil.media.audio import BLEEP_DBFS, BLEEP_HZ, AudioEdit
 from veil.plan import FrameBoxes, Plan, plan_time_range, plan_zones
-from veil.render.redact import Redactor, in_paint_order, redactor_for
+from veil.render.redact import Redactor, ShownRegion, in_paint_order, redactor_for, shown_mask
 from veil.timerange import TimeRange
 from veil.types import Frame
 
@@ -180,24 +180,29 @@ def verify(
     result = VerifyResult()
     lossless = output.suffix.lower() in LOSSLESS
     solid = settings.mask == "solid"
-    redactor = redactor_for(settings, zones)
+    redactor = redactor_for(settings, zones, plan)
     color = np.asarray(redactor.fill, dtype=np.int16)
     boxes = FrameBoxes(plan)
+    shown = ShownRegion(plan) if plan.show_only is not None else None
     segment = isinstance(plan.input.get("segment"), dict)
     span = _requested_range(plan, settings, segment, result)
     source_kind = media_kind(source_path) if source_path is not None else None
     if not pixels:
         return _verify_request_only(plan, output, settings, source_path, source_kind, span, segment, result, started)
     originals = None
-    if not solid:
+    if not solid or (shown is not None and redactor.outside is not None):
         if source_path is None:
-            raise VeilError("verify: blur and pixelate masks need the plan's input to check against")
+            raise VeilError(
+                "verify: blur and pixelate masks (and a blurred show_only) need the plan's input to check against"
+            )
         originals = _frames(source_path, span)
     elif source_kind == "image":
         originals = _frames(source_path)  # cheap for a picture: the leak test then runs too
     result.check("boxes", mask=settings.mask, regions=0)
     if redactor.zones:
         result.check("zones", zones=[z.name for z in zones], frames=0)
+    if shown is not None:
+        result.check("show_only", tracks=list(shown.spec.tracks), mask=shown.spec.mask, frames=0)
     n = 0
     read: dict[str, Any] = {}
     for frame in _frames(output, None, read):
@@ -206,9 +211,13 @@ def verify(
         # A 16-bit or float output is seen through its 8-bit copy: a weak mask painted at full
         # depth rounds differently from one painted in 8 bits, so it is compared as lossy.
         exact = lossless and not (read.get("deep") and not solid)
-        _check_frame(frame, original, boxes, redactor, color, exact, solid, result)
+        _check_frame(frame, original, boxes, redactor, color, exact, solid, result, shown)
     result.frames_checked = n
-    result.checks["boxes"]["regions"] = result.regions_checked - result.checks.get("zones", {}).get("frames", 0)
+    result.checks["boxes"]["regions"] = (
+        result.regions_checked
+        - result.checks.get("zones", {}).get("frames", 0)
+        - result.checks.get("show_only", {}).get("frames", 0)
+    )
     _check_frames(plan, output, n, source_path, source_kind, span, segment, result)
     _check_audio(plan, output, settings, source_path, source_kind, span, result)
     result.seconds = time.monotonic() - started
@@ -394,6 +403,7 @@ def _check_frame(
     lossless: bool,
     solid: bool,
     result: VerifyResult,
+    shown: ShownRegion | None = None,
 ) -> None:
     index = frame.index
     masked, _kept = boxes.at(index)
@@ -416,7 +426,8 @@ def _check_frame(
         if problem:
             result.fail({"frame": index, "what": f"whole frame not masked ({problem})"})
         return
-    if not len(masked):
+    subject = shown.at(index, w, h) if shown is not None else None
+    if not len(masked) and subject is None:
         return
     masked = in_paint_order(masked)
     pixel_boxes = redactor.mask_boxes(masked, w, h)
@@ -424,7 +435,9 @@ def _check_frame(
     if original is not None:
         # What the render painted: the input's frame through the same redactor.
         reference = original.image[:h, :w].copy()
-        redactor(reference, masked)
+        redactor(reference, masked, shown=subject)
+    if subject is not None:
+        _check_outside(frame, original, reference, subject, redactor, color, lossless, result)
     for i, (x1, y1, x2, y2) in enumerate(pixel_boxes.tolist()):
         if x2 <= x1 or y2 <= y1:
             continue  # wholly outside the picture
@@ -461,6 +474,43 @@ def _check_frame(
                     "share_masked": round(share, 3),
                 }
             )
+
+
+def _check_outside(
+    frame: Frame,
+    original: Frame | None,
+    reference: np.ndarray | None,
+    subject: np.ndarray,
+    redactor: Redactor,
+    color: np.ndarray,
+    lossless: bool,
+    result: VerifyResult,
+) -> None:
+    """show_only: every pixel outside the subject's region is masked: filled (colour and flat,
+    as a zone) or, for a blurred outside, the input's pixels blurred as the render blurs them
+    with none of the detail the blur removes."""
+    h, w = frame.height, frame.width
+    outside = ~shown_mask(subject, h, w)
+    result.regions_checked += 1
+    result.checks["show_only"]["frames"] += 1
+    if not outside.any():
+        return
+    problem = None
+    if redactor.outside is None or reference is None or original is None:
+        problem = _solid_problem(frame.image, outside, color, lossless)
+    else:
+        diff = _distance(frame.image[outside], reference[outside].astype(np.int16), lossless)
+        share = float((diff <= (0 if lossless else TOLERANCE)).mean())
+        if share < (1.0 if lossless else MIN_SHARE):
+            problem = f"{share:.0%} of its pixels match the blurred input"
+        elif not lossless:
+            # As one row of pixels: `_leak` reads an H x W x 3 picture.
+            leak = _leak(frame.image[outside][None], reference[outside][None], original.image[:h, :w][outside][None])
+            if leak is not None and leak > LEAK_MAX:
+                problem = f"{leak:.0%} of the detail the blur removes is still there"
+    if problem:
+        where = "subject not in this frame: whole frame" if not len(subject) else "outside the shown subject"
+        result.fail({"frame": frame.index, "what": f"{where} not masked ({problem})"}, "show_only")
 
 
 def _solid_problem(image: np.ndarray, where: np.ndarray, color: np.ndarray, lossless: bool) -> str | None:

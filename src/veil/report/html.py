@@ -39,6 +39,7 @@ figcaption{padding:6px 8px;font-size:12px}
 .legend span{display:inline-block;margin-right:14px}
 .legend i{display:inline-block;width:14px;height:10px;border:2px solid #ff2d55;margin-right:4px;vertical-align:-1px}
 .legend i.filled{border-style:dashed;border-color:#2d7dff}.legend i.low{border-color:#ffb800}
+details{margin-top:32px}summary{cursor:pointer}summary h2{display:inline-block;margin:0;border:0}
 """
 
 
@@ -95,6 +96,15 @@ def _figure(file_no: int, thumb: dict[str, Any], low_threshold: float) -> str:
     )
 
 
+def _sign_off(signed: dict[str, Any]) -> str:
+    """Who marked the plan reviewed and when; in red when nobody did or it changed since."""
+    if signed.get("signed_off"):
+        shown = signed.get("frames_shown")
+        seen = f", {shown:.0%} of frames looked at" if isinstance(shown, int | float) else ""
+        return f'<span class="ok">{_e(signed.get("by"))}</span> at {_e(signed.get("at"))}{_e(seen)}'
+    return f'<span class="err">not signed off: {_e(signed.get("problem") or "")}</span>'
+
+
 def _metadata(meta: dict[str, Any] | None) -> str:
     if not meta:
         return '<p class="muted">No metadata check recorded.</p>'
@@ -121,55 +131,127 @@ def _metadata(meta: dict[str, Any] | None) -> str:
     return "".join(parts)
 
 
+def _status(f: dict[str, Any]) -> str:
+    verify = f.get("verify")
+    if not verify:
+        return '<span class="muted">not verified</span>'
+    if verify.get("ok"):
+        return (
+            f'<span class="ok">verified from the output\'s pixels: {_e(verify.get("regions_checked"))} masked '
+            f"regions in {_e(verify.get('frames_checked'))} frames all present</span>"
+        )
+    return f'<span class="err">verify FAILED: {_e(verify.get("regions_failed"))} regions missing</span>'
+
+
+def _masked_summary(f: dict[str, Any]) -> str:
+    """What was masked, in words: regions by kind (from the file's tracks where recorded)."""
+    counts = f.get("counts", {})
+    parts = [f"{counts.get('regions', 0)} regions in {counts.get('frames_with_regions', 0)} frames"]
+    tracks = f.get("tracks") or []
+    if tracks:
+        by_label: dict[str, int] = {}
+        for t in tracks:
+            by_label[str(t.get("label"))] = by_label.get(str(t.get("label")), 0) + 1
+        parts.append(
+            f"{len(tracks)} tracks (" + ", ".join(f"{n} {label}" for label, n in sorted(by_label.items())) + ")"
+        )
+    planned = f.get("plan_tracks")
+    if planned and not tracks:
+        labels = ", ".join(f"{n} {label}" for label, n in sorted((planned.get("by_label") or {}).items()))
+        parts.append(
+            f"{planned.get('total')} tracks in the plan ({labels}); {planned.get('kept_visible')} kept visible, "
+            f"{planned.get('manual')} drawn by hand"
+        )
+    if counts.get("regions_inferred"):
+        parts.append(f"{counts['regions_inferred']} boxes filled in by the tracker")
+    if counts.get("frames_fully_masked"):
+        parts.append(f"{counts['frames_fully_masked']} frames masked whole")
+    return _e("; ".join(parts))
+
+
+def _worth_a_look(no: int, review: list[dict[str, Any]], shown: set[int]) -> str:
+    if not review:
+        return (
+            '<p class="muted">Nothing: no face-like region outside the masks, no track lost and found again, '
+            "no long stretch of weak detections.</p>"
+        )
+    rows = ""
+    for r in review:
+        frame = r.get("frame")
+        link = f' (<a href="#f{no}-frame{frame}">picture</a>)' if frame in shown else ""
+        span = r.get("frames")
+        span_text = f"{span[0]}-{span[1]}" if isinstance(span, list) and len(span) == 2 and span[0] != span[1] else ""
+        track = r.get("track")
+        why = "; ".join(_e(x) for x in r.get("reasons") or [])
+        rows += (
+            f"<tr><td>{_e(frame)}{link}</td><td>{_e(span_text)}</td>"
+            f"<td>{_e(track if track is not None else '')}</td><td>{why}</td></tr>"
+        )
+    return f"<table><tr><th>frame</th><th>frames</th><th>track</th><th>why</th></tr>{rows}</table>"
+
+
 def _file(no: int, f: dict[str, Any], low_threshold: float) -> str:
+    """One file: what a reader needs first (outcome, what was hidden, who decided, what to
+    check), then the pictures, then the record (hashes, metadata, timings)."""
     title = _e(f.get("input", "?"))
     if f.get("status") != "ok":
         return f'<h2>{title}</h2><p class="err">Failed, nothing written: {_e(f.get("error", ""))}</p>'
     counts = f.get("counts", {})
-    regions = counts.get("regions", 0)
-    filled = counts.get("regions_inferred", 0)
-    with_boxes = counts.get("frames_with_regions", 0)
     cards = [
         ("frames", f.get("frames_processed", 0)),
-        ("regions redacted", regions),
-        ("frames with redactions", with_boxes),
-        ("tracker-filled boxes", filled),
-        ("tracks", len(f.get("tracks", []) or [])),
-        ("seconds", f.get("seconds", "?")),
+        ("regions masked", counts.get("regions", 0)),
+        ("frames with masks", counts.get("frames_with_regions", 0)),
+        ("tracks", len(f.get("tracks", []) or []) or (f.get("plan_tracks") or {}).get("total", 0)),
+        ("worth a look", len(f.get("review") or [])),
+        ("warnings", len(f.get("warnings") or [])),
     ]
+    rendered = "counts" in f
+    if not rendered:
+        # A scan: the output is a plan, nothing was masked yet.
+        cards = [c for c in cards if c[0] not in ("regions masked", "frames with masks")]
     out = [f'<h2 id="file{no}">{title}</h2>', '<div class="cards">']
     out += [f"<div class=card><b>{_e(v)}</b>{_e(k)}</div>" for k, v in cards]
     out.append("</div>")
-    details = [
+    summary = [
         ("output", f"<code>{_e(f.get('output', ''))}</code>"),
-        ("input SHA-256", f"<code>{_e(f.get('input_sha256', ''))}</code>"),
-        ("output SHA-256", f"<code>{_e(f.get('output_sha256', ''))}</code>"),
-        ("size", _e(f"{f.get('width')} x {f.get('height')}")),
+        ("verified", _status(f)),
+        ("masked", _masked_summary(f)),
     ]
-    if f.get("plan_sha256"):
-        details.append(("plan SHA-256", f"<code>{_e(f['plan_sha256'])}</code>"))
-    verify = f.get("verify")
-    if verify:
-        state = "ok" if verify.get("ok") else "err"
-        text = (
-            f"{verify.get('regions_checked')} masked regions in {verify.get('frames_checked')} frames present"
-            if verify.get("ok")
-            else f"FAILED: {verify.get('regions_failed')} regions missing"
+    if not rendered:
+        tracks = f.get("tracks") or []
+        labels: dict[str, int] = {}
+        for t in tracks:
+            labels[str(t.get("label"))] = labels.get(str(t.get("label")), 0) + 1
+        what = ", ".join(f"{n} {label}" for label, n in sorted(labels.items()))
+        summary = [
+            ("plan", f"<code>{_e(f.get('plan') or f.get('output', ''))}</code>"),
+            ("found", _e(f"{len(tracks)} tracks ({what}); nothing is masked until the plan is rendered")),
+        ]
+    show = f.get("show_only")
+    if show:
+        ids = ", ".join(map(str, show.get("tracks", [])))
+        how = "filled" if show.get("mask") == "solid" else "blurred (reversible)"
+        summary.append(
+            (
+                "subject access",
+                _e(f"only track(s) {ids} shown (margin {show.get('margin')}); everything else {how} in every frame"),
+            )
         )
-        details.append(("verified from output pixels", f'<span class="{state}">{_e(text)}</span>'))
-    for key in ("frame_rate", "rotation", "audio", "streams_dropped"):
-        if key in f:
-            value = f[key]
-            details.append((key.replace("_", " "), _e(", ".join(value) if isinstance(value, list) else value)))
-    timings = f.get("timings") or {}
-    if timings:
-        details.append(("timings", _e(", ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in timings.items()))))
-    out.append(f"<table>{_rows(details)}</table>")
-    out.append(f"<h3>Metadata</h3>{_metadata(f.get('metadata'))}")
+    signed = f.get("sign_off")
+    if signed:
+        summary.append(("signed off", _sign_off(signed)))
+    if "audio" in f:
+        value = f["audio"]
+        summary.append(("audio", _e(", ".join(value) if isinstance(value, list) else value)))
+    out.append(f"<table>{_rows(summary)}</table>")
     decisions = f.get("decisions") or []
     if decisions:
         keys = ("decision", "track", "frames", "reason", "reviewer", "time")
-        rows = "".join("<tr>" + "".join(f"<td>{_e(d.get(k) or '')}</td>" for k in keys) + "</tr>" for d in decisions)
+        # Track 0 is a track: only a missing value is left blank.
+        rows = "".join(
+            "<tr>" + "".join(f"<td>{_e('' if d.get(k) is None else d.get(k))}</td>" for k in keys) + "</tr>"
+            for d in decisions
+        )
         out.append(
             "<h3>Human decisions</h3><table><tr><th>decision</th><th>track</th><th>frames</th><th>reason</th>"
             f"<th>reviewer</th><th>time</th></tr>{rows}</table>"
@@ -180,23 +262,35 @@ def _file(no: int, f: dict[str, Any], low_threshold: float) -> str:
     thumbs = f.get("_thumbnails") or []
     shown = {t["frame"] for t in thumbs}
     review = f.get("review") or []
-    out.append("<h3>Frames most worth reviewing</h3>")
-    if review:
-        rows = ""
-        for r in review:
-            link = f' (<a href="#f{no}-frame{r["frame"]}">picture</a>)' if r["frame"] in shown else ""
-            why = "; ".join(_e(x) for x in r["reasons"])
-            rows += f"<tr><td>{r['frame']}{link}</td><td>{_e(r['priority'])}</td><td>{why}</td></tr>"
-        out.append(f"<table><tr><th>frame</th><th>priority</th><th>why</th></tr>{rows}</table>")
-    else:
-        out.append('<p class="muted">None: every detection was confident and no box was inferred.</p>')
-    if thumbs:
+    out.append("<h3>Worth a human look</h3>")
+    out.append(_worth_a_look(no, review, shown))
+    flagged = [t for t in thumbs if t.get("reasons")]
+    if flagged:
+        out.append('<div class="sheet">' + "".join(_figure(no, t, low_threshold) for t in flagged) + "</div>")
+    rest = [t for t in thumbs if not t.get("reasons")]
+    if rest:
         out.append(
             "<h3>Contact sheet</h3><p class=legend><span><i></i>detected</span>"
             "<span><i class=low></i>low confidence</span><span><i class=filled></i>filled in by the tracker</span>"
             "<span class=muted>outlines show where the output is masked</span></p>"
         )
-        out.append('<div class="sheet">' + "".join(_figure(no, t, low_threshold) for t in thumbs) + "</div>")
+        out.append('<div class="sheet">' + "".join(_figure(no, t, low_threshold) for t in rest) + "</div>")
+    record = [
+        ("input SHA-256", f"<code>{_e(f.get('input_sha256', ''))}</code>"),
+        ("output SHA-256", f"<code>{_e(f.get('output_sha256', ''))}</code>"),
+        ("size", _e(f"{f.get('width')} x {f.get('height')}")),
+    ]
+    if f.get("plan_sha256"):
+        record.append(("plan SHA-256", f"<code>{_e(f['plan_sha256'])}</code>"))
+    for key in ("frame_rate", "rotation", "streams_dropped"):
+        if key in f:
+            value = f[key]
+            record.append((key.replace("_", " "), _e(", ".join(value) if isinstance(value, list) else value)))
+    timings = f.get("timings") or {}
+    if timings:
+        record.append(("timings", _e(", ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in timings.items()))))
+    out.append(f"<h3>Metadata</h3>{_metadata(f.get('metadata'))}")
+    out.append(f"<h3>Record</h3><table>{_rows(record)}</table>")
     return "".join(out)
 
 
@@ -205,22 +299,34 @@ def render_html(report: dict[str, Any], json_name: str = "report.json") -> str:
 
     files = report.get("files", [])
     n_ok = sum(1 for f in files if f.get("status") == "ok")
-    header = [
-        ("veil version", _e(report.get("veil_version", "?"))),
+    n_verified = sum(1 for f in files if (f.get("verify") or {}).get("ok"))
+    summary = [
+        ("files", f'<span class="ok">{n_ok} done</span>, '
+                  f'<span class="{"err" if n_ok < len(files) else "muted"}">{len(files) - n_ok} failed</span>'
+                  f", {n_verified} verified from their pixels"),
         ("created (UTC)", _e(report.get("created", ""))),
+    ]  # fmt: skip
+    index = "".join(
+        f'<li><a href="#file{i}">{_e(f.get("input", "?"))}</a>: '
+        f"{_e(len(f.get('review') or []))} worth a look, {_e(len(f.get('warnings') or []))} warnings</li>"
+        for i, f in enumerate(files)
+    )
+    run = [
+        ("veil version", _e(report.get("veil_version", "?"))),
         ("command", f"<code>{_e(' '.join(map(str, report.get('command', []))))}</code>"),
         ("platform", _e(", ".join(f"{k} {v}" for k, v in (report.get("platform") or {}).items()))),
-        ("files", f'<span class="ok">{n_ok} done</span>, '
-                  f'<span class="{"err" if n_ok < len(files) else "muted"}">{len(files) - n_ok} failed</span>'),
         ("machine-readable record", f"<code>{_e(json_name)}</code>"),
-    ]  # fmt: skip
+    ]
     body = [
         "<h1>veil audit report</h1>",
-        f"<table>{_rows(header)}</table>",
-        "<h2>Settings</h2>",
-        _settings(report),
+        f"<table>{_rows(summary)}</table>",
+        f"<ul>{index}</ul>" if len(files) > 1 else "",
     ]
     body += [_file(i, f, LOW_CONFIDENCE) for i, f in enumerate(files)]
+    # The run's settings last, folded: the reader's questions are answered above.
+    body.append(
+        f"<details><summary><h2>Settings and run</h2></summary><table>{_rows(run)}</table>{_settings(report)}</details>"
+    )
     csp = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -54,11 +54,13 @@ from veil.plan import (
     load_plan,
     plan_time_range,
     plan_zones,
+    sign_off,
     write_plan_stream,
 )
 from veil.progress import Reporter
 from veil.render.depth import paint_page, paint_region
-from veil.render.paint import FrameRenderer
+from veil.render.paint import FrameRenderer, SecondOpinion
+from veil.render.redact import redactor_for, shown_mask
 from veil.render.verify import verify
 from veil.types import Detections, Frame
 
@@ -496,6 +498,8 @@ class Pipeline:
         started = time.monotonic()
         self.detect.reset()
         review = ReviewLog()
+        # A second detector looks for faces outside the planned masks, for the worth-a-look list.
+        second, masks = SecondOpinion(), redactor_for(self.settings)
         builder = PlanBuilder(self.workdir)
         zones = ZonePainter(list(self.settings.zones), (0, 0, 0))
         try:
@@ -515,7 +519,8 @@ class Pipeline:
                     try:
                         for item in self._planned_frames(job, source, builder, zones.paint if zones else None):
                             frame, planned = item  # type: ignore[misc]
-                            review.offer(frame.index, planned)
+                            covered = masks.mask_boxes(planned, frame.width, frame.height)
+                            review.offer(frame.index, planned, second.look(frame.index, frame.image, covered))
                             self.reporter.advance()
                     finally:
                         self.reporter.end_file()
@@ -529,6 +534,7 @@ class Pipeline:
         record["plan_sha256"] = sha256_of(job.output)
         record["tracks"] = builder.summary
         record["review"] = review.flags()
+        record["second_opinion"] = {"frames_checked": second.checked, "frames_flagged": second.flagged}
         record["warnings"].extend(review.warnings())
         record["seconds"] = round(time.monotonic() - started, 3)
         record["plan_bytes"] = job.output.stat().st_size
@@ -646,7 +652,11 @@ class Pipeline:
         started = time.monotonic()
         zones = plan_zones(plan_obj)
         renderer = FrameRenderer(
-            self.settings, zones=zones, thumbnails=self.settings.report, second_opinion=self.second_opinion
+            self.settings,
+            zones=zones,
+            thumbnails=self.settings.report,
+            second_opinion=self.second_opinion,
+            plan=plan_obj,
         )
         with atomic_output(job.output, self.settings.overwrite) as tmp:
             if job.kind == "image":
@@ -663,6 +673,10 @@ class Pipeline:
         record["plan"] = str(job.plan_path)
         record["plan_sha256"] = sha256_of(job.plan_path) if job.plan_path else None
         record["decisions"] = decisions(plan_obj, self.reviewer)
+        record["sign_off"] = sign_off(plan_obj)
+        record["plan_tracks"] = plan_track_counts(plan_obj)
+        if plan_obj.show_only is not None:
+            record["show_only"] = plan_obj.show_only.to_json()
         record["timings"]["detect_s"] = 0.0
         self._done(job, record)
 
@@ -690,6 +704,10 @@ class Pipeline:
                 paint_region(page, region, redactor.fill)
             if not whole:
                 paint_page(page, redactor.mask_boxes(masked, w, h), redactor.mask)
+                if renderer.show is not None:
+                    # show_only: the page's own depth and alpha are filled outside the subject
+                    # (opaquely even when the 8-bit copy is blurred: fail closed).
+                    paint_region(page, ~shown_mask(renderer.last_shown, h, w), redactor.fill)
             self.reporter.advance()
         write_image(tmp, decoded, kept_exif(decoded.exif) if self.settings.keep_metadata else None)
         self.reporter.end_file()
@@ -908,6 +926,17 @@ def _segment_output(out_path: Path, renderer: FrameRenderer, verified: dict[str,
         "counts": renderer.counts(),
         "verify": verified,
     }
+
+
+def plan_track_counts(plan_obj: Plan) -> dict[str, Any]:
+    """The plan's tracks for the report: how many, by label, and how many a reviewer kept."""
+    labels: dict[str, int] = {}
+    kept = manual = 0
+    for track in plan_obj.tracks:
+        labels[track.label] = labels.get(track.label, 0) + 1
+        kept += not track.redact
+        manual += track.source == "manual"
+    return {"total": sum(labels.values()), "by_label": labels, "kept_visible": kept, "manual": manual}
 
 
 def decisions(plan_obj: Plan, reviewer: str | None) -> list[dict[str, Any]]:

@@ -26,16 +26,18 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from veil.errors import VeilError
-from veil.review.server.session import EditError, ReviewSession, jpeg
+from veil.review.server.session import EditError, ReviewSession, StaleEdit, jpeg
 from veil.schema import (
     AudioBody,
     HistoryBody,
     IdsBody,
+    KeepOnlyBody,
     KeyframeBody,
     ManualBody,
     RangesBody,
     RedactBody,
     ReviewedBody,
+    ShowOnlyBody,
     TrackBody,
     short,
 )
@@ -49,6 +51,9 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; "
     "media-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
+
+
+REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
 
 def _loopback(host: str | None) -> bool:
@@ -78,7 +83,8 @@ class Guard(BaseHTTPMiddleware):
         response = await call_next(request)
         for key, value in NO_STORE.items():
             response.headers.setdefault(key, value)
-        response.headers["Content-Security-Policy"] = CSP
+        # A route may set a stricter policy of its own (the HTML report: no script at all).
+        response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers["X-Frame-Options"] = "DENY"
         return response
 
@@ -144,12 +150,22 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
             raise HTTPException(404, f"frame {frame} is outside 0..{session.frames - 1}")
         return frame
 
-    def apply(change: Any, reviewer: str | None) -> dict[str, Any]:
+    def apply(change: Any, body: Any) -> dict[str, Any]:
+        """Make an edit; `body.version` (the plan's version the page edited) must be current."""
         try:
-            session.edit(change, reviewer)
-        except (EditError, KeyError, ValueError, TypeError, OverflowError) as exc:
+            session.edit(change, getattr(body, "reviewer", None), body.version)
+        except StaleEdit as exc:
+            raise HTTPException(409, str(exc)) from exc
+        except (VeilError, KeyError, ValueError, TypeError, OverflowError) as exc:
             raise HTTPException(400, str(exc)) from exc
         return {"version": session.version}
+
+    def stale(body: Any) -> None:
+        """Refuse a stale edit before its own checks (a 409, not a 400, for an old page)."""
+        try:
+            session.check_version(body.version)
+        except StaleEdit as exc:
+            raise HTTPException(409, str(exc)) from exc
 
     @app.get("/")
     def page() -> Response:
@@ -169,7 +185,7 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
 
     @app.get("/api/status")
     def status() -> dict[str, Any]:
-        render = {k: v for k, v in session.render_state.items() if k != "started"}
+        render = session.render_status()
         proxy = dict(session.proxy_state)
         if "progress" in proxy:
             proxy["done"] = proxy.pop("progress")[0]
@@ -206,72 +222,93 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
         path = paths.get(which)
         if path is None or not path.is_file():
             raise HTTPException(404)
-        return FileResponse(path, filename=path.name, content_disposition_type="inline")
+        response = FileResponse(path, filename=path.name, content_disposition_type="inline")
+        if which == "report.html":
+            # The report's own policy: inline styles and data: pictures, nothing else, no script.
+            response.headers["Content-Security-Policy"] = REPORT_CSP
+        return response
 
     @app.post("/api/redact")
     def redact(body: RedactBody) -> dict[str, Any]:
-        return apply(session.set_redact(body.ids, body.redact, body.reason), body.reviewer)
+        return apply(session.set_redact(body.ids, body.redact, body.reason), body)
 
     @app.post("/api/keep_only")
-    def keep_only(body: IdsBody) -> dict[str, Any]:
-        return apply(session.keep_only(body.ids, body.reason), body.reviewer)
+    def keep_only(body: KeepOnlyBody) -> dict[str, Any]:
+        stale(body)
+        try:
+            change = session.keep_only(body.ids, body.reason, body.show_only, body.margin)
+        except EditError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        return apply(change, body)
+
+    @app.post("/api/show_only")
+    def show_only(body: ShowOnlyBody) -> dict[str, Any]:
+        return apply(session.change_show_only(body.ids, body.margin), body)
 
     @app.post("/api/merge")
     def merge(body: IdsBody) -> dict[str, Any]:
-        return apply(session.merge(body.ids), body.reviewer)
+        return apply(session.merge(body.ids), body)
 
     @app.post("/api/manual")
     def manual(body: ManualBody) -> dict[str, Any]:
         if not 0 <= body.frame < session.frames:
             raise HTTPException(400, "frame outside the clip")
+        stale(body)
         try:
             change, holder = session.add_manual(body.frame, body.box, body.label or "face", body.redact)
         except EditError as exc:
             raise HTTPException(400, str(exc)) from exc
-        out = apply(change, body.reviewer)
+        out = apply(change, body)
         return {**out, "track": holder[0]}
 
     @app.post("/api/keyframe")
     def keyframe(body: KeyframeBody) -> dict[str, Any]:
         if not 0 <= body.frame < session.frames:
             raise HTTPException(400, "frame outside the clip")
+        stale(body)
         try:
             change = session.set_keyframe(body.track, body.frame, body.box)
         except EditError as exc:
             raise HTTPException(400, str(exc)) from exc
-        return apply(change, body.reviewer)
+        return apply(change, body)
 
     @app.post("/api/delete_track")
     def delete_track(body: TrackBody) -> dict[str, Any]:
-        return apply(session.delete_track(body.track), body.reviewer)
+        return apply(session.delete_track(body.track), body)
 
     @app.post("/api/ranges")
     def ranges(body: RangesBody) -> dict[str, Any]:
+        stale(body)
         try:
             change = session.set_ranges(body.ranges)
         except (EditError, KeyError, ValueError, TypeError) as exc:
             raise HTTPException(400, str(exc)) from exc
-        return apply(change, body.reviewer)
+        return apply(change, body)
 
     @app.post("/api/audio")
     def audio(body: AudioBody) -> dict[str, Any]:
+        stale(body)
         try:
             change = session.set_audio(body.ranges)
         except (EditError, IndexError, ValueError, TypeError) as exc:
             raise HTTPException(400, str(exc)) from exc
-        return apply(change, body.reviewer)
+        return apply(change, body)
 
     @app.post("/api/reviewed")
     def reviewed(body: ReviewedBody) -> dict[str, Any]:
+        stale(body)
         try:
             change = session.mark_reviewed(body.reviewer)
         except EditError as exc:
             raise HTTPException(400, str(exc)) from exc
-        return apply(change, body.reviewer)
+        return apply(change, body)
 
     @app.post("/api/history")
     def history(body: HistoryBody) -> dict[str, Any]:
-        session.step_history(body.back)
+        try:
+            session.step_history(body.back, body.version)
+        except StaleEdit as exc:
+            raise HTTPException(409, str(exc)) from exc
         return {"version": session.version}
 
     @app.post("/api/render")

@@ -22,7 +22,19 @@ import cv2
 import numpy as np
 
 from veil.errors import VeilError
-from veil.plan import FrameBoxes, FrameRange, Plan, PlanBox, Track, load_plan, plan_from_json, quantize, write_plan
+from veil.plan import (
+    FrameBoxes,
+    FrameRange,
+    Plan,
+    PlanBox,
+    Track,
+    content_digest,
+    load_plan,
+    plan_from_json,
+    quantize,
+    set_show_only,
+    write_plan,
+)
 from veil.progress import Reporter
 from veil.review.server import follow as follower
 from veil.review.server.frames import FrameIndex, FrameReader, make_proxy, needs_proxy, proxy_path
@@ -59,6 +71,10 @@ class RenderReporter(Reporter):
         self.state.setdefault("warnings", []).append(line)
 
 
+class StaleEdit(EditError):
+    """An edit made on a plan version that is no longer the saved one (HTTP 409)."""
+
+
 class ReviewSession:
     def __init__(self, plan_path: Path) -> None:
         self.plan_path = plan_path.resolve()
@@ -72,7 +88,9 @@ class ReviewSession:
         self.lock = threading.RLock()
         self.undo: list[str] = []
         self.redo: list[str] = []
-        self.version = 0
+        # The plan's edit count, kept in the plan (review.version) so it survives a restart.
+        saved = self.plan.review.get("version")
+        self.version = saved if isinstance(saved, int) and not isinstance(saved, bool) and saved >= 0 else 0
         self.shown: set[int] = set()
         self.render_state: dict[str, Any] = {"state": "idle"}
         self.output: Path | None = None
@@ -162,7 +180,12 @@ class ReviewSession:
             boxes = FrameBoxes(plan)
             masked, kept = boxes.at(frame)
             whole = boxes.whole_frame(frame) is not None
-        FrameRenderer(settings, zones=list(settings.zones)).paint(Frame(image, frame), masked, kept, whole)
+            renderer = FrameRenderer(settings, zones=list(settings.zones), plan=plan)
+            # show_only: the subject's region is read now, while the plan cannot change.
+            shown = renderer.show.at(frame, image.shape[1], image.shape[0]) if renderer.show is not None else None
+        if shown is not None:
+            renderer.show = _Fixed(shown)  # type: ignore[assignment]
+        renderer.paint(Frame(image, frame), masked, kept, whole)
         return image
 
     def thumbnail(self, track_id: int) -> bytes:
@@ -231,19 +254,33 @@ class ReviewSession:
                 "can_undo": bool(self.undo),
                 "can_redo": bool(self.redo),
                 "frames_shown": len(self.shown),
+                "render": self.render_status(),
                 "proxy": {k: v for k, v in self.proxy_state.items() if k != "progress"},
             }
             return data
 
     # ------------------------------------------------------------------ editing
 
-    def edit(self, change: Callable[[Plan], list[dict[str, Any]]], reviewer: str | None) -> None:
-        """Apply `change` (which returns the decisions it made), log them, save."""
+    def check_version(self, version: int | None) -> None:
+        """Refuse an edit made on an older plan than the one saved (another tab changed it)."""
+        if version is not None and version != self.version:
+            raise StaleEdit(
+                f"the plan changed in another tab or window (version {self.version}, this edit was made on "
+                f"{version}); it was reloaded: check it and make the edit again"
+            )
+
+    def edit(
+        self, change: Callable[[Plan], list[dict[str, Any]]], reviewer: str | None, version: int | None = None
+    ) -> None:
+        """Apply `change` (which returns the decisions it made), log them, save; `version`: the
+        plan's version the edit was made on (refused with StaleEdit when it is not the current)."""
         with self.lock:
+            self.check_version(version)
             before = json.dumps(self.plan.to_json())
             decisions = change(self.plan)
             for decision in decisions:
-                decision.setdefault("reviewer", reviewer or self.plan.review.get("reviewer"))
+                # Only the name sent with this edit: another tab's reviewer is not this one.
+                decision.setdefault("reviewer", reviewer)
                 decision.setdefault("time", now())
             if decisions:
                 self.plan.review.setdefault("decisions", []).extend(decisions)
@@ -254,8 +291,9 @@ class ReviewSession:
             self.redo.clear()
             self._save()
 
-    def step_history(self, back: bool) -> None:
+    def step_history(self, back: bool, version: int | None = None) -> None:
         with self.lock:
+            self.check_version(version)
             source, target = (self.undo, self.redo) if back else (self.redo, self.undo)
             if not source:
                 return
@@ -268,8 +306,9 @@ class ReviewSession:
             tmp = self.plan_path.with_name(f".{self.plan_path.name}.bak-tmp")
             shutil.copy2(self.plan_path, tmp)
             os.replace(tmp, self.plan_path.with_name(self.plan_path.name + ".bak"))
-        write_plan(self.plan, self.plan_path)
         self.version += 1
+        self.plan.review["version"] = self.version
+        write_plan(self.plan, self.plan_path)
 
     def _track(self, track_id: int) -> Track:
         for track in self.plan.tracks:
@@ -291,13 +330,30 @@ class ReviewSession:
 
         return change
 
-    def keep_only(self, ids: list[int], reason: str | None) -> Callable[[Plan], list[dict[str, Any]]]:
+    def keep_only(
+        self, ids: list[int], reason: str | None, show_only: bool = True, margin: float | None = None
+    ) -> Callable[[Plan], list[dict[str, Any]]]:
+        """Keep `ids` visible and redact every other track; with `show_only` (the default, a
+        subject-access request) the plan also masks everything outside them, so a bystander
+        the scan never found is hidden too."""
         wanted = set(ids)
+        if not wanted:
+            raise EditError("select the tracks of the person to keep visible first")
 
         def change(plan: Plan) -> list[dict[str, Any]]:
             for track_id in wanted:
                 self._track(track_id)
             out = []
+            if show_only:
+                set_show_only(plan, wanted, margin)
+                out.append(
+                    {
+                        "track": None,
+                        "action": "show only",
+                        "tracks": sorted(wanted),
+                        "reason": "everything but these tracks is masked in every frame",
+                    }
+                )
             for track in plan.tracks:
                 keep = track.id in wanted
                 if track.redact == (not keep) and (not keep or track.reason == reason):
@@ -306,6 +362,22 @@ class ReviewSession:
                 track.reason = reason if keep else (reason and f"not the subject ({reason})")
                 out.append({"track": track.id, "action": "keep" if keep else "redact", "reason": track.reason})
             return out
+
+        return change
+
+    def change_show_only(self, ids: list[int], margin: float | None = None) -> Callable[[Plan], list[dict[str, Any]]]:
+        """Show only `ids` (see `keep_only`); [] ends the subject-access request."""
+
+        def change(plan: Plan) -> list[dict[str, Any]]:
+            if not ids:
+                if plan.show_only is None:
+                    return []
+                plan.show_only = None
+                return [{"track": None, "action": "show everyone", "reason": "show_only cleared"}]
+            for track_id in ids:
+                self._track(track_id)
+            set_show_only(plan, ids, margin)
+            return [{"track": None, "action": "show only", "tracks": sorted(set(ids)), "reason": None}]
 
         return change
 
@@ -346,6 +418,10 @@ class ReviewSession:
             merged = [t.id for t in tracks[1:]]
             keep.extra["merged_from"] = sorted(set(keep.extra.get("merged_from", [])) | set(merged))
             plan.tracks = [t for t in plan.tracks if t.id not in merged]
+            if plan.show_only is not None and set(plan.show_only.tracks) & {t.id for t in tracks}:
+                # A merged part was shown: the merged track is (its parts are one object).
+                kept = (set(plan.show_only.tracks) - set(merged)) | {keep.id}
+                set_show_only(plan, kept)
             return [{"track": keep.id, "action": "merge", "reason": f"same object as {', '.join(map(str, merged))}"}]
 
         return change
@@ -380,6 +456,7 @@ class ReviewSession:
             if xyxy is not None:
                 keys.append({"frame": frame, "box": [float(v) for v in xyxy]})
             if not keys:
+                forget_shown(plan, track_id)
                 plan.tracks = [t for t in plan.tracks if t.id != track_id]
                 return [{"track": track_id, "action": "delete", "reason": "last keyframe deleted"}]
             track.extra["keyframes"] = sorted(keys, key=lambda k: k["frame"])
@@ -394,6 +471,7 @@ class ReviewSession:
             track = self._track(track_id)
             if track.source != "manual":
                 raise EditError("only manual tracks can be deleted; keep a detected track visible instead")
+            forget_shown(plan, track_id)
             plan.tracks = [t for t in plan.tracks if t.id != track_id]
             return [{"track": track_id, "action": "delete", "reason": None}]
 
@@ -453,7 +531,14 @@ class ReviewSession:
 
         def change(plan: Plan) -> list[dict[str, Any]]:
             share = round(len(self.shown) / max(self.frames, 1), 4)
-            plan.review["reviewed"] = {"by": reviewer.strip(), "at": now(), "frames_shown": share}
+            plan.review["reviewed"] = {
+                "by": reviewer.strip(),
+                "at": now(),
+                "frames_shown": share,
+                # What was signed off: `veil render --require-review` refuses the plan once it changes.
+                "version": self.version + 1,
+                "digest": content_digest(plan),
+            }
             return [{"track": None, "action": "mark reviewed", "reason": f"{share:.1%} of frames shown"}]
 
         return change
@@ -511,9 +596,11 @@ class ReviewSession:
         try:
             with self.lock:
                 settings = render_settings(self.plan, overwrite=True, report=True)
-            suffix = settings.output_format or self.input.suffix
-            target = self.folder / f"{self.input.stem}_veiled{suffix}"
-            jobs, failed = render_jobs([str(self.plan_path)], str(target), settings)
+                suffix = settings.output_format or self.input.suffix
+                target = self.folder / f"{self.input.stem}_veiled{suffix}"
+                # The plan is read from its file under the lock: the version is the one rendered.
+                jobs, failed = render_jobs([str(self.plan_path)], str(target), settings)
+                state["version"] = self.version
             if failed:
                 raise VeilError(failed[0].error or "cannot render")
             job, plan_obj = jobs[0]
@@ -531,6 +618,14 @@ class ReviewSession:
         except Exception as exc:  # noqa: BLE001 - the page shows the one-line reason
             state.update(state="failed", error=str(exc))
 
+    def render_status(self) -> dict[str, Any]:
+        """The render's state for the page; `out_of_date` once the plan changed after the
+        version it rendered."""
+        out = {k: v for k, v in self.render_state.items() if k != "started"}
+        if out.get("state") == "done" and out.get("version") is not None:
+            out["out_of_date"] = out["version"] != self.version
+        return out
+
     def close(self, keep_proxy: bool = True) -> None:
         """`keep_proxy` False: also delete the seek proxy (an unredacted copy of the video)."""
         self._stop.set()
@@ -539,6 +634,27 @@ class ReviewSession:
                 reader.close()
         if not keep_proxy and self.proxy_file is not None:
             remove_proxy(self.proxy_file)
+
+
+class _Fixed:
+    """A `ShownRegion` already read for one frame."""
+
+    def __init__(self, boxes: np.ndarray) -> None:
+        self.boxes = boxes
+
+    def at(self, _frame: int, _width: int, _height: int) -> np.ndarray:
+        return self.boxes
+
+
+def forget_shown(plan: Plan, track_id: int) -> None:
+    """A track about to be deleted leaves show_only; deleting its only track is refused (the
+    request would otherwise end silently and show everyone)."""
+    if plan.show_only is None or track_id not in plan.show_only.tracks:
+        return
+    rest = [i for i in plan.show_only.tracks if i != track_id]
+    if not rest:
+        raise EditError(f"track {track_id} is the only one shown (show only); end the request first")
+    set_show_only(plan, rest)
 
 
 def remove_proxy(path: Path) -> None:

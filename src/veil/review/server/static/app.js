@@ -41,7 +41,9 @@ async function api(path, body) {
   const data = await res.json().catch(() => ({}));
   if (!res.ok) {
     const msg = (data && data.detail) || `${res.status} ${res.statusText}`;
-    throw new Error(typeof msg === "string" ? msg : JSON.stringify(msg));
+    const err = new Error(typeof msg === "string" ? msg : JSON.stringify(msg));
+    err.status = res.status;
+    throw err;
   }
   return data;
 }
@@ -97,6 +99,9 @@ async function loadPlan() {
   $("redo").disabled = !s.can_redo;
   $("saved").textContent = s.version ? `saved (${s.version})` : "";
   if (!$("reviewer").value && plan.review && plan.review.reviewer) $("reviewer").value = plan.review.reviewer;
+  showSubject();
+  showLook();
+  showRender(s.render);
   applyFilter();
   drawRanges();
   drawSelected();
@@ -110,14 +115,17 @@ async function loadPlan() {
 let editQueue = Promise.resolve();
 
 function edit(path, body) {
-  const sent = { ...body, reviewer: reviewer() };
   const run = async () => {
+    // Every edit names the plan version it was made on: the server refuses it (409) when another
+    // tab saved since, and this page reloads the plan instead of overwriting that work.
+    const sent = { ...body, reviewer: reviewer(), version: S.plan ? S.plan.session.version : null };
     try {
       const out = await api(path, sent);
       await loadPlan();
       say("");
       return out;
     } catch (err) {
+      if (err.status === 409) await loadPlan().catch(() => {});
       say(err.message);
       return null;
     }
@@ -222,6 +230,7 @@ function drawOverlay() {
     if (wholeFrame(f)) {
       ctx.strokeStyle = "#d53f3f"; ctx.lineWidth = 6; ctx.strokeRect(3, 3, w - 6, h - 6);
     }
+    const placed = [];
     for (const t of S.tracks) {
       const at = boxAt(t, f);
       if (!at) continue;
@@ -235,7 +244,9 @@ function drawOverlay() {
       ctx.fillStyle = ctx.strokeStyle;
       ctx.font = "11px system-ui, sans-serif";
       const key = manual && (t.keyframes || []).some((kf) => kf.frame === f) ? " key" : "";
-      ctx.fillText(`#${t.id}${t.redact ? "" : " kept"}${key}`, x1 * k + 2, Math.max(10, y1 * k - 3));
+      const text = `#${t.id}${t.redact ? "" : " kept"}${key}`;
+      const spot = labelSpot(ctx, placed, text, x1 * k, y1 * k, y2 * k, h);
+      if (spot) ctx.fillText(text, spot[0], spot[1]);
     }
   }
   if (S.drag) {
@@ -244,6 +255,20 @@ function drawOverlay() {
     ctx.strokeRect(Math.min(d.x0, d.x1), Math.min(d.y0, d.y1), Math.abs(d.x1 - d.x0), Math.abs(d.y1 - d.y0));
     ctx.setLineDash([]);
   }
+}
+
+// Where a box's label goes without covering another label: above the box, else below it, else
+// inside its top; null (no label; the box is still drawn) when all three are taken.
+function labelSpot(ctx, placed, text, x, top, bottom, height) {
+  const w = ctx.measureText(text).width + 4;
+  for (const y of [Math.max(10, top - 3), Math.min(height - 2, bottom + 11), top + 11]) {
+    const r = [x + 2, y - 10, x + 2 + w, y + 2];
+    if (!placed.some((p) => r[0] < p[2] && p[0] < r[2] && r[1] < p[3] && p[1] < r[3])) {
+      placed.push(r);
+      return [x + 2, y];
+    }
+  }
+  return null;
 }
 
 function overlayPoint(ev) {
@@ -261,6 +286,35 @@ function hitManual(px, py) {
     if (px >= x1 * k && px <= x2 * k && py >= y1 * k && py <= y2 * k) return { track: t, box: at.box };
   }
   return null;
+}
+
+// A click on a person in the picture selects (or unselects) their whole track: the smallest box
+// under the pointer, so a face inside a body box is the face.
+function hitTrack(px, py) {
+  const k = scale();
+  let best = null, bestArea = Infinity;
+  for (const t of S.tracks) {
+    const at = boxAt(t, S.shownFrame);
+    if (!at) continue;
+    const [x1, y1, x2, y2] = at.box;
+    if (px < x1 * k || px > x2 * k || py < y1 * k || py > y2 * k) continue;
+    const area = (x2 - x1) * (y2 - y1);
+    if (area < bestArea) { best = t; bestArea = area; }
+  }
+  return best;
+}
+
+function selectAt(px, py) {
+  const t = hitTrack(px, py);
+  if (!t) return;
+  if (S.selected.has(t.id)) S.selected.delete(t.id); else S.selected.add(t.id);
+  applyFilter();
+  const at = S.filtered.indexOf(t);
+  if (at >= 0 && S.selected.has(t.id)) {
+    const list = $("list");
+    const top = at * ROW;
+    if (top < list.scrollTop || top > list.scrollTop + list.clientHeight - ROW) list.scrollTop = Math.max(0, top - ROW);
+  }
 }
 
 function setupDrawing() {
@@ -302,6 +356,7 @@ function setupDrawing() {
     if (box[2] - box[0] < 4 || box[3] - box[1] < 4) {
       const hit = hitManual(d.x0, d.y0);
       S.active = hit ? hit.track.id : null;
+      selectAt(d.x0, d.y0);
       drawSelected();
       drawOverlay();
       return;
@@ -358,6 +413,11 @@ function applyFilter() {
     if (mode === "here") return boxAt(t, f) !== null;
     return true;
   });
+  if (mode === "here") {
+    // The people on screen in reading order: left to right, then top to bottom.
+    const key = (t) => boxAt(t, f).box;
+    S.filtered.sort((a, b) => key(a)[0] - key(b)[0] || key(a)[1] - key(b)[1]);
+  }
   $("count").textContent = `${S.filtered.length} of ${S.tracks.length} tracks, ${S.selected.size} selected`;
   $("spacer").style.height = `${S.filtered.length * ROW}px`;
   renderRows(true);
@@ -590,11 +650,49 @@ async function startRender() {
   pollStatus();
 }
 
+function showLook() {
+  // The scan's worth-a-look items, most important first: click one to go to its frame and
+  // select its track.
+  const items = (S.plan.review.flags || []).filter((x) => x && Number.isInteger(x.frame));
+  $("lookcount").textContent = items.length ? `${items.length} item${items.length > 1 ? "s" : ""}` : "nothing flagged";
+  const list = $("looklist");
+  list.replaceChildren(...items.map((it) => {
+    const li = document.createElement("li");
+    const go = button(`frame ${it.frame}`, () => {
+      if (Number.isInteger(it.track) && S.byId.has(it.track)) { S.selected = new Set([it.track]); applyFilter(); }
+      seek(it.frame);
+    });
+    li.append(go, " ", (it.reasons || []).join("; "));
+    return li;
+  }));
+}
+
+function showSubject() {
+  // A subject-access request (the plan's show_only): say so, and offer to end it.
+  const el = $("showonly");
+  const so = S.plan.show_only;
+  if (!so) { el.replaceChildren(); el.classList.add("hidden"); return; }
+  el.classList.remove("hidden");
+  el.replaceChildren(
+    `Showing only track${so.tracks.length > 1 ? "s" : ""} ${so.tracks.join(", ")}: everything else is masked in every frame `,
+    button("Show everyone", () => edit("/api/show_only", { ids: [] })),
+  );
+}
+
 async function pollStatus() {
   clearTimeout(S.renderPoll);
   let st;
   try { st = await api("/api/status"); } catch (err) { say(err.message); return; }
   const r = st.render;
+  showRender(r);
+  if (r.state === "running" || (st.proxy && st.proxy.state === "making")) {
+    S.renderPoll = setTimeout(pollStatus, 500);
+  }
+  if (st.proxy && st.proxy.state === "making") $("saved").textContent = `making a seek proxy ${st.proxy.done}/${S.frames}`;
+}
+
+function showRender(r) {
+  if (!r) return;
   const el = $("renderstate");
   if (r.state === "running") {
     el.textContent = `rendering ${r.done || 0}/${r.total || "?"}`;
@@ -606,15 +704,19 @@ async function pollStatus() {
     const rep = document.createElement("a");
     rep.href = url("/media/report.html"); rep.textContent = "report"; rep.target = "_blank";
     el.replaceChildren("rendered: ", out, " ", rep);
+    if (r.out_of_date) {
+      // The plan changed after this render started: the file does not hold the latest edits.
+      const stale = document.createElement("strong");
+      stale.id = "outofdate"; stale.className = "warn";
+      stale.textContent = ` out of date (plan version ${r.version}, now ${S.plan ? S.plan.session.version : "?"}): render again`;
+      el.append(stale);
+    }
   } else if (r.state === "failed") {
     $("render").disabled = false;
     el.textContent = "render failed";
-    say(r.error);
+    if (r.error !== S.lastError) say(r.error);
+    S.lastError = r.error;
   }
-  if (r.state === "running" || (st.proxy && st.proxy.state === "making")) {
-    S.renderPoll = setTimeout(pollStatus, 500);
-  }
-  if (st.proxy && st.proxy.state === "making") $("saved").textContent = `making a seek proxy ${st.proxy.done}/${S.frames}`;
 }
 
 async function markReviewed() {
