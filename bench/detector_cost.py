@@ -19,8 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from veil.detectors import create
-from veil.presets import get_preset
+from veil.analysis.detectors import create
+from veil.analysis.presets import get_preset
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -43,10 +43,10 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from veil.analysis.detect import FrameDetector  # noqa: E402
 from veil.config import Settings  # noqa: E402
-from veil.detect import FrameDetector  # noqa: E402
-from veil.live import LiveOptions, run_live  # noqa: E402
 from veil.progress import Reporter  # noqa: E402
+from veil.runners.live import LiveOptions, run_live  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 SIZES = [(320, 180), (480, 270), (640, 360), (960, 540), (1280, 720), (1920, 1080)]

@@ -145,7 +145,7 @@ def score_cue(
 ) -> dict[str, Any]:
     """Run detector `name` on the clip; `sequential`: on every frame up to the last chosen one (a
     motion cue needs them in order), else only on the chosen frames."""
-    from veil.detectors import create
+    from veil.analysis.detectors import create
 
     detector = create(name, **options)
     want = set(frames)

@@ -51,10 +51,10 @@ sys.path.insert(0, str(BENCH))
 
 from scoring import REDACTED_FRACTION, face_redacted, far_mask  # noqa: E402
 
-from veil.boxes import grow, to_pixels  # noqa: E402
-from veil.detectors import create  # noqa: E402
-from veil.detectors.plates import PlateDetector  # noqa: E402
-from veil.detectors.text import TextDetector  # noqa: E402
+from veil.analysis.boxes import grow, to_pixels  # noqa: E402
+from veil.analysis.detectors import create  # noqa: E402
+from veil.analysis.detectors.plates import PlateDetector  # noqa: E402
+from veil.analysis.detectors.text import TextDetector  # noqa: E402
 
 MIN_WIDTH = 60.0
 

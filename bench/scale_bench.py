@@ -179,10 +179,12 @@ def footage_hours(folder: Path) -> float:
     return total
 
 
-def segment_costs(out: Path) -> tuple[list[float], list[float]]:
-    """(seconds each segment took inside its worker, frames of each) from the manifest."""
+def segment_costs(work_dir: Path) -> tuple[list[float], list[float]]:
+    """(seconds each segment took inside its worker, frames of each) from the manifest, which
+    the run kept (--keep-work) in its --work-dir."""
     secs, frames = [], []
-    for line in (out / ".veil-manifest.jsonl").read_text().splitlines():
+    manifest = next((work_dir / "jobs").glob("*/manifest.jsonl"))
+    for line in manifest.read_text().splitlines():
         e = json.loads(line)
         if e["kind"] == "segment" and e["status"] == "done":
             secs.append(e["report"]["seconds"])
@@ -269,11 +271,15 @@ def long_runs(a: argparse.Namespace, work: Path, veil: list[str], common: list[s
     long_rows: dict[str, dict[str, Any]] = {}
     for name, extra in runs.items():
         out = work / ("long_out_" + name.replace(" ", "_"))
+        kept = work / ("long_work_" + name.replace(" ", "_"))
         shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(kept, ignore_errors=True)
         out.mkdir()
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        long_rows[name] = run(veil, [str(long_clip), "-o", str(out / "long.mp4"), *extra, *common])
+        keep = ["--work-dir", str(kept), "--keep-work"]
+        long_rows[name] = run(veil, [str(long_clip), "-o", str(out / "long.mp4"), *extra, *keep, *common])
         long_rows[name]["out"] = out
+        long_rows[name]["work"] = kept
         long_rows[name]["frames"], long_rows[name]["duration_s"] = _frames_and_duration(out / "long.mp4")
     print(f"\n## one {minutes:g}-minute 720p 30 fps video, 3 moving faces ({cores} cores)")
     print("| run | wall s | x realtime | wall per footage hour | frames out | peak MiB | RSS by tenth of run (MiB) |")
@@ -299,7 +305,7 @@ def long_runs(a: argparse.Namespace, work: Path, veil: list[str], common: list[s
     # 3. Projection: per-segment cost and engine overhead, per engine.
     summary = {}
     for name in [n for n in long_rows if n != unseg]:
-        secs, frames = segment_costs(long_rows[name]["out"])
+        secs, frames = segment_costs(long_rows[name]["work"])
         n = len(secs)
         wall = float(long_rows[name]["wall_s"])
         busy = sum(secs)

@@ -37,13 +37,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import video_bench as vb  # noqa: E402
 
-from veil.box_policy import TrackerConfig  # noqa: E402
+from veil.analysis.box_policy import TrackerConfig  # noqa: E402
+from veil.analysis.detect import FrameDetector  # noqa: E402
+from veil.analysis.presets import VIDEO_LARGE, get_preset  # noqa: E402
+from veil.analysis.track import CutDetector, LookaheadTracker  # noqa: E402
 from veil.config import Settings  # noqa: E402
-from veil.detect import FrameDetector  # noqa: E402
-from veil.masks import create as create_mask  # noqa: E402
-from veil.presets import VIDEO_LARGE, get_preset  # noqa: E402
-from veil.redact import Redactor  # noqa: E402
-from veil.track import CutDetector, LookaheadTracker  # noqa: E402
+from veil.render.masks import create as create_mask  # noqa: E402
+from veil.render.redact import Redactor  # noqa: E402
 from veil.types import Detections, Frame  # noqa: E402
 
 CACHE = vb.BENCH / "work" / "tracker_search"

@@ -357,7 +357,7 @@ def veil_detections(report: Path) -> dict[str, dict[int, np.ndarray]]:
 
 def detected_series(clip: Clip, found: dict[int, np.ndarray]) -> dict[str, list[bool]]:
     """Per face id, per frame: did the tool's own detector find it (IoU >= 0.3)?"""
-    from veil.boxes import iou_matrix
+    from veil.analysis.boxes import iou_matrix
 
     out: dict[str, list[bool]] = {}
     for i, faces in enumerate(clip.faces):

@@ -34,7 +34,7 @@ from scipy.signal import resample_poly
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from veil.audio import DISGUISE_ALPHA, AudioEdit, Editor  # noqa: E402
+from veil.media.audio import DISGUISE_ALPHA, AudioEdit, Editor  # noqa: E402
 
 VOICES = REPO.parent / "shared" / "data" / "voices"
 RATE = 16000

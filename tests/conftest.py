@@ -26,6 +26,15 @@ SAMPLE_FACE = (190, 70, 75, 100)
 needs_shared = pytest.mark.skipif(not (SHARED / "faces.json").is_file(), reason="../shared/data absent")
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own veil work directory (cache.py), inherited by the CLI it starts:
+    nothing is written to the user's ~/.cache, and a test sees only its own leftovers."""
+    path = tmp_path_factory.mktemp("veil-cache")
+    monkeypatch.setenv("VEIL_CACHE_DIR", str(path))
+    return path
+
+
 def sigint_as_ctrl_c() -> None:
     """`preexec_fn` for a veil started to be interrupted: a child inherits an ignored SIGINT when
     the tests run as a background job (`cmd &` in a script ignores it), and Python then never
@@ -157,9 +166,9 @@ def clip_face_box(i: int, frames: int, size: tuple[int, int] = (320, 240)) -> tu
 def report_frames(file_record: dict[str, Any]) -> list[dict[str, Any]]:
     """Per-frame boxes of one file of a JSON report, read back from the plan it embeds:
     [{"frame": i, "boxes": [{"label", "box", "score", "filled", "mask"}]}] for every frame."""
-    from veil.masks import create as create_mask
     from veil.plan import FrameBoxes, plan_from_json
-    from veil.redact import Redactor
+    from veil.render.masks import create as create_mask
+    from veil.render.redact import Redactor
 
     plan = plan_from_json(file_record["plan_content"])
     redactor = Redactor(create_mask("solid"), float(plan.settings.get("margin") or 0.0))

@@ -81,7 +81,7 @@ def make_seeds(directory: Path) -> list[Path]:
     cv2.imwrite(str(directory / "deep16.png"), deep[..., ::-1])
     cv2.imwrite(str(directory / "float.tif"), (deep.mean(axis=2) / 65535).astype(np.float32))
     # HEIC (libheif inside pillow-heif), AVIF and APNG: native decoders of their own.
-    from veil.heif import register
+    from veil.media.heif import register
 
     register()
     small.save(directory / "photo.heic", quality=60)
@@ -226,18 +226,18 @@ def _quiet_worker() -> None:
     uses every core). The model does not depend on the input, so caching it skips no check."""
     import functools
 
+    import veil.analysis.detectors
     import veil.cli  # noqa: F401
-    import veil.detectors
 
-    real = veil.detectors.onnx_session
+    real = veil.analysis.detectors.onnx_session
 
     @functools.lru_cache(maxsize=8)
     def cached(model_path: Path, threads: int = 0) -> object:
         return real(model_path, 1)
 
-    veil.detectors.onnx_session = cached
+    veil.analysis.detectors.onnx_session = cached
     for module in list(sys.modules.values()):
-        if getattr(module, "__name__", "").startswith("veil.detectors.") and hasattr(module, "onnx_session"):
+        if getattr(module, "__name__", "").startswith("veil.analysis.detectors.") and hasattr(module, "onnx_session"):
             module.onnx_session = cached
 
 
@@ -306,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="veil-fuzz-seeds-") as tmp:
+        # veil's work directory (done records) in the run's own temporary folder, not ~/.cache.
+        os.environ.setdefault("VEIL_CACHE_DIR", str(Path(tmp) / "veil-cache"))
         results, failed = run(args.cases, args.seed, args.workers, Path(tmp), progress=True)
     errors = sum(r.ok and r.detail.startswith("error") for r in results)
     successes = sum(r.ok and r.detail == "ok" for r in results)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest import SHARED, make_video, probe, run_cli
 
-from veil.audio import AudioEdit, Editor, parse_ranges
 from veil.errors import VeilError
+from veil.media.audio import AudioEdit, Editor, parse_ranges
 
 SPEECH = SHARED / "voices" / "speakers" / "1688" / "1688-142285-0000.flac"
 needs_speech = pytest.mark.skipif(not SPEECH.is_file(), reason="../shared/data/voices absent")

@@ -28,10 +28,11 @@ from conftest import (
     sigint_as_ctrl_c,
 )
 
-from veil.batch import MANIFEST, Manifest, detector_actor_options, ray_task_options, worker_threads
 from veil.config import Settings
-from veil.segments import cut, overlap_frames
-from veil.segments import probe as probe_cuts
+from veil.runners.batch import MANIFEST, WORKDIR, Manifest, detector_actor_options, ray_task_options, worker_threads
+from veil.runners.cache import Cache
+from veil.runners.segments import cut, overlap_frames
+from veil.runners.segments import probe as probe_cuts
 
 
 def regop(src: Path, dst: Path, gop: int, keep_audio: bool = True) -> Path:
@@ -67,8 +68,14 @@ def regop(src: Path, dst: Path, gop: int, keep_audio: bool = True) -> Path:
     return dst
 
 
+def manifest_path(directory: Path) -> Path:
+    """The manifest of the job writing into `directory`: in veil's work directory, not there."""
+    job = Cache.at().existing_job_dir(directory)
+    return (job if job is not None else Path("/nonexistent")) / MANIFEST
+
+
 def manifest_lines(directory: Path) -> list[dict]:
-    return [json.loads(line) for line in (directory / MANIFEST).read_text().splitlines()]
+    return [json.loads(line) for line in manifest_path(directory).read_text().splitlines()]
 
 
 def test_worker_threads_share_the_cores() -> None:
@@ -87,14 +94,15 @@ def test_images_byte_identical_j1_j2(tmp_path: Path) -> None:
     Image.open(SAMPLE_IMAGE).convert("RGB").resize((300, 300)).save(src / "b.jpg", quality=92)
     Image.open(SAMPLE_IMAGE).convert("RGB").rotate(90).save(src / "c.png")
     run_cli(src, "-o", tmp_path / "j1", "-j1", check=True)
-    proc = run_cli(src, "-o", tmp_path / "j2", "-j2", check=True)
+    proc = run_cli(src, "-o", tmp_path / "j2", "-j2", "--keep-work", check=True)
     for name in ("a.png", "b.jpg", "c.png"):
         assert (tmp_path / "j1" / name).read_bytes() == (tmp_path / "j2" / name).read_bytes(), name
     # The -j2 run used the runner: a manifest, a summary with throughput.
     lines = manifest_lines(tmp_path / "j2")
     assert Counter(e["status"] for e in lines) == {"running": 3, "done": 3}
-    assert "of footage per hour" in proc.stderr
-    assert not (tmp_path / "j1" / MANIFEST).exists()  # -j1 is the sequential reference
+    # Photos only: a file count and time, no "0.000 h of video".
+    assert "3 files in " in proc.stderr and " h of video" not in proc.stderr
+    assert Cache.at().existing_job_dir(tmp_path / "j1") is None  # -j1 is the sequential reference
 
 
 def test_video_j1_j2_same_frames_and_rerun_skips(tmp_path: Path) -> None:
@@ -104,7 +112,7 @@ def test_video_j1_j2_same_frames_and_rerun_skips(tmp_path: Path) -> None:
     make_video(src / "two.mp4", frames=10, rotation=90)
     common = ["--preset", "fast", "--lookahead", "0.5"]
     run_cli(src, "-o", tmp_path / "j1", "-j1", *common, check=True)
-    run_cli(src, "-o", tmp_path / "j2", "-j2", *common, check=True)
+    run_cli(src, "-o", tmp_path / "j2", "-j2", "--keep-work", *common, check=True)
     for name in ("one.mp4", "two.mp4"):
         a, b = decode_frames(tmp_path / "j1" / name), decode_frames(tmp_path / "j2" / name)
         assert len(a) == len(b)
@@ -128,7 +136,7 @@ def test_segment_boundary_inside_a_face_track(tmp_path: Path) -> None:
     assert len(segs) >= 2 and all(s.start % 10 == 0 for s in segs)  # cuts at keyframes
     common = ["--preset", "fast", "--lookahead", "0.5"]
     run_cli(clip, "-o", tmp_path / "one.mp4", "-j1", *common, check=True)
-    run_cli(clip, "-o", tmp_path / "seg.mp4", "-j2", "--segment-seconds", "1.5", *common, check=True)
+    run_cli(clip, "-o", tmp_path / "seg.mp4", "-j2", "--segment-seconds", "1.5", "--keep-work", *common, check=True)
     lines = manifest_lines(tmp_path)
     cuts = sorted(e["report"]["segment"]["start"] for e in lines if e["kind"] == "segment" and e["status"] == "done")
     assert len(cuts) == len(segs) >= 2
@@ -151,7 +159,7 @@ def test_segment_boundary_inside_a_face_track(tmp_path: Path) -> None:
     for track in plan["tracks"]:
         covered.update(range(track["boxes"][0]["frame"], track["boxes"][-1]["frame"] + 1))
     assert covered == set(range(frames))
-    assert not any(p.name.startswith("segment-") for p in (tmp_path / ".veil-work").rglob("*"))
+    assert not any(p.name.startswith("segment-") for p in (manifest_path(tmp_path).parent / WORKDIR).rglob("*"))
 
 
 def test_rotated_video_segmented_keeps_rotation(tmp_path: Path) -> None:
@@ -189,7 +197,9 @@ def start_segmented_run(tmp_path: Path) -> tuple[Path, Path, list[Any], subproce
     for i in range(3):
         regop(make_video(tmp_path / f"raw{i}.mp4", frames=30), src / f"v{i}.mp4", gop=10)
     out = tmp_path / "out"
-    args: list[Any] = [src, "-o", out, "-j2", "--segment-seconds", "1", "--preset", "fast", "--lookahead", "0.5"]
+    args: list[Any] = [
+        src, "-o", out, "-j2", "--segment-seconds", "1", "--preset", "fast", "--lookahead", "0.5", "--keep-work"
+    ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "veil", *map(str, args)],
         stdout=subprocess.PIPE,
@@ -205,7 +215,7 @@ def test_killed_worker_completed_by_rerun(tmp_path: Path) -> None:
     killed = None
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
-        done = [e for e in manifest_lines(out) if e["status"] == "done"] if (out / MANIFEST).is_file() else []
+        done = [e for e in manifest_lines(out) if e["status"] == "done"] if manifest_path(out).is_file() else []
         # Kill a worker once some work is finished and some is in flight.
         if done and killed is None:
             workers = [
@@ -269,7 +279,7 @@ def test_default_segments_keep_every_worker_busy() -> None:
     """Without --segment-seconds a long video gets about two segments per worker (an hour on 16
     workers: 32 or more, so no worker idles while one file remains), capped at 300 s so an
     interruption loses little, and never below 60 s, where the overlap decoded twice costs 5 %."""
-    from veil.segments import DEFAULT_SEGMENT_S, MIN_DEFAULT_SEGMENT_S, default_segment_seconds
+    from veil.runners.segments import DEFAULT_SEGMENT_S, MIN_DEFAULT_SEGMENT_S, default_segment_seconds
 
     hour = 3600.0
     assert default_segment_seconds(hour, 1) is None
@@ -289,7 +299,7 @@ def test_ctrl_c_stops_workers_leaves_no_partial_file_and_resumes(tmp_path: Path)
     workers: list[int] = []
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
-        done = [e for e in manifest_lines(out) if e["status"] == "done"] if (out / MANIFEST).is_file() else []
+        done = [e for e in manifest_lines(out) if e["status"] == "done"] if manifest_path(out).is_file() else []
         workers = [c for c in _children(proc.pid) if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text()]
         if done and workers:
             proc.send_signal(signal.SIGINT)
@@ -311,3 +321,26 @@ def test_ctrl_c_stops_workers_leaves_no_partial_file_and_resumes(tmp_path: Path)
     assert not {e["key"] for e in second if e["status"] == "running"} & done_first
     for i in range(3):
         assert probe(out / f"v{i}.mp4")["frames"] == 30
+
+
+def test_workers_die_with_a_killed_main_process(tmp_path: Path) -> None:
+    """SIGKILL of the main process of a `-j2` run (no chance to clean up): its workers end within
+    seconds instead of running on, and they unwind first, leaving no temporary output."""
+    _src, out, _args, proc = start_segmented_run(tmp_path)
+    workers: list[int] = []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = [e for e in manifest_lines(out) if e["status"] == "done"] if manifest_path(out).is_file() else []
+        workers = [c for c in _children(proc.pid) if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text()]
+        # Both workers busy with real work (a segment finished, so their models are loaded).
+        if done and len(workers) >= 2:
+            break
+        time.sleep(0.05)
+    assert len(workers) >= 2 and proc.poll() is None, "the run ended before its main process could be killed"
+    proc.kill()
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and [w for w in workers if _alive(w)]:
+        time.sleep(0.1)
+    assert not [w for w in workers if _alive(w)], "a worker outlived its killed main process"
+    assert not [p for p in out.rglob("*veil-tmp*")]

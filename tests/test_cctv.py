@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from conftest import SAMPLE_IMAGE, decode_frames, make_video, probe, report_frames, rgb, run_cli
 
-from veil.detectors import create
+from veil.analysis.detectors import create
+from veil.analysis.track import LookaheadTracker
+from veil.analysis.zones import ZonePainter, from_json, load_zones, parse_zones, rasterise, to_json
 from veil.errors import VeilError
 from veil.timerange import TimeRange, parse_time
-from veil.track import LookaheadTracker
 from veil.types import Detections, Frame
-from veil.zones import ZonePainter, from_json, load_zones, parse_zones, rasterise, to_json
 
 # --------------------------------------------------------------------------- zones
 

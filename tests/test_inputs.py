@@ -20,7 +20,7 @@ from conftest import SAMPLE_FACE, SAMPLE_IMAGE, report_frames
 from PIL import Image
 
 from veil.cli import main
-from veil.inspect import identifying, inspect_file
+from veil.media.inspect import identifying, inspect_file
 
 PHOTO = np.asarray(Image.open(SAMPLE_IMAGE).convert("RGB"))
 FX, FY, FW, FH = SAMPLE_FACE

@@ -22,7 +22,7 @@ from metadata_media import (
 )
 from PIL import Image
 
-from veil.inspect import inspect_file, main, summarize
+from veil.media.inspect import inspect_file, main, summarize
 
 
 def keys(path: Path) -> set[str]:

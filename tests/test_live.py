@@ -27,12 +27,12 @@ import pytest
 from conftest import SAMPLE_FACE, SAMPLE_IMAGE, make_video, probe
 from PIL import Image
 
+from veil.analysis.detect import FrameDetector
+from veil.analysis.zones import load_zones
 from veil.config import Settings
-from veil.detect import FrameDetector
 from veil.errors import VeilError
-from veil.live import UNSEEN, DetectionWorker, LiveOptions, LiveStats, Slot, dest_kind, run_live
+from veil.runners.live import UNSEEN, DetectionWorker, LiveOptions, LiveStats, Slot, dest_kind, run_live
 from veil.types import Detections
-from veil.zones import load_zones
 
 SIZE = (640, 360)
 FPS = 15
@@ -347,7 +347,7 @@ def test_frames_without_a_detection_in_their_look_ahead_are_masked() -> None:
 def test_zones_file(tmp_path: Path) -> None:
     path = tmp_path / "zones.json"
     path.write_text(json.dumps({"zones": [{"name": "door", "polygon": [[0, 0], [10, 0], [10, 10]]}]}))
-    (zone,) = load_zones(path)  # veil.zones' reader: live takes the same zone files as file runs
+    (zone,) = load_zones(path)  # veil.analysis.zones' reader: live takes the same zone files as file runs
     assert zone.name == "door" and zone.pixels(64, 48).shape == (3, 2)
     path.write_text(json.dumps([[[0, 0], [1, 1]]]))
     with pytest.raises(VeilError, match="at least 3 points"):

@@ -198,8 +198,8 @@ def test_review_render_honours_zones_range_and_audio(media: dict[str, Any], tmp_
     ranges set on the page."""
     from test_review import call
 
-    from veil.review_server.app import create_app
-    from veil.review_server.session import ReviewSession
+    from veil.review.server.app import create_app
+    from veil.review.server.session import ReviewSession
 
     src = tmp_path / "clip.mp4"
     src.write_bytes(media["src"].read_bytes())

@@ -23,10 +23,10 @@ from metadata_media import (
 )
 from PIL import ExifTags, Image
 
-from veil import pipeline as pipeline_module
 from veil.cli import main
-from veil.inspect import identifying, inspect_file
-from veil.metadata import kept_exif
+from veil.media.inspect import identifying, inspect_file
+from veil.media.metadata import kept_exif
+from veil.runners import pipeline as pipeline_module
 
 
 @pytest.fixture(scope="module")

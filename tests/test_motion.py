@@ -6,8 +6,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from veil.motion import IDENTITY, CameraMotion, transform_boxes
-from veil.track import LookaheadTracker
+from veil.analysis.motion import IDENTITY, CameraMotion, transform_boxes
+from veil.analysis.track import LookaheadTracker
 from veil.types import Detections, Frame
 
 W, H = 320, 240

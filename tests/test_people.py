@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from conftest import SAMPLE_FACE, SAMPLE_IMAGE, SHARED, covered_fraction, decode_frames, rgb, run_cli
 
-from veil.detectors import create
-from veil.detectors.people import heads_of
+from veil.analysis.detectors import create
+from veil.analysis.detectors.people import heads_of
 
 # The shared clip; VEIL_SHARED_DATA points elsewhere (a worktree has no ../shared beside it).
 MALL = Path(os.environ.get("VEIL_SHARED_DATA", SHARED)) / "cctv"
@@ -82,7 +82,7 @@ def test_nothing_on_an_empty_scene_and_no_network_on_stills() -> None:
     assert len(create("people", motion=False, network=False).detect(still_person_frame())) == 0
 
 
-def test_redact_heads_masks_a_still_person_in_a_video(tmp_path: Path) -> None:
+def test_redact_people_masks_a_still_person_in_a_video(tmp_path: Path) -> None:
     frame = still_person_frame()
     src = tmp_path / "still.mp4"
     with av.open(str(src), "w") as c:
@@ -96,7 +96,7 @@ def test_redact_heads_masks_a_still_person_in_a_video(tmp_path: Path) -> None:
         for p in s.encode(None):
             c.mux(p)
     out = tmp_path / "out.mp4"
-    run_cli(src, "-o", out, "--redact", "heads", "--report", tmp_path / "r.json", check=True)
+    run_cli(src, "-o", out, "--redact", "people", "--report", tmp_path / "r.json", check=True)
     frames = decode_frames(out)
     before = decode_frames(src)
     assert len(frames) == 12

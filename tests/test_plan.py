@@ -149,12 +149,12 @@ def test_scan_render_video_matches_one_shot(tmp_path: Path) -> None:
 
 def test_render_with_another_mask_needs_no_detector(image_plan: Any, tmp_path: Path, monkeypatch: Any) -> None:
     src, plan_path, faces = image_plan
-    import veil.detectors
+    import veil.analysis.detectors
 
     def no_detector(*_: Any, **__: Any) -> None:
         raise AssertionError("render ran a detector")
 
-    monkeypatch.setattr(veil.detectors, "create", no_detector)
+    monkeypatch.setattr(veil.analysis.detectors, "create", no_detector)
     out = tmp_path / "blur.png"
     assert main(["render", str(plan_path), "-o", str(out), "--mask", "blur", "--margin", "0.3", "-q"]) == 0
     original, after = rgb(src), rgb(out)

@@ -14,10 +14,11 @@ from test_batch import manifest_lines, regop
 
 ray = pytest.importorskip("ray")
 
-from veil.batch import Runner  # noqa: E402
 from veil.config import Settings  # noqa: E402
-from veil.pipeline import plan_jobs  # noqa: E402
 from veil.progress import Reporter  # noqa: E402
+from veil.runners.batch import Runner  # noqa: E402
+from veil.runners.cache import Cache  # noqa: E402
+from veil.runners.pipeline import plan_jobs  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,8 @@ def cluster() -> Iterator[dict]:
 def _run(inputs: Path, out: Path, settings: Settings, segment_s: float | None = None) -> list:
     jobs, failed = plan_jobs([str(inputs)], str(out), settings)
     assert not failed
-    return Runner(settings, Reporter(quiet=True), 2, segment_s, "ray", None, out).run(jobs)
+    cache = Cache.at()  # the test's own work directory (conftest), where manifest_lines looks
+    return Runner(settings, Reporter(quiet=True), 2, segment_s, "ray", None, cache.job_dir(out), cache).run(jobs)
 
 
 def test_ray_matches_sequential(tmp_path: Path, cluster: dict) -> None:
@@ -67,7 +69,7 @@ def test_gpu_design_with_a_declared_gpu(tmp_path: Path, cluster: dict) -> None:
     tasks. Ray schedules by declared resources, so the actor gets GPU id 0 exactly as on a GPU
     node; onnxruntime runs on the CPU here (no CUDA provider installed). The outputs must be
     those of the one-pass run: a plan renders the same pixels as the run that made it."""
-    from veil.batch import RayEngine
+    from veil.runners.batch import RayEngine
 
     ray.shutdown()
     ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)

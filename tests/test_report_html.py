@@ -18,8 +18,8 @@ from PIL import Image
 
 from veil.cli import main
 from veil.plan import FrameBoxes, plan_from_json
-from veil.report_html import render_html
-from veil.review import ReviewLog, ThumbnailSampler
+from veil.report.html import render_html
+from veil.review.log import ReviewLog, ThumbnailSampler
 from veil.types import Detections
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -64,7 +64,8 @@ def test_html_is_written_beside_the_json_and_is_self_contained(report: Path) -> 
     for b64 in pictures:
         assert Image.open(io.BytesIO(base64.b64decode(b64))).width <= 320
     frames_shown = [int(n) for n in re.findall(r'<figure id="f0-frame(\d+)"', html)]
-    assert frames_shown == sorted(frames_shown) and len(frames_shown) >= 8  # spread over the 30 frames
+    # Each picture once (flagged ones first, beside the worth-a-look list), spread over the 30 frames.
+    assert len(set(frames_shown)) == len(frames_shown) >= 8
     assert max(frames_shown) >= 20
     video = data["files"][0]
     # Every box of every frame is in the report, as the file's plan.
@@ -75,21 +76,56 @@ def test_html_is_written_beside_the_json_and_is_self_contained(report: Path) -> 
     assert "_thumbnails" not in report.read_text()
 
 
-def test_review_list_names_doubtful_frames() -> None:
-    def face(score: float, filled: bool = False) -> Detections:
-        return Detections(np.array([[0, 0, 50, 50]]), np.array([score]), np.array(["face"]), filled=np.array([filled]))
+def test_worth_a_look_is_a_few_ranked_items_with_reasons() -> None:
+    from veil.review.log import GAP_FRAMES, LOW_FRAMES, MAX_ITEMS
+
+    def track(tid: int, score: float, filled: bool = False) -> Detections:
+        return Detections(
+            np.array([[0, 0, 50, 50]]), np.array([score]), np.array(["face"]), np.array([tid]), np.array([filled])
+        )
+
+    def both(a: Detections, b: Detections) -> Detections:
+        return Detections(
+            np.vstack([a.xyxy, b.xyxy]),
+            np.concatenate([a.confidence, b.confidence]),
+            np.concatenate([a.label, b.label]),
+            np.concatenate([a.track_id, b.track_id]),
+            np.concatenate([a.filled, b.filled]),
+        )
 
     log = ReviewLog()
-    for i, dets in enumerate([face(0.9), face(0.22), face(1.0, filled=True), Detections.empty()]):
-        log.offer(i, dets)
-    review = log.flags()
-    assert [r["frame"] for r in review] == [1, 2]
-    assert len(log.warnings()) == 2
+    frames = []
+    # Track 1: detected, lost for GAP_FRAMES (filled in), found again. Track 2: weak all along.
+    # Track 3 (frames 0-2): one weak detection and a short fill: nothing worth a look.
+    for i in range(40):
+        one = track(1, 0.9, filled=5 <= i < 5 + GAP_FRAMES)
+        two = track(2, 0.25)
+        dets = both(one, two)
+        if i < 3:
+            dets = both(dets, track(3, 0.2 if i == 1 else 0.9, filled=i == 2))
+        frames.append(dets)
+    for i, dets in enumerate(frames):
+        log.offer(i, dets, ["second opinion: 1 face-like region outside every mask"] if i == 30 else None)
+    items = log.flags()
+    assert [(it["kind"], it["frame"], it["track"]) for it in items] == [
+        ("second", 30, None),
+        ("gap", 5 + GAP_FRAMES, 1),
+        ("low", LOW_FRAMES - 1, 2),
+    ]
+    assert items[1]["frames"] == [5, 4 + GAP_FRAMES] and "lost for" in items[1]["reasons"][0]
+    assert len(log.warnings()) == 3
+    # Bounded: a flood of doubts keeps the MAX_ITEMS most worth a look.
+    flood = ReviewLog()
+    for i in range(500):
+        flood.offer(i, track(1, 0.9), ["second opinion: 2 face-like regions outside every mask"] * (1 + (i == 250)))
+    assert len(flood.flags()) == MAX_ITEMS and flood.flags()[0]["frame"] == 250
     report = {"veil_version": "x", "settings": {}, "files": [
-        {"status": "ok", "input": "a.mp4", "output": "b.mp4", "review": review,
-         "frames_processed": 4}]}  # fmt: skip
+        {"status": "ok", "input": "a.mp4", "output": "b.mp4", "review": items,
+         "frames_processed": 40}]}  # fmt: skip
     html = render_html(report)
-    assert "low-confidence detection" in html and "filled in by the tracker" in html
+    assert "lost for" in html and "outside every mask" in html
+    # The summary comes first, the settings last and folded.
+    assert html.index("Worth a human look") < html.index("<details>") < html.index("Settings and run")
 
 
 def test_sampler_memory_is_bounded_and_keeps_the_worst_frames() -> None:
@@ -98,7 +134,8 @@ def test_sampler_memory_is_bounded_and_keeps_the_worst_frames() -> None:
     for i in range(2000):
         score = 0.21 if i in (1500, 1777) else 0.9
         dets = Detections(np.array([[10, 10, 80, 80]]), np.array([score]), np.array(["face"]))
-        priority, reasons = ReviewLog().offer(i, dets)
+        doubts = ["second opinion: 1 face-like region outside every mask"] if score < 0.5 else None
+        priority, reasons = ReviewLog().offer(i, dets, doubts)
         painted = np.array([[10, 10, 80, 80]])
         sampler.offer(image, i, dets, painted, np.zeros((0, 4), int), priority, reasons)
     thumbs = sampler.result()
@@ -132,3 +169,14 @@ def test_report_renders_in_headless_chromium_without_console_errors(report: Path
     assert console_messages(proc.stderr) == []
     pixels = np.asarray(Image.open(shot).convert("RGB"))
     assert pixels.std() > 10  # something was drawn, not a blank page
+
+
+def test_terminal_summary_lists_the_first_items() -> None:
+    from veil.cli import worth_a_look_lines
+
+    items = [{"frame": 10 * i, "kind": "gap", "track": i, "reasons": [f"reason {i}"]} for i in range(8)]
+    lines = worth_a_look_lines({"input": "a.mp4", "review": items})
+    assert lines[0] == "a.mp4: 8 items worth a look (8 frames):"
+    assert lines[1:6] == [f"  frame {10 * i}: reason {i}" for i in range(5)]
+    assert lines[6].startswith("  ... 3 more") and len(lines) == 7
+    assert worth_a_look_lines({"input": "a.mp4", "review": []}) == []

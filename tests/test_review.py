@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 from conftest import make_video
 
-from veil.detectors import sha256_of
+from veil.analysis.detectors import sha256_of
+from veil.media.source import VideoSource
 from veil.plan import Plan, PlanBox, Track, load_plan, write_plan
-from veil.review_server.app import create_app
-from veil.review_server.session import ReviewSession
-from veil.source import VideoSource
+from veil.review.server.app import create_app
+from veil.review.server.session import ReviewSession
 
 TOKEN = "test-token-0123456789"
 PORT = 8765
@@ -355,7 +355,7 @@ def test_photo_review_and_render(tmp_path: Path) -> None:
     from conftest import SAMPLE_IMAGE
 
     from veil.progress import Reporter
-    from veil.review_server import plan_for
+    from veil.review.server import plan_for
 
     photo = tmp_path / "astronaut.png"
     photo.write_bytes(SAMPLE_IMAGE.read_bytes())
@@ -401,14 +401,16 @@ def test_merging_manual_tracks_keeps_their_keyframes(review: Any) -> None:
 
 def test_seek_proxy_is_made_during_the_scan_and_frame_accurate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from veil.progress import Reporter
-    from veil.review_server import frames, plan_for
+    from veil.review.server import frames, plan_for
 
     # Any keyframe interval counts as long here, so this small clip gets a proxy.
     monkeypatch.setattr(frames, "PROXY_THRESHOLD_PIXELS", 0)
     video = make_video(tmp_path / "clip.mp4", frames=FRAMES, size=SIZE, fps=10)
     plan_path = plan_for(video, rescan=False, preset="fast", reporter=Reporter(quiet=True))
-    proxies = list(tmp_path.glob(".clip.mp4.*.proxy.mp4"))
-    assert len(proxies) == 1, sorted(p.name for p in tmp_path.iterdir())
+    # In veil's private work directory (VEIL_CACHE_DIR, set per test by conftest), not beside the input.
+    proxies = list((Path(os.environ["VEIL_CACHE_DIR"]) / "proxies").glob("*.clip.mp4.proxy.mp4"))
+    assert len(proxies) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "clip.plan.json"]
     session = ReviewSession(plan_path)
     app = create_app(session, TOKEN, [PORT])
     try:
@@ -424,4 +426,5 @@ def test_seek_proxy_is_made_during_the_scan_and_frame_accurate(tmp_path: Path, m
             assert int(np.argmin(errors)) == frame
         assert session.proxy.seeks >= 1 and session.reader is not None and session.reader.seeks == 0
     finally:
-        session.close()
+        session.close(keep_proxy=False)
+    assert not proxies[0].exists()  # an unredacted copy: gone when the review ends

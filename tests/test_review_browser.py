@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from veil.media.source import VideoSource
 from veil.plan import load_plan
-from veil.source import VideoSource
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -43,7 +43,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="Debian chr
 def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A scanned copy of the sample in a temporary folder, served by `veil review` in a thread."""
     from veil.progress import Reporter
-    from veil.review_server import plan_for, serve
+    from veil.review.server import plan_for, serve
 
     folder = tmp_path_factory.mktemp("review")
     video = folder / "astronaut_pan.mp4"
@@ -188,3 +188,117 @@ def test_review_in_browser(served: dict[str, Any]) -> None:
     assert float(after.mean()) < 24, "the drawn box is masked"
     if SCREENSHOT.is_file():
         print(f"screenshot: {SCREENSHOT}")
+
+
+SUBJECT_SHOT = REPO / "build" / "review_subject.png"
+
+
+def console_error(errors: list[str], message: Any) -> None:
+    if message.type == "error" and "409" not in message.text:
+        errors.append(message.text)
+REPORT_SHOT = REPO / "build" / "report.png"
+
+
+def test_subject_access_in_two_tabs(served: dict[str, Any]) -> None:
+    """A subject-access request made on the page: one click selects the subject, "Keep only
+    these" masks everything else (show_only); a second tab's stale edit is refused and reloaded;
+    the render shows only the subject and is marked out of date after a later edit."""
+    plan_before = load_plan(served["plan"])
+    detected = [t for t in plan_before.tracks if t.source == "detector"]
+    subject = max(detected, key=lambda t: float(np.mean([(b.box[2] - b.box[0]) for b in t.boxes])))
+    others = [t for t in plan_before.tracks if t.id != subject.id]
+    width, height = int(plan_before.input["width"]), int(plan_before.input["height"])
+    errors: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            pages = []
+            for _ in range(2):
+                page = browser.new_page(viewport={"width": 1400, "height": 860})
+                # The refused stale edit is a 409 the browser logs; anything else is an error.
+                page.on("console", lambda m: console_error(errors, m))
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(served["url"])
+                wait_js(page, "window.veilState && window.veilState.ready && window.veilState.shownFrame === 0")
+                pages.append(page)
+            a, b = pages
+            a.fill("#reviewer", "Ana")
+            a.dispatch_event("#reviewer", "change")
+            # Click 1: the subject in the picture selects their track. Click 2: keep only them.
+            at = (subject.first + subject.last) // 2
+            a.fill("#goto", str(at))
+            a.dispatch_event("#goto", "change")
+            wait_js(a, f"window.veilState.shownFrame === {at}")
+            x1, y1, x2, y2 = subject.box_at(at)[0]
+            rect = a.locator("#overlay").bounding_box()
+            assert rect is not None
+            k = rect["width"] / width
+            a.mouse.click(rect["x"] + (x1 + x2) / 2 * k, rect["y"] + (y1 + y2) / 2 * k)
+            wait_js(a, f"window.veilState.selected.has({subject.id}) && window.veilState.selected.size === 1")
+            a.click("#keeponly")
+            wait_js(a, f"window.veilState.plan.show_only && window.veilState.plan.show_only.tracks[0] === {subject.id}")
+            assert a.locator("#showonly").is_visible()
+            # Tab B still shows the plan before A's edit: its edit is refused, and B reloads.
+            b.fill("#reviewer", "Ben")
+            b.dispatch_event("#reviewer", "change")
+            b.locator(f'.row[data-track="{others[0].id}"] button.state').click()
+            wait_js(b, "document.getElementById('message').textContent.includes('another tab')")
+            wait_js(b, "window.veilState.plan.show_only !== null && window.veilState.plan.show_only !== undefined")
+            a.fill("#goto", "30")
+            a.dispatch_event("#goto", "change")
+            a.click("input[name=view][value=exported]")
+            wait_js(a, "window.veilState.shownFrame === 30")
+            time.sleep(0.5)
+            a.screenshot(path=str(SUBJECT_SHOT))
+            session = served["session"]
+            before = session.render_state  # a render started from the page replaces it
+            a.click("#render")
+            deadline = time.monotonic() + 120
+            while (session.render_state is before or session.render_state["state"] == "running") and (
+                time.monotonic() < deadline
+            ):
+                time.sleep(0.1)
+            assert session.render_state["state"] == "done", session.render_state
+            a.evaluate("() => pollStatus()")
+            a.wait_for_selector("#outputlink", timeout=10000)
+            assert a.locator("#outofdate").count() == 0
+            report = browser.new_page()
+            report.set_viewport_size({"width": 1200, "height": 1600})
+            report.goto(served["url"].split("?")[0].rstrip("/") + "/media/report.html?" + served["url"].split("?")[1])
+            report.screenshot(path=str(REPORT_SHOT))
+            report.close()
+            # A later edit makes the rendered file out of date, and the page says so.
+            a.fill("#rin", "2")
+            a.fill("#rout", "3")
+            a.click("#addrange")
+            wait_js(a, "window.veilState.plan.frame_ranges.length > 0")
+            a.evaluate("() => pollStatus()")
+            wait_js(a, "document.getElementById('outofdate') !== null")
+        finally:
+            browser.close()
+    assert not errors, f"console errors: {errors}"
+    plan_after = load_plan(served["plan"])
+    assert plan_after.show_only is not None and plan_after.show_only.tracks == (subject.id,)
+    assert all(t.redact for t in plan_after.tracks if t.id != subject.id)
+    assert [r.start for r in plan_after.frame_ranges] == [2]
+    # Ben's stale edit changed nothing; Ana's decisions are hers.
+    assert not any(d.get("reviewer") == "Ben" for d in plan_after.review["decisions"])
+    assert any(d.get("action") == "show only" and d.get("reviewer") == "Ana" for d in plan_after.review["decisions"])
+    output = served["folder"] / "astronaut_pan_veiled.mp4"
+    with VideoSource(output, with_audio=False) as out:
+        rendered = {f.index: f.image for f in out.items() if f.index in (10, 30, 60)}
+    with VideoSource(served["video"], with_audio=False) as src:
+        originals = {f.index: f.image for f in src.items() if f.index in (10, 30, 60)}
+    for frame, result in rendered.items():
+        got = subject.box_at(frame)
+        if got is None:
+            assert float(result.mean()) < 8, f"frame {frame}: no subject, so all masked"
+            continue
+        x1, y1, x2, y2 = (int(round(v)) for v in got[0])
+        x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
+        assert mean_abs(result[y1:y2, x1:x2], originals[frame][y1:y2, x1:x2]) < 8, f"subject hidden in {frame}"
+        # Everything far from the subject (beyond its margin) is black, found by the scan or not.
+        margin = 0.2 * max(x2 - x1, y2 - y1) + 8
+        far = np.ones((height, width), bool)
+        far[int(max(0, y1 - margin)) : int(y2 + margin), int(max(0, x1 - margin)) : int(x2 + margin)] = False
+        assert float(result[far].mean()) < 6, f"frame {frame}: something outside the subject shows"

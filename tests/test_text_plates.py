@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from veil.boxes import tiles
-from veil.detectors import create
-from veil.detectors.plates import PlateDetector, join_lines
-from veil.detectors.text import TextDetector, TextRegions, db_postprocess
+from veil.analysis.boxes import tiles
+from veil.analysis.detectors import create
+from veil.analysis.detectors.plates import PlateDetector, join_lines
+from veil.analysis.detectors.text import TextDetector, TextRegions, db_postprocess
 from veil.types import Detections
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from conftest import SAMPLE_FACE, decode_frames, make_video
 
+from veil.analysis.detect import FrameDetector
+from veil.analysis.scan import tracked_frames
+from veil.analysis.track import CutDetector, LookaheadTracker
 from veil.config import Settings
-from veil.detect import FrameDetector
-from veil.pipeline import Pipeline, plan_jobs
 from veil.plan import FrameBoxes, load_plan
-from veil.scan import tracked_frames
-from veil.track import CutDetector, LookaheadTracker
+from veil.runners.pipeline import Pipeline, plan_jobs
 from veil.types import Detections, Frame
 
 W, H = 320, 240

@@ -24,7 +24,7 @@ from conftest import (
 )
 
 from veil.cli import main
-from veil.memory import MemoryRelease
+from veil.media.memory import MemoryRelease
 
 
 def test_bundled_sample_keeps_frames_timing_and_audio(tmp_path: Path) -> None:
@@ -140,7 +140,7 @@ def test_freed_frame_memory_goes_back_to_the_system() -> None:
     layout is this test's own."""
     code = """
 import numpy as np
-from veil.memory import MemoryRelease
+from veil.media.memory import MemoryRelease
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
 first = np.ones(3 << 20, np.uint8)

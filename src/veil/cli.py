@@ -6,11 +6,14 @@ veil render PLAN...      apply plans (no detector runs), then verify
 veil verify PLAN OUTPUT  check from the output's pixels that every planned mask is there
 veil inspect FILE...     list identifying metadata
 veil live SOURCE DEST    anonymize a live stream in real time (never sends a raw frame)
+veil cache list|clear    show or remove work files veil keeps outside the output folders
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import errno
 import logging
 import signal
 import sys
@@ -20,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from veil import __version__
-from veil.audio import AUDIO_MODES, parse_ranges
-from veil.classes import CLASSES, DEFAULT_CLASSES, parse_classes
+from veil.analysis.classes import CLASSES, DEFAULT_CLASSES, parse_classes
+from veil.analysis.presets import PRESETS
 from veil.config import MAX_LOOKAHEAD_S, Settings
 from veil.errors import VeilError
-from veil.presets import PRESETS
+from veil.media.audio import AUDIO_MODES, parse_ranges
 from veil.progress import Reporter
-from veil.schema import number_option, time_option
+from veil.schema import number_option, time_option, whole_option
 
 EPILOG = """\
 masks: solid (default) is an opaque fill and the only irreversible one; blur and pixelate
@@ -37,10 +40,43 @@ much weaker: a speaker-verification attacker who does not know about it goes fro
 33 % equal error rate, one who disguises a reference recording too still matches at 11 %
 (docs/audio.md); published attacks undo simple voice shifts. Use mute where a voice must not
 be recognised.
-other commands: veil scan, render, verify, review, inspect, live (each has --help).
-exit codes: 0 all files done, 1 some files failed, 2 bad arguments, 130 interrupted."""
+work files (resume manifest, plans, segments) live outside the output folder, in --work-dir or
+the user's cache directory (veil cache path), readable by the user only, and are removed when
+the job completes unless --keep-work; veil cache list|clear shows or removes what is left.
+other commands: veil scan, render, verify, review, inspect, live, cache (each has --help).
+exit codes: 0 all files done, 1 some files failed, 2 bad arguments, 130 interrupted.
+documentation: {docs}"""
 
-COMMANDS = ("scan", "render", "verify", "inspect", "review", "live")
+COMMANDS = ("scan", "render", "verify", "inspect", "review", "live", "cache")
+# Extensions that make -o look like one file: refused when there are several inputs.
+FILE_LIKE = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif", ".avif",
+             ".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".json"}
+
+
+def docs_pointer() -> str:
+    """Where the documents are, in a way that works after `pip install`: docs/*.md ship inside
+    the package as veil/docs (a link to the repository's docs/ folder, copied into wheels)."""
+    here = Path(__file__).resolve().parent / "docs"
+    if (here / "audio.md").is_file():
+        return f"{here / '*.md'} (audio, live, review, scale, api, ...)"
+    return "the docs/ folder of veil's source"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, and a suggestion for a mistyped option (--masks -> --mask)
+    instead of the whole usage text."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        hint = ""
+        if message.startswith("unrecognized arguments:"):
+            known = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+            for token in message.split(":", 1)[1].split():
+                if token.startswith("--"):
+                    close = difflib.get_close_matches(token.split("=", 1)[0], known, n=1, cutoff=0.6)
+                    if close:
+                        hint = f"; did you mean {close[0]}?"
+                        break
+        self.exit(2, f"{self.prog}: error: {message}{hint} (see {self.prog} --help)\n")
 
 
 def _render_options(p: argparse.ArgumentParser) -> None:
@@ -55,6 +91,15 @@ def _render_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", dest="output_format", help="output extension for every file, e.g. png")
     p.add_argument("--report", type=Path, help="write a JSON audit report here (and an HTML one beside it)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument(
+        "--work-dir",
+        type=Path,
+        metavar="DIR",
+        help="where work files (resume manifest, plans, segments) go; default: veil's cache directory",
+    )
+    p.add_argument(
+        "--keep-work", action="store_true", help="keep the job's work files after it completes (default: removed)"
+    )
     p.add_argument("--no-audio", action="store_true", help="drop audio streams")
     p.add_argument(
         "--audio",
@@ -89,7 +134,8 @@ def _detect_options(p: argparse.ArgumentParser) -> None:
         "--redact",
         default=DEFAULT_CLASSES,
         help=f"what to erase: comma list of {','.join(CLASSES)}, or all (default: {DEFAULT_CLASSES}; heads: moving "
-        "people's heads on fixed cameras, persons: whole bodies, not part of all)",
+        "people's heads on fixed cameras; people: every person's head, still or moving (slower); "
+        "persons: whole bodies; people and persons are not part of all)",
     )
     p.add_argument(
         "--lookahead",
@@ -114,6 +160,18 @@ def _detect_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--end", type=time_option("--end"), metavar="TIME", help="video: stop at this time (seconds or [h:]mm:ss)"
     )
+    p.add_argument(
+        "--audio-pii",
+        choices=["mute", "bleep"],
+        help="find spoken numbers, e-mail and street addresses and names (speech extra) and mute or bleep "
+        "them; scan proposes them in the plan's audio section (docs/audio.md)",
+    )
+    p.add_argument(
+        "--transcript",
+        type=Path,
+        metavar="FILE",
+        help="write the recognized words with their times here, for one input (personal data: never written otherwise)",
+    )
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -122,10 +180,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="veil",
         description="Find every face in images and videos and erase it.",
-        epilog=EPILOG,
+        epilog=EPILOG.format(docs=docs_pointer()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, or directories")
@@ -143,7 +201,7 @@ def _batch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-j",
         "--jobs",
-        type=int,
+        type=whole_option("-j/--jobs", 1, 4096),
         default=os.cpu_count() or 1,
         metavar="N",
         help="worker processes (default: the machine's cores); work is resumable (docs/scale.md)",
@@ -167,7 +225,7 @@ def _batch_options(p: argparse.ArgumentParser) -> None:
 
 
 def scan_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="veil scan",
         description="Detect and track only: write a redaction plan (NAME.plan.json) per input, to review, "
         "edit and render later. Nothing is masked or written but the plans.",
@@ -182,16 +240,37 @@ def scan_parser() -> argparse.ArgumentParser:
 
 
 def render_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="veil render",
         description="Apply redaction plans to their inputs with no detector run, then verify each output "
         "from its pixels. Mask, colour and margin default to the plan's; options here override them.",
-        epilog=EPILOG.split("\nother commands")[0],
+        epilog=EPILOG.split("\nwork files")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("plans", nargs="+", metavar="PLAN", help="plan files (NAME.plan.json) or directories of them")
     _render_options(p)
     p.add_argument("--reviewer", help="who decided what this plan keeps and adds, for the audit report")
+    p.add_argument(
+        "--show-only",
+        metavar="IDS",
+        help="subject-access request: show only these tracks (e.g. 3,7) and mask everything else in every "
+        "frame (sets the plan's show_only; see docs/plan.md)",
+    )
+    p.add_argument(
+        "--show-margin",
+        type=number_option("--show-margin", 0, 5),
+        help="with show_only: grow the subject's boxes by this fraction of their size (default 0.2)",
+    )
+    p.add_argument(
+        "--show-outside",
+        choices=["solid", "blur"],
+        help="with show_only: fill (default) or blur everything else; blur is reversible",
+    )
+    p.add_argument(
+        "--require-review",
+        action="store_true",
+        help="refuse a plan nobody marked reviewed on the review page, or one changed since",
+    )
     p.add_argument(
         "--second-opinion",
         action="store_true",
@@ -202,7 +281,7 @@ def render_parser() -> argparse.ArgumentParser:
 
 
 def verify_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="veil verify",
         description="Check from OUTPUT's pixels that every mask PLAN asks for is present; lists every frame "
         "or region that fails. Exit 0: all present; 1: some missing.",
@@ -227,8 +306,8 @@ def _terminate(signum: int, _frame: object) -> None:
 
 
 def _detect_settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    from veil.analysis.zones import load_zones
     from veil.timerange import TimeRange
-    from veil.zones import load_zones
 
     return Settings(
         preset=args.preset,
@@ -237,6 +316,8 @@ def _detect_settings(args: argparse.Namespace, **extra: Any) -> Settings:
         lookahead_s=args.lookahead,
         zones=tuple(load_zones(args.zones)) if args.zones else (),
         time_range=TimeRange.from_options(args.start, args.end),
+        audio_pii=getattr(args, "audio_pii", None),
+        transcript=getattr(args, "transcript", None),
         **extra,
     )
 
@@ -268,17 +349,21 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv and argv[0] in COMMANDS else None
     if command == "inspect":
-        from veil.inspect import main as inspect_main
+        from veil.media.inspect import main as inspect_main
 
         return inspect_main(argv[1:])
     if command == "review":
-        from veil.review_server import main as review_main
+        from veil.review.server import main as review_main
 
         return review_main(argv[1:])
     if command == "live":
-        from veil.live import main as live_main
+        from veil.runners.live import main as live_main
 
         return live_main(argv[1:])
+    if command == "cache":
+        from veil.runners.cache import main as cache_main
+
+        return cache_main(argv[1:])
     handlers: dict[str | None, Callable[[list[str]], int]] = {
         None: _redact,
         "scan": _scan,
@@ -299,6 +384,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         Reporter().error("interrupted; no partial output was left behind")
         return 130
+    except OSError as exc:
+        # A full disk, a lost mount, a read-only folder: one line naming the file, not a traceback.
+        Reporter().error(os_error_line(exc))
+        return 1
+
+
+def os_error_line(exc: OSError) -> str:
+    what = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        what = "no space left on the device"
+    name = exc.filename or "a file veil was writing"
+    return f"{name}: {what}"
 
 
 def _finish(
@@ -307,8 +404,11 @@ def _finish(
     for result in results:
         if not result.ok:
             reporter.error(result.error or str(result.input))
+        else:
+            for line in worth_a_look_lines(result.record or {}):
+                reporter.info(line)
     if getattr(args, "report", None):
-        from veil.report import build_report, write_report
+        from veil.report.audit import build_report, write_report
 
         write_report(args.report, build_report(pipeline, failed + results, ["veil", *argv]))
     n_ok = sum(r.ok for r in results)
@@ -317,8 +417,21 @@ def _finish(
     return 1 if n_bad else 0
 
 
+def worth_a_look_lines(record: dict[str, Any], top: int = 5) -> list[str]:
+    """The terminal's worth-a-look summary of one file: how many items, the first few."""
+    items = [i for i in record.get("review") or [] if isinstance(i, dict)]
+    if not items:
+        return []
+    frames = len({i.get("frame") for i in items})
+    out = [f"{record.get('input')}: {len(items)} item{'s' * (len(items) != 1)} worth a look ({frames} frames):"]
+    out += [f"  frame {i.get('frame')}: {'; '.join(i.get('reasons') or [])}" for i in items[:top]]
+    if len(items) > top:
+        out.append(f"  ... {len(items) - top} more in the report and on the review page")
+    return out
+
+
 def _redact(argv: list[str]) -> int:
-    from veil.pipeline import Pipeline, plan_jobs
+    from veil.runners.pipeline import Pipeline, plan_jobs
 
     args = build_parser().parse_args(argv)
     reporter = Reporter(quiet=args.quiet)
@@ -336,34 +449,91 @@ def _redact(argv: list[str]) -> int:
         audio=args.audio or "keep",
         audio_ranges=tuple(parse_ranges(args.audio_ranges)) if args.audio_ranges else (),
     )
-    jobs, failed = plan_jobs(args.inputs, args.output, settings, args.plan)
     if args.jobs < 1 or (args.segment_seconds is not None and args.segment_seconds <= 0):
         raise VeilError("-j and --segment-seconds must be positive")
-    from veil.batch import Runner, manifest_dir, resume, use_runner
+    check_output_name(args.inputs, args.output)
+    jobs, failed = plan_jobs(args.inputs, args.output, settings, args.plan)
+    from veil.runners.batch import Runner, manifest_dir, record_done, resume, use_runner
+    from veil.runners.cache import Cache, remove
 
-    # A re-run: outputs that exist because a previous run finished them are done, not errors.
+    cache = Cache.at(args.work_dir)
+    # A re-run: outputs that exist because a previous run made them with the same settings are
+    # done, not errors; made with other settings, they are refused unless --overwrite.
     where = manifest_dir([r.output for r in failed if r.output] + [j.output for j in jobs], args.output)
-    failed, results = resume(failed, where)
+    failed, results = resume(failed, cache, settings)
     for result in results:
         reporter.info(f"[dim]already done[/] {result.input} -> {result.output}")
     for result in failed:
         reporter.error(result.error or str(result.input))
+    warn_before(reporter, settings, jobs)
     pipeline = Pipeline(settings, reporter)
+    job_dir = None
     try:
         if use_runner(jobs, args.jobs, args.segment_seconds, args.engine):
-            runner = Runner(settings, reporter, args.jobs, args.segment_seconds, args.engine, args.ray_address, where)
+            job_dir = cache.job_dir(where)
+            runner = Runner(
+                settings, reporter, args.jobs, args.segment_seconds, args.engine, args.ray_address, job_dir, cache
+            )
             results += runner.run(jobs)
             if args.report:
                 _ = pipeline.detect  # loaded here too, so the report describes the workers' detectors
         else:
             results += pipeline.run(jobs)
-        return _finish(reporter, pipeline, failed, results, args, argv)
+            record_done(cache, results, settings)
+        warn_after(reporter, results)
+        code = _finish(reporter, pipeline, failed, results, args, argv)
+        if job_dir is not None:
+            if args.keep_work:
+                reporter.info(f"work files kept in {job_dir} (veil cache clear removes them)")
+            elif all(r.ok for r in results):
+                remove(job_dir)  # the job is complete: nothing left to resume
+            else:
+                reporter.info(f"work files kept in {job_dir} for a re-run (veil cache clear removes them)")
+        return code
     finally:
         pipeline.close()
 
 
+def check_output_name(inputs: list[str], output: str | None) -> None:
+    """Several inputs (or a folder) go to a folder: a name like `safe.jpg` would silently become a
+    directory called safe.jpg, so it is refused."""
+    if not output:
+        return
+    out = Path(output)
+    many = len(inputs) > 1 or any(Path(i).is_dir() for i in inputs)
+    if many and not out.is_dir() and out.suffix.lower() in FILE_LIKE:
+        raise VeilError(f"-o {output}: looks like a file name, but several inputs need a folder; name a folder")
+
+
+def warn_before(reporter: Reporter, settings: Settings, jobs: list[Any]) -> None:
+    """Said once, before any work: what the options will not do."""
+    if settings.mask in ("blur", "pixelate"):
+        reporter.warn(
+            f"--mask {settings.mask} is reversible: software can often recognise or partly restore a "
+            f"{'blurred' if settings.mask == 'blur' else 'pixelated'} face; use the solid mask where "
+            "identity must not leak"
+        )
+    # (An animation with a time range is refused by the pipeline itself, per file.)
+    whole = [j for j in jobs if j.kind in ("image", "audio")]
+    if settings.time_range is not None and whole:
+        n = len(whole)
+        what = ("photo" if n == 1 else "photos") if all(j.kind == "image" for j in whole) else "other file"
+        reporter.warn(f"--start/--end apply to videos only: {n} {what}{'s' * (n != 1 and what == 'other file')} "
+                      "processed whole")  # fmt: skip
+
+
+def warn_after(reporter: Reporter, results: list[Any]) -> None:
+    """Things the report holds that the console must say too."""
+    for r in results:
+        dropped = [s for s in (r.record or {}).get("streams_dropped") or [] if str(s).startswith("video")]
+        if r.ok and dropped:
+            reporter.warn(
+                f"{r.input}: only the first video stream was kept; dropped {', '.join(map(str, dropped))}"
+            )
+
+
 def _scan(argv: list[str]) -> int:
-    from veil.pipeline import Pipeline, scan_jobs
+    from veil.runners.pipeline import Pipeline, scan_jobs
 
     args = scan_parser().parse_args(argv)
     reporter = Reporter(quiet=args.quiet)
@@ -380,7 +550,7 @@ def _scan(argv: list[str]) -> int:
 
 
 def _render(argv: list[str]) -> int:
-    from veil.pipeline import Pipeline, render_jobs
+    from veil.runners.pipeline import Pipeline, render_jobs
 
     args = render_parser().parse_args(argv)
     reporter = Reporter(quiet=args.quiet)
@@ -391,6 +561,8 @@ def _render(argv: list[str]) -> int:
         reporter.error(result.error or str(result.input))
     results = []
     pipeline = None
+    for job, plan_obj in jobs:
+        _subject_options(args, job.plan_path, plan_obj)
     for job, plan_obj in jobs:
         settings = _render_settings(args, plan_obj)
         pipeline = Pipeline(settings, reporter, reviewer=args.reviewer, second_opinion=args.second_opinion)
@@ -404,11 +576,32 @@ def _render(argv: list[str]) -> int:
     return _finish(reporter, pipeline, failed, results, args, argv)
 
 
+def _subject_options(args: argparse.Namespace, plan_path: Any, plan_obj: Any) -> None:
+    """--show-only and friends set the plan's show_only; --require-review refuses an unsigned
+    plan. Both before anything is rendered, each refusal one line."""
+    from veil.plan import set_show_only, sign_off_problem
+
+    if args.show_only is not None:
+        try:
+            ids = [int(v) for v in args.show_only.split(",") if v.strip()]
+        except ValueError:
+            raise VeilError(f"--show-only: expected track ids such as 3,7, got {args.show_only!r}") from None
+        set_show_only(plan_obj, ids, args.show_margin, args.show_outside)
+    elif args.show_margin is not None or args.show_outside is not None:
+        if plan_obj.show_only is None:
+            raise VeilError(f"{plan_path}: --show-margin and --show-outside need --show-only or a plan with show_only")
+        set_show_only(plan_obj, plan_obj.show_only.tracks, args.show_margin, args.show_outside)
+    if args.require_review:
+        problem = sign_off_problem(plan_obj)
+        if problem:
+            raise VeilError(f"{plan_path}: {problem}; --require-review refuses it")
+
+
 def _verify(argv: list[str]) -> int:
     import json
 
     from veil.plan import load_plan
-    from veil.verify import verify
+    from veil.render.verify import verify
 
     args = verify_parser().parse_args(argv)
     reporter = Reporter(quiet=args.quiet)

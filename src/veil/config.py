@@ -5,16 +5,17 @@ applied, the output format normalised)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from veil.audio import AudioEdit
-from veil.classes import CLASSES
+from veil.analysis.classes import CLASSES
+from veil.analysis.presets import Preset, get_preset
+from veil.analysis.zones import Zone
+from veil.analysis.zones import to_json as zones_to_json
 from veil.errors import VeilError
-from veil.presets import Preset, get_preset
+from veil.media.audio import AudioEdit
 from veil.schema import check_finite, short
 from veil.timerange import TimeRange
-from veil.zones import Zone
-from veil.zones import to_json as zones_to_json
 
 # Seconds: the most look-ahead a video run buffers (frames held in memory grow with it).
 MAX_LOOKAHEAD_S = 60.0
@@ -47,6 +48,10 @@ class Settings:
     # Voices (audio.py): keep, mute, bleep or disguise; ranges in seconds, empty = the whole track.
     audio: str = "keep"
     audio_ranges: tuple[tuple[float, float], ...] = ()
+    # Spoken personal data (veil.speech): mute or bleep what the finder finds (None: scan only
+    # proposes it); the recognized words go to `transcript` only when it is given.
+    audio_pii: str | None = None
+    transcript: Path | None = None
     preset_obj: Preset = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -65,14 +70,14 @@ class Settings:
         object.__setattr__(self, "threshold", threshold)
         margin = preset.margin if self.margin is None else check_finite("--margin", self.margin, 0, 5)
         object.__setattr__(self, "margin", margin)
-        from veil.masks import available
+        from veil.render.masks import available
 
         if self.mask not in available():
             raise VeilError(f"unknown mask {self.mask!r}; choose one of {', '.join(available())}")
         if self.mask_color is not None and self.mask != "solid":
             raise VeilError(f"--mask-color applies to the solid mask only, not to {self.mask}")
         if self.mask == "solid":
-            from veil.masks.solid import parse_color
+            from veil.render.masks.solid import parse_color
 
             parse_color(self.mask_color or "black")
         if isinstance(self.classes, str) or not all(isinstance(c, str) for c in self.classes):
@@ -83,7 +88,7 @@ class Settings:
             raise VeilError(f"unknown class {', '.join(unknown) or '(none)'}; choose from {', '.join(CLASSES)}")
         object.__setattr__(self, "classes", classes)
         object.__setattr__(self, "zones", tuple(self.zones))
-        from veil.audio import AUDIO_MODES
+        from veil.media.audio import AUDIO_MODES
 
         if self.audio not in AUDIO_MODES:
             raise VeilError(f"--audio: unknown mode {self.audio!r}; choose from {', '.join(AUDIO_MODES)}")
@@ -104,10 +109,17 @@ class Settings:
         object.__setattr__(self, "lookahead_s", check_finite("--lookahead", self.lookahead_s, 0, MAX_LOOKAHEAD_S))
         for zone in self.zones:
             if not isinstance(zone, Zone):
-                raise VeilError(f"zones: expected veil.zones.Zone (load_zones reads a zone file), got {short(zone)}")
+                raise VeilError(
+                    f"zones: expected veil.analysis.zones.Zone (load_zones reads a zone file), got {short(zone)}"
+                )
+        if self.audio_pii is not None:
+            if self.audio_pii not in ("mute", "bleep"):
+                raise VeilError(f"--audio-pii: unknown mode {self.audio_pii!r}; choose mute or bleep")
+            if self.audio != "keep" or not self.keep_audio:
+                raise VeilError("--audio-pii cannot be combined with --audio or --no-audio")
         fmt = self.output_format
         if fmt:
-            from veil.sink import OUTPUT_EXTS
+            from veil.media.sink import OUTPUT_EXTS
 
             fmt = ("" if fmt.startswith(".") else ".") + fmt.lower()
             if fmt not in OUTPUT_EXTS:

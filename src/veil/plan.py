@@ -144,6 +144,27 @@ class FrameRange:
         return out
 
 
+@dataclass(frozen=True)
+class ShowOnly:
+    """A subject-access request: the output shows only these tracks' regions (each box grown by
+    `margin`, a fraction of its size) and masks everything else in every frame; a frame where
+    none of them is present is masked whole. `mask`: "solid" (default, irreversible) or "blur"
+    (reversible; a render warns). Boxes of other tracks inside the shown region stay masked."""
+
+    tracks: tuple[int, ...]
+    margin: float = 0.2
+    mask: str = "solid"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tracks": list(self.tracks), "margin": self.margin, "mask": self.mask}
+
+
+SHOW_ONLY_BLUR_WARNING = (
+    "show_only: everything but the subject is blurred, not filled; blur is reversible, "
+    "so bystanders may be recognisable (use the default solid mask for a release)"
+)
+
+
 @dataclass
 class Plan:
     input: dict[str, Any]
@@ -159,9 +180,11 @@ class Plan:
     veil_version: str = __version__
     # Lines about fail-closed repairs made while loading (e.g. a malformed decision).
     warnings: list[str] = field(default_factory=list)
+    # Show only these tracks, mask everything else (a subject-access request); None: off.
+    show_only: ShowOnly | None = None
 
     def __post_init__(self) -> None:
-        from veil.zones import Zone, parse_zones
+        from veil.analysis.zones import Zone, parse_zones
 
         if any(not isinstance(z, Zone) for z in self.zones):
             given = [z.to_json() if isinstance(z, Zone) else z for z in self.zones]
@@ -183,6 +206,8 @@ class Plan:
             "zones": [z.to_json() for z in self.zones],
             "audio": self.audio,
             "review": self.review,
+            # Written only when set: plans without it stay byte-for-byte as before.
+            **({"show_only": self.show_only.to_json()} if self.show_only is not None else {}),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -350,7 +375,16 @@ def plan_from_json(
         else:
             tracks.append(track)
 
-    from veil.zones import Zone
+    from veil.analysis.zones import Zone
+
+    show_only = None
+    if header.show_only is not None:
+        missing = [i for i in header.show_only.tracks if i not in seen]
+        if missing:
+            raise PlanError(f"{where}: show_only.tracks: no track {missing[0]} in the plan")
+        show_only = ShowOnly(tuple(header.show_only.tracks), header.show_only.margin, header.show_only.mask)
+        if show_only.mask != "solid":
+            warnings.append(SHOW_ONLY_BLUR_WARNING)
 
     # The input, settings, audio and review objects are kept as the file has them (other keys
     # included); only their checked fields are read by veil.
@@ -375,6 +409,7 @@ def plan_from_json(
         created=data.get("created"),
         veil_version=str(data.get("veil_version") or ""),
         warnings=warnings,
+        show_only=show_only,
     )
 
 
@@ -422,8 +457,75 @@ def _track(raw: Any, at: str, warnings: list[str], context: dict[str, Any] | Non
     )
 
 
+def track_ids(plan: Plan) -> set[int]:
+    """Every track id of `plan` (a spooled plan's from its index, without reading its tracks)."""
+    if isinstance(plan.tracks, SpooledTracks):
+        return {ref.id for ref in plan.tracks.refs}
+    return {t.id for t in plan.tracks}
+
+
+def set_show_only(plan: Plan, tracks: Iterable[int], margin: float | None = None, mask: str | None = None) -> None:
+    """Make `plan` a subject-access plan showing only `tracks` (checked: at least one, each in
+    the plan); `margin` and `mask` default to the plan's current show_only, else 0.2 and solid."""
+    from veil.schema import ShowOnlyIn
+
+    ids = sorted(set(tracks))
+    have = plan.show_only
+    raw = {
+        "tracks": ids,
+        "margin": float(margin if margin is not None else have.margin if have else 0.2),
+        "mask": mask or (have.mask if have else "solid"),
+    }
+    checked = _validate(ShowOnlyIn, raw, "show_only")
+    missing = sorted(set(ids) - track_ids(plan))
+    if missing:
+        raise PlanError(f"show_only: no track {missing[0]} in the plan")
+    plan.show_only = ShowOnly(tuple(checked.tracks), checked.margin, checked.mask)
+    if checked.mask != "solid" and SHOW_ONLY_BLUR_WARNING not in plan.warnings:
+        plan.warnings.append(SHOW_ONLY_BLUR_WARNING)
+
+
+def content_digest(plan: Plan) -> str:
+    """SHA-256 of what a plan asks for (tracks, ranges, zones, audio, settings, show_only), not
+    of its review log: a sign-off records it, so any later change to the plan is seen."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    header = {k: v for k, v in plan.header_json().items() if k not in ("review", "created", "veil_version")}
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    for track in plan.tracks:
+        digest.update(json.dumps(track.to_json(), sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def sign_off_problem(plan: Plan) -> str | None:
+    """Why `plan` is not signed off (`veil render --require-review`), or None: someone marked
+    it reviewed on the review page and nothing it asks for changed since."""
+    signed = plan.review.get("reviewed")
+    if not isinstance(signed, dict) or not isinstance(signed.get("by"), str) or not signed["by"].strip():
+        return "nobody marked this plan reviewed (veil review PLAN, then Mark reviewed)"
+    if signed.get("digest") != content_digest(plan):
+        return f"the plan changed after {signed['by']} marked it reviewed ({signed.get('at') or 'no time'})"
+    return None
+
+
+def sign_off(plan: Plan) -> dict[str, Any]:
+    """For the report: who marked the plan reviewed and when, and whether the plan rendered is
+    still the one they signed off (`signed_off` False: nobody did, or it changed since)."""
+    signed = plan.review.get("reviewed")
+    problem = sign_off_problem(plan)
+    out: dict[str, Any] = {"signed_off": problem is None, "plan_version": plan.review.get("version")}
+    if isinstance(signed, dict):
+        out.update(by=signed.get("by"), at=signed.get("at"), frames_shown=signed.get("frames_shown"))
+    if problem:
+        out["problem"] = problem
+    return out
+
+
 def plan_zones(plan: Plan) -> list[Any]:
-    """The plan's privacy zones (`zones.Zone`, upright pixels)."""
+    """The plan's privacy zones (`zones.Zone`, upright pixels); zone-file entries assigned to
+    `plan.zones` after it was made are read as `Plan()` reads them."""
+    plan.__post_init__()
     return list(plan.zones)
 
 
@@ -442,7 +544,7 @@ def plan_time_range(plan: Plan) -> Any:
 
 def write_plan(plan: Plan, path: Path, overwrite: bool = True) -> None:
     """Write `plan` atomically (temporary name, then rename)."""
-    from veil.sink import atomic_output
+    from veil.media.sink import atomic_output
 
     with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         write_plan_stream(fh, plan.header_json(), (json.dumps(t.to_json()) for t in plan.tracks))
@@ -590,11 +692,13 @@ class FrameBoxes:
     per frame what its visible tracks cost.
     """
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, only: set[int] | None = None) -> None:
         # A spooled plan's tracks are read from its file as their first frame comes, so memory
         # holds the index and the tracks on screen, however long the video.
         self._spooled = plan.tracks if isinstance(plan.tracks, SpooledTracks) else None
         items = self._spooled.refs if self._spooled is not None else plan.tracks
+        if only is not None:  # only these tracks (the show_only subject's)
+            items = [t for t in items if t.id in only]
         self._pending: list[Track | TrackRef] = sorted(items, key=lambda t: t.first)
         self._next = 0
         self._active: list[Track] = []

@@ -49,8 +49,6 @@ MAX_COORD = float(1 << 20)
 # int64 array both hold exactly.
 MAX_FRAME = 1 << 31
 MAX_ID = 1 << 53
-AUDIO_MODES = ("keep", "mute", "bleep", "disguise")
-KINDS = ("image", "animation", "video")
 
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Coordinate = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-MAX_COORD, le=MAX_COORD)]
@@ -138,7 +136,7 @@ class ZoneIn(BaseModel):
     @classmethod
     def _polygon(cls, v: list[Any]) -> list[tuple[float, float]]:
         if len(v) < 3:
-            raise ValueError("polygon needs at least 3 points [[x, y], ...]")
+            raise ValueError("needs at least 3 points [[x, y], ...]")
         points = []
         for p in v:
             ok = isinstance(p, list | tuple) and len(p) == 2
@@ -155,7 +153,7 @@ class ZoneIn(BaseModel):
                 raise ValueError(f"coordinates must be at most {MAX_COORD:.0f} pixels, got {short(p)}")
             points.append((x, y))
         if polygon_area(points) <= 0:
-            raise ValueError("polygon has no area (points in a line or repeated)")
+            raise ValueError("has no area (points in a line or repeated)")
         return points
 
 
@@ -238,12 +236,38 @@ class TimeRangeIn(BaseModel):
 
 class InputIn(BaseModel):
     model_config = ConfigDict(extra="allow")
+    path: StrictStr | None = None
     sha256: StrictStr
     kind: Literal["image", "animation", "video"]
     frames: Annotated[int, Strict(), Field(ge=1, le=MAX_FRAME)] | None = None
     width: Size | None = None
     height: Size | None = None
     time_range: TimeRangeIn | None = None
+    duration_s: Seconds | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        if v is not None and "\x00" in v:
+            raise ValueError("a file name cannot hold a NUL character")
+        return v
+
+
+class DecisionIn(BaseModel):
+    """A reviewer's logged decision (the review page writes them; the report reads them)."""
+
+    model_config = ConfigDict(extra="allow")
+    track: TrackId | None = None
+    reviewer: StrictStr | None = None
+    time: StrictStr | None = None
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    reviewer: StrictStr | None = None
+    decisions: list[DecisionIn] | None = None
+    reviewed: dict[str, Any] | None = None
+    flags: list[Any] | None = None
 
 
 class PlanSettingsIn(BaseModel):
@@ -287,6 +311,15 @@ class AudioIn(BaseModel):
         return v
 
 
+class ShowOnlyIn(BaseModel):
+    """`show_only`: the tracks a subject-access output shows; everything else is masked."""
+
+    model_config = ConfigDict(extra="forbid")
+    tracks: list[TrackId] = Field(min_length=1)
+    margin: Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=5)] = 0.2
+    mask: Literal["solid", "blur"] = "solid"
+
+
 class PlanHeaderIn(BaseModel):
     """A plan without its tracks (they are checked one at a time by `TrackIn`)."""
 
@@ -297,9 +330,10 @@ class PlanHeaderIn(BaseModel):
     frame_ranges: list[FrameRangeIn] | None = None
     zones: list[ZoneIn] | None = None
     audio: AudioIn | None = None
-    review: dict[str, Any] | None = None
+    review: ReviewIn | None = None
     created: StrictStr | None = None
     veil_version: StrictStr | None = None
+    show_only: ShowOnlyIn | None = None
 
     @model_validator(mode="after")
     def _in_frame(self) -> PlanHeaderIn:
@@ -334,11 +368,27 @@ def plan_context(header: PlanHeaderIn) -> dict[str, Any]:
 class Body(BaseModel):
     # Unknown fields are ignored (the page adds `reviewer` to every edit), as FastAPI did before.
     model_config = ConfigDict(extra="ignore")
+    # The plan's version the edit was made on (GET /api/plan's session.version): a stale one is
+    # refused (409), so two tabs never silently undo each other's work.
+    version: Annotated[int, Strict(), Field(ge=0, lt=MAX_ID)] | None = None
 
 
 class IdsBody(Body):
     ids: list[TrackId]
     reason: StrictStr | None = None
+    reviewer: StrictStr | None = None
+
+
+class KeepOnlyBody(IdsBody):
+    # A subject-access request by default: the plan's show_only masks everything but them.
+    show_only: StrictBool = True
+    margin: Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=5)] | None = None
+
+
+class ShowOnlyBody(Body):
+    # [] clears show_only (the plan's masks then decide what is hidden).
+    ids: list[TrackId]
+    margin: Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=5)] | None = None
     reviewer: StrictStr | None = None
 
 
@@ -421,6 +471,22 @@ def number_option(
         return value
 
     parse.__name__ = "number"  # what argparse calls the type in its own messages
+    return parse
+
+
+def whole_option(option: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse `type=` for a whole number in [low, high], refused in one line (see above)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise VeilError(f"{option}: expected a whole number, got {short(text)}") from None
+        if not low <= value <= high:
+            raise VeilError(f"{option} must be from {low} to {high}, got {short(value)}")
+        return value
+
+    parse.__name__ = "int"
     return parse
 
 

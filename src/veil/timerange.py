@@ -26,9 +26,12 @@ def parse_time(text: str, option: str = "time") -> float:
     match = _CLOCK.match(value)
     if match:
         hours, minutes, secs = match.groups()
-        if (hours is not None and int(minutes) >= 60) or float(secs) >= 60:
-            raise VeilError(f"{option}: bad time {text!r}; minutes and seconds must be under 60")
-        seconds = int(hours or 0) * 3600 + int(minutes) * 60 + float(secs)
+        try:
+            if (hours is not None and int(minutes) >= 60) or float(secs) >= 60:
+                raise VeilError(f"{option}: bad time {text!r}; minutes and seconds must be under 60")
+            seconds = int(hours or 0) * 3600 + int(minutes) * 60 + float(secs)
+        except (ValueError, OverflowError):  # more digits than Python converts, or than a float holds
+            raise VeilError(f"{option}: time must be 0 or more, got {text[:40]!r}") from None
     else:
         try:
             seconds = float(value)

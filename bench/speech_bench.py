@@ -1,0 +1,233 @@
+"""Spoken personal data: how much of each number and name does `--audio-pii` mute, and how much else?
+
+Test recordings are built so the truth is known to the sample: a real LibriSpeech sentence, a
+pause, then what must be muted, a pause, another real sentence (all 16 kHz mono).
+- real numbers: 7-10 digits read out by the Free Spoken Digit Dataset speakers (real
+  voices; 8 kHz recordings, resampled), 50-250 ms between digits, after a LibriSpeech sentence;
+- synthetic numbers: "my phone number is" + 7-10 digits, both spoken by espeak-ng (synthetic);
+- synthetic names: "my name is" / "this is" / "I'm" + a first and last name, espeak-ng
+  (synthetic), then a short synthetic tail ("and I live here").
+Held out: tuning used LibriSpeech speaker 1688, digit speaker nicolas and espeak voice en-us;
+the figures are for the others (1998 and 2033; theo and yweweler; en-gb, en-gb-x-rp, en+f3...).
+
+Figures: per item, the share of its samples inside a muted range (numbers: the digit clips'
+extents; names: the name's extent); the share of the LibriSpeech sentences' samples muted;
+recognizer + finder time against audio duration (x real time, this process, one thread); and
+that `veil.media.audio.process_file` with the found ranges leaves a PCM WAV bit-exact outside them.
+
+Run: make bench-voice  (or python bench/speech_bench.py [--quick] [--data DIR])
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from veil.media.audio import FADE_S, process_file  # noqa: E402
+from veil.speech import find, recognize_samples  # noqa: E402
+from veil.speech.apply import pii_edit  # noqa: E402
+from veil.speech.recognizer import RATE, load_audio  # noqa: E402
+
+DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+FIRST = ["Maria", "James", "Aisha", "Tomasz", "Li", "Fatima", "Oliver", "Sofia", "Kwame", "Elena",
+         "Daniel", "Priya", "Lucas", "Hannah", "Omar", "Yuki", "Grace", "Mateo", "Chloe", "Ivan"]  # fmt: skip
+LAST = ["Gonzalez", "Whitfield", "Okafor", "Nowak", "Chen", "Haddad", "Brennan", "Rossi", "Mensah", "Petrova",
+        "Fischer", "Raman", "Moreau", "Lindqvist", "Farouk", "Tanaka", "Adebayo", "Castillo", "Dubois",
+        "Kowalski"]  # fmt: skip
+CARRIERS = ["my name is", "this is", "I'm", "hello, my name is", "call me"]
+TUNE = {"speaker": "1688", "digits": "nicolas", "voice": "en-us"}
+HELD_OUT = {"speakers": ["1998", "2033"], "digits": ["theo", "yweweler"],
+            "voices": ["en-gb", "en-gb-x-rp", "en-us+f3", "en+m3", "en-gb-scotland", "en-us+f2"]}  # fmt: skip
+
+
+def gap(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * RATE), np.int16)
+
+
+def level(x: np.ndarray, rms: float = 3000.0) -> np.ndarray:
+    y = x.astype(np.float64)
+    y *= rms / (np.sqrt(np.mean(y**2)) + 1e-9)
+    return np.clip(y, -32768, 32767).astype(np.int16)
+
+
+def trim(x: np.ndarray, floor: int = 200) -> np.ndarray:
+    loud = np.nonzero(np.abs(x) > floor)[0]
+    return x[loud[0] : loud[-1] + 1] if len(loud) else x
+
+
+def espeak(text: str, voice: str, tmp: Path) -> np.ndarray:
+    out = tmp / "espeak.wav"
+    subprocess.run(["espeak-ng", "-v", voice, "-s", "160", "-w", str(out), text], check=True, capture_output=True)
+    x = load_audio(out)
+    assert x is not None
+    return level(trim(x))
+
+
+class Builder:
+    def __init__(self, data: Path, seed: int, tmp: Path) -> None:
+        self.voices, self.rng, self.tmp = data / "voices", random.Random(seed), tmp
+
+    def sentence(self, speaker: str) -> np.ndarray:
+        files = sorted((self.voices / "speakers" / speaker).glob("*.flac"))
+        x = load_audio(self.rng.choice(files))
+        assert x is not None
+        return x
+
+    def _frame(self, speaker: str, middle: list[tuple[np.ndarray, bool]]) -> tuple[np.ndarray, list, list]:
+        """sentence, pause, middle pieces (those marked True are the truth), pause, sentence."""
+        a, b = self.sentence(speaker), self.sentence(speaker)
+        parts = [a, gap(self.rng.uniform(0.3, 0.6))]
+        pos = len(a) + len(parts[1])
+        truth, other = [], [(0, len(a))]
+        for piece, is_truth in middle:
+            if is_truth:
+                truth.append((pos, pos + len(piece)))
+            parts.append(piece)
+            pos += len(piece)
+        tail = gap(self.rng.uniform(0.3, 0.6))
+        parts += [tail, b]
+        other.append((pos + len(tail), pos + len(tail) + len(b)))
+        return np.concatenate(parts), truth, other
+
+    def real_number(self, speaker: str, digit_speaker: str) -> tuple[np.ndarray, list, list]:
+        n = self.rng.randint(7, 10)
+        pieces: list[tuple[np.ndarray, bool]] = []
+        for _ in range(n):
+            d = self.rng.randrange(10)
+            x = load_audio(self.voices / "digits" / f"{d}_{digit_speaker}_{self.rng.randrange(10)}.wav")
+            assert x is not None
+            pieces += [(level(trim(x)), True), (gap(self.rng.uniform(0.05, 0.25)), False)]
+        x, truth, other = self._frame(speaker, pieces[:-1])
+        # The number's time is the digits' together, from the first to the last.
+        return x, [(truth[0][0], truth[-1][1])], other
+
+    def synthetic_number(self, speaker: str, voice: str) -> tuple[np.ndarray, list, list]:
+        digits = " ".join(DIGIT_WORDS[self.rng.randrange(10)] for _ in range(self.rng.randint(7, 10)))
+        carrier = espeak(self.rng.choice(["my phone number is", "the account number is", "you can reach me on"]),
+                         voice, self.tmp)  # fmt: skip
+        return self._frame(speaker, [(carrier, False), (gap(0.12), False), (espeak(digits, voice, self.tmp), True)])
+
+    def synthetic_name(self, speaker: str, voice: str) -> tuple[np.ndarray, list, list]:
+        name = f"{self.rng.choice(FIRST)} {self.rng.choice(LAST)}"
+        carrier = espeak(self.rng.choice(CARRIERS), voice, self.tmp)
+        tail = espeak(self.rng.choice(["and I live here", "from the council", "and I saw it"]), voice, self.tmp)
+        return self._frame(
+            speaker,
+            [(carrier, False), (gap(0.08), False), (espeak(name, voice, self.tmp), True), (gap(0.12), False),
+             (tail, False)],
+        )  # fmt: skip
+
+
+def muted_mask(n: int, ranges: list[tuple[float, float]]) -> np.ndarray:
+    mask = np.zeros(n, bool)
+    for a, b in ranges:
+        mask[int(round(a * RATE)) : int(round(b * RATE))] = True
+    return mask
+
+
+def score(kind: str, builder: Builder, trials: list[tuple[str, str]]) -> dict:
+    covered, other_muted, other_total, audio_s, spent_s = [], 0, 0, 0.0, 0.0
+    for speaker, who in trials:
+        x, truth, other = getattr(builder, kind)(speaker, who)
+        started = time.perf_counter()
+        findings = find(recognize_samples(x), len(x) / RATE)
+        spent_s += time.perf_counter() - started
+        audio_s += len(x) / RATE
+        mask = muted_mask(len(x), [(f.start, f.end) for f in findings])
+        covered += [float(mask[a:b].mean()) for a, b in truth]
+        other_muted += sum(int(mask[a:b].sum()) for a, b in other)
+        other_total += sum(b - a for a, b in other)
+    c = np.array(covered)
+    return {
+        "items": len(c),
+        "mean_share_muted": round(float(c.mean()), 4),
+        "items_at_least_95pct": round(float((c >= 0.95).mean()), 4),
+        "items_at_least_90pct": round(float((c >= 0.90).mean()), 4),
+        "other_speech_muted": round(other_muted / max(1, other_total), 4),
+        "x_real_time": round(audio_s / spent_s, 2),
+    }
+
+
+def bit_exact(builder: Builder, tmp: Path) -> dict:
+    """Mute the found ranges of one recording through veil.media.audio; compare the rest sample by sample."""
+    x, _, _ = builder.synthetic_number(HELD_OUT["speakers"][0], HELD_OUT["voices"][0])
+    src, dst = tmp / "in.wav", tmp / "out.wav"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("pcm_s16le", rate=RATE, layout="mono")
+        frame = av.AudioFrame.from_ndarray(x[None, :], format="s16", layout="mono")
+        frame.sample_rate = RATE
+        for p in s.encode(frame):
+            c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    findings = find(recognize_samples(x), len(x) / RATE)
+    ranges = [(f.start, f.end) for f in findings]
+    process_file(src, dst, pii_edit("mute", findings))
+    y = load_audio(dst)
+    assert y is not None and len(y) == len(x)
+    fade = muted_mask(len(x), [(a - FADE_S - 0.001, b + FADE_S + 0.001) for a, b in ranges])
+    inside = muted_mask(len(x), ranges)
+    return {
+        "ranges": len(ranges),
+        "outside_identical": bool(np.array_equal(x[~fade], y[~fade])),
+        "inside_silent": bool(not np.any(y[inside])),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--quick", action="store_true", help="6 recordings per set instead of 20")
+    ap.add_argument("--tune", action="store_true", help="score the tuning speakers and voice instead")
+    ap.add_argument("--seed", type=int, default=27)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    if not (args.data / "voices" / "digits").is_dir():
+        print(f"speech bench: {args.data / 'voices' / 'digits'} absent; skipped")
+        return 0
+    if shutil.which("espeak-ng") is None:
+        print("speech bench: espeak-ng absent (apt-get install espeak-ng); skipped")
+        return 0
+    n = 6 if args.quick else 20
+    if args.tune:
+        speakers, digit_speakers, voices = [TUNE["speaker"]], [TUNE["digits"]], [TUNE["voice"]]
+    else:
+        speakers, digit_speakers, voices = HELD_OUT["speakers"], HELD_OUT["digits"], HELD_OUT["voices"]
+    results: dict = {"set": "tuning" if args.tune else "held out", "held_out": HELD_OUT, "tuned_on": TUNE}
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        builder = Builder(args.data, args.seed, tmp)
+        sets = {
+            "real_numbers": [(speakers[i % len(speakers)], digit_speakers[i % len(digit_speakers)]) for i in range(n)],
+            "synthetic_numbers": [(speakers[i % len(speakers)], voices[i % len(voices)]) for i in range(n)],
+            "synthetic_names": [(speakers[i % len(speakers)], voices[i % len(voices)]) for i in range(n)],
+        }
+        kinds = {"real_numbers": "real_number", "synthetic_numbers": "synthetic_number",
+                 "synthetic_names": "synthetic_name"}  # fmt: skip
+        for name, trials in sets.items():
+            results[name] = score(kinds[name], builder, trials)
+            print(f"{name:18s} {json.dumps(results[name])}", flush=True)
+        results["pcm_bit_exact"] = bit_exact(builder, tmp)
+        print(f"{'pcm_bit_exact':18s} {json.dumps(results['pcm_bit_exact'])}")
+    print("targets: numbers >= 0.95 of their time muted, other speech <= 0.10, names >= 0.90, >= 5x real time")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Run the detectors of the requested classes on a frame and merge their boxes.
+
+Which detectors run on which video frame (the stride, scene cuts) is decided by the caller's
+loop (`scan.py`), before detection; this module only knows how to run a given set.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from veil.analysis.classes import CLASSES, RedactionClass
+from veil.analysis.detectors import Detector, create
+from veil.config import Settings
+from veil.types import Detections
+
+
+@dataclass
+class ClassDetector:
+    cls: RedactionClass
+    image: Detector  # photos and the first frame of a shot
+    video: Detector  # the other video frames (cheaper options, the tracker fills in)
+    stride: int  # video: runs on frames whose index is a multiple of this
+
+
+class FrameDetector:
+    """One detector pair (image options, video options) per requested class."""
+
+    def __init__(self, settings: Settings) -> None:
+        preset = settings.preset_obj
+        face_stride = max(1, preset.detect_stride)
+        self.classes: list[ClassDetector] = []
+        self.seconds = 0.0  # time spent detecting, for the report's timings
+        built: dict[str, Detector] = {}
+        for name in settings.classes:
+            cls = CLASSES[name]
+            if cls.label == "face":
+                # The preset picks the face detector (the ensemble, or CenterFace alone).
+                image = create(preset.face_detector, threshold=settings.threshold, **preset.face_options)
+                video = image.with_options(**preset.video_face_options) if preset.video_face_options else image
+            else:
+                options: dict[str, Any] = dict(cls.options)
+                if cls.reads is not None:
+                    # Reuse the network run of the class this one reads (cached per frame).
+                    source = built.get(cls.reads) or create(CLASSES[cls.reads].detector)
+                    built[cls.reads] = source
+                    options[f"{cls.reads}_detector"] = source
+                video = built.get(name) or create(cls.detector, **options)
+                image = create(cls.detector, **options, **cls.image_options) if cls.image_options else video
+            built[name] = image
+            self.classes.append(ClassDetector(cls, image, video, face_stride * cls.video_stride))
+
+    def reset(self) -> None:
+        """A new file (or stream): detectors that keep state between frames (a background model,
+        a schedule) start afresh, so nothing carries from one clip to the next."""
+        for c in self.classes:
+            for detector in {id(c.image): c.image, id(c.video): c.video}.values():
+                reset = getattr(detector, "reset", None)
+                if reset is not None:
+                    reset()
+
+    @property
+    def max_stride(self) -> int:
+        return max(c.stride for c in self.classes)
+
+    def due(self, index: int) -> list[ClassDetector]:
+        """The classes whose video detector runs on frame `index`."""
+        return [c for c in self.classes if index % c.stride == 0]
+
+    def run(self, image: np.ndarray, classes: list[ClassDetector] | None = None, video: bool = False) -> Detections:
+        """Boxes of `classes` (default: all) found in `image`."""
+        started = time.perf_counter()
+        try:
+            chosen = self.classes if classes is None else classes
+            return Detections.merge([(c.video if video else c.image).detect(image) for c in chosen])
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def describe(self) -> list[dict[str, Any]]:
+        out = []
+        for c in self.classes:
+            entry = {"name": c.image.name, "label": c.image.label, "settings": c.image.settings()}
+            entry["video_stride"] = c.stride
+            if c.video is not c.image:
+                entry["video_settings"] = c.video.settings()
+            out.append(entry)
+        return out

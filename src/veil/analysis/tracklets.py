@@ -1,0 +1,149 @@
+"""Linking: which detection in a frame continues which track (within one clip only).
+
+A `Tracklet` holds the detections linked so far (in scene coordinates, see scene.py) and fits
+their motion; the `Linker` matches each frame's detections to the live tracks of the shot by
+overlap and centre distance against each track's predicted box, same label only, greedily by
+cost, and starts a track for every detection left over. It never compares anything across
+files or shots.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from veil.analysis.boxes import iou_matrix
+from veil.types import Detections
+
+
+@dataclass
+class Tracklet:
+    id: int
+    label: str
+    shot: int
+    # Detection history, frame indices ascending; old entries are pruned as frames leave.
+    frames: list[int] = field(default_factory=list)
+    boxes: list[np.ndarray] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    first_det: int = 0
+    last_det: int = 0
+    # Report counters, updated as frames are emitted.
+    emitted_first: int | None = None
+    emitted_last: int | None = None
+    n_detected: int = 0
+    n_filled: int = 0
+    # Fitted motion per run of detections (first frame, last frame, count): every emitted frame
+    # asks for it, and a run's boxes never change once detected.
+    motion_cache: dict[tuple[int, int, int], np.ndarray | None] = field(default_factory=dict)
+
+    def add(self, index: int, box: np.ndarray, score: float) -> None:
+        if not self.frames:
+            self.first_det = index
+        self.frames.append(index)
+        self.boxes.append(box.astype(np.float32))
+        self.scores.append(score)
+        self.last_det = index
+
+    def motion(self, at: int, forward: bool, span: int = 8, reach: int = 15) -> np.ndarray | None:
+        """(dcx, dcy, dw, dh) per frame fitted to the detections nearest one end of the track
+        (`forward`: the last ones before `at`; else the first ones after `at`), or None with
+        fewer than two."""
+        if forward:
+            hi = bisect.bisect_right(self.frames, at)
+            lo = max(0, hi - span)
+        else:
+            lo = bisect.bisect_left(self.frames, at)
+            hi = min(len(self.frames), lo + span)
+        idx = [i for i in range(lo, hi) if abs(self.frames[i] - at) <= reach]
+        if len(idx) < 2:
+            return None
+        key = (self.frames[idx[0]], self.frames[idx[-1]], len(idx))
+        if key not in self.motion_cache:
+            if len(self.motion_cache) > 256:
+                self.motion_cache.clear()  # bounded on long tracks; old runs are not asked again
+            self.motion_cache[key] = self._fit(idx)
+        return self.motion_cache[key]
+
+    def _fit(self, idx: list[int]) -> np.ndarray | None:
+        t = np.asarray([self.frames[i] for i in idx], dtype=np.float64)
+        b = np.asarray([cxcywh(self.boxes[i]) for i in idx], dtype=np.float64)
+        t = t - t.mean()
+        denom = float((t * t).sum())
+        if denom <= 0:
+            return None
+        return ((t[:, None] * (b - b.mean(axis=0))).sum(axis=0) / denom).astype(np.float32)
+
+
+def cxcywh(box: np.ndarray) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    return np.asarray([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], dtype=np.float32)
+
+
+def xyxy(c: np.ndarray) -> np.ndarray:
+    cx, cy, w, h = c
+    w, h = max(float(w), 1.0), max(float(h), 1.0)
+    return np.asarray([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=np.float32)
+
+
+def union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])]).astype(np.float32)
+
+
+def pad_box(box: np.ndarray, pad: float) -> np.ndarray:
+    return box + np.asarray([-pad, -pad, pad, pad], dtype=np.float32)
+
+
+class Linker:
+    """Assigns each frame's detections to tracks; `match_iou`: the overlap that links a detection
+    to a track's predicted box whatever their centres' distance."""
+
+    def __init__(self, match_iou: float = 0.15) -> None:
+        self.match_iou = match_iou
+        self._next_id = 0
+
+    @staticmethod
+    def _predict(track: Tracklet, index: int) -> np.ndarray:
+        last = track.boxes[-1]
+        v = track.motion(track.last_det, forward=True)
+        if v is None:
+            return last
+        return xyxy(cxcywh(last) + v * (index - track.last_det))
+
+    def link(self, tracks: list[Tracklet], index: int, dets: Detections, shot: int, reach: int) -> list[Tracklet]:
+        """Add `dets` (frame `index`, scene coordinates) to `tracks` of `shot` last detected at
+        most `reach` frames ago; return the new tracks started by detections left over."""
+        live = [t for t in tracks if t.shot == shot and 0 < index - t.last_det <= reach]
+        unmatched = set(range(len(dets)))
+        if live and len(dets):
+            pred = np.stack([self._predict(t, index) for t in live])
+            iou = iou_matrix(pred, dets.xyxy)
+            pc = (pred[:, :2] + pred[:, 2:]) / 2
+            dc = (dets.xyxy[:, :2] + dets.xyxy[:, 2:]) / 2
+            psize = np.maximum(pred[:, 2] - pred[:, 0], pred[:, 3] - pred[:, 1])
+            dsize = np.maximum(dets.xyxy[:, 2] - dets.xyxy[:, 0], dets.xyxy[:, 3] - dets.xyxy[:, 1])
+            dist = np.linalg.norm(pc[:, None, :] - dc[None, :, :], axis=2)
+            scale = np.maximum(psize[:, None], dsize[None, :])
+            ratio = scale / np.maximum(np.minimum(psize[:, None], dsize[None, :]), 1)
+            gaps = np.asarray([index - t.last_det for t in live], dtype=np.float32)[:, None]
+            gate = np.minimum(0.6 + 0.15 * gaps, 1.5)
+            ok = ((iou >= self.match_iou) | (dist <= gate * scale)) & (ratio <= 2.0)
+            labels = np.asarray([t.label for t in live], dtype=object)
+            ok &= labels[:, None] == dets.label[None, :]
+            cost = dist / np.maximum(scale, 1) - iou
+            pairs = sorted(zip(*np.nonzero(ok), strict=True), key=lambda p: cost[p])
+            used_t: set[int] = set()
+            for ti, di in pairs:
+                if ti in used_t or di not in unmatched:
+                    continue
+                used_t.add(ti)
+                unmatched.discard(di)
+                live[ti].add(index, dets.xyxy[di], float(dets.confidence[di]))
+        new = []
+        for di in sorted(unmatched):
+            track = Tracklet(self._next_id, str(dets.label[di]), shot)
+            self._next_id += 1
+            track.add(index, dets.xyxy[di], float(dets.confidence[di]))
+            new.append(track)
+        return new

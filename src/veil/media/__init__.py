@@ -1,0 +1,1 @@
+"""Reading and writing media: decode (source), encode (sink), animations, audio, metadata, inspection."""

@@ -1,0 +1,1 @@
+"""Rendering: masks, painting a plan's boxes onto frames (paint), and verify."""

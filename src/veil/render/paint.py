@@ -1,0 +1,144 @@
+"""Render: paint a plan's masks onto the input's frames and write the output.
+
+The same `FrameRenderer` paints for `veil render` (boxes from a plan file, `plan.FrameBoxes`)
+and for the one-shot `veil INPUT` (boxes from the tracker as they are emitted, already passed
+through `plan.PlanBuilder`, so they are exactly the boxes the plan written beside it holds).
+No detector runs here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from veil.analysis.boxes import to_pixels
+from veil.analysis.zones import Zone
+from veil.config import Settings
+from veil.plan import Plan
+from veil.render.redact import ShownRegion, in_paint_order, redactor_for, shown_mask
+from veil.review.log import ReviewLog, ThumbnailSampler
+from veil.types import Detections, Frame
+
+# A second opinion on the output (detectors/ensemble.py `second_opinion`): a face detector that
+# did not drive the redaction looks at the painted frame for faces outside every mask. Once every
+# this many video frames (every photo and page): about one look per third of a second at 30 fps.
+SECOND_OPINION_EVERY = 10
+
+
+class SecondOpinion:
+    """A face detector that did not drive the redaction looks at a frame (every
+    SECOND_OPINION_EVERY-th) for faces outside the given covered boxes: each is worth a look."""
+
+    def __init__(self) -> None:
+        self._detector: object | None = None
+        self.checked = 0
+        self.flagged = 0
+
+    def look(self, index: int, image: np.ndarray, covered: np.ndarray) -> list[str]:
+        if index % SECOND_OPINION_EVERY:
+            return []
+        from veil.analysis.detectors.ensemble import second_opinion
+
+        if self._detector is None:
+            from veil.analysis.detectors import create
+
+            self._detector = create("blazeface", threshold=0.5)
+        found = second_opinion(image, covered, detector=self._detector)
+        self.checked += 1
+        if not len(found):
+            return []
+        self.flagged += 1
+        n = len(found)
+        where = ", ".join(f"({int(x1)},{int(y1)})" for x1, y1, _, _ in found[:3].tolist())
+        return [f"second opinion: {n} face-like region{'s' * (n != 1)} outside every mask, at x,y {where}"]
+
+
+def zone_boxes(zones: list[Zone], frame: Frame) -> np.ndarray:
+    """The bounding boxes of privacy zones (opaque fills) in `frame`'s pixels."""
+    boxes = []
+    for zone in zones:
+        pts = zone.pixels(frame.width, frame.height)
+        boxes.append([*np.floor(pts.min(axis=0)), *np.ceil(pts.max(axis=0))])
+    return np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+
+
+class FrameRenderer:
+    """Paints frames in place and keeps what the report needs (bounded), frame by frame."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        zones: list[Zone] | None = None,
+        thumbnails: bool = False,
+        second_opinion: bool = False,
+        plan: Plan | None = None,
+    ) -> None:
+        """`plan`: the plan being rendered, for its `show_only` (frames in increasing order)."""
+        self.settings = settings
+        self.redactor = redactor_for(settings, zones, plan)
+        self.show = ShownRegion(plan) if plan is not None and plan.show_only is not None else None
+        self.frames_subject_absent = 0
+        self.last_shown = np.zeros((0, 4), np.int64)
+        self.review = ReviewLog()
+        self.sampler = ThumbnailSampler() if thumbnails else None
+        self.regions = 0
+        self.regions_inferred = 0
+        self.frames_with_regions = 0
+        self.frames_whole = 0
+        self.frames = 0
+        self.second_opinion = second_opinion
+        self._second = SecondOpinion()
+        self.second_checked = 0
+        self.second_flagged = 0
+
+    def paint(self, frame: Frame, masked: Detections, kept: Detections | None = None, whole: bool = False) -> None:
+        masked = in_paint_order(masked)
+        shown = self.show.at(frame.index, frame.width, frame.height) if self.show is not None else None
+        self.last_shown = shown if shown is not None else np.zeros((0, 4), np.int64)
+        if shown is not None and not len(shown) and not whole:
+            self.frames_subject_absent += 1
+        painted = self.redactor(frame.image, masked, whole_frame=whole, shown=shown)
+        self.frames += 1
+        self.regions += len(masked)
+        self.regions_inferred += int(masked.filled.sum())
+        self.frames_with_regions += bool(len(masked)) or whole
+        self.frames_whole += whole
+        doubts = self._second_look(frame, painted, kept) if not whole else []
+        priority, reasons = self.review.offer(frame.index, masked, doubts)
+        if self.sampler is not None:
+            hidden = (
+                to_pixels(kept.xyxy, frame.width, frame.height)
+                if kept is not None and len(kept)
+                else np.zeros((0, 4), np.int64)
+            )
+            self.sampler.offer(frame.image, frame.index, masked, painted, hidden, priority, reasons)
+
+    def _second_look(self, frame: Frame, painted: np.ndarray, kept: Detections | None) -> list[str]:
+        """Face-like regions a second detector finds outside every mask (and every face a
+        reviewer kept visible), as review reasons; [] on frames it does not look at."""
+        if not self.second_opinion:
+            return []
+        covered = painted
+        if kept is not None and len(kept):
+            covered = np.vstack([painted.reshape(-1, 4), to_pixels(kept.xyxy, frame.width, frame.height)])
+        if self.redactor.zones:
+            covered = np.vstack([covered.reshape(-1, 4), zone_boxes(self.redactor.zones.zones, frame)])
+        if self.show is not None and self.redactor.outside is None:
+            # show_only: everything outside the subject is filled; only the subject is looked at.
+            h, w = frame.height, frame.width
+            outside = ~shown_mask(self.last_shown, h, w)
+            if outside.all():
+                return []
+        reasons = self._second.look(frame.index, frame.image, covered)
+        self.second_checked, self.second_flagged = self._second.checked, self._second.flagged
+        return reasons
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "regions": self.regions,
+            "regions_inferred": self.regions_inferred,
+            "frames_with_regions": self.frames_with_regions,
+            "frames_fully_masked": self.frames_whole,
+            "second_opinion_frames_checked": self.second_checked,
+            "second_opinion_frames_flagged": self.second_flagged,
+            **({"frames_without_subject": self.frames_subject_absent} if self.show is not None else {}),
+        }

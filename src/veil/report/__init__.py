@@ -1,0 +1,1 @@
+"""The audit report: JSON (audit) and its HTML view (html)."""

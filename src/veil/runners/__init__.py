@@ -1,0 +1,1 @@
+"""Runners: the one-shot pipeline, segments, the batch and Ray engines, live; they only arrange stages."""

@@ -1,0 +1,203 @@
+"""Spoken personal data (veil.speech, --audio-pii): the finder's rules on word lists, and a
+number read out between real sentences muted end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import SHARED, run_cli
+
+from veil.speech.apply import pii_edit
+from veil.speech.finder import PAD_S, find
+from veil.speech.recognizer import Word, available
+
+# VEIL_SHARED_DATA: where ../shared/data is not beside the checkout (a worktree elsewhere).
+DATA = Path(os.environ.get("VEIL_SHARED_DATA", SHARED))
+SENTENCE = DATA / "voices" / "speakers" / "1998"
+needs_speech = pytest.mark.skipif(
+    not available() or shutil.which("espeak-ng") is None or not SENTENCE.is_dir(),
+    reason="speech extra, espeak-ng or ../shared/data/voices absent",
+)
+RATE = 16000
+
+
+def words(text: str, start: float = 1.0, step: float = 0.35, pause_after: dict[int, float] | None = None) -> list[Word]:
+    """One Word per token, 0.3 s long, every `step` seconds (plus the given pauses)."""
+    out, t = [], start
+    for i, token in enumerate(text.split()):
+        out.append(Word(token, round(t, 3), round(t + 0.3, 3)))
+        t += step + (pause_after or {}).get(i, 0.0)
+    return out
+
+
+def spans(ws: list[Word], first: int, last: int) -> tuple[float, float]:
+    return ws[first].start, ws[last].end
+
+
+def covered(findings: list, span: tuple[float, float]) -> bool:
+    return any(f.start <= span[0] and f.end >= span[1] for f in findings)
+
+
+def test_phone_number_run_is_found_padded() -> None:
+    ws = words("please call me back my number is four one seven double five oh two nine thanks")
+    found = find(ws)
+    number = spans(ws, 7, 14)
+    assert covered(found, number)
+    assert found[0].start == pytest.approx(number[0] - PAD_S)
+    assert "number" in found[0].reason
+    # "please call me back" and "thanks" stay audible, but for the padding.
+    assert all(f.start > ws[3].end for f in found) and all(f.end <= ws[14].end + PAD_S + 1e-6 for f in found)
+
+
+def test_ordinary_number_words_are_left_alone() -> None:
+    for text in ["i waited for two hours at the station", "the first time i saw him he was ten", "oh well"]:
+        assert find(words(text)) == [], text
+
+
+def test_short_number_after_cue_and_date() -> None:
+    ws = words("my pin is four two")
+    assert covered(find(ws), spans(ws, 3, 4))
+    ws = words("i was born on the third of march nineteen eighty")
+    assert covered(find(ws), spans(ws, 7, 9))
+
+
+def test_a_digit_run_broken_by_a_long_pause_is_two_runs() -> None:
+    ws = words("one two nine", pause_after={1: 2.0})
+    # Two digit-equivalents, a pause, one more: neither side holds three.
+    assert find(ws) == []
+
+
+def test_names_after_naming_phrases() -> None:
+    ws = words("hello my name is maria gonzalez and i live here")
+    assert covered(find(ws), spans(ws, 4, 5))
+    # Strong phrases take whatever the recognizer made of an unknown name.
+    ws = words("my name is the old and i work here")
+    assert covered(find(ws), spans(ws, 3, 4))
+    # Weak phrases need an uncommon word next.
+    assert find(words("i'm going home now")) == []
+    ws = words("this is okafor speaking")
+    assert covered(find(ws), spans(ws, 2, 2))
+
+
+def test_email_and_street() -> None:
+    ws = words("write to jane doe at gmail dot com today")
+    assert covered(find(ws), spans(ws, 2, 7))
+    ws = words("we live at twelve baker street now")
+    assert covered(find(ws), spans(ws, 3, 5))
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def _load(path: Path) -> np.ndarray:
+    with av.open(str(path)) as c:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+        parts = [g.to_ndarray().reshape(-1) for f in c.decode(audio=0) for g in resampler.resample(f)]
+    return np.concatenate(parts)
+
+
+def _espeak(text: str, tmp: Path) -> np.ndarray:
+    out = tmp / "espeak.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(out), text], check=True, capture_output=True)
+    x = _load(out)
+    loud = np.nonzero(np.abs(x) > 200)[0]
+    out.unlink()
+    return x[loud[0] : loud[-1] + 1]
+
+
+def _write_wav(path: Path, x: np.ndarray) -> None:
+    with av.open(str(path), "w") as c:
+        stream = c.add_stream("pcm_s16le", rate=RATE, layout="mono")
+        frame = av.AudioFrame.from_ndarray(x[None, :].astype(np.int16), format="s16", layout="mono")
+        frame.sample_rate = RATE
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            c.mux(packet)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[int, int], tuple[int, int]]:
+    """A real sentence, "my phone number is" and nine digits (espeak-ng, synthetic), a real sentence."""
+    tmp = tmp_path_factory.mktemp("speech")
+    first, second = sorted(SENTENCE.glob("*.flac"))[:2]
+    a, b = _load(first), _load(second)
+    cue, digits = _espeak("my phone number is", tmp), _espeak("four one seven five five two nine three eight", tmp)
+    pause = np.zeros(RATE // 2, np.int16)
+    x = np.concatenate([a, pause, cue, np.zeros(RATE // 8, np.int16), digits, pause, b])
+    start = len(a) + len(pause) + len(cue) + RATE // 8
+    path = tmp / "call.wav"
+    _write_wav(path, x)
+    return path, (start, start + len(digits)), (0, len(a))
+
+
+@pytest.fixture(scope="module")
+def muted(recording, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """`veil call.wav -o out.wav --audio-pii mute --report`, run once for the tests below."""
+    source = recording[0]
+    tmp = tmp_path_factory.mktemp("muted")
+    out, report = tmp / "out.wav", tmp / "report.json"
+    run_cli(source, "-o", out, "--audio-pii", "mute", "--report", report, check=True)
+    return tmp, out, report
+
+
+@needs_speech
+def test_found_ranges_are_muted_and_the_rest_is_bit_exact(recording, muted) -> None:
+    source = recording[0]
+    tmp, out, report = muted
+    x, y = _load(source), _load(out)
+    assert len(x) == len(y)
+    text = report.read_text()
+    findings = json.loads(text)["files"][0]["audio_pii"]["findings"]
+    inside = np.zeros(len(x), bool)
+    near = np.zeros(len(x), bool)
+    for f in findings:
+        a, b = int(round(f["start"] * RATE)), int(round(f["end"] * RATE))
+        inside[a:b] = True
+        near[max(0, a - int(0.006 * RATE)) : b + int(0.006 * RATE)] = True
+        assert f["reason"] and f["end"] > f["start"]
+    assert not np.any(y[inside]), "a found range is still audible"
+    assert np.array_equal(x[~near], y[~near]), "audio outside the ranges changed"
+    # The report holds ranges and reasons, never the words; nothing else is written.
+    for word in ("seven", "phone", "nine", "words"):
+        assert word not in text.replace("spoken number", "").replace("phone, account", "")
+    assert sorted(p.name for p in tmp.iterdir() if not p.name.startswith("report")) == ["out.wav"]
+
+
+@needs_speech
+@pytest.mark.xfail(
+    reason="pocketsphinx's generic English model misses most digits of synthetic and 8 kHz voices "
+    "(docs/audio.md, bench/speech_bench.py)",
+    strict=False,
+)
+def test_number_in_real_speech_is_muted_end_to_end(recording, muted) -> None:
+    source, (a, b), (s0, s1) = recording
+    x, y = _load(source), _load(muted[1])
+    assert np.mean(y[a:b] == 0) >= 0.9, "the number is still audible"
+    assert np.mean(x[s0:s1] == y[s0:s1]) >= 0.9, "the sentence before it was muted too"
+
+
+@needs_speech
+def test_transcript_only_when_asked(recording, tmp_path: Path) -> None:
+    source, _, _ = recording
+    transcript = tmp_path / "words.json"
+    run_cli(source, "-o", tmp_path / "out.wav", "--audio-pii", "bleep", "--transcript", transcript, check=True)
+    words_seen = [w["word"] for w in json.loads(transcript.read_text())["words"]]
+    assert len(words_seen) > 5 and all(isinstance(w, str) for w in words_seen)
+
+
+def test_nothing_found_keeps_the_audio() -> None:
+    # AudioEdit's empty ranges mean the whole track: no findings must never become that.
+    assert pii_edit("mute", []).mode == "keep"
+    edit = pii_edit("bleep", find(words("my account number is one two three four")))
+    assert edit.mode == "bleep" and len(edit.ranges) == 1
+
+
+def test_audio_pii_contradicts_audio(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path / "x.wav", "-o", tmp_path / "y.wav", "--audio-pii", "mute", "--audio", "bleep")
+    assert proc.returncode != 0 and "--audio-pii" in proc.stderr and "Traceback" not in proc.stderr

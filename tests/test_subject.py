@@ -1,0 +1,212 @@
+"""Subject-access requests (the plan's `show_only`): the output shows only the chosen tracks'
+regions and masks everything else, bystanders the scan never found included; verify checks
+the complement; `--require-review` refuses a plan nobody signed off."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import SAMPLE_IMAGE, decode_frames, rgb, run_cli
+from veil.analysis.detectors import sha256_of
+from veil.plan import content_digest, plan_from_json
+
+SIZE = (320, 240)
+PHOTO = 96
+FRAMES = 16
+# The subject walks along the top until frame SUBJECT_LAST, the bystander along the bottom all
+# clip long; their paths never meet, so everything of the bystander must be masked.
+SUBJECT_LAST = 11
+
+
+def subject_box(i: int) -> tuple[int, int, int, int]:
+    x = 8 + 12 * i
+    return (x, 8, x + PHOTO, 8 + PHOTO)
+
+
+def bystander_box(i: int) -> tuple[int, int, int, int]:
+    x = SIZE[0] - PHOTO - 8 - 12 * i
+    return (x, SIZE[1] - PHOTO - 8, x + PHOTO, SIZE[1] - 8)
+
+
+def two_people(path: Path) -> Path:
+    """Two moving copies of the astronaut photo on a textured background (so an unmasked
+    background is not flat either)."""
+    photo = np.asarray(Image.open(SAMPLE_IMAGE).convert("RGB").resize((PHOTO, PHOTO)))
+    w, h = SIZE
+    rng = np.random.default_rng(0)
+    ground = rng.integers(60, 200, (h // 8, w // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height = SIZE
+        stream.pix_fmt = "yuv420p"
+        for i in range(FRAMES):
+            img = ground.copy()
+            if i <= SUBJECT_LAST:
+                x1, y1, x2, y2 = subject_box(i)
+                img[y1:y2, x1:x2] = photo
+            x1, y1, x2, y2 = bystander_box(i)
+            img[y1:y2, x1:x2] = photo[:, ::-1]
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts = i
+            vf.time_base = Fraction(1, 10)
+            for packet in stream.encode(vf):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def subject_plan(clip: Path, path: Path, show_only: dict[str, Any] | None = None) -> Path:
+    """A plan with one track, the subject's, kept visible: the scan "never found" the bystander."""
+    track = {
+        "id": 4,
+        "label": "person",
+        "redact": False,
+        "source": "manual",
+        "boxes": [{"frame": 0, "box": list(map(float, subject_box(0)))}]
+        + [{"frame": SUBJECT_LAST, "box": list(map(float, subject_box(SUBJECT_LAST)))}],
+    }
+    plan = {
+        "veil_plan": 1,
+        "input": {
+            "path": str(clip),
+            "sha256": sha256_of(clip),
+            "kind": "video",
+            "frames": FRAMES,
+            "width": SIZE[0],
+            "height": SIZE[1],
+        },
+        "settings": {"mask": "solid", "margin": 0.0},
+        "tracks": [track],
+    }
+    if show_only is not None:
+        plan["show_only"] = show_only
+    path.write_text(json.dumps(plan))
+    return path
+
+
+def inner(img: np.ndarray, box: tuple[int, int, int, int], pad: int = 3) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    return img[y1 + pad : y2 - pad, x1 + pad : x2 - pad].astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return two_people(tmp_path_factory.mktemp("subject") / "two.mp4")
+
+
+def test_show_only_masks_a_bystander_the_scan_never_found(clip: Path, tmp_path: Path) -> None:
+    plan = subject_plan(clip, tmp_path / "s.plan.json", {"tracks": [4], "margin": 0.1})
+    out = tmp_path / "out.mp4"
+    proc = run_cli("render", plan, "-o", out, "-q")
+    assert proc.returncode == 0, proc.stderr
+    before, after = decode_frames(clip), decode_frames(out)
+    assert len(after) == FRAMES
+    for i in range(FRAMES):
+        by = inner(after[i], bystander_box(i))
+        assert by.mean() < 12 and by.std() < 4, f"frame {i}: the bystander shows (mean {by.mean():.0f})"
+        if i <= SUBJECT_LAST:
+            diff = np.abs(inner(after[i], subject_box(i)) - inner(before[i], subject_box(i))).mean()
+            assert diff < 6, f"frame {i}: the subject is not shown as in the input ({diff:.1f})"
+            # The background far from the subject is masked too (people the scan missed there).
+            assert inner(after[i], (0, 150, 60, 230), 0).max() < 40
+        else:
+            assert after[i].astype(np.float32).mean() < 8, f"frame {i}: no subject, yet not masked whole"
+    assert run_cli("verify", plan, out).returncode == 0
+
+
+def test_verify_fails_an_output_that_shows_more_than_the_subject(clip: Path, tmp_path: Path) -> None:
+    plain = subject_plan(clip, tmp_path / "plain.plan.json")
+    out = tmp_path / "plain.mp4"
+    assert run_cli("render", plain, "-o", out, "-q").returncode == 0
+    asked = subject_plan(clip, tmp_path / "asked.plan.json", {"tracks": [4]})
+    proc = run_cli("verify", asked, out)
+    assert proc.returncode == 1
+    assert "show_only" in proc.stderr and "not masked" in proc.stderr
+
+
+def test_render_option_sets_show_only_and_blur_warns(clip: Path, tmp_path: Path) -> None:
+    plain = subject_plan(clip, tmp_path / "plain.plan.json")
+    out = tmp_path / "opt.mp4"
+    proc = run_cli("render", plain, "-o", out, "--show-only", "4", "--show-margin", "0.1")
+    assert proc.returncode == 0, proc.stderr
+    frames = decode_frames(out)
+    assert all(inner(f, bystander_box(i)).mean() < 12 for i, f in enumerate(frames))
+    blurred = tmp_path / "blur.mp4"
+    proc = run_cli("render", plain, "-o", blurred, "--show-only", "4", "--show-outside", "blur")
+    assert proc.returncode == 0, proc.stderr
+    assert "reversible" in proc.stderr
+    before, after = decode_frames(clip), decode_frames(blurred)
+    # Blurred, not filled: the bystander's region changed but is not black.
+    by_before, by_after = inner(before[3], bystander_box(3)), inner(after[3], bystander_box(3))
+    assert by_after.mean() > 30 and by_after.std() < 0.6 * by_before.std()
+    bad = run_cli("render", plain, "-o", tmp_path / "x.mp4", "--show-only", "9")
+    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "no track 9" in bad.stderr, bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("show_only", "words"),
+    [
+        ({"tracks": []}, "show_only.tracks"),
+        ({"tracks": [5]}, "no track 5"),
+        ({"tracks": [4], "margin": -1}, "show_only.margin"),
+        ({"tracks": [4], "mask": "pixelate"}, "show_only.mask"),
+    ],
+)
+def test_bad_show_only_is_one_line(clip: Path, tmp_path: Path, show_only: dict[str, Any], words: str) -> None:
+    plan = subject_plan(clip, tmp_path / "b.plan.json", show_only)
+    proc = run_cli("render", plan, "-o", tmp_path / "b.mp4")
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and words in errors[0], proc.stderr
+
+
+def test_show_only_on_a_photo_is_exact(tmp_path: Path) -> None:
+    src = tmp_path / "a.png"
+    Image.open(SAMPLE_IMAGE).convert("RGB").save(src)
+    w, h = Image.open(src).size
+    plan = {
+        "veil_plan": 1,
+        "input": {"path": str(src), "sha256": sha256_of(src), "kind": "image", "width": w, "height": h},
+        "settings": {"mask": "solid"},
+        "show_only": {"tracks": [0], "margin": 0},
+        "tracks": [{"id": 0, "label": "person", "redact": False, "boxes": [{"frame": 0, "box": [100, 50, 300, 400]}]}],
+    }
+    (tmp_path / "a.plan.json").write_text(json.dumps(plan))
+    assert run_cli("render", tmp_path / "a.plan.json", "-o", tmp_path / "o.png", "-q").returncode == 0
+    before, after = rgb(src), rgb(tmp_path / "o.png")
+    assert np.array_equal(after[50:400, 100:300], before[50:400, 100:300])
+    outside = np.ones((h, w), bool)
+    outside[50:400, 100:300] = False
+    assert not after[outside].any(), "every pixel outside the subject is black"
+
+
+def test_require_review_refuses_an_unsigned_or_changed_plan(clip: Path, tmp_path: Path) -> None:
+    path = subject_plan(clip, tmp_path / "r.plan.json", {"tracks": [4]})
+    proc = run_cli("render", path, "-o", tmp_path / "r.mp4", "--require-review")
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1
+    assert "nobody marked this plan reviewed" in proc.stderr
+    assert not (tmp_path / "r.mp4").exists()
+    data = json.loads(path.read_text())
+    plan = plan_from_json(data)
+    data["review"] = {"reviewed": {"by": "Ana", "at": "2026-12-05T16:00:00+00:00", "digest": content_digest(plan)}}
+    path.write_text(json.dumps(data))
+    report = tmp_path / "r.json"
+    proc = run_cli("render", path, "-o", tmp_path / "r.mp4", "--require-review", "--report", report)
+    assert proc.returncode == 0, proc.stderr
+    signed = json.loads(report.read_text())["files"][0]["sign_off"]
+    assert signed["signed_off"] and signed["by"] == "Ana"
+    assert "Ana" in report.with_suffix(".html").read_text()
+    # Any change after the sign-off (here: the subject's margin) voids it.
+    data["show_only"]["margin"] = 0.5
+    path.write_text(json.dumps(data))
+    proc = run_cli("render", path, "-o", tmp_path / "r2.mp4", "--require-review")
+    assert proc.returncode != 0 and "changed after Ana marked it reviewed" in proc.stderr

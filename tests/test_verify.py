@@ -1,0 +1,206 @@
+"""verify checks what the user asked for, not only the plan: flat solid masks (a dark face is not
+a mask), every requested zone, the requested span's frames, and the requested audio edit.
+
+Small generated media: the sample photo darkened and saved as JPEG, and a 12-frame clip with a
+tone for audio. Genuine outputs of the one-shot run pass; outputs missing what was asked fail,
+naming the failing check.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import SAMPLE_IMAGE, make_video
+from PIL import Image
+
+from veil.analysis.zones import Zone
+from veil.cli import main
+from veil.config import Settings
+from veil.errors import VeilError
+from veil.plan import load_plan
+from veil.render.verify import verify
+from veil.timerange import TimeRange
+
+MASKS = ("solid", "blur", "pixelate")
+FRAMES, FPS = 12, 10
+# A corner of the clip: the moving photo passes through it in the first frames.
+CORNER = Zone("corner", ((0.0, 0.0), (150.0, 0.0), (150.0, 120.0), (0.0, 120.0)))
+
+
+def _jpeg(path: Path, brightness: float) -> Path:
+    photo = np.asarray(Image.open(SAMPLE_IMAGE).convert("RGB")).astype(np.float64)
+    Image.fromarray(np.round(photo * brightness).astype(np.uint8)).save(path, quality=90)
+    return path
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[float, tuple[Path, Path]]:
+    """The sample photo at full and at 15 % brightness, as JPEG, each with the plan veil made."""
+    tmp = tmp_path_factory.mktemp("photos")
+    out: dict[float, tuple[Path, Path]] = {}
+    for brightness in (1.0, 0.15):
+        src = _jpeg(tmp / f"face_{brightness:g}.jpg", brightness)
+        plan = tmp / f"face_{brightness:g}.plan.json"
+        assert main([str(src), "-o", str(tmp / f"out_{brightness:g}.jpg"), "--plan", str(plan), "-q"]) == 0
+        assert load_plan(plan).tracks, "the face must be found for the test to mean anything"
+        out[brightness] = (src, plan)
+    return out
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A clip with a tone, and the one-shot run's outputs (and plans) for every mask."""
+    tmp = tmp_path_factory.mktemp("clip")
+    src = make_video(tmp / "in.mp4", frames=FRAMES, fps=FPS, audio=True)
+    paths = {"input": src}
+    for mask in MASKS:
+        out, plan = tmp / f"{mask}.mp4", tmp / f"{mask}.plan.json"
+        assert main([str(src), "-o", str(out), "--mask", mask, "--plan", str(plan), "-q"]) == 0
+        paths[mask], paths[f"{mask}_plan"] = out, plan
+    return paths
+
+
+def _verify(plan: Path, output: Path, settings: Settings, source: Path | None) -> Any:
+    return verify(load_plan(plan, spooled=True), output, settings, source)
+
+
+def _settings(plan: Path, **changes: Any) -> Settings:
+    saved = load_plan(plan).settings
+    return Settings(mask=changes.pop("mask", saved["mask"]), margin=saved["margin"], **changes)
+
+
+# ----------------------------------------------------------------------------- pictures
+
+
+def test_dark_face_is_not_a_mask(photos: dict[float, tuple[Path, Path]], capsys: pytest.CaptureFixture[str]) -> None:
+    """At 15 % brightness every pixel of the face is within 40 grey levels of black: colour alone
+    passed the unredacted input. It is neither flat nor the fill's shade, and verify says so."""
+    src, plan = photos[0.15]
+    assert main(["verify", str(plan), str(src), "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert not result["ok"] and result["checks"]["boxes"]["ok"] is False
+    assert any("not flat" in f["what"] or "grey level" in f["what"] for f in result["failures"])
+    # The mask veil painted on the same picture passes.
+    assert main(["verify", str(plan), str(plan.parent / "out_0.15.jpg"), "-q"]) == 0
+
+
+@pytest.mark.parametrize("brightness", [1.0, 0.15])
+@pytest.mark.parametrize("mask", MASKS)
+def test_unredacted_input_fails_with_every_mask(
+    photos: dict[float, tuple[Path, Path]], brightness: float, mask: str
+) -> None:
+    src, plan = photos[brightness]
+    result = _verify(plan, src, _settings(plan, mask=mask), src)
+    assert not result.ok and result.failed_regions == len(load_plan(plan).tracks)
+    assert result.summary().startswith("verify FAILED (boxes): frame 0")
+
+
+@pytest.mark.parametrize("mask", MASKS)
+def test_genuine_photo_outputs_pass(photos: dict[float, tuple[Path, Path]], tmp_path: Path, mask: str) -> None:
+    src, plan = photos[0.15]
+    out = tmp_path / "out.jpg"
+    assert main(["render", str(plan), "-o", str(out), "--mask", mask, "-q"]) == 0
+    result = _verify(plan, out, _settings(plan, mask=mask), src)
+    assert result.ok, result.summary()
+    assert result.checks["frames"] == {**result.checks["frames"], "ok": True, "frames": 1, "input_frames": 1}
+
+
+# ----------------------------------------------------------------------------- video
+
+
+@pytest.mark.parametrize("mask", MASKS)
+def test_genuine_video_outputs_pass(clip: dict[str, Path], mask: str) -> None:
+    result = _verify(clip[f"{mask}_plan"], clip[mask], _settings(clip[f"{mask}_plan"]), clip["input"])
+    assert result.ok, result.summary()
+    assert result.frames_checked == FRAMES and result.checks["frames"]["input_frames"] == FRAMES
+    assert abs(result.checks["frames"]["duration_s"] - FRAMES / FPS) < 1e-6
+    assert result.checks["boxes"]["regions"] >= FRAMES // 2
+
+
+def test_requested_zone_not_masked_fails(clip: dict[str, Path]) -> None:
+    """Rendered without the zone, verified with it asked for: every frame's zone is missing.
+    The same zone in the plan only (the request forgot it) is checked too."""
+    plan = clip["solid_plan"]
+    result = _verify(plan, clip["solid"], _settings(plan, zones=(CORNER,)), clip["input"])
+    assert not result.ok and result.checks["zones"]["ok"] is False
+    assert result.checks["zones"]["frames"] == FRAMES and result.checks["zones"]["zones"] == ["corner"]
+    assert result.failed_regions == FRAMES  # the background alone is no fill either
+    assert result.checks["boxes"]["ok"] and result.checks["frames"]["ok"]
+    assert result.summary().startswith("verify FAILED (zones): frame 0: privacy zone not masked")
+    planned = load_plan(plan, spooled=True)
+    planned.zones = [CORNER]
+    assert not verify(planned, clip["solid"], _settings(plan), clip["input"]).checks["zones"]["ok"]
+
+
+def test_requested_zone_masked_passes(clip: dict[str, Path], tmp_path: Path) -> None:
+    zones = tmp_path / "zones.json"
+    zones.write_text(json.dumps({"zones": [{"name": "corner", "polygon": [list(p) for p in CORNER.polygon]}]}))
+    out, plan = tmp_path / "z.mp4", tmp_path / "z.plan.json"
+    assert main([str(clip["input"]), "-o", str(out), "--zones", str(zones), "--plan", str(plan), "-q"]) == 0
+    result = _verify(plan, out, _settings(plan, zones=(CORNER,)), clip["input"])
+    assert result.ok and result.checks["zones"] == {"ok": True, "zones": ["corner"], "frames": FRAMES}
+
+
+def test_frame_count_must_match_the_requested_span(clip: dict[str, Path], tmp_path: Path) -> None:
+    """--start 0.3 --end 0.8 asks for 5 frames: the whole clip does not pass, with or without
+    the input to count them in; the trimmed run's output does."""
+    plan = clip["solid_plan"]
+    span = TimeRange(0.3, 0.8)
+    result = _verify(plan, clip["solid"], _settings(plan, time_range=span), clip["input"])
+    assert not result.ok and result.checks["frames"]["ok"] is False
+    assert result.checks["frames"]["input_frames"] == 5 and result.checks["frames"]["frames"] == FRAMES
+    assert result.summary().startswith("verify FAILED (frames): output has 12 frames, 0.3-0.8 s of the input 5")
+    alone = _verify(plan, clip["solid"], _settings(plan, time_range=span), None)
+    assert not alone.ok and not alone.checks["frames"]["ok"]
+    # A joined file whose pixels were checked in parts still gets its frames counted.
+    joined = verify(load_plan(plan, spooled=True), clip["solid"], _settings(plan, time_range=span), None, pixels=False)
+    assert not joined.ok and joined.summary().startswith("verify FAILED (frames)") and joined.regions_checked == 0
+    out, trimmed = tmp_path / "t.mp4", tmp_path / "t.plan.json"
+    cut = ["--start", "0.3", "--end", "0.8"]
+    assert main([str(clip["input"]), "-o", str(out), *cut, "--plan", str(trimmed), "-q"]) == 0
+    good = _verify(trimmed, out, _settings(trimmed, time_range=span), clip["input"])
+    assert good.ok and good.frames_checked == 5 and good.checks["frames"]["input_frames"] == 5, good.summary()
+    assert verify(load_plan(trimmed, spooled=True), out, _settings(trimmed), clip["input"], pixels=False).ok
+
+
+def test_requested_audio_edit_must_be_there(clip: dict[str, Path], tmp_path: Path) -> None:
+    """Mute asked for, output not silent in the range: fails. The render that mutes passes, and
+    its output is no bleep."""
+    plan = clip["solid_plan"]
+    ranges = ((0.3, 0.9),)
+    result = _verify(plan, clip["solid"], _settings(plan, audio="mute", audio_ranges=ranges), clip["input"])
+    assert not result.ok and result.checks["audio"]["ok"] is False and result.failed_regions == 0
+    assert result.checks["audio"]["ranges_checked"] == 1
+    assert result.summary().startswith("verify FAILED (audio): audio track 1, 0.3-0.9 s: mute asked for")
+    muted = tmp_path / "muted.mp4"
+    assert main(["render", str(plan), "-o", str(muted), "--audio", "mute", "--audio-ranges", "0.3-0.9", "-q"]) == 0
+    assert _verify(plan, muted, _settings(plan, audio="mute", audio_ranges=ranges), clip["input"]).ok
+    bleep = _verify(plan, muted, _settings(plan, audio="bleep", audio_ranges=ranges), clip["input"])
+    assert not bleep.ok and "bleep asked for" in bleep.failures[0]["what"]
+
+
+def test_invalid_settings_are_refused(photos: dict[float, tuple[Path, Path]]) -> None:
+    """A margin that is not a number paints nothing: verify refuses rather than passes, whether
+    the settings are refused when made or reach verify through a library call."""
+    src, plan = photos[0.15]
+    settings = _settings(plan)
+    for field, value in (("margin", math.nan), ("threshold", math.inf), ("margin", -1.0)):
+        bad = replace(settings)
+        object.__setattr__(bad, field, value)
+        with pytest.raises(VeilError, match=field):
+            _verify(plan, src, bad, src)
+    assert main(["verify", str(plan), str(src), "--margin", "nan", "-q"]) != 0
+    nan_zone = Zone("nan", ((math.nan, 0.0), (10.0, 0.0), (10.0, 10.0)))
+    with pytest.raises(VeilError, match="zone"):
+        _verify(plan, src, _settings(plan, zones=(nan_zone,)), src)
+    # A box too far out to rasterise paints nothing: refused, not skipped as "outside".
+    huge = load_plan(plan)
+    huge.tracks[0].boxes[0].box = np.asarray([1e19, 1e19, 2e19, 2e19], dtype=np.float32)
+    with pytest.raises(VeilError, match="box"):
+        verify(huge, src, settings, src)
