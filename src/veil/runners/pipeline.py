@@ -574,8 +574,7 @@ class Pipeline:
                     for frame, planned in self._planned_frames(job, source, builder, prepare, segment):  # type: ignore[misc]
                         renderer.review.offer(frame.index, planned)
                     info = _video_info(source, segment)
-                    decoded = source.frames_decoded
-                    rotation = source.info.rotation
+                    record.update(frames_decoded=source.frames_decoded, rotation=source.info.rotation)
                 builder.finish()
                 self._write_plan(plan_path, job, record, info, renderer.review.flags(), builder)
         finally:
@@ -584,8 +583,8 @@ class Pipeline:
             "segment": segment.to_json(),
             "plan": str(plan_path),
             "frames": segment.end - segment.start,
-            "frames_decoded": record.get("frames_decoded", decoded if not render else 0),
-            "rotation": record.get("rotation", rotation if not render else 0),
+            "frames_decoded": record["frames_decoded"],
+            "rotation": record["rotation"],
             "seconds": round(time.monotonic() - started, 3),
             "detect_s": round(self.detect.seconds - detect_before, 3),
         }
