@@ -1,9 +1,15 @@
 """Long videos in segments: cut at keyframes, redact each segment on its own, join by stream copy.
 
-    probe (demux only) -> segments [start, end) at keyframes
+    probe (demux only) -> segments [start, end) at keyframes (of the --start/--end part)
     each segment: decode [start - overlap, end + overlap) -> detect -> track -> paint [start, end)
                   -> encode its own file -> verify it against its own plan
-    join: copy every segment's packets into one file, remux the source's audio once, merge plans
+    join: copy every segment's packets into one file beside the source's audio (edited as asked,
+          through the same sink as a whole file), merge plans, verify the request
+
+A segment is not a second implementation: it is a frame window (`media.source.FrameWindow`)
+read by the same decoder, and run through the pipeline's own analysis and paint-and-encode
+loops (`Pipeline.segment`), so zones, time ranges, masks, crop and the second opinion reach it
+exactly as they reach a whole file.
 
 Why an overlap: the tracker extends a track up to its look-ahead window before its first
 detection and after its last, and needs the frames around a frame to do so. A segment decodes
@@ -19,9 +25,10 @@ x264 closes its GOPs, so the joined stream decodes to exactly the segments' fram
 checks the packet count against the frame count and fails the file otherwise (fail closed).
 
 Verification: with a solid mask each segment is verified from its own pixels against its own plan
-(in parallel, in the workers); the joined packets are those bytes, unchanged. Blur and pixelate
-masks need the input's pixels under each mask, so the joined file is verified against the merged
-plan instead.
+(in parallel, in the workers); the joined packets are those bytes, unchanged, and the joined file
+is checked for the request alone (frames and duration of the span, audio edits), decoding no
+picture. Blur and pixelate masks need the input's pixels under each mask, so the joined file is
+verified whole against the merged plan and the request.
 
 Only paths and small JSON cross process boundaries: a `Segment` is a few integers, a segment's
 result is a dict; frames never leave the process that decoded them.
