@@ -12,9 +12,9 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+from conftest import SAMPLE_IMAGE, decode_frames, rgb, run_cli
 from PIL import Image
 
-from tests.conftest import SAMPLE_IMAGE, decode_frames, rgb, run_cli
 from veil.analysis.detectors import sha256_of
 from veil.plan import content_digest, plan_from_json
 
