@@ -579,15 +579,7 @@ class Pipeline:
                 self._write_plan(plan_path, job, record, info, renderer.review.flags(), builder)
         finally:
             builder.close()
-        out = {
-            "segment": segment.to_json(),
-            "plan": str(plan_path),
-            "frames": segment.end - segment.start,
-            "frames_decoded": record["frames_decoded"],
-            "rotation": record["rotation"],
-            "seconds": round(time.monotonic() - started, 3),
-            "detect_s": round(self.detect.seconds - detect_before, 3),
-        }
+        out = _segment_result(segment, plan_path, record, started, self.detect.seconds - detect_before)
         if render:
             out.update(_segment_output(job.output, renderer, verified))
         return out
@@ -604,13 +596,7 @@ class Pipeline:
             self._video(job, tmp, record, renderer, frames, plan_obj, segment=segment)
             verified = self._verify_segment(job, segment, plan_path, tmp)
         return {
-            "segment": segment.to_json(),
-            "plan": str(plan_path),
-            "frames": segment.end - segment.start,
-            "frames_decoded": record["frames_decoded"],
-            "rotation": record["rotation"],
-            "seconds": round(time.monotonic() - started, 3),
-            "detect_s": 0.0,
+            **_segment_result(segment, plan_path, record, started, 0.0),
             **_segment_output(job.output, renderer, verified),
         }
 
@@ -627,15 +613,11 @@ class Pipeline:
     def _painted_from_plan(self, plan_obj: Plan, offset: int = 0) -> Callable[[VideoSource], Iterator[Any]]:
         """Frames with the boxes a plan holds for them (frame numbers less `offset`: a segment's
         plan counts from its start)."""
-        boxes = FrameBoxes(plan_obj)
+        planned = _planned_boxes(plan_obj, offset)
 
         def frames(source: VideoSource) -> Iterator[Any]:
             for item in source.items():
-                if isinstance(item, AudioPacket):
-                    yield item
-                else:
-                    masked, kept = boxes.at(item.index - offset)
-                    yield item, masked, kept, boxes.whole_frame(item.index - offset) is not None
+                yield item if isinstance(item, AudioPacket) else (item, *planned(item))
 
         return frames
 
@@ -659,13 +641,7 @@ class Pipeline:
         )
         with atomic_output(job.output, self.settings.overwrite) as tmp:
             if job.kind == "image":
-                boxes = FrameBoxes(plan_obj)
-
-                def planned(frame: Frame) -> tuple[Detections, Detections, bool]:
-                    masked, kept = boxes.at(frame.index)
-                    return masked, kept, boxes.whole_frame(frame.index) is not None
-
-                self._image(job, tmp, record, renderer, planned)
+                self._image(job, tmp, record, renderer, _planned_boxes(plan_obj))
             else:
                 self._video(job, tmp, record, renderer, self._painted_from_plan(plan_obj), plan_obj)
             self._finish(job, tmp, plan_obj, record, renderer, started)
@@ -915,6 +891,34 @@ def _video_info(source: VideoSource, segment: Any = None) -> dict[str, Any]:
         "time_base": str(info.time_base),
         "rotation": info.rotation,
         "duration_s": info.duration_s,
+    }
+
+
+def _planned_boxes(plan_obj: Plan, offset: int = 0) -> Callable[[Frame], tuple[Detections, Detections, bool]]:
+    """A frame's boxes from a plan: (masked, kept, whole frame masked); frame numbers less
+    `offset` (a segment's plan counts from its start)."""
+    boxes = FrameBoxes(plan_obj)
+
+    def planned(frame: Frame) -> tuple[Detections, Detections, bool]:
+        index = frame.index - offset
+        masked, kept = boxes.at(index)
+        return masked, kept, boxes.whole_frame(index) is not None
+
+    return planned
+
+
+def _segment_result(
+    segment: Any, plan_path: Path, record: dict[str, Any], started: float, detect_s: float
+) -> dict[str, Any]:
+    """What a segment's worker sends back (small JSON; segments.join reads it)."""
+    return {
+        "segment": segment.to_json(),
+        "plan": str(plan_path),
+        "frames": segment.end - segment.start,
+        "frames_decoded": record["frames_decoded"],
+        "rotation": record["rotation"],
+        "seconds": round(time.monotonic() - started, 3),
+        "detect_s": round(detect_s, 3),
     }
 
 
