@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -160,12 +161,17 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
             raise HTTPException(400, str(exc)) from exc
         return {"version": session.version}
 
-    def stale(body: Any) -> None:
-        """Refuse a stale edit before its own checks (a 409, not a 400, for an old page)."""
+    def checked(body: Any, make: Callable[[], Any], errors: tuple[type[Exception], ...] = (EditError,)) -> Any:
+        """The change `make` builds from the body, refused as a stale edit first (a 409, not a
+        400, for an old page) and then, when the body does not make sense, with a 400."""
         try:
             session.check_version(body.version)
         except StaleEdit as exc:
             raise HTTPException(409, str(exc)) from exc
+        try:
+            return make()
+        except errors as exc:
+            raise HTTPException(400, str(exc)) from exc
 
     @app.get("/")
     def page() -> Response:
@@ -234,11 +240,7 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
 
     @app.post("/api/keep_only")
     def keep_only(body: KeepOnlyBody) -> dict[str, Any]:
-        stale(body)
-        try:
-            change = session.keep_only(body.ids, body.reason, body.show_only, body.margin)
-        except EditError as exc:
-            raise HTTPException(400, str(exc)) from exc
+        change = checked(body, lambda: session.keep_only(body.ids, body.reason, body.show_only, body.margin))
         return apply(change, body)
 
     @app.post("/api/show_only")
@@ -253,11 +255,8 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
     def manual(body: ManualBody) -> dict[str, Any]:
         if not 0 <= body.frame < session.frames:
             raise HTTPException(400, "frame outside the clip")
-        stale(body)
-        try:
-            change, holder = session.add_manual(body.frame, body.box, body.label or "face", body.redact)
-        except EditError as exc:
-            raise HTTPException(400, str(exc)) from exc
+        label = body.label or "face"
+        change, holder = checked(body, lambda: session.add_manual(body.frame, body.box, label, body.redact))
         out = apply(change, body)
         return {**out, "track": holder[0]}
 
@@ -265,12 +264,7 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
     def keyframe(body: KeyframeBody) -> dict[str, Any]:
         if not 0 <= body.frame < session.frames:
             raise HTTPException(400, "frame outside the clip")
-        stale(body)
-        try:
-            change = session.set_keyframe(body.track, body.frame, body.box)
-        except EditError as exc:
-            raise HTTPException(400, str(exc)) from exc
-        return apply(change, body)
+        return apply(checked(body, lambda: session.set_keyframe(body.track, body.frame, body.box)), body)
 
     @app.post("/api/delete_track")
     def delete_track(body: TrackBody) -> dict[str, Any]:
@@ -278,30 +272,17 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
 
     @app.post("/api/ranges")
     def ranges(body: RangesBody) -> dict[str, Any]:
-        stale(body)
-        try:
-            change = session.set_ranges(body.ranges)
-        except (EditError, KeyError, ValueError, TypeError) as exc:
-            raise HTTPException(400, str(exc)) from exc
-        return apply(change, body)
+        errors = (EditError, KeyError, ValueError, TypeError)
+        return apply(checked(body, lambda: session.set_ranges(body.ranges), errors), body)
 
     @app.post("/api/audio")
     def audio(body: AudioBody) -> dict[str, Any]:
-        stale(body)
-        try:
-            change = session.set_audio(body.ranges)
-        except (EditError, IndexError, ValueError, TypeError) as exc:
-            raise HTTPException(400, str(exc)) from exc
-        return apply(change, body)
+        errors = (EditError, IndexError, ValueError, TypeError)
+        return apply(checked(body, lambda: session.set_audio(body.ranges), errors), body)
 
     @app.post("/api/reviewed")
     def reviewed(body: ReviewedBody) -> dict[str, Any]:
-        stale(body)
-        try:
-            change = session.mark_reviewed(body.reviewer)
-        except EditError as exc:
-            raise HTTPException(400, str(exc)) from exc
-        return apply(change, body)
+        return apply(checked(body, lambda: session.mark_reviewed(body.reviewer)), body)
 
     @app.post("/api/history")
     def history(body: HistoryBody) -> dict[str, Any]:
