@@ -104,20 +104,24 @@ def test_worth_a_look_is_a_few_ranked_items_with_reasons() -> None:
         if i < 3:
             dets = both(dets, track(3, 0.2 if i == 1 else 0.9, filled=i == 2))
         frames.append(dets)
+    face = ("second", "second opinion: 1 face-like region outside every mask")
+    head = ("nohead", "second opinion: 1 person with no mask on the head outside every mask")
     for i, dets in enumerate(frames):
-        log.offer(i, dets, ["second opinion: 1 face-like region outside every mask"] if i == 30 else None)
+        log.offer(i, dets, [face] if i == 30 else [head] if i == 20 else None)
     items = log.flags()
+    # A face left visible first, then a person with no head covered, then the gap, then the weak stretch.
     assert [(it["kind"], it["frame"], it["track"]) for it in items] == [
         ("second", 30, None),
+        ("nohead", 20, None),
         ("gap", 5 + GAP_FRAMES, 1),
         ("low", LOW_FRAMES - 1, 2),
     ]
-    assert items[1]["frames"] == [5, 4 + GAP_FRAMES] and "lost for" in items[1]["reasons"][0]
-    assert len(log.warnings()) == 3
+    assert items[2]["frames"] == [5, 4 + GAP_FRAMES] and "lost for" in items[2]["reasons"][0]
+    assert len(log.warnings()) == 4
     # Bounded: a flood of doubts keeps the MAX_ITEMS most worth a look.
     flood = ReviewLog()
     for i in range(500):
-        flood.offer(i, track(1, 0.9), ["second opinion: 2 face-like regions outside every mask"] * (1 + (i == 250)))
+        flood.offer(i, track(1, 0.9), [("second", "second opinion: 2 face-like regions outside")] * (1 + (i == 250)))
     assert len(flood.flags()) == MAX_ITEMS and flood.flags()[0]["frame"] == 250
     report = {"veil_version": "x", "settings": {}, "files": [
         {"status": "ok", "input": "a.mp4", "output": "b.mp4", "review": items,
@@ -134,7 +138,7 @@ def test_sampler_memory_is_bounded_and_keeps_the_worst_frames() -> None:
     for i in range(2000):
         score = 0.21 if i in (1500, 1777) else 0.9
         dets = Detections(np.array([[10, 10, 80, 80]]), np.array([score]), np.array(["face"]))
-        doubts = ["second opinion: 1 face-like region outside every mask"] if score < 0.5 else None
+        doubts = [("second", "second opinion: 1 face-like region outside every mask")] if score < 0.5 else None
         priority, reasons = ReviewLog().offer(i, dets, doubts)
         painted = np.array([[10, 10, 80, 80]])
         sampler.offer(image, i, dets, painted, np.zeros((0, 4), int), priority, reasons)

@@ -81,6 +81,12 @@ BY_LABEL: dict[str, RedactionClass] = {c.label: c for c in CLASSES.values()}
 DEFAULT_CLASSES = "faces,heads"
 
 
+def finds_people(classes: tuple[str, ...] | list[str]) -> bool:
+    """Whether these classes mask people's heads or bodies (not faces alone): then a second
+    opinion looks for people with no mask on the head too."""
+    return any(CLASSES[c].label in ("head", "person") for c in classes if c in CLASSES)
+
+
 def parse_classes(text: str) -> tuple[str, ...]:
     """`faces,plates` or `all` to class names, in the table's order; unknown names are an error."""
     from veil.errors import VeilError

@@ -25,15 +25,22 @@ SECOND_OPINION_EVERY = 10
 
 
 class SecondOpinion:
-    """A face detector that did not drive the redaction looks at a frame (every
-    SECOND_OPINION_EVERY-th) for faces outside the given covered boxes: each is worth a look."""
+    """Detectors that did not drive the redaction look at a frame (every SECOND_OPINION_EVERY-th)
+    for what is still visible outside the given covered boxes: face-like regions (kind `second`)
+    and, when `heads` (the user asked for heads: fixed cameras), people whose head no mask covers
+    (kind `nohead`; the person detector's heads, at a stricter bar than when it redacts, so a
+    flag is a person, not clutter). Each is a (kind, reason) pair for the worth-a-look list."""
 
-    def __init__(self) -> None:
+    def __init__(self, heads: bool = False) -> None:
+        self.heads = heads
         self._detector: object | None = None
+        self._people: object | None = None
         self.checked = 0
         self.flagged = 0
 
-    def look(self, index: int, image: np.ndarray, covered: np.ndarray) -> list[str]:
+    def look(self, index: int, image: np.ndarray, covered: np.ndarray, heads: bool = True) -> list[tuple[str, str]]:
+        """`heads=False`: this frame's heads are not looked at (a subject-access render shows
+        the subject's head on purpose)."""
         if index % SECOND_OPINION_EVERY:
             return []
         from veil.analysis.detectors.ensemble import second_opinion
@@ -42,14 +49,56 @@ class SecondOpinion:
             from veil.analysis.detectors import create
 
             self._detector = create("blazeface", threshold=0.5)
+        reasons: list[tuple[str, str]] = []
         found = second_opinion(image, covered, detector=self._detector)
+        if len(found):
+            reasons.append(("second", _where("face-like region", found)))
+        if self.heads and heads and not index % HEAD_OPINION_EVERY:
+            uncovered = self._uncovered_heads(image, covered)
+            if len(uncovered):
+                reasons.append(("nohead", _where("person with no mask on the head", uncovered)))
         self.checked += 1
-        if not len(found):
-            return []
-        self.flagged += 1
-        n = len(found)
-        where = ", ".join(f"({int(x1)},{int(y1)})" for x1, y1, _, _ in found[:3].tolist())
-        return [f"second opinion: {n} face-like region{'s' * (n != 1)} outside every mask, at x,y {where}"]
+        self.flagged += bool(reasons)
+        return reasons
+
+    def _uncovered_heads(self, image: np.ndarray, covered: np.ndarray) -> np.ndarray:
+        from veil.analysis.detectors.ensemble import second_opinion
+        from veil.analysis.detectors.people import PeopleDetector
+
+        if self._people is None:
+            people = PeopleDetector(mode="head", motion=False, tiles=1, threshold=HEAD_SECOND_THRESHOLD)
+            self._people = _HeadsOfPeople(people)
+        return second_opinion(image, covered, detector=self._people)
+
+
+# People are looked for on every third of those frames, whole frame only (one network pass, not
+# the tiles): about 1 % of a default run's time for a check that names the frames where a
+# person, large enough for the whole-frame pass to see, walks by with no mask on the head.
+HEAD_OPINION_EVERY = 3 * SECOND_OPINION_EVERY
+# The person detector redacts from 0.2 (recall first); a second opinion that flags a frame for a
+# person asks more, so the list names people, not shop signs.
+HEAD_SECOND_THRESHOLD = 0.4
+
+
+class _HeadsOfPeople:
+    """The person detector's head boxes, as the `detect` that `second_opinion` calls."""
+
+    def __init__(self, people: object) -> None:
+        self.people = people
+
+    def detect(self, image: np.ndarray) -> Detections:
+        from veil.analysis.detectors.people import heads_of
+
+        boxes, scores = self.people.persons(image)  # type: ignore[attr-defined]
+        if not len(boxes):
+            return Detections.empty()
+        return Detections.from_boxes(heads_of(boxes), scores, "head")
+
+
+def _where(what: str, boxes: np.ndarray) -> str:
+    n = len(boxes)
+    where = ", ".join(f"({int(x1)},{int(y1)})" for x1, y1, _, _ in boxes[:3].tolist())
+    return f"second opinion: {n} {what}{'s' * (n != 1)} outside every mask, at x,y {where}"
 
 
 def zone_boxes(zones: list[Zone], frame: Frame) -> np.ndarray:
@@ -71,8 +120,10 @@ class FrameRenderer:
         thumbnails: bool = False,
         second_opinion: bool = False,
         plan: Plan | None = None,
+        heads: bool = False,
     ) -> None:
-        """`plan`: the plan being rendered, for its `show_only` (frames in increasing order)."""
+        """`plan`: the plan being rendered, for its `show_only` (frames in increasing order);
+        `heads`: the second opinion looks for people with no mask on the head too."""
         self.settings = settings
         self.redactor = redactor_for(settings, zones, plan)
         self.show = ShownRegion(plan) if plan is not None and plan.show_only is not None else None
@@ -86,7 +137,7 @@ class FrameRenderer:
         self.frames_whole = 0
         self.frames = 0
         self.second_opinion = second_opinion
-        self._second = SecondOpinion()
+        self._second = SecondOpinion(heads=heads)
         self.second_checked = 0
         self.second_flagged = 0
 
@@ -112,7 +163,7 @@ class FrameRenderer:
             )
             self.sampler.offer(frame.image, frame.index, masked, painted, hidden, priority, reasons)
 
-    def _second_look(self, frame: Frame, painted: np.ndarray, kept: Detections | None) -> list[str]:
+    def _second_look(self, frame: Frame, painted: np.ndarray, kept: Detections | None) -> list[tuple[str, str]]:
         """Face-like regions a second detector finds outside every mask (and every face a
         reviewer kept visible), as review reasons; [] on frames it does not look at."""
         if not self.second_opinion:
@@ -128,7 +179,7 @@ class FrameRenderer:
             outside = ~shown_mask(self.last_shown, h, w)
             if outside.all():
                 return []
-        reasons = self._second.look(frame.index, frame.image, covered)
+        reasons = self._second.look(frame.index, frame.image, covered, heads=self.show is None)
         self.second_checked, self.second_flagged = self._second.checked, self._second.flagged
         return reasons
 

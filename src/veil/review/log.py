@@ -1,8 +1,9 @@
 """What a human should look at, and the small pictures the HTML report shows.
 
 Worth a look (`ReviewLog`): a few dozen items at most, ranked, each with its reason: a
-face-like region a second detector finds outside every mask, a gap inside a track that the
-tracker filled, a stretch of low-confidence detections. The sampler
+face-like region a second detector finds outside every mask, a person whose head no mask covers
+(on fixed cameras), a gap inside a track that the tracker filled, a stretch of low-confidence
+detections. The sampler
 keeps a bounded number of downscaled output frames during the run: evenly spaced ones for
 the contact sheet plus the most-worth-reviewing ones, so memory does not grow with the video.
 """
@@ -34,14 +35,17 @@ LOW_FRAMES = 8
 # At most this many items of each kind but the second opinion's, so one kind (on a crowded clip:
 # hundreds of short gaps) cannot push the others off the list.
 MAX_PER_KIND = 12
-# Priorities: a face-like region left visible first, then the longest gaps, then low stretches.
+# Priorities: a face-like region left visible first, then a person with no head covered, then
+# the longest gaps, then low stretches.
 SECOND_PRIORITY = 100.0
+NOHEAD_PRIORITY = 50.0
 GAP_PRIORITY = 10.0
 LOW_PRIORITY = 5.0
 
 
 KINDS = {
     "second": "face-like regions outside every mask (second opinion)",
+    "nohead": "people with no mask on the head (second opinion)",
     "gap": "gaps inside a track filled in by the tracker",
     "low": "low-confidence stretches",
 }
@@ -111,14 +115,18 @@ class ReviewLog:
         self._tracks: dict[int, _TrackWatch] = {}
         self._frame_items: list[dict[str, Any]] = []
 
-    def offer(self, frame: int, masked: Detections, doubts: list[str] | None = None) -> tuple[float, list[str]]:
-        """`masked`: the frame's boxes with their plan track ids; `doubts`: reasons found
-        elsewhere (a second detector's look at the output). Returns this frame's priority and
-        reasons, for the report's thumbnails."""
+    def offer(
+        self, frame: int, masked: Detections, doubts: list[tuple[str, str]] | None = None
+    ) -> tuple[float, list[str]]:
+        """`masked`: the frame's boxes with their plan track ids; `doubts`: (kind, reason) pairs
+        found elsewhere (a second opinion's look at the output: kind `second` or `nohead`).
+        Returns this frame's priority and reasons, for the report's thumbnails."""
         self._frame_items = []
-        if doubts:
-            # One item per frame; the more doubts, the higher.
-            self._add("second", frame, (frame, frame), None, SECOND_PRIORITY + len(doubts), *doubts)
+        for kind, base in (("second", SECOND_PRIORITY), ("nohead", NOHEAD_PRIORITY)):
+            texts = [text for k, text in doubts or [] if k == kind]
+            if texts:
+                # One item per frame and kind; the more doubts, the higher.
+                self._add(kind, frame, (frame, frame), None, base + len(texts), *texts)
         present: set[int] = set()
         for i in range(len(masked)):
             tid = int(masked.track_id[i])
@@ -187,7 +195,7 @@ class ReviewLog:
         self._seq += 1
         entry = (item["priority"], -frame, -self._seq, item)
         heap = self._top.setdefault(kind, [])
-        cap = self.limit if kind == "second" else min(self.limit, MAX_PER_KIND)
+        cap = self.limit if kind in ("second", "nohead") else min(self.limit, MAX_PER_KIND)
         if len(heap) < cap:
             heapq.heappush(heap, entry)
         elif entry[:3] > heap[0][:3]:

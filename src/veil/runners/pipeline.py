@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from veil import __version__
+from veil.analysis.classes import finds_people
 from veil.analysis.detectors import sha256_of
 from veil.analysis.scan import tracked_frames
 from veil.analysis.track import LookaheadTracker
@@ -390,7 +391,13 @@ class Pipeline:
         settings = self.settings
         self.detect.reset()
         detect_before = self.detect.seconds
-        renderer = FrameRenderer(settings, zones=list(settings.zones), thumbnails=settings.report, second_opinion=True)
+        renderer = FrameRenderer(
+            settings,
+            zones=list(settings.zones),
+            thumbnails=settings.report,
+            second_opinion=True,
+            heads=finds_people(settings.classes),
+        )
         builder = PlanBuilder(self.workdir)
         started = time.monotonic()
         try:
@@ -499,7 +506,7 @@ class Pipeline:
         self.detect.reset()
         review = ReviewLog()
         # A second detector looks for faces outside the planned masks, for the worth-a-look list.
-        second, masks = SecondOpinion(), redactor_for(self.settings)
+        second, masks = SecondOpinion(heads=finds_people(self.settings.classes)), redactor_for(self.settings)
         builder = PlanBuilder(self.workdir)
         zones = ZonePainter(list(self.settings.zones), (0, 0, 0))
         try:
@@ -556,7 +563,9 @@ class Pipeline:
         self.detect.reset()  # a segment starts afresh, whatever this worker ran before
         detect_before = self.detect.seconds
         started = time.monotonic()
-        renderer = FrameRenderer(settings, zones=list(settings.zones), second_opinion=True)
+        renderer = FrameRenderer(
+            settings, zones=list(settings.zones), second_opinion=True, heads=finds_people(settings.classes)
+        )
         builder = PlanBuilder(self.workdir)
         record: dict[str, Any] = {"input_sha256": input_sha, "warnings": []}
         try:
@@ -589,7 +598,12 @@ class Pipeline:
         detector, no overlap (a segment starts at a keyframe)."""
         started = time.monotonic()
         plan_obj = load_plan(plan_path, spooled=True)
-        renderer = FrameRenderer(self.settings, zones=plan_zones(plan_obj), second_opinion=self.second_opinion)
+        renderer = FrameRenderer(
+            self.settings,
+            zones=plan_zones(plan_obj),
+            second_opinion=self.second_opinion,
+            heads=finds_people(self.settings.classes),
+        )
         record: dict[str, Any] = {"warnings": []}
         with atomic_output(job.output, overwrite=True) as tmp:
             frames = self._painted_from_plan(plan_obj, segment.start)
@@ -638,6 +652,7 @@ class Pipeline:
             thumbnails=self.settings.report,
             second_opinion=self.second_opinion,
             plan=plan_obj,
+            heads=finds_people(self.settings.classes),
         )
         with atomic_output(job.output, self.settings.overwrite) as tmp:
             if job.kind == "image":
