@@ -17,7 +17,9 @@ const S = {
   view: "original",
   selected: new Set(),
   active: null,      // manual track whose keyframes are being edited
-  filtered: [],
+  people: [],        // one entry per person: {key, person, tracks} (tracks sharing a plan `person`)
+  personOf: new Map(), // track id -> its entry in people
+  filtered: [],      // the people the list shows
   loading: false,
   pending: null,
   playing: false,
@@ -80,6 +82,40 @@ function wholeFrame(frame) {
   return S.plan.frame_ranges.some((r) => r.start <= frame && frame <= r.end);
 }
 
+// ------------------------------------------------------------------ people
+
+// The tracks of one person (face, head and body boxes the scan linked: the plan's `person`)
+// are one entry: one row, one click in the picture, one selection. A track without a person
+// is its own entry.
+function groupPeople() {
+  const byKey = new Map();
+  for (const t of S.tracks) {
+    const key = t.person === undefined || t.person === null ? `t${t.id}` : `p${t.person}`;
+    if (!byKey.has(key)) byKey.set(key, { key, person: t.person ?? null, tracks: [] });
+    byKey.get(key).tracks.push(t);
+  }
+  S.people = [...byKey.values()];
+  S.personOf = new Map();
+  for (const p of S.people) for (const t of p.tracks) S.personOf.set(t.id, p);
+}
+
+function spanOf(p) {
+  let first = Infinity, last = -Infinity;
+  for (const t of p.tracks) { first = Math.min(first, t.boxes[0].frame); last = Math.max(last, t.boxes[t.boxes.length - 1].frame); }
+  return [first, last];
+}
+
+function isSelected(p) { return p.tracks.every((t) => S.selected.has(t.id)); }
+
+function setSelected(p, on) {
+  for (const t of p.tracks) if (on) S.selected.add(t.id); else S.selected.delete(t.id);
+}
+
+function personName(p) {
+  if (p.tracks.length === 1) return `#${p.tracks[0].id}`;
+  return `person ${p.person}`;
+}
+
 // ------------------------------------------------------------------ loading
 
 async function loadPlan() {
@@ -87,6 +123,7 @@ async function loadPlan() {
   S.plan = plan;
   S.tracks = plan.tracks;
   S.byId = new Map(plan.tracks.map((t) => [t.id, t]));
+  groupPeople();
   for (const id of [...S.selected]) if (!S.byId.has(id)) S.selected.delete(id);
   if (S.active !== null && !S.byId.has(S.active)) S.active = null;
   const s = plan.session;
@@ -231,6 +268,7 @@ function drawOverlay() {
       ctx.strokeStyle = "#d53f3f"; ctx.lineWidth = 6; ctx.strokeRect(3, 3, w - 6, h - 6);
     }
     const placed = [];
+    const labelled = new Set();
     for (const t of S.tracks) {
       const at = boxAt(t, f);
       if (!at) continue;
@@ -244,7 +282,13 @@ function drawOverlay() {
       ctx.fillStyle = ctx.strokeStyle;
       ctx.font = "11px system-ui, sans-serif";
       const key = manual && (t.keyframes || []).some((kf) => kf.frame === f) ? " key" : "";
-      const text = `#${t.id}${t.redact ? "" : " kept"}${key}`;
+      // One label a person: their face, head and body boxes are one entry.
+      const who = S.personOf.get(t.id);
+      if (who && who.tracks.length > 1 && !key) {
+        if (labelled.has(who.key)) continue;
+        labelled.add(who.key);
+      }
+      const text = `${who && who.tracks.length > 1 && !key ? personName(who) : `#${t.id}`}${t.redact ? "" : " kept"}${key}`;
       const spot = labelSpot(ctx, placed, text, x1 * k, y1 * k, y2 * k, h);
       if (spot) ctx.fillText(text, spot[0], spot[1]);
     }
@@ -304,13 +348,16 @@ function hitTrack(px, py) {
   return best;
 }
 
+// A click selects the whole person the box belongs to: every track the scan linked to them.
 function selectAt(px, py) {
   const t = hitTrack(px, py);
   if (!t) return;
-  if (S.selected.has(t.id)) S.selected.delete(t.id); else S.selected.add(t.id);
+  const p = S.personOf.get(t.id);
+  const on = !isSelected(p);
+  setSelected(p, on);
   applyFilter();
-  const at = S.filtered.indexOf(t);
-  if (at >= 0 && S.selected.has(t.id)) {
+  const at = S.filtered.indexOf(p);
+  if (at >= 0 && on) {
     const list = $("list");
     const top = at * ROW;
     if (top < list.scrollTop || top > list.scrollTop + list.clientHeight - ROW) list.scrollTop = Math.max(0, top - ROW);
@@ -406,21 +453,31 @@ function button(text, fn, cls) {
 function applyFilter() {
   const mode = $("filter").value;
   const f = S.shownFrame;
-  S.filtered = S.tracks.filter((t) => {
+  S.filtered = S.people.filter((p) => p.tracks.some((t) => {
     if (mode === "redact") return t.redact;
     if (mode === "keep") return !t.redact;
     if (mode === "manual") return t.source === "manual";
     if (mode === "here") return boxAt(t, f) !== null;
     return true;
-  });
+  }));
   if (mode === "here") {
-    // The people on screen in reading order: left to right, then top to bottom.
-    const key = (t) => boxAt(t, f).box;
-    S.filtered.sort((a, b) => key(a)[0] - key(b)[0] || key(a)[1] - key(b)[1]);
+    // The people on screen in reading order: left to right, then top to bottom (by the box
+    // of theirs that reaches furthest left and up).
+    const key = (p) => {
+      const boxes = p.tracks.map((t) => boxAt(t, f)).filter((a) => a).map((a) => a.box);
+      return [Math.min(...boxes.map((b) => b[0])), Math.min(...boxes.map((b) => b[1]))];
+    };
+    const keys = new Map(S.filtered.map((p) => [p.key, key(p)]));
+    S.filtered.sort((a, b) => keys.get(a.key)[0] - keys.get(b.key)[0] || keys.get(a.key)[1] - keys.get(b.key)[1]);
   }
-  $("count").textContent = `${S.filtered.length} of ${S.tracks.length} tracks, ${S.selected.size} selected`;
+  showCount();
   $("spacer").style.height = `${S.filtered.length * ROW}px`;
   renderRows(true);
+}
+
+function showCount() {
+  const unit = S.people.length === S.tracks.length ? "tracks" : `people (${S.tracks.length} tracks)`;
+  $("count").textContent = `${S.filtered.length} of ${S.people.length} ${unit}, ${S.selected.size} tracks selected`;
 }
 
 let rowWindow = [-1, -1];
@@ -439,44 +496,63 @@ function renderRows(force) {
   refreshRows();
 }
 
-function trackRow(t) {
+// One row a person: one track, or the face, head and body tracks the scan linked into one
+// person (their timelines drawn on one bar; the switch and the reason apply to all of them).
+function trackRow(p) {
+  const t = p.tracks.length === 1 ? p.tracks[0] : bestTrack(p);
+  const single = p.tracks.length === 1;
   const row = document.createElement("div");
-  row.className = "row" + (S.selected.has(t.id) ? " sel" : "");
-  row.dataset.track = String(t.id);
+  row.className = "row" + (isSelected(p) ? " sel" : "");
+  row.dataset.track = String(p.tracks[0].id);
+  row.dataset.person = p.key;
   const check = document.createElement("input");
   check.type = "checkbox";
-  check.checked = S.selected.has(t.id);
-  check.title = "select";
+  check.checked = isSelected(p);
+  check.title = single ? "select" : `select all ${p.tracks.length} tracks of this person`;
   check.addEventListener("change", () => {
-    if (check.checked) S.selected.add(t.id); else S.selected.delete(t.id);
+    setSelected(p, check.checked);
     row.classList.toggle("sel", check.checked);
-    $("count").textContent = `${S.filtered.length} of ${S.tracks.length} tracks, ${S.selected.size} selected`;
+    showCount();
     drawOverlay();
   });
   const img = document.createElement("img");
-  img.alt = `track ${t.id}`;
+  img.alt = single ? `track ${t.id}` : personName(p);
   thumbnail(t, img);
   img.addEventListener("click", () => seek(bestFrame(t)));
   const meta = document.createElement("div");
   meta.className = "meta";
-  const detected = t.boxes.filter((b) => b.detected).length;
-  meta.textContent = `#${t.id} ${t.label}${t.source === "manual" ? " (manual)" : ""} ${t.boxes[0].frame}-${t.boxes[t.boxes.length - 1].frame}`;
-  meta.title = `${detected} detected boxes; ${t.reason || ""}`;
-  if (t.source === "manual") meta.addEventListener("click", () => { S.active = t.id; drawSelected(); seek(t.boxes[0].frame); });
-  const state = button(t.redact ? "Redact" : "Keep", () => {
-    edit("/api/redact", { ids: [t.id], redact: !t.redact, reason: why.value || $("reason").value || null });
-  }, "state " + (t.redact ? "redact" : "keep"));
-  state.title = t.redact ? "masked in the output; click to keep visible" : "kept visible; click to mask";
+  const [first, last] = spanOf(p);
+  const detected = p.tracks.reduce((n, x) => n + x.boxes.filter((b) => b.detected).length, 0);
+  if (single) {
+    meta.textContent = `#${t.id} ${t.label}${t.source === "manual" ? " (manual)" : ""} ${first}-${last}`;
+  } else {
+    const labels = [...new Set(p.tracks.map((x) => x.label))].join("+");
+    meta.textContent = `${personName(p)}: ${labels}, ${p.tracks.length} tracks ${first}-${last}`;
+  }
+  meta.title = `${detected} detected boxes; tracks ${p.tracks.map((x) => "#" + x.id).join(" ")}; ${t.reason || ""}`;
+  if (single && t.source === "manual") meta.addEventListener("click", () => { S.active = t.id; drawSelected(); seek(first); });
+  const redacted = p.tracks.every((x) => x.redact);
+  const ids = p.tracks.map((x) => x.id);
+  const state = button(redacted ? "Redact" : "Keep", () => {
+    edit("/api/redact", { ids, redact: !redacted, reason: why.value || $("reason").value || null });
+  }, "state " + (redacted ? "redact" : "keep"));
+  state.title = redacted ? "masked in the output; click to keep visible" : "kept visible (all or part); click to mask";
   const why = document.createElement("input");
   why.className = "why";
   why.placeholder = "reason";
   why.value = t.reason || "";
-  why.addEventListener("change", () => edit("/api/redact", { ids: [t.id], redact: t.redact, reason: why.value || null }));
+  why.addEventListener("change", () => edit("/api/redact", { ids, redact: redacted, reason: why.value || null }));
   const canvas = document.createElement("canvas");
   canvas.height = 30;
   canvas.addEventListener("click", (ev) => seek(frameAtX(canvas, ev)));
   row.append(check, img, meta, state, why, canvas);
   return row;
+}
+
+// The track that shows a person best: a face if one was found, else the longest detected.
+function bestTrack(p) {
+  const score = (t) => (t.label === "face" ? 1e6 : 0) + t.boxes.filter((b) => b.detected).length;
+  return p.tracks.reduce((a, b) => (score(b) > score(a) ? b : a));
 }
 
 // Thumbnails are fetched once per track version, a few at a time, and kept in page memory only
@@ -525,15 +601,17 @@ function frameAtX(canvas, ev) {
 }
 
 function refreshRows() {
+  const byKey = new Map(S.people.map((p) => [p.key, p]));
   for (const row of $("rows").children) {
-    const t = S.byId.get(Number(row.dataset.track));
-    if (!t) continue;
-    row.classList.toggle("here", boxAt(t, S.shownFrame) !== null);
-    drawTrackBar(row.querySelector("canvas"), t);
+    const p = byKey.get(row.dataset.person);
+    if (!p) continue;
+    row.classList.toggle("here", p.tracks.some((t) => boxAt(t, S.shownFrame) !== null));
+    drawTrackBar(row.querySelector("canvas"), p.tracks);
   }
 }
 
-function drawTrackBar(canvas, t) {
+// A person's timeline: each of their tracks' spans (inferred), detected frames over them.
+function drawTrackBar(canvas, tracks) {
   const w = canvas.clientWidth;
   if (!w) return;
   if (canvas.width !== w) canvas.width = w;
@@ -542,6 +620,12 @@ function drawTrackBar(canvas, t) {
   ctx.clearRect(0, 0, w, h);
   const px = w / S.frames;
   const x = (f) => f * px;
+  for (const t of tracks) drawSpan(ctx, t, x, px, h);
+  ctx.fillStyle = "#1d2430";
+  ctx.fillRect(x(S.shownFrame), 0, Math.max(1, px), h);
+}
+
+function drawSpan(ctx, t, x, px, h) {
   const first = t.boxes[0].frame, last = t.boxes[t.boxes.length - 1].frame;
   // The whole span first, as inferred; detected frames over it.
   ctx.fillStyle = t.source === "manual" ? "#805ad5" : "#f0b37e";
@@ -553,8 +637,6 @@ function drawTrackBar(canvas, t) {
   }
   if (!t.redact) { ctx.fillStyle = "#2f855a"; ctx.fillRect(x(first), h - 6, Math.max(1, x(last + 1) - x(first)), 4); }
   for (const kf of t.keyframes || []) { ctx.fillStyle = "#fff"; ctx.fillRect(x(kf.frame), 4, 2, h - 8); }
-  ctx.fillStyle = "#1d2430";
-  ctx.fillRect(x(S.shownFrame), 0, Math.max(1, px), h);
 }
 
 function drawHead() {
@@ -659,7 +741,11 @@ function showLook() {
   list.replaceChildren(...items.map((it) => {
     const li = document.createElement("li");
     const go = button(`frame ${it.frame}`, () => {
-      if (Number.isInteger(it.track) && S.byId.has(it.track)) { S.selected = new Set([it.track]); applyFilter(); }
+      if (Number.isInteger(it.track) && S.byId.has(it.track)) {
+        S.selected = new Set();
+        setSelected(S.personOf.get(it.track), true);
+        applyFilter();
+      }
       seek(it.frame);
     });
     li.append(go, " ", (it.reasons || []).join("; "));
