@@ -52,11 +52,13 @@ class SecondOpinion:
         reasons: list[tuple[str, str]] = []
         found = second_opinion(image, covered, detector=self._detector)
         if len(found):
-            reasons.append(("second", _where("face-like region", found)))
+            reasons.append(("second", _where("face-like region", "face-like regions", found)))
         if self.heads and heads and not index % HEAD_OPINION_EVERY:
             uncovered = self._uncovered_heads(image, covered)
             if len(uncovered):
-                reasons.append(("nohead", _where("person with no mask on the head", uncovered)))
+                reasons.append(
+                    ("nohead", _where("person with no mask on the head", "people with no mask on the head", uncovered))
+                )
         self.checked += 1
         self.flagged += bool(reasons)
         return reasons
@@ -95,10 +97,10 @@ class _HeadsOfPeople:
         return Detections.from_boxes(heads_of(boxes), scores, "head")
 
 
-def _where(what: str, boxes: np.ndarray) -> str:
+def _where(one: str, many: str, boxes: np.ndarray) -> str:
     n = len(boxes)
     where = ", ".join(f"({int(x1)},{int(y1)})" for x1, y1, _, _ in boxes[:3].tolist())
-    return f"second opinion: {n} {what}{'s' * (n != 1)} outside every mask, at x,y {where}"
+    return f"second opinion: {n} {one if n == 1 else many} outside every mask, at x,y {where}"
 
 
 def zone_boxes(zones: list[Zone], frame: Frame) -> np.ndarray:
