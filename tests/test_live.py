@@ -31,7 +31,7 @@ from veil.analysis.detect import FrameDetector
 from veil.analysis.zones import load_zones
 from veil.config import Settings
 from veil.errors import VeilError
-from veil.runners.live import UNSEEN, DetectionWorker, LiveOptions, LiveStats, Slot, dest_kind, run_live
+from veil.runners.live import UNSEEN, DetectionWorker, Ladder, LiveOptions, LiveStats, Slot, dest_kind, run_live
 from veil.types import Detections
 
 SIZE = (640, 360)
@@ -373,3 +373,50 @@ def test_dest_kinds_and_bad_input(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "unsupported output URL" in proc.stderr
     with pytest.raises(VeilError, match="fragmented MP4"):
         dest_kind(str(tmp_path / "rec.mkv"))
+
+
+class ClassRecorder:
+    """Two classes, as FrameDetector has them: faces (stride 1) and the every-frame head cue;
+    records which classes ran on which frame at what size."""
+
+    def __init__(self) -> None:
+        from veil.analysis.classes import CLASSES
+        from veil.analysis.detect import ClassDetector
+
+        self.classes = [ClassDetector(CLASSES["faces"], None, None, 1), ClassDetector(CLASSES["heads"], None, None, 1)]  # type: ignore[arg-type]
+        self.max_stride = 1
+        self.ran: list[tuple[int, tuple[str, ...], int]] = []
+
+    def run(self, image: np.ndarray, classes: Any = None, video: bool = False) -> Detections:
+        names = tuple(c.cls.name for c in (classes if classes is not None else self.classes))
+        self.ran.append((int(image[0, 0, 0]), names, image.shape[1]))
+        found = [
+            Detections.from_boxes(np.asarray([[8, 8, 24, 24]]), np.asarray([0.9]), c.cls.label)
+            for c in (classes or self.classes)
+        ]
+        return Detections.merge(found)
+
+
+def test_heads_run_on_every_frame_at_full_size_whatever_the_ladder() -> None:
+    detector = ClassRecorder()
+    worker = DetectionWorker(detector, 0.8, LiveStats(), lambda _: None, lambda _: None)  # type: ignore[arg-type]
+    # 10 fps (a look-ahead of 8 frames), and the worker fell far behind: the ladder's last level
+    # (the longest stride, half resolution).
+    worker.fps, worker.window = 10.0, 8
+    worker.ladder = Ladder(worker.base_stride, 8)
+    worker.ladder.level = len(worker.ladder.levels) - 1
+    worker._new_tracker()
+    now = time.monotonic()
+    slots = [Slot(seq, np.full((64, 96, 3), seq, np.uint8), now, now + 60) for seq in range(17)]
+    for slot in slots:
+        worker.inbox.put(slot)
+    worker.inbox.put("end")
+    worker.run()
+    faces = [(seq, width) for seq, names, width in detector.ran if "faces" in names]
+    heads = [(seq, width) for seq, names, width in detector.ran if "heads" in names]
+    # Faces at the ladder's stride and half size; heads on every frame, full size, run apart.
+    assert [s for s, _ in faces] == [0, 8, 16] and {w for _, w in faces} == {48}
+    assert [s for s, _ in heads] == list(range(17)) and {w for _, w in heads} == {96}
+    assert all(names in (("faces",), ("heads",)) for _, names, _ in detector.ran)
+    # Every frame has a head box, detected or filled in: no frame waits on the face stride.
+    assert all(isinstance(s.result, Detections) and "head" in set(s.result.label) for s in slots[:9])

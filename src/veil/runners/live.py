@@ -40,7 +40,7 @@ import av
 import cv2
 import numpy as np
 
-from veil.analysis.classes import parse_classes
+from veil.analysis.classes import DEFAULT_CLASSES, parse_classes
 from veil.analysis.detect import FrameDetector
 from veil.analysis.presets import PRESETS
 from veil.analysis.track import CutDetector, LookaheadTracker
@@ -290,6 +290,7 @@ class DetectionWorker:
         # Each class at its own stride, as in a file run (classes.py: text every few face
         # detections); the ladder stretches them all by the same factor.
         self.base_stride = _min_stride(detector)
+        self._steady = [c for c in getattr(detector, "classes", None) or [] if c.cls.every_stream_frame]
         # The look-ahead in frames; set from the source's frame rate at each connection.
         window = max(0, int(round(delay * 25.0)))
         self.window = window
@@ -386,12 +387,23 @@ class DetectionWorker:
         if cut or slot.seq - self._last_detected >= stride:
             self._last_detected = slot.seq
             detect_started = time.monotonic()
-            detections = self._detect(slot, scale, cut, None if cut else self._due(slot.seq, factor))
+            due = None if cut else self._due(slot.seq, factor)
+            if due is not None and self._steady:
+                due = [c for c in due if not c.cls.every_stream_frame]
+            detections = self._detect(slot, scale, cut, due)
             detect_s = time.monotonic() - detect_started
             if detections is not None:
                 self._detected.append(slot.seq)
             # Cost of one detection at full resolution (the network's work grows with pixels).
             self._detect_cost = _ewma(self._detect_cost, detect_s / scale**2)
+        if self._steady and not cut:
+            # The every-frame cue (heads from background subtraction), full size whatever the
+            # ladder: its cost counts as the frame's, not the detection's, since no level saves it.
+            steady = self._detect(slot, 1.0, False, self._steady)
+            if steady is None:
+                detections = None  # a failure masks the frames it decides, as any detector's
+            elif detections is not None or slot.seq != self._last_detected:
+                detections = Detections.merge([detections, steady]) if detections is not None else steady
         self._held[slot.seq] = slot
         self._publish(self.tracker.push(Frame(slot.image, slot.seq), detections, cut))
         # The tracker keeps a record of every finished track and cut for a file's report; a stream has
@@ -1204,7 +1216,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=number_option("--threshold", 0, 1, above=True),
         help="face detector score threshold (lower finds more)",
     )
-    p.add_argument("--redact", default="faces", help="what to erase: comma list of classes, or all (default: faces)")
+    p.add_argument(
+        "--redact",
+        default=DEFAULT_CLASSES,
+        help=f"what to erase: comma list of classes, or all (default: {DEFAULT_CLASSES}, as for files)",
+    )
     p.add_argument("--mask", choices=["solid", "blur", "pixelate"], help="default: solid")
     p.add_argument("--mask-color", help="solid fill colour (default black)")
     p.add_argument(
