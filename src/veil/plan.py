@@ -693,7 +693,8 @@ class PlanBuilder:
         self._spool.flush()
         if self._persons is not None and self._numbers is None:
             # Persons numbered by their first frame on screen (then by plan track id).
-            order = sorted(range(len(self._keys)), key=lambda k: (self.summary[k]["first_frame"], self.summary[k]["track"]))
+            summary = self.summary
+            order = sorted(range(len(self._keys)), key=lambda k: (summary[k]["first_frame"], summary[k]["track"]))
             self._numbers = self._persons.numbering([self._keys[k] for k in order if self._keys[k] is not None])
             for key, record in zip(self._keys, self.summary, strict=True):
                 person = self.person(key)

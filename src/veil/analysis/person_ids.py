@@ -138,9 +138,9 @@ class PersonIds:
         if n < 2:
             return
         area = np.maximum((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1]), 1e-6)
-        ix = np.maximum(0, np.minimum(xyxy[:, None, 2], xyxy[None, :, 2]) - np.maximum(xyxy[:, None, 0], xyxy[None, :, 0]))
-        iy = np.maximum(0, np.minimum(xyxy[:, None, 3], xyxy[None, :, 3]) - np.maximum(xyxy[:, None, 1], xyxy[None, :, 1]))
-        inside = ix * iy / area[:, None]  # share of box i inside box j
+        lo = np.maximum(xyxy[:, None, :2], xyxy[None, :, :2])
+        hi = np.minimum(xyxy[:, None, 2:], xyxy[None, :, 2:])
+        inside = np.clip(hi - lo, 0, None).prod(axis=2) / area[:, None]  # share of box i inside box j
         for inner_label, outers in PART_OF.items():
             inner = [i for i in range(n) if labels[i] == inner_label]
             for outer_label, min_share in outers:
@@ -148,17 +148,15 @@ class PersonIds:
                 if not inner or not outer:
                     continue
                 fits = {
-                    (i, j)
-                    for i in inner
-                    for j in outer
-                    if inside[i, j] >= INSIDE and area[i] >= min_share * area[j]
+                    (i, j) for i in inner for j in outer if inside[i, j] >= INSIDE and area[i] >= min_share * area[j]
                 }
                 # A box touching two outer boxes, or an outer box over two inner ones, is a
                 # crowd: no link from this frame.
                 for i, j in fits:
-                    if sum(1 for k in outer if inside[i, k] > 0.25) == 1 and sum(
-                        1 for k in inner if inside[k, j] > 0.25
-                    ) == 1:
+                    if (
+                        sum(1 for k in outer if inside[i, k] > 0.25) == 1
+                        and sum(1 for k in inner if inside[k, j] > 0.25) == 1
+                    ):
                         self.union(tids[i], tids[j], "containment")
 
     def numbering(self, keys: list[int]) -> dict[int, int]:
@@ -193,8 +191,6 @@ def continuation_cost(earlier: Tracklet, later: Tracklet) -> float | None:
     ends = []
     for start, vel, point in ((a, v, b), (b, u, a)):
         step = np.zeros(2) if vel is None else vel[:2] * gap * (1 if start is a else -1)
-        ends.append(
-            float(segment_distance(start[None, :2], (start[:2] + step)[None, :], point[None, :2])[0, 0])
-        )
+        ends.append(float(segment_distance(start[None, :2], (start[:2] + step)[None, :], point[None, :2])[0, 0]))
     cost = min(ends) / size
     return cost if cost <= min(CONTINUE_GATE + CONTINUE_GROWTH * gap, CONTINUE_CAP) else None
