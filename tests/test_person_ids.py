@@ -160,3 +160,23 @@ def test_person_round_trips_through_a_plan() -> None:
     assert plan.tracks[0].person == 7
     assert plan.tracks[0].to_json()["person"] == 7
     assert "person" not in plan.tracks[0].extra
+
+
+def test_segments_keep_person_numbers_distinct(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from veil.plan import Plan, PlanBox, Track, write_plan
+    from veil.runners.segments import merged_plan
+
+    source = tmp_path / "in.mp4"
+    source.write_bytes(b"x")
+    results = []
+    for k in range(2):
+        box = [PlanBox(0, np.array([1.0, 1.0, 9.0, 9.0]), True, 0.9)]
+        tracks = [Track(0, "head", box, person=0), Track(1, "face", box, person=0), Track(2, "head", box, person=1)]
+        info = {"sha256": "0" * 64, "kind": "video", "frames": 5, "width": 64, "height": 48}
+        write_plan(Plan(info, {}, tracks), tmp_path / f"{k}.json")
+        results.append({"segment": {"index": k, "start": 5 * k}, "plan": str(tmp_path / f"{k}.json")})
+    merged = merged_plan(source, "0" * 64, SimpleNamespace(frames=10, duration_s=1.0), results)
+    assert [t.person for t in merged.tracks] == [0, 0, 1, 2, 2, 3]
+    assert [t.id for t in merged.tracks] == list(range(6))
