@@ -92,6 +92,9 @@ class Track:
     redact: bool = True
     source: str = "detector"
     reason: str | None = None
+    # Tracks of one person in one clip share this number (>= 0); None: the track is its own
+    # person (analysis/person_ids.py says how tracks are grouped).
+    person: int | None = None
     # Keys veil does not know (e.g. written by a newer review page) are kept as they were.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -124,6 +127,8 @@ class Track:
         }
         if self.reason:
             out["reason"] = self.reason
+        if self.person is not None:
+            out["person"] = self.person
         out.update({k: v for k, v in self.extra.items() if not k.startswith("_")})
         out["boxes"] = [b.to_json() for b in self.boxes]
         return out
@@ -448,12 +453,19 @@ def _track(raw: Any, at: str, warnings: list[str], context: dict[str, Any] | Non
         if not (b.box[2] > b.box[0] and b.box[3] > b.box[1]):
             # Checked again at the plan's precision: a box thinner than 0.05 px rounds to nothing.
             raise PlanError(f"{at}.boxes[{j}].box: x2 must exceed x1 and y2 exceed y1 at 0.1 px, got {b.box.tolist()}")
-    known = {"id", "label", "redact", "source", "reason", "boxes"}
+    known = {"id", "label", "redact", "source", "reason", "person", "boxes"}
     # Keys starting with "_" are reserved for veil's in-memory state: never read from a file.
     extra = {k: v for k, v in raw.items() if k not in known and not k.startswith("_")}
     reason = raw.get("reason")
     return Track(
-        checked.id, checked.label, boxes, redact, checked.source, reason if isinstance(reason, str) else None, extra
+        checked.id,
+        checked.label,
+        boxes,
+        redact,
+        checked.source,
+        reason if isinstance(reason, str) else None,
+        checked.person,
+        extra,
     )
 
 
@@ -605,7 +617,8 @@ class PlanBuilder:
     """
 
     def __init__(self, spool_dir: Path | None = None) -> None:
-        self._open: dict[int, tuple[int, str, list[PlanBox]]] = {}  # tracker id -> (plan id, label, boxes)
+        # tracker id -> (plan id, label, boxes, tracker id)
+        self._open: dict[int, tuple[int, str, list[PlanBox], int]] = {}
         self._next = 0
         # Closed by `close()`: the spool lives as long as the builder, not one block.
         self._spool = tempfile.NamedTemporaryFile(  # noqa: SIM115
@@ -613,6 +626,16 @@ class PlanBuilder:
         )
         self.tracks_written = 0
         self.summary: list[dict[str, Any]] = []
+        # Which tracker tracks are one person (`follow`), and per spooled line the tracker id it
+        # came from: person numbers are given once the clip is done (`finish`), because a link
+        # found late can join people whose first tracks were written long before.
+        self._persons: Any = None
+        self._keys: list[int | None] = []
+        self._numbers: dict[int, int] | None = None
+
+    def follow(self, persons: Any) -> None:
+        """Take person groups from the tracker (`analysis.person_ids.PersonIds`)."""
+        self._persons = persons
 
     def add(self, frame: int, detections: Detections) -> Detections:
         """Record frame `frame`'s boxes and return them as the plan will render them."""
@@ -627,7 +650,7 @@ class PlanBuilder:
             if entry is None or entry[2][-1].frame != frame - 1 or len(entry[2]) >= MAX_TRACK_FRAMES:
                 if entry is not None:
                     self._close(tid)
-                entry = (self._next, str(detections.label[i]), [])
+                entry = (self._next, str(detections.label[i]), [], tid)
                 self._next += 1
                 self._open[tid] = entry
             detected = not bool(detections.filled[i])
@@ -646,10 +669,11 @@ class PlanBuilder:
         )
 
     def _close(self, tid: int) -> None:
-        plan_id, label, boxes = self._open.pop(tid)
+        plan_id, label, boxes, key = self._open.pop(tid)
         kept = simplify(boxes)
         track = Track(plan_id, label, kept)
         self._spool.write(json.dumps(track.to_json()) + "\n")
+        self._keys.append(key if self._persons is not None and key in self._persons else None)
         self.tracks_written += 1
         detected = sum(b.detected for b in boxes)
         self.summary.append(
@@ -667,12 +691,33 @@ class PlanBuilder:
         for tid in list(self._open):
             self._close(tid)
         self._spool.flush()
+        if self._persons is not None and self._numbers is None:
+            # Persons numbered by their first frame on screen (then by plan track id).
+            summary = self.summary
+            order = sorted(range(len(self._keys)), key=lambda k: (summary[k]["first_frame"], summary[k]["track"]))
+            self._numbers = self._persons.numbering([self._keys[k] for k in order if self._keys[k] is not None])
+            for key, record in zip(self._keys, self.summary, strict=True):
+                person = self.person(key)
+                if person is not None:
+                    record["person"] = person
+
+    def person(self, key: int | None) -> int | None:
+        if key is None or self._numbers is None:
+            return None
+        return self._numbers[self._persons.find(key)]
 
     def track_lines(self) -> Iterator[str]:
         self._spool.seek(0)
+        keys = iter(self._keys)
         for line in self._spool:
             if line.strip():
-                yield line.rstrip("\n")
+                line = line.rstrip("\n")
+                person = self.person(next(keys))
+                if person is not None:
+                    # The line's keys end with "boxes" (Track.to_json); `person` goes before it.
+                    head, sep, tail = line.partition(', "boxes": [')
+                    line = f'{head}, "person": {person}{sep}{tail}'
+                yield line
 
     def close(self) -> None:
         name = self._spool.name

@@ -55,6 +55,7 @@ Coordinate = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-MAX_COORD
 Seconds = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=1e9)]
 FrameIndex = Annotated[int, Strict(), Field(ge=0, lt=MAX_FRAME)]
 TrackId = Annotated[int, Strict(), Field(gt=-MAX_ID, lt=MAX_ID)]
+PersonId = Annotated[int, Strict(), Field(ge=0, lt=MAX_ID)]
 Size = Annotated[int, Strict(), Field(ge=1, le=int(MAX_COORD))]
 Box = tuple[Coordinate, Coordinate, Coordinate, Coordinate]
 Point = tuple[Coordinate, Coordinate]
@@ -204,6 +205,8 @@ class TrackIn(BaseModel):
     redact: Any = True
     source: Literal["detector", "manual"] = "detector"
     reason: Any = None
+    # Tracks of one person share it (analysis/person_ids.py); absent: the track is its own person.
+    person: PersonId | None = None
     boxes: list[BoxIn] = Field(min_length=1)
 
     @field_validator("label")

@@ -40,6 +40,7 @@ import numpy as np
 
 from veil.analysis.box_policy import BoxPolicy, TrackerConfig
 from veil.analysis.motion import CameraMotion
+from veil.analysis.person_ids import PersonIds, continuation_cost
 from veil.analysis.scene import SceneFrames
 from veil.analysis.tracklets import Linker, Tracklet
 from veil.types import Detections, Frame
@@ -101,6 +102,13 @@ class CutDetector:
         return hist > self.hist_threshold and struct > self.struct_threshold
 
 
+# Labels whose tracks are grouped into people, and how many look-ahead windows after a track is
+# lost a new track may still continue it (a walker who stood still long enough to fade from the
+# motion cue, or was hidden behind a pillar).
+PERSON_TRACKS = frozenset({"face", "head", "person"})
+CONTINUE_WINDOWS = 3
+
+
 class LookaheadTracker:
     """Tracker with a bounded look-ahead window; see the module docstring.
 
@@ -135,6 +143,13 @@ class LookaheadTracker:
         self.shot = 0
         self.cut_frames: list[int] = []
         self._last_index = -1
+        # Which tracks are one person (person_ids.py): new tracks wait `_reach` frames, until every
+        # track that could have been re-found instead is settled, before they are matched to a
+        # lost one; lost tracks stay candidates for `continue_reach` frames after they are dropped.
+        self.persons = PersonIds()
+        self.continue_reach = CONTINUE_WINDOWS * self._reach
+        self._young: deque[Tracklet] = deque()
+        self._lost: deque[Tracklet] = deque()
 
     @property
     def _reach(self) -> int:
@@ -165,7 +180,14 @@ class LookaheadTracker:
         self._last_index = index
         if detections is not None:
             scene_dets = self.scene.to_scene(index, detections)
-            self.tracks += self.linker.link(self.tracks, index, scene_dets, self.shot, self._reach)
+            new = self.linker.link(self.tracks, index, scene_dets, self.shot, self._reach)
+            self.tracks += new
+            self._young.extend(t for t in new if t.label in PERSON_TRACKS)
+            joined = self.linker.assigned
+            for track in joined:
+                self.persons.track(track.id, track.label, track.first_det, track.last_det)
+            self.persons.contain([t.id for t in joined], scene_dets.label, scene_dets.xyxy)
+        self._continue(index)
         self.pending.append((frame, self.shot))
         ready = []
         while self.pending and self.pending[0][0].index + self.window <= index:
@@ -174,6 +196,7 @@ class LookaheadTracker:
         return ready
 
     def flush(self) -> list[tuple[Frame, Detections]]:
+        self._continue(None)
         out = [self._emit(f, s) for f, s in self.pending]
         self.pending.clear()
         self._retire(final=True)
@@ -225,6 +248,8 @@ class LookaheadTracker:
             dead = dead or track.last_det + self._reach < front
             if dead:
                 self._record(track)
+                if track.label in PERSON_TRACKS:
+                    self._lost.append(track)
                 continue
             # Keep the detections a pending frame can still need: those from the front on,
             # plus a few before it for interpolation and the velocity fit.
@@ -233,6 +258,31 @@ class LookaheadTracker:
                 del track.frames[:cut], track.boxes[:cut], track.scores[:cut]
             keep.append(track)
         self.tracks = keep
+
+    def _continue(self, index: int | None) -> None:
+        """Match each new person track whose start is settled (`index` None: all) to the lost
+        track it continues, if any (person_ids.py), cheapest pairs first."""
+        ready = []
+        while self._young and (index is None or self._young[0].first_det + self._reach < index):
+            ready.append(self._young.popleft())
+        now = index if index is not None else self._last_index
+        # A new track is settled `_reach` frames after it starts: keep what it could continue.
+        while self._lost and self._lost[0].last_det + self.continue_reach + self._reach + 1 < now:
+            self._lost.popleft()
+        if not ready:
+            return
+        candidates = [t for t in (*self._lost, *self.tracks) if t.frames]
+        pairs = []
+        for later in ready:
+            for earlier in candidates:
+                if 0 < later.first_det - earlier.last_det <= self.continue_reach:
+                    cost = continuation_cost(earlier, later)
+                    if cost is not None:
+                        pairs.append((cost, later.id, earlier.id))
+        done: set[int] = set()
+        for _, later_id, earlier_id in sorted(pairs):
+            if later_id not in done and self.persons.continues(later_id, earlier_id):
+                done.add(later_id)
 
     def _record(self, track: Tracklet) -> None:
         if track.emitted_first is None:

@@ -97,53 +97,83 @@ def pad_box(box: np.ndarray, pad: float) -> np.ndarray:
 
 class Linker:
     """Assigns each frame's detections to tracks; `match_iou`: the overlap that links a detection
-    to a track's predicted box whatever their centres' distance."""
+    to a track's predicted box whatever their centres' distance.
 
-    def __init__(self, match_iou: float = 0.15) -> None:
+    ByteTrack's order: detections scoring at least `high` are matched first, against every live
+    track; the others then get the tracks left, so a weak box (a face detector's guess on a
+    shirt) never takes a track from a strong one nearby. Unlike ByteTrack, a weak box left
+    over still starts a track: recall first. A lost track is looked for on the segment from
+    where it was last seen to where its fitted motion would carry it by now, so a walker who
+    stopped while unseen is found where they stopped, and one who walked on, further along."""
+
+    def __init__(self, match_iou: float = 0.15, high: float = 0.5) -> None:
         self.match_iou = match_iou
+        self.high = high
         self._next_id = 0
+        # The track each detection of the last `link` call joined (or started), in order.
+        self.assigned: list[Tracklet] = []
 
     @staticmethod
-    def _predict(track: Tracklet, index: int) -> np.ndarray:
+    def _predict(track: Tracklet, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(last detected box, box carried on by the fitted motion to `index`)."""
         last = track.boxes[-1]
         v = track.motion(track.last_det, forward=True)
         if v is None:
-            return last
-        return xyxy(cxcywh(last) + v * (index - track.last_det))
+            return last, last
+        return last, xyxy(cxcywh(last) + v * (index - track.last_det))
 
     def link(self, tracks: list[Tracklet], index: int, dets: Detections, shot: int, reach: int) -> list[Tracklet]:
         """Add `dets` (frame `index`, scene coordinates) to `tracks` of `shot` last detected at
         most `reach` frames ago; return the new tracks started by detections left over."""
         live = [t for t in tracks if t.shot == shot and 0 < index - t.last_det <= reach]
-        unmatched = set(range(len(dets)))
+        joined: dict[int, Tracklet] = {}
         if live and len(dets):
-            pred = np.stack([self._predict(t, index) for t in live])
-            iou = iou_matrix(pred, dets.xyxy)
-            pc = (pred[:, :2] + pred[:, 2:]) / 2
-            dc = (dets.xyxy[:, :2] + dets.xyxy[:, 2:]) / 2
-            psize = np.maximum(pred[:, 2] - pred[:, 0], pred[:, 3] - pred[:, 1])
-            dsize = np.maximum(dets.xyxy[:, 2] - dets.xyxy[:, 0], dets.xyxy[:, 3] - dets.xyxy[:, 1])
-            dist = np.linalg.norm(pc[:, None, :] - dc[None, :, :], axis=2)
-            scale = np.maximum(psize[:, None], dsize[None, :])
-            ratio = scale / np.maximum(np.minimum(psize[:, None], dsize[None, :]), 1)
-            gaps = np.asarray([index - t.last_det for t in live], dtype=np.float32)[:, None]
-            gate = np.minimum(0.6 + 0.15 * gaps, 1.5)
-            ok = ((iou >= self.match_iou) | (dist <= gate * scale)) & (ratio <= 2.0)
-            labels = np.asarray([t.label for t in live], dtype=object)
-            ok &= labels[:, None] == dets.label[None, :]
-            cost = dist / np.maximum(scale, 1) - iou
-            pairs = sorted(zip(*np.nonzero(ok), strict=True), key=lambda p: cost[p])
+            ok, cost = self._gate(live, index, dets)
+            strong = dets.confidence >= self.high
             used_t: set[int] = set()
-            for ti, di in pairs:
-                if ti in used_t or di not in unmatched:
-                    continue
-                used_t.add(ti)
-                unmatched.discard(di)
-                live[ti].add(index, dets.xyxy[di], float(dets.confidence[di]))
+            for stage in (strong, ~strong):
+                pairs = sorted(zip(*np.nonzero(ok & stage[None, :]), strict=True), key=lambda p: cost[p])
+                for ti, di in pairs:
+                    if ti in used_t or di in joined:
+                        continue
+                    used_t.add(ti)
+                    joined[di] = live[ti]
+                    live[ti].add(index, dets.xyxy[di], float(dets.confidence[di]))
         new = []
-        for di in sorted(unmatched):
+        for di in range(len(dets)):
+            if di in joined:
+                continue
             track = Tracklet(self._next_id, str(dets.label[di]), shot)
             self._next_id += 1
             track.add(index, dets.xyxy[di], float(dets.confidence[di]))
             new.append(track)
+            joined[di] = track
+        self.assigned = [joined[di] for di in range(len(dets))]
         return new
+
+    def _gate(self, live: list[Tracklet], index: int, dets: Detections) -> tuple[np.ndarray, np.ndarray]:
+        """(may track t take detection d, the cost of it) for every pair."""
+        held, moved = (np.stack(b) for b in zip(*(self._predict(t, index) for t in live), strict=True))
+        iou = np.maximum(iou_matrix(moved, dets.xyxy), iou_matrix(held, dets.xyxy))
+        a, b = (held[:, :2] + held[:, 2:]) / 2, (moved[:, :2] + moved[:, 2:]) / 2
+        dc = (dets.xyxy[:, :2] + dets.xyxy[:, 2:]) / 2
+        dist = segment_distance(a, b, dc)
+        psize = np.maximum(moved[:, 2] - moved[:, 0], moved[:, 3] - moved[:, 1])
+        dsize = np.maximum(dets.xyxy[:, 2] - dets.xyxy[:, 0], dets.xyxy[:, 3] - dets.xyxy[:, 1])
+        scale = np.maximum(psize[:, None], dsize[None, :])
+        ratio = scale / np.maximum(np.minimum(psize[:, None], dsize[None, :]), 1)
+        gaps = np.asarray([index - t.last_det for t in live], dtype=np.float32)[:, None]
+        gate = np.minimum(0.6 + 0.15 * gaps, 1.5)
+        ok = ((iou >= self.match_iou) | (dist <= gate * scale)) & (ratio <= 2.0)
+        labels = np.asarray([t.label for t in live], dtype=object)
+        ok &= labels[:, None] == dets.label[None, :]
+        return ok, dist / np.maximum(scale, 1) - iou
+
+
+def segment_distance(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Distance from each point `p` (M x 2) to each segment `a[i]`-`b[i]` (N x 2 each): N x M."""
+    ab = (b - a)[:, None, :]
+    ap = p[None, :, :] - a[:, None, :]
+    length = np.maximum((ab * ab).sum(axis=2), 1e-9)
+    t = np.clip((ap * ab).sum(axis=2) / length, 0.0, 1.0)
+    return np.linalg.norm(ap - t[..., None] * ab, axis=2)

@@ -466,6 +466,7 @@ class Pipeline:
             self.settings.lookahead_s,
             stride=self.detect.max_stride,
         )
+        builder.follow(tracker.persons)  # tracks of one person share a `person` number in the plan
         # Animations: every frame is detected with the image settings (few frames, often
         # unrelated: a tracker's stride would guess across jumps).
         every = job.kind == "animation"

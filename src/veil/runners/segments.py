@@ -288,23 +288,29 @@ def _join_video(tmp: Path, input_path: Path, parts: list[Path], frames: int, rot
 
 def merged_plan(input_path: Path, input_sha: str, probe_info: Probe, results: list[dict[str, Any]]) -> Any:
     """One plan for the whole file from the segments' plans: frames shifted back to global
-    indices, track ids renumbered in segment order, review flags concatenated. A track that
-    crosses a cut becomes two tracks, one per segment."""
+    indices, track ids renumbered in segment order, person numbers shifted past the earlier
+    segments' (a person seen in two segments is two persons), review flags concatenated. A track
+    that crosses a cut becomes two tracks, one per segment."""
     from veil.plan import Plan, load_plan
 
     tracks = []
     flags: list[dict[str, Any]] = []
     first = None
     next_id = 0
+    next_person = 0  # person numbers stay distinct across segments, as track ids do
     for res in sorted(results, key=lambda r: r["segment"]["index"]):
         part = load_plan(Path(res["plan"]))
         offset = int(res["segment"]["start"])
         first = first or part
+        persons = next_person
         for track in part.tracks:
             for box in track.boxes:
                 box.frame += offset
             track.id = next_id
             next_id += 1
+            if track.person is not None:
+                track.person += persons
+                next_person = max(next_person, track.person + 1)
             tracks.append(track)
         for flag in part.review.get("flags", []):
             flags.append(flag)  # already global frame numbers

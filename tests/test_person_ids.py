@@ -1,0 +1,182 @@
+"""One person, one `person` number: a walker who is crossed by another and then stops out of
+sight of the detectors for longer than the look-ahead keeps one number for all their head and
+face tracks, and the two walkers keep different ones; the plan field is checked where plans
+are read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from veil.analysis.person_ids import PersonIds
+from veil.analysis.track import LookaheadTracker
+from veil.plan import PlanBuilder, PlanError, plan_from_json
+from veil.types import Detections, Frame
+
+W, H = 320, 240
+FRAMES = 110
+# Walker A walks right and meets B (walking left) at frame 20, stops at frame 40 and is lost to
+# every detector from frame 44 to 69 (26 frames: more than the 10-frame look-ahead, so the head
+# track ends and a new one starts), then walks on.
+STOP, LOST = (40, 75), range(44, 70)
+
+
+def scene() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    return np.kron(rng.integers(0, 256, size=(24, 32, 3)).astype(np.uint8), np.ones((10, 10, 1), np.uint8))
+
+
+def head_a(i: int) -> np.ndarray:
+    walked = min(i, STOP[0]) + max(0, i - STOP[1])
+    x = 40.0 + 4.0 * walked
+    return np.array([x, 100.0, x + 20.0, 120.0], np.float32)
+
+
+def head_b(i: int) -> np.ndarray:
+    x = 240.0 - 4.0 * i
+    return np.array([x, 102.0, x + 20.0, 122.0], np.float32)
+
+
+def face_in(head: np.ndarray) -> np.ndarray:
+    return head + np.array([4.0, 5.0, -4.0, -2.0], np.float32)
+
+
+def detections(i: int) -> Detections:
+    boxes, scores, labels = [], [], []
+    if i not in LOST:
+        boxes.append(head_a(i)), scores.append(0.8), labels.append("head")
+        if i % 7 in (0, 1):  # the face detector finds A's face now and then
+            boxes.append(face_in(head_a(i))), scores.append(0.6), labels.append("face")
+    if -20 < head_b(i)[0] < W:
+        boxes.append(head_b(i)), scores.append(0.8), labels.append("head")
+        if i % 9 == 4:
+            boxes.append(face_in(head_b(i))), scores.append(0.3), labels.append("face")
+    if not boxes:
+        return Detections.empty()
+    return Detections(np.stack(boxes), np.asarray(scores), np.asarray(labels, dtype=object))
+
+
+def plan_tracks(tmp_path: Path) -> list[dict]:
+    tracker = LookaheadTracker(window=10)
+    builder = PlanBuilder(tmp_path)
+    builder.follow(tracker.persons)
+    img = scene()
+    try:
+        for i in range(FRAMES):
+            for frame, final in tracker.push(Frame(img.copy(), i), detections(i)):
+                builder.add(frame.index, final)
+        for frame, final in tracker.flush():
+            builder.add(frame.index, final)
+        builder.finish()
+        return [json.loads(line) for line in builder.track_lines()]
+    finally:
+        builder.close()
+
+
+def walker(track: dict) -> str:
+    """Which walker a plan track follows: the one nearest its detected boxes."""
+    votes = {"A": 0, "B": 0}
+    for b in track["boxes"]:
+        if b.get("detected"):
+            c = np.asarray(b["box"]).reshape(2, 2).mean(axis=0)
+            da = np.linalg.norm(c - head_a(b["frame"]).reshape(2, 2).mean(axis=0))
+            db = np.linalg.norm(c - head_b(b["frame"]).reshape(2, 2).mean(axis=0))
+            votes["A" if da < db else "B"] += 1
+    return max(votes, key=votes.__getitem__)
+
+
+def test_a_walker_crossed_and_stopped_out_of_sight_keeps_one_person(tmp_path: Path) -> None:
+    tracks = plan_tracks(tmp_path)
+    persons: dict[str, set[int]] = {"A": set(), "B": set()}
+    for t in tracks:
+        assert isinstance(t.get("person"), int), f"track {t['id']} ({t['label']}) has no person"
+        persons[walker(t)].add(t["person"])
+    a_heads = [t for t in tracks if t["label"] == "head" and walker(t) == "A"]
+    # The stop is longer than the look-ahead: A's head is two tracks (else nothing is tested).
+    assert len(a_heads) >= 2
+    assert len(persons["A"]) == 1, f"walker A is persons {persons['A']}"
+    assert len(persons["B"]) == 1, f"walker B is persons {persons['B']}"
+    assert persons["A"] != persons["B"]
+    # Persons are numbered from 0 in order of appearance.
+    assert sorted(persons["A"] | persons["B"]) == [0, 1]
+
+
+def test_two_heads_seen_at_once_are_never_one_person() -> None:
+    ids = PersonIds()
+    ids.track(0, "head", 0, 10)
+    ids.track(1, "head", 5, 20)
+    ids.track(2, "face", 6, 6)
+    assert ids.union(2, 0, "containment")
+    assert not ids.union(1, 2, "containment"), "would put heads 0 and 1 (both seen at 5-10) in one person"
+    assert ids.person(1) != ids.person(0)
+    ids.track(3, "head", 11, 30)
+    assert ids.continues(3, 0)
+    assert not ids.continues(4, 0), "an unknown track"
+    ids.track(4, "head", 31, 40)
+    assert not ids.continues(4, 0), "track 0 is already continued"
+
+
+def face_in_head_frame(n_faces: int) -> tuple[list[int], np.ndarray, np.ndarray]:
+    head = [100.0, 100.0, 128.0, 128.0]
+    faces = [[104.0, 106.0, 120.0, 124.0], [110.0, 104.0, 126.0, 122.0]][:n_faces]
+    return list(range(1 + n_faces)), np.asarray(["head"] + ["face"] * n_faces, dtype=object), np.asarray([head, *faces])
+
+
+def test_a_head_box_over_two_faces_links_neither() -> None:
+    for n, linked in ((1, True), (2, False)):
+        ids = PersonIds()
+        tids, labels, boxes = face_in_head_frame(n)
+        for t, label in zip(tids, labels, strict=True):
+            ids.track(t, label, 0, 0)
+        ids.contain(tids, labels, boxes)
+        assert (ids.person(1) == ids.person(0)) is linked
+
+
+def minimal_plan(**track: object) -> dict:
+    return {
+        "veil_plan": 1,
+        "input": {"sha256": "0" * 64, "kind": "video", "frames": 10, "width": 64, "height": 48},
+        "settings": {},
+        "tracks": [{"id": 0, "label": "head", "boxes": [{"frame": 0, "box": [1, 1, 9, 9]}], **track}],
+    }
+
+
+@pytest.mark.parametrize("value", [-1, True, 1.5, "3", None])
+def test_a_bad_person_number_is_refused_in_one_line(value: object) -> None:
+    if value is None:
+        plan = plan_from_json(minimal_plan())
+        assert plan.tracks[0].person is None
+        return
+    with pytest.raises(PlanError, match="person") as info:
+        plan_from_json(minimal_plan(person=value))
+    assert "\n" not in str(info.value)
+
+
+def test_person_round_trips_through_a_plan() -> None:
+    plan = plan_from_json(minimal_plan(person=7))
+    assert plan.tracks[0].person == 7
+    assert plan.tracks[0].to_json()["person"] == 7
+    assert "person" not in plan.tracks[0].extra
+
+
+def test_segments_keep_person_numbers_distinct(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from veil.plan import Plan, PlanBox, Track, write_plan
+    from veil.runners.segments import merged_plan
+
+    source = tmp_path / "in.mp4"
+    source.write_bytes(b"x")
+    results = []
+    for k in range(2):
+        box = [PlanBox(0, np.array([1.0, 1.0, 9.0, 9.0]), True, 0.9)]
+        tracks = [Track(0, "head", box, person=0), Track(1, "face", box, person=0), Track(2, "head", box, person=1)]
+        info = {"sha256": "0" * 64, "kind": "video", "frames": 5, "width": 64, "height": 48}
+        write_plan(Plan(info, {}, tracks), tmp_path / f"{k}.json")
+        results.append({"segment": {"index": k, "start": 5 * k}, "plan": str(tmp_path / f"{k}.json")})
+    merged = merged_plan(source, "0" * 64, SimpleNamespace(frames=10, duration_s=1.0), results)
+    assert [t.person for t in merged.tracks] == [0, 0, 1, 2, 2, 3]
+    assert [t.id for t in merged.tracks] == list(range(6))
