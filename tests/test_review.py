@@ -428,3 +428,30 @@ def test_seek_proxy_is_made_during_the_scan_and_frame_accurate(tmp_path: Path, m
     finally:
         session.close(keep_proxy=False)
     assert not proxies[0].exists()  # an unredacted copy: gone when the review ends
+
+
+def test_a_drawn_box_extends_the_subject_over_a_stretch_the_tracker_lost(review: Any) -> None:
+    session, app, _ = review
+    # A subject-access request for track 1 (show only them), then the reviewer draws the
+    # subject where the tracker lost them, with their entry selected (the page sends `join`).
+    assert call(app, "POST", "/api/keep_only", body={"ids": [1]}).status_code == 200
+    got = call(app, "POST", "/api/manual", body={"frame": 15, "box": [200, 20, 240, 60], "join": 1})
+    assert got.status_code == 200
+    plan = load_plan(session.plan_path)
+    new = next(t for t in plan.tracks if t.id == got.json()["track"])
+    subject = next(t for t in plan.tracks if t.id == 1)
+    # One person: the new track shares the subject's number, state and view.
+    assert subject.person is not None and new.person == subject.person
+    assert new.redact is False and new.source == "manual"
+    assert plan.show_only is not None and set(plan.show_only.tracks) == {1, new.id}
+    assert "extends person" in plan.review["decisions"][-1]["reason"]
+    # Joining a bystander's masked track keeps the box masked and out of the subject's view.
+    got = call(app, "POST", "/api/manual", body={"frame": 15, "box": [20, 20, 60, 60], "join": 0})
+    plan = load_plan(session.plan_path)
+    other = next(t for t in plan.tracks if t.id == got.json()["track"])
+    assert other.redact is True and other.id not in plan.show_only.tracks
+    assert other.person == next(t for t in plan.tracks if t.id == 0).person != subject.person
+    # A track that is not in the plan: refused, nothing added.
+    count = len(plan.tracks)
+    assert call(app, "POST", "/api/manual", body={"frame": 15, "box": [20, 20, 60, 60], "join": 99}).status_code == 400
+    assert len(load_plan(session.plan_path).tracks) == count

@@ -404,6 +404,8 @@ class ManualBody(Body):
     box: Box
     label: StrictStr = "face"
     redact: StrictBool = True
+    # A track of the person the box extends (review page: one person selected while drawing).
+    join: TrackId | None = None
     reviewer: StrictStr | None = None
 
 

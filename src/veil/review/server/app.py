@@ -256,7 +256,7 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
         if not 0 <= body.frame < session.frames:
             raise HTTPException(400, "frame outside the clip")
         label = body.label or "face"
-        change, holder = checked(body, lambda: session.add_manual(body.frame, body.box, label, body.redact))
+        change, holder = checked(body, lambda: session.add_manual(body.frame, body.box, label, body.redact, body.join))
         out = apply(change, body)
         return {**out, "track": holder[0]}
 

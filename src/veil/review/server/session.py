@@ -14,6 +14,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -427,18 +428,33 @@ class ReviewSession:
         return change
 
     def add_manual(
-        self, frame: int, box: list[float], label: str, redact: bool
+        self, frame: int, box: list[float], label: str, redact: bool, join: int | None = None
     ) -> tuple[Callable[[Plan], list[dict[str, Any]]], list[int]]:
+        """A box the reviewer drew, followed through the video as a manual track. `join`: a
+        track of the person it belongs to (extending a person over a stretch the tracker lost):
+        the new track gets that person's number (the track gets one if it had none), their
+        state (masked or kept), and joins the subject-access request when they are its subject."""
         xyxy = self._check_box(box)
         track_id_holder = [-1]
+        if join is not None:
+            self._track(join)  # a track that is not in the plan is a 400, before anything changes
 
         def change(plan: Plan) -> list[dict[str, Any]]:
-            track = Track(plan.next_track_id(), label, [], redact, "manual")
+            joined = next((t for t in plan.tracks if t.id == join), None) if join is not None else None
+            track = Track(plan.next_track_id(), label, [], redact if joined is None else joined.redact, "manual")
             track.extra["keyframes"] = [{"frame": frame, "box": [float(v) for v in xyxy]}]
             track.boxes = self._manual_boxes(track)
+            reason = "drawn by the reviewer"
+            if joined is not None:
+                if joined.person is None:
+                    joined.person = max((t.person for t in plan.tracks if t.person is not None), default=-1) + 1
+                track.person = joined.person
+                reason += f"; extends person {joined.person} (track {joined.id})"
+                if plan.show_only is not None and joined.id in plan.show_only.tracks:
+                    plan.show_only = replace(plan.show_only, tracks=(*plan.show_only.tracks, track.id))
             plan.tracks.append(track)
             track_id_holder[0] = track.id
-            return [{"track": track.id, "action": "add", "reason": "drawn by the reviewer"}]
+            return [{"track": track.id, "action": "add", "reason": reason}]
 
         return change, track_id_holder
 

@@ -411,9 +411,22 @@ function setupDrawing() {
     if (S.active !== null) {
       await edit("/api/keyframe", { track: S.active, frame: f, box });
     } else {
-      say("following the new box through the video ...", true);
-      const out = await edit("/api/manual", { frame: f, box, label: "face", redact: !$("keepnew").checked });
-      if (out) { S.active = out.track; drawSelected(); drawOverlay(); say(`added manual track #${out.track}`, true); }
+      // With one person selected, the box extends them over a stretch the tracker lost: it
+      // joins their entry, takes their state and, for a subject-access request, their view.
+      const chosen = S.people.filter((p) => isSelected(p));
+      const joined = chosen.length === 1 ? chosen[0] : null;
+      const body = { frame: f, box, label: joined ? bestTrack(joined).label : "face", redact: !$("keepnew").checked };
+      if (joined) body.join = joined.tracks[0].id;
+      say(joined ? `extending ${personName(joined)} ...` : "following the new box through the video ...", true);
+      const out = await edit("/api/manual", body);
+      if (out) {
+        S.active = out.track;
+        if (joined) S.selected.add(out.track);
+        applyFilter();
+        drawSelected();
+        drawOverlay();
+        say(joined ? `added manual track #${out.track} to ${personName(S.personOf.get(out.track))}` : `added manual track #${out.track}`, true);
+      }
     }
   });
 }
