@@ -132,6 +132,7 @@ def test_a_head_box_over_two_faces_links_neither() -> None:
         for t, label in zip(tids, labels, strict=True):
             ids.track(t, label, 0, 0)
         ids.contain(tids, labels, boxes)
+        ids.settle(1)  # the face track ended: seen once, inside one head box
         assert (ids.person(1) == ids.person(0)) is linked
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from veil.analysis.tracklets import Tracklet, cxcywh, segment_distance
+from veil.analysis.tracklets import Tracklet, cxcywh
 
 # Labels that belong to people, and what each can sit inside: (outer label, the smallest share
 # of the outer box's area the inner box must have). A face is 0.3-0.5 of a head box (1.4 heads
@@ -61,6 +61,8 @@ class PersonIds:
         self._members: dict[int, list[int]] = {}  # root -> member ids
         self._span: dict[int, _Span] = {}  # id -> label and first/last detected frame
         self._continued: set[int] = set()  # ids an earlier track already continues
+        # Inner track id -> {outer track id: frames it was seen inside it}, until it ends.
+        self._votes: dict[int, dict[int, int]] = {}
         self.links = {"containment": 0, "continuation": 0, "refused": 0}
 
     def __contains__(self, tid: int) -> bool:
@@ -133,7 +135,8 @@ class PersonIds:
 
     def contain(self, tids: list[int], labels: np.ndarray, xyxy: np.ndarray) -> None:
         """One frame's detections (`tids[i]`: the track detection i joined; scene coordinates):
-        link each inner box to the one outer box it sits inside, where that pairing is unique."""
+        count, for each inner box, the one outer box it sits inside, where that pairing is
+        unique; `settle` links the tracks when the inner one ends."""
         n = len(tids)
         if n < 2:
             return
@@ -151,13 +154,30 @@ class PersonIds:
                     (i, j) for i in inner for j in outer if inside[i, j] >= INSIDE and area[i] >= min_share * area[j]
                 }
                 # A box touching two outer boxes, or an outer box over two inner ones, is a
-                # crowd: no link from this frame.
+                # crowd: no vote from this frame.
                 for i, j in fits:
                     if (
                         sum(1 for k in outer if inside[i, k] > 0.25) == 1
                         and sum(1 for k in inner if inside[k, j] > 0.25) == 1
                     ):
-                        self.union(tids[i], tids[j], "containment")
+                        votes = self._votes.setdefault(tids[i], {})
+                        votes[tids[j]] = votes.get(tids[j], 0) + 1
+
+    def settle(self, tid: int) -> None:
+        """Track `tid` has ended: link it to the outer track it sat inside most often, when
+        that is clear (two frames or more, twice as often as any other; a track seen once or
+        twice may link on one frame). Deciding at the end, not on the first frame, keeps a face
+        that passed in front of someone else's head box from joining that person."""
+        votes = self._votes.pop(tid, None)
+        if not votes:
+            return
+        ranked = sorted(votes.values(), reverse=True)
+        best = max(votes, key=votes.__getitem__)
+        second = ranked[1] if len(ranked) > 1 else 0
+        span = self._span.get(tid)
+        short = span is not None and span.last - span.first <= 2
+        if (ranked[0] >= 2 or short) and ranked[0] >= 2 * second:
+            self.union(tid, best, "containment")
 
     def numbering(self, keys: list[int]) -> dict[int, int]:
         """Compact person numbers 0, 1, ... for group keys, in the order given (callers list
@@ -170,27 +190,54 @@ class PersonIds:
         return out
 
 
-def continuation_cost(earlier: Tracklet, later: Tracklet) -> float | None:
-    """How well `later` (a track of the same label that started after `earlier` was last
-    detected) continues `earlier`, in box sizes (lower is better), or None when it cannot.
+class Lost:
+    """The ends of the tracks a new track may continue, as arrays, built once per batch."""
+
+    def __init__(self, tracks: list[Tracklet]) -> None:
+        self.tracks = tracks
+        n = len(tracks)
+        self.label = np.asarray([t.label for t in tracks], dtype=object)
+        self.shot = np.asarray([t.shot for t in tracks], dtype=np.int64)
+        self.last = np.asarray([t.last_det for t in tracks], dtype=np.int64)
+        ends = np.asarray([cxcywh(t.boxes[-1]) for t in tracks], dtype=np.float64).reshape(n, 4)
+        self.centre = ends[:, :2]
+        self.size = ends[:, 2:].max(axis=1) if n else np.zeros(0)
+        v = [t.motion(t.last_det, forward=True) for t in tracks]
+        self.velocity = np.asarray([np.zeros(2) if x is None else x[:2] for x in v], dtype=np.float64).reshape(n, 2)
+
+
+def continuation_costs(lost: Lost, later: Tracklet, reach: int) -> np.ndarray:
+    """How well `later` continues each of `lost`'s tracks (same label and shot, last detected
+    1 to `reach` frames before `later` started), in box sizes, lower is better; inf where it
+    cannot.
 
     Scene coordinates, so the camera's own motion is out. Either end may explain the gap: the
     later track's first centre lies on the segment from where the earlier one was last seen to
     where its fitted motion carries it over the gap (it stopped somewhere on the way, or walked
     on), or the earlier track's last centre lies on the later one's motion carried back."""
-    gap = later.first_det - earlier.last_det
-    if gap <= 0 or earlier.label != later.label or earlier.shot != later.shot:
-        return None
-    a, b = cxcywh(earlier.boxes[-1]), cxcywh(later.boxes[0])
-    size_a, size_b = float(max(a[2], a[3])), float(max(b[2], b[3]))
-    size = max(size_a, size_b, 1.0)
-    if size / max(min(size_a, size_b), 1.0) > MAX_SIZE_RATIO:
-        return None
-    v = earlier.motion(earlier.last_det, forward=True)
+    gap = (later.first_det - lost.last).astype(np.float64)
+    ok = (gap > 0) & (gap <= reach) & (lost.label == later.label) & (lost.shot == later.shot)
+    out = np.full(len(lost.tracks), np.inf)
+    if not ok.any():
+        return out
+    first = cxcywh(later.boxes[0]).astype(np.float64)
+    size_b = float(max(first[2], first[3]))
+    size = np.maximum(np.maximum(lost.size, size_b), 1.0)
+    ok &= size / np.maximum(np.minimum(lost.size, size_b), 1.0) <= MAX_SIZE_RATIO
     u = later.motion(later.first_det, forward=False)
-    ends = []
-    for start, vel, point in ((a, v, b), (b, u, a)):
-        step = np.zeros(2) if vel is None else vel[:2] * gap * (1 if start is a else -1)
-        ends.append(float(segment_distance(start[None, :2], (start[:2] + step)[None, :], point[None, :2])[0, 0]))
-    cost = min(ends) / size
-    return cost if cost <= min(CONTINUE_GATE + CONTINUE_GROWTH * gap, CONTINUE_CAP) else None
+    back = np.zeros(2) if u is None else u[:2].astype(np.float64)
+    g = gap[:, None]
+    forward = _to_segment(lost.centre, lost.centre + lost.velocity * g, first[None, :2])
+    backward = _to_segment(np.broadcast_to(first[:2], lost.centre.shape), first[:2] - back * g, lost.centre)
+    cost = np.minimum(forward, backward) / size
+    gate = np.minimum(CONTINUE_GATE + CONTINUE_GROWTH * gap, CONTINUE_CAP)
+    ok &= cost <= gate
+    out[ok] = cost[ok]
+    return out
+
+
+def _to_segment(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Row-wise distance from points `p` to segments `a`-`b` (all N x 2, or p 1 x 2)."""
+    ab, ap = b - a, p - a
+    t = np.clip((ap * ab).sum(axis=1) / np.maximum((ab * ab).sum(axis=1), 1e-9), 0.0, 1.0)
+    return np.linalg.norm(ap - t[:, None] * ab, axis=1)

@@ -40,7 +40,7 @@ import numpy as np
 
 from veil.analysis.box_policy import BoxPolicy, TrackerConfig
 from veil.analysis.motion import CameraMotion
-from veil.analysis.person_ids import PersonIds, continuation_cost
+from veil.analysis.person_ids import Lost, PersonIds, continuation_costs
 from veil.analysis.scene import SceneFrames
 from veil.analysis.tracklets import Linker, Tracklet
 from veil.types import Detections, Frame
@@ -249,6 +249,7 @@ class LookaheadTracker:
             if dead:
                 self._record(track)
                 if track.label in PERSON_TRACKS:
+                    self.persons.settle(track.id)
                     self._lost.append(track)
                 continue
             # Keep the detections a pending frame can still need: those from the front on,
@@ -271,14 +272,12 @@ class LookaheadTracker:
             self._lost.popleft()
         if not ready:
             return
-        candidates = [t for t in (*self._lost, *self.tracks) if t.frames]
+        lost = Lost([t for t in (*self._lost, *self.tracks) if t.frames])
         pairs = []
         for later in ready:
-            for earlier in candidates:
-                if 0 < later.first_det - earlier.last_det <= self.continue_reach:
-                    cost = continuation_cost(earlier, later)
-                    if cost is not None:
-                        pairs.append((cost, later.id, earlier.id))
+            costs = continuation_costs(lost, later, self.continue_reach)
+            for k in np.flatnonzero(np.isfinite(costs)):
+                pairs.append((float(costs[k]), later.id, lost.tracks[k].id))
         done: set[int] = set()
         for _, later_id, earlier_id in sorted(pairs):
             if later_id not in done and self.persons.continues(later_id, earlier_id):
