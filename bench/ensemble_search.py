@@ -18,6 +18,14 @@ Prints every configuration's whole-set numbers to bench/work/ensemble_grid.json 
 masked-face set), with YuNet's passes (sizes, mirrored, edge border) cached per image, the
 large-face rule and the floor cover in the grid, k-fold within each set, the objective summed
 over the sets and over-redaction judged on the first (bench/work/ensemble_grid4.json).
+
+`--round 5` (large faces, issue 25) caches every member's passes per image at low scores, with
+their mirrored and edge-padded passes and NanoDet's people, and replays `balanced` with each
+test-time pass, the head rule and per-size bars (fitted on the even half by `fit_bars`), on the
+even (tuning) and odd (held-out) halves of every set (bench/work/ensemble_grid5.json; `--grid
+full` replays every pass alone). `--misses H` instead lists the faces of H px and more that
+`balanced` misses, with each pass's best box on them, crops to look at (bench/work/misses/) and
+the docs' figure with every face filled (bench/work/misses_figure.png).
 """
 
 from __future__ import annotations
@@ -918,11 +926,56 @@ def table5(label: str, scores: list[scoring.ImageScore]) -> str:
     return f"{label:74}" + "".join(f"{s[c]:7.3f}" for c in cols) + f"{s['misses_ge16']:6d}{s['over'] * 100:7.2f}%"
 
 
+NEW_BALANCED: dict[str, Any] = {
+    "yn_extra": ("yn_0_padreflect", "yn_320_padreflect"),
+    "bf_extra": ("bf_0_padreflect",),
+    "extra_filter": {k: at_edge() for k in ("yn_0_padreflect", "yn_320_padreflect", "bf_0_padreflect")},
+    "heads": {"threshold": 0.7, "min_head": 48.0},
+}
+
+
+def misses_figure(sets: dict[str, dict[str, Any]], config: dict[str, Any], min_height: float, out: Path) -> None:
+    """Each dev picture with a face of `min_height` px or more that `config` misses, in coarse
+    blocks, with every annotated face filled (missed ones red, redacted ones grey): the docs show
+    where the misses are, never a face."""
+    from PIL import Image, ImageDraw
+
+    tiles = []
+    for d in sets.values():
+        for entry, ann, far, png in zip(d["cache"]["images"], d["anns"], d["fars"], d["pngs"], strict=True):
+            got = score_boxes(replay5(config, entry), ann, far)
+            missed = ~got.redacted & (ann.heights >= min_height)
+            if not missed.any():
+                continue
+            im = Image.fromarray(run.load_rgb(png))
+            # Coarse blocks everywhere first: faces nobody boxed (blurred backgrounds) stay unseen.
+            small = im.resize((max(1, im.width // 12), max(1, im.height // 12)), Image.Resampling.BOX)
+            im = small.resize(im.size, Image.Resampling.NEAREST)
+            draw = ImageDraw.Draw(im)
+            for (x, y, w, h), miss in zip(ann.boxes, missed, strict=True):
+                draw.rectangle(
+                    [x - 0.15 * w, y - 0.15 * h, x + 1.15 * w, y + 1.15 * h],
+                    fill=(230, 30, 30) if miss else (128, 128, 128),
+                )
+            scale = 300 / im.width
+            tiles.append(im.resize((300, round(im.height * scale))))
+    if not tiles:
+        return
+    cols = 3
+    rows = -(-len(tiles) // cols)
+    height = max(t.height for t in tiles)
+    sheet = Image.new("RGB", (cols * 300, rows * height), "white")
+    for k, t in enumerate(tiles):
+        sheet.paste(t, ((k % cols) * 300, (k // cols) * height))
+    sheet.save(out)
+
+
 def main5(args: argparse.Namespace) -> int:
     sets = load_sets5(args)
     for name, d in sets.items():
         print(name, "detector seconds:", {k: round(v, 1) for k, v in d["cache"]["seconds"].items()})
     if args.misses:
+        misses_figure(sets, NEW_BALANCED, args.misses, run.WORK / "misses_figure.png")
         rows = list_misses(sets, {}, args.misses, run.WORK / "misses")
         for r in rows:
             print(json.dumps(r, default=str))

@@ -24,8 +24,22 @@ Rules (`fuse`), each member with its own thresholds:
   models both score only weakly is a degraded face (turned, masked, under a hand, cut), and
   the faces of that size are the most identifying; a false box there costs pixels masked in
   one picture. Its price on the dev set is in docs/detection.md (too high for `balanced`);
+* per-size bars (`size_bars`, issue 25): a member's alone bar per box height, fitted as the
+  lowest score at which that member's boxes of that height put a given share of their area on
+  faces (bench/ensemble_search.py --round 5). Measured, and not in any preset: on the held-out
+  halves of the dev sets they added no face and cost 1-3 points of over-redaction;
+* a witness (`witness`) is a member whose boxes only count as another's agreement;
 * passing boxes of all members are merged by weighted box fusion (clusters of IoU >=
   `fuse_iou`; coordinates averaged with the scores as weights), so one face gives one box.
+
+Photos (issue 25, docs/detection.md "Large faces"):
+
+* `edge_pad`: BlazeFace's whole-picture pass and YuNet's passes at native scale or less run
+  again on the picture mirrored about its edges (`edge_padded`), and the boxes touching the
+  frame edge are added to that member's: a face cut by the edge is completed into a whole one;
+* `heads`: NanoDet's people (detectors/people.py); a person it is sure of whose head is large
+  enough to identify and holds no fused face box gets its head masked (`heads_without_faces`):
+  faces turned away, under helmets and hoods.
 
 Video: `second_every` = k runs BlazeFace on every k-th call only (the tracker carries its faces
 between), which keeps the cost per frame near CenterFace's alone; `yunet_every` does the same
