@@ -64,8 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--members",
-        default="centerface-only,blazeface-only,yunet-only",
-        help="presets running one of balanced's face detectors alone, scored on images beside the fusion ('' for none)",
+        default="centerface-only,blazeface-only,yunet-only,balanced-without-heads,balanced-without-edge",
+        help="presets scored on images beside balanced ('' for none): one of balanced's face detectors alone "
+        "(what each member finds), or balanced less one rule (balanced-without-*: what that rule adds)",
     )
     p.add_argument(
         "--before",
@@ -337,6 +338,15 @@ def table(result: dict[str, Any]) -> str:
                 + "".join(f"{fmt(rec[b]['recall']):>9}" for b in BUCKET_NAMES)
                 + f"{summary['over_redaction'] * 100:>10.2f}%"
             )
+    ablations = [n for n in tools if n.startswith("veil balanced-without-")]
+    if ablations and "veil balanced" in tools:
+        full = tools["veil balanced"]["images"]
+        lines += ["", "what each rule of balanced adds (faces redacted by balanced less by balanced without it):"]
+        for name in ablations:
+            rec = tools[name]["images"]["recall"]
+            added = "".join(f"{full['recall'][b]['redacted'] - rec[b]['redacted']:>+9d}" for b in BUCKET_NAMES)
+            over = (full["over_redaction"] - tools[name]["images"]["over_redaction"]) * 100
+            lines.append(f"  {name.removeprefix('veil balanced-without-'):<20}{added}{over:>+10.2f} points")
     lines += ["", "veil / deface:"]
     for name, t in tools.items():
         if name == "deface":

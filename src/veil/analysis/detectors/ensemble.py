@@ -24,8 +24,22 @@ Rules (`fuse`), each member with its own thresholds:
   models both score only weakly is a degraded face (turned, masked, under a hand, cut), and
   the faces of that size are the most identifying; a false box there costs pixels masked in
   one picture. Its price on the dev set is in docs/detection.md (too high for `balanced`);
+* per-size bars (`size_bars`, issue 25): a member's alone bar per box height, fitted as the
+  lowest score at which that member's boxes of that height put a given share of their area on
+  faces (bench/ensemble_search.py --round 5). Measured, and not in any preset: on the held-out
+  halves of the dev sets they added no face and cost 1-3 points of over-redaction;
+* a witness (`witness`) is a member whose boxes only count as another's agreement;
 * passing boxes of all members are merged by weighted box fusion (clusters of IoU >=
   `fuse_iou`; coordinates averaged with the scores as weights), so one face gives one box.
+
+Photos (issue 25, docs/detection.md "Large faces"):
+
+* `edge_pad`: BlazeFace's whole-picture pass and YuNet's passes at native scale or less run
+  again on the picture mirrored about its edges (`edge_padded`), and the boxes touching the
+  frame edge are added to that member's: a face cut by the edge is completed into a whole one;
+* `heads`: NanoDet's people (detectors/people.py); a person it is sure of whose head is large
+  enough to identify and holds no fused face box gets its head masked (`heads_without_faces`):
+  faces turned away, under helmets and hoods.
 
 Video: `second_every` = k runs BlazeFace on every k-th call only (the tracker carries its faces
 between), which keeps the cost per frame near CenterFace's alone; `yunet_every` does the same
@@ -43,9 +57,10 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 
-from veil.analysis.boxes import iou_matrix
+from veil.analysis.boxes import iou_matrix, nms
 from veil.analysis.detectors import create, register
 from veil.types import Detections
 
@@ -62,11 +77,18 @@ class MemberRule:
     # large-face rule in the module docstring); 1.0: no such rule.
     face_agree: float = 1.0
     face_height: float = 0.0
+    # A witness's boxes never pass themselves (a head box from a person box is not a face box);
+    # they only count as another member's agreement (at `agree_threshold`).
+    witness: bool = False
+    # ((height, bar), ...), heights ascending: a box at least `height` px high passes alone at
+    # `bar` (the last band it reaches), replacing `threshold` and the large-box bar. Fitted per
+    # member on held-out folds: what this member scores real faces of that size (see `fuse`).
+    size_bars: tuple[tuple[float, float], ...] = ()
 
     @property
     def floor(self) -> float:
         """The lowest score any of this member's boxes may need: what it must report."""
-        return min(self.threshold, self.agree_threshold, self.face_agree)
+        return min(self.threshold, self.agree_threshold, self.face_agree, *(bar for _, bar in self.size_bars))
 
     def agrees(self, xyxy: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """Which boxes are sure enough to count as (or need) another member's agreement."""
@@ -76,10 +98,17 @@ class MemberRule:
         return sure
 
     def alone(self, xyxy: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        if self.witness:
+            return np.zeros(len(scores), dtype=bool)
         passed = scores >= self.threshold
         if self.large_height > 0:
             tall = (xyxy[:, 3] - xyxy[:, 1]) >= self.large_height
             passed &= ~tall | (scores >= self.large_threshold)
+        if self.size_bars:
+            heights = xyxy[:, 3] - xyxy[:, 1]
+            for height, bar in self.size_bars:
+                band = heights >= height
+                passed = np.where(band, scores >= bar, passed)
         return passed
 
 
@@ -96,7 +125,7 @@ def fuse(
         xyxy = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
         scores = np.asarray(scores, dtype=np.float32).reshape(-1)
         passed = rule.alone(xyxy, scores)
-        candidates = ~passed & rule.agrees(xyxy, scores)
+        candidates = ~passed & rule.agrees(xyxy, scores) & (not rule.witness)
         if candidates.any():
             for j, ((other_xyxy, other_scores), other_rule) in enumerate(zip(members, rules, strict=True)):
                 if j == i or not len(other_xyxy):
@@ -184,6 +213,8 @@ class EnsembleDetector:
         yunet_rule: dict[str, float] | None = None,
         yunet_every: int = 1,
         floor_cover: float = 0.0,
+        edge_pad: float = 0.0,
+        heads: dict[str, float] | None = None,
     ) -> None:
         cf_rule = {**CENTERFACE_RULE, **(centerface_rule or {})}
         if threshold is not None:
@@ -210,6 +241,14 @@ class EnsembleDetector:
         self.agree_iou = agree_iou
         self.fuse_iou = fuse_iou
         self.second_every = max(1, int(second_every))
+        self.edge_pad = edge_pad
+        # Heads of people without a face (`heads_without_faces`): NanoDet's whole-picture pass.
+        self.heads = heads
+        self.people = None
+        if heads is not None:
+            self.people = create(
+                "people", mode="body", motion=False, threshold=heads["threshold"], tile_min=people_tile_min(heads)
+            )
         self.calls = 0
 
     def _native_pass(self, floor: float) -> Any:
@@ -248,7 +287,21 @@ class EnsembleDetector:
         elif yunet:
             raise ValueError("YuNet options given to an ensemble built without YuNet")
         for key, value in options.items():
-            if key not in ("agree_iou", "fuse_iou", "second_every", "deface_floor", "yunet_every", "floor_cover"):
+            allowed = (
+                "agree_iou",
+                "fuse_iou",
+                "second_every",
+                "deface_floor",
+                "yunet_every",
+                "floor_cover",
+                "edge_pad",
+            )
+            if key == "heads":
+                if value is not None and self.people is None:
+                    raise ValueError("heads given to an ensemble built without the person detector")
+                clone.heads = value
+                continue
+            if key not in allowed:
                 raise TypeError(f"unknown ensemble option {key!r}")
             setattr(clone, key, value)
         clone.native = clone._native_pass(clone.deface_floor)
@@ -264,6 +317,8 @@ class EnsembleDetector:
             "agree_iou": self.agree_iou,
             "fuse_iou": self.fuse_iou,
             "second_every": self.second_every,
+            "edge_pad": self.edge_pad,
+            "heads": self.heads,
         }
         if self.yunet is not None:
             out["members"]["yunet"] = self.yunet.settings()
@@ -283,11 +338,12 @@ class EnsembleDetector:
         rules = [self.rules[0]]
         if self.calls % self.second_every == 0:
             bf = self.blazeface.detect(image)
-            members.append((bf.xyxy, bf.confidence))
+            members.append(self._with_edge((bf.xyxy, bf.confidence), self.blazeface, {"windows": (0,)}, image))
             rules.append(self.rules[1])
         if self.yunet is not None and self.calls % self.yunet_every == 0:
             yn = self.yunet.detect(image)
-            members.append((yn.xyxy, yn.confidence))
+            sizes = {"sizes": tuple(s for s in self.yunet.sizes if s <= 0 or s <= max(image.shape[:2]))}  # type: ignore[attr-defined]
+            members.append(self._with_edge((yn.xyxy, yn.confidence), self.yunet, sizes, image))
             rules.append(self.rules[2])
         self.calls += 1
         if self.native is not None and not self._pyramid_has_native(image):
@@ -301,6 +357,27 @@ class EnsembleDetector:
                 **{**rules[0].__dict__, "large_threshold": min(rules[0].large_threshold, self.deface_floor)}
             )
         return members, rules
+
+    def _with_edge(
+        self, found: tuple[np.ndarray, np.ndarray], member: Any, options: dict[str, Any], image: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A member's boxes plus, with `edge_pad`, the boxes touching the frame edge that its
+        passes at native scale or less (`options`) find on the edge-padded image (`edge_padded`).
+        Only edge boxes are taken from that pass: inside the frame it sees what the plain pass
+        saw, and its other boxes would only double them."""
+        if self.edge_pad <= 0:
+            return found
+        padded = member.with_options(**options) if options else member
+        xyxy, scores = edge_padded(lambda im: _raw(padded, im), image, self.edge_pad, "reflect")
+        height, width = image.shape[:2]
+        edge = (xyxy[:, 0] <= EDGE_PX) | (xyxy[:, 1] <= EDGE_PX) | (xyxy[:, 2] >= width - EDGE_PX)
+        edge |= xyxy[:, 3] >= height - EDGE_PX
+        if not edge.any():
+            return found
+        xyxy = np.concatenate([np.asarray(found[0], np.float32).reshape(-1, 4), xyxy[edge]])
+        scores = np.concatenate([np.asarray(found[1], np.float32).reshape(-1), scores[edge]])
+        keep = nms(xyxy, scores, 0.3)
+        return xyxy[keep], scores[keep]
 
     def _pyramid_has_native(self, image: np.ndarray) -> bool:
         levels = self.centerface.levels(image.shape[1], image.shape[0])  # type: ignore[attr-defined]
@@ -317,7 +394,110 @@ class EnsembleDetector:
             xyxy, scores = cover(
                 xyxy, scores, np.asarray(floor_xyxy)[keep], np.asarray(floor_scores)[keep], self.floor_cover
             )
+        if self.heads is not None and self.people is not None:
+            persons, person_scores = self.people.persons(image)  # type: ignore[attr-defined]
+            heads = heads_without_faces(persons, person_scores, xyxy, **self.heads)
+            if len(heads):
+                # Each head box carries its person's score; it is masked like a face box.
+                sure = person_scores[person_scores >= self.heads["threshold"]]
+                xyxy = np.concatenate([xyxy, heads])
+                scores = np.concatenate([scores, np.full(len(heads), float(sure.min()), np.float32)])
         return Detections.from_boxes(xyxy, scores, self.label)
+
+
+def people_tile_min(heads: dict[str, float]) -> int:
+    """The picture size (long side, px) above which NanoDet also runs on tiles for the head rule.
+
+    Only heads of `min_head` px and more are wanted, so only people at least about 3 heads tall
+    (a person cut at the chest; `people.heads_of` reads a head from a box 2.5-7 heads tall);
+    NanoDet finds people from about 40 px tall at its 416 px input, so the whole-picture pass
+    alone sees them while the picture's long side is at most 3 x min_head x 416 / 40 px (1,498
+    px for 48 px heads). On the dev photos (416-1,024 px) the tiles found no further face for
+    twice the time."""
+    from veil.analysis.detectors.people import INPUT
+
+    return round(3 * heads["min_head"] * INPUT / 40)
+
+
+# A box within this many pixels of the frame edge touches it (an edge-padded pass's box).
+EDGE_PX = 2.0
+
+
+def _raw(detector: Any, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    found = detector.detect(image)
+    return found.xyxy, found.confidence
+
+
+def heads_without_faces(
+    persons: np.ndarray,
+    scores: np.ndarray,
+    faces: np.ndarray,
+    threshold: float = 0.5,
+    min_head: float = 64.0,
+) -> np.ndarray:
+    """Head boxes (xyxy) of the people (NanoDet person boxes and scores) whose head holds no
+    face box, for heads large enough to identify.
+
+    Why: a person the person detector is sure of (`threshold`) has a head where `people.heads_of`
+    puts it; when no face box lies there the face is turned away, under a helmet or hood, or
+    too degraded for the face models, and a head of `min_head` px or more (about the height of
+    the face boxes the face targets call large) identifies its owner to anyone who knows them.
+    Smaller heads are left to the face detectors: a head box is 1.4 x 1.5 heads, so masking
+    every small person's head would cost much more area than the faces it could add."""
+    from veil.analysis.detectors.people import HEAD_DOWN, heads_of
+
+    persons = np.asarray(persons, np.float32).reshape(-1, 4)
+    sure = np.asarray(scores, np.float32).reshape(-1) >= threshold
+    if not sure.any():
+        return np.zeros((0, 4), np.float32)
+    heads = heads_of(persons[sure])
+    size = (heads[:, 3] - heads[:, 1]) / (HEAD_DOWN + 0.1)
+    heads = heads[size >= min_head]
+    faces = np.asarray(faces, np.float32).reshape(-1, 4)
+    if not len(heads) or not len(faces):
+        return heads
+    # A face box counts as the head's face when a third of the smaller of the two lies in both.
+    ix = np.minimum(heads[:, None, 2], faces[None, :, 2]) - np.maximum(heads[:, None, 0], faces[None, :, 0])
+    iy = np.minimum(heads[:, None, 3], faces[None, :, 3]) - np.maximum(heads[:, None, 1], faces[None, :, 1])
+    inter = ix.clip(0) * iy.clip(0)
+    area_h = ((heads[:, 2] - heads[:, 0]) * (heads[:, 3] - heads[:, 1]))[:, None]
+    area_f = ((faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1]))[None, :]
+    seen = (inter >= np.minimum(area_h, area_f) / 3).any(axis=1)
+    return heads[~seen]
+
+
+def mirrored(raw: Any, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`raw(image)` (boxes xyxy, scores) run on the horizontally mirrored image, boxes mapped
+    back onto `image`."""
+    xyxy, scores = raw(np.ascontiguousarray(image[:, ::-1]))
+    xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4).copy()
+    xyxy[:, [0, 2]] = image.shape[1] - xyxy[:, [2, 0]]
+    return xyxy, np.asarray(scores, np.float32).reshape(-1)
+
+
+def edge_padded(raw: Any, image: np.ndarray, fraction: float, mode: str = "grey") -> tuple[np.ndarray, np.ndarray]:
+    """`raw(image)` run on `image` inside a border of `fraction` of its long side, boxes mapped
+    back onto `image` and clipped to it (a box wholly in the border is dropped).
+
+    Why: a face cut by the frame edge has its centre near or beyond the edge, where a detector's
+    grid has no cell and its receptive field sees padding it was never trained on. With room
+    around the picture the cut face is still (part of) a face in the middle of the input.
+    `mode` "grey": a flat mid-grey border (neither skin nor a dark edge); "reflect": the picture
+    mirrored about its edge, which completes a face cut near its middle into a whole, symmetric
+    face (the mirrored copies of faces near the edge lie wholly in the border and are dropped)."""
+    height, width = image.shape[:2]
+    border = max(1, round(fraction * max(height, width)))
+    if mode == "reflect":
+        big = cv2.copyMakeBorder(image, border, border, border, border, cv2.BORDER_REFLECT)
+    else:
+        big = cv2.copyMakeBorder(image, border, border, border, border, cv2.BORDER_CONSTANT, value=(127, 127, 127))
+    xyxy, scores = raw(big)
+    xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4) - border
+    scores = np.asarray(scores, np.float32).reshape(-1)
+    xyxy[:, 0::2] = np.clip(xyxy[:, 0::2], 0, width)
+    xyxy[:, 1::2] = np.clip(xyxy[:, 1::2], 0, height)
+    inside = ((xyxy[:, 2] - xyxy[:, 0]) >= 1) & ((xyxy[:, 3] - xyxy[:, 1]) >= 1)
+    return xyxy[inside], scores[inside]
 
 
 def cover(
