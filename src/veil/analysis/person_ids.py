@@ -199,6 +199,9 @@ class Lost:
         self.label = np.asarray([t.label for t in tracks], dtype=object)
         self.shot = np.asarray([t.shot for t in tracks], dtype=np.int64)
         self.last = np.asarray([t.last_det for t in tracks], dtype=np.int64)
+        # A track detected once is mostly a second box on someone's face or a detector's guess,
+        # with no motion to follow: it is continued by nobody.
+        self.seen_twice = np.asarray([len(t.frames) >= 2 for t in tracks], dtype=bool)
         ends = np.asarray([cxcywh(t.boxes[-1]) for t in tracks], dtype=np.float64).reshape(n, 4)
         self.centre = ends[:, :2]
         self.size = ends[:, 2:].max(axis=1) if n else np.zeros(0)
@@ -216,7 +219,7 @@ def continuation_costs(lost: Lost, later: Tracklet, reach: int) -> np.ndarray:
     where its fitted motion carries it over the gap (it stopped somewhere on the way, or walked
     on), or the earlier track's last centre lies on the later one's motion carried back."""
     gap = (later.first_det - lost.last).astype(np.float64)
-    ok = (gap > 0) & (gap <= reach) & (lost.label == later.label) & (lost.shot == later.shot)
+    ok = (gap > 0) & (gap <= reach) & (lost.label == later.label) & (lost.shot == later.shot) & lost.seen_twice
     out = np.full(len(lost.tracks), np.inf)
     if not ok.any():
         return out
