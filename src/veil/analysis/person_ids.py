@@ -43,6 +43,9 @@ CONTINUE_GATE = 0.6
 CONTINUE_GROWTH = 0.1
 CONTINUE_CAP = 2.0
 MAX_SIZE_RATIO = 2.0
+# A track detected once may be continued within this share of the reach (one look-ahead
+# window), and only within CONTINUE_GATE box sizes.
+ONCE_SHARE = 3
 
 
 @dataclass
@@ -199,8 +202,8 @@ class Lost:
         self.label = np.asarray([t.label for t in tracks], dtype=object)
         self.shot = np.asarray([t.shot for t in tracks], dtype=np.int64)
         self.last = np.asarray([t.last_det for t in tracks], dtype=np.int64)
-        # A track detected once is mostly a second box on someone's face or a detector's guess,
-        # with no motion to follow: it is continued by nobody.
+        # A track detected once is often a second box on someone's face or a detector's guess,
+        # with no motion to follow: it is continued only soon after and close by.
         self.seen_twice = np.asarray([len(t.frames) >= 2 for t in tracks], dtype=bool)
         ends = np.asarray([cxcywh(t.boxes[-1]) for t in tracks], dtype=np.float64).reshape(n, 4)
         self.centre = ends[:, :2]
@@ -219,7 +222,9 @@ def continuation_costs(lost: Lost, later: Tracklet, reach: int) -> np.ndarray:
     where its fitted motion carries it over the gap (it stopped somewhere on the way, or walked
     on), or the earlier track's last centre lies on the later one's motion carried back."""
     gap = (later.first_det - lost.last).astype(np.float64)
-    ok = (gap > 0) & (gap <= reach) & (lost.label == later.label) & (lost.shot == later.shot) & lost.seen_twice
+    # A track seen once (no motion of its own) is continued only soon after and close by.
+    near = lost.seen_twice | (gap <= reach / ONCE_SHARE)
+    ok = (gap > 0) & (gap <= reach) & (lost.label == later.label) & (lost.shot == later.shot) & near
     out = np.full(len(lost.tracks), np.inf)
     if not ok.any():
         return out
@@ -234,6 +239,7 @@ def continuation_costs(lost: Lost, later: Tracklet, reach: int) -> np.ndarray:
     backward = _to_segment(np.broadcast_to(first[:2], lost.centre.shape), first[:2] - back * g, lost.centre)
     cost = np.minimum(forward, backward) / size
     gate = np.minimum(CONTINUE_GATE + CONTINUE_GROWTH * gap, CONTINUE_CAP)
+    gate = np.where(lost.seen_twice, gate, CONTINUE_GATE)
     ok &= cost <= gate
     out[ok] = cost[ok]
     return out
