@@ -8,10 +8,12 @@ shot, both from positions and motion only (never from what anyone looks like):
 
 * **containment**: a face box inside a head box (a head box inside a body box) in a frame where
   both were detected, when that pairing is the only one on both sides (a head box over two
-  faces is a crowd, not a person);
+  faces is a crowd, not a person), is a vote; when the inner track ends it joins the outer
+  track it sat in clearly most often (`contain`, `settle`);
 * **continuation**: a track that starts where a lost track of the same label would be by now
-  (`stitch`, from the tracker): on the segment from where it was last seen to where its
-  fitted motion carries it, so a person who stopped, or walked on behind something, both fit.
+  (`continuation_costs`, asked by the tracker): on the segment from where it was last seen to
+  where its fitted motion carries it, so a person who stopped, or walked on behind something,
+  both fit (`continues`).
 
 A wrong link is worse than a missing one: `show_only` shows a person's regions, and a
 stranger's face grouped with the subject would be shown. So a link is refused whenever it would
@@ -56,8 +58,9 @@ class _Span:
 
 
 class PersonIds:
-    """Groups of track ids; `person(tid)` is a group's key (a member's id). Plain dicts of ints,
-    a few per track: a clip with many thousands of tracks costs well under a megabyte."""
+    """Groups of track ids; `person(tid)` is a group's key (a member's id). A few hundred bytes
+    per track, kept until the clip's plan is written (the mall clip's 10,000 tracks: a few MB);
+    a live stream, which writes no plan, does without (`LookaheadTracker(group_persons=False)`)."""
 
     def __init__(self) -> None:
         self._parent: dict[int, int] = {}
