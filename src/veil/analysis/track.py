@@ -26,7 +26,9 @@ padding, interpolation, extrapolation, tuned by a frozen `TrackerConfig` (`box_p
   how the camera panned, zoomed or shook between frames, every box is mapped into the shot's
   first frame before it is matched, interpolated or extrapolated, and mapped back when painted.
   A face that stands still while the camera moves is then a track that stands still, and a
-  track carried over frames the detector missed follows the picture, not a straight line.
+  track carried over frames the detector missed follows the picture, not a straight line;
+* says which tracks are one person (`persons`, person_ids.py): a face inside a head box, a new
+  track where a lost one would be by now; the plan builder writes it as each track's `person`.
 """
 
 from __future__ import annotations
