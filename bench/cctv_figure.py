@@ -104,7 +104,7 @@ PERSON_SHOW = [
     (43, "B walks on"),
     (58, "A walks on"),
 ]
-COLOURS = [(255, 60, 60), (40, 140, 255), (40, 200, 60), (255, 170, 0), (200, 60, 255), (0, 200, 200)]
+COLOURS = [(230, 30, 30), (20, 110, 255), (30, 170, 50), (230, 150, 0), (180, 40, 220), (0, 170, 170)]
 
 
 def walker_patches(flip: bool) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float]]:
@@ -174,9 +174,11 @@ def persons_figure() -> int:
 
     plan = load_plan(plan_path)
     persons = sorted({t.person for t in plan.tracks if t.person is not None})
+    sizes = {p: sum(t.person == p for t in plan.tracks) for p in persons}
+    grouped = [p for p in persons if sizes[p] > 1]
     before = cb.vb.decode(src)
-    band = (0, 150, cb.SIZE[0], 400)
-    scale = 1.5
+    band = (0, 190, cb.SIZE[0], 390)
+    scale = 1.25
     width, height = int((band[2] - band[0]) * scale), int((band[3] - band[1]) * scale)
     head_h = 22
     sheet = Image.new("RGB", (width + 12, len(PERSON_SHOW) * (height + head_h) + 6), "white")
@@ -189,16 +191,20 @@ def persons_figure() -> int:
             if got is None:
                 continue
             x1, y1, x2, y2 = ((v - o) * scale for v, o in zip(got[0], (band[0], band[1]) * 2, strict=True))
-            key = persons.index(track.person) if track.person is not None else len(COLOURS) - 1
-            colour = COLOURS[key % len(COLOURS)]
-            pen.rectangle((x1, y1, x2, y2), outline=colour, width=3 if track.label == "head" else 2)
-            name = f"person {track.person}" if track.person is not None else f"track {track.id}"
-            pen.text((x1 + 2, y1 - 12 if track.label == "head" else y2 + 2), f"{name} ({track.label})", fill=colour)
+            # Persons of several tracks in colour; a person of one track (a face seen once) grey.
+            if track.person in grouped:
+                colour, line = COLOURS[grouped.index(track.person) % len(COLOURS)], 3 if track.label == "head" else 2
+            else:
+                colour, line = (150, 150, 150), 1
+            pen.rectangle((x1, y1, x2, y2), outline=colour, width=line)
+            if track.person in grouped:
+                name = f"person {track.person}"
+                pen.text((x1 + 2, y1 - 12 if track.label == "head" else y2 + 2), f"{name} ({track.label})", fill=colour)
         y = r * (height + head_h) + 4
         draw.text((8, y + 4), f"frame {i}: {label}", fill="black")
         sheet.paste(tile, (6, y + head_h))
     target = REPO / "docs" / "cctv_person_ids.png"
-    sheet.save(target, optimize=True)
+    sheet.convert("P", palette=Image.ADAPTIVE, colors=256).save(target, optimize=True)
     summary = {"tracks": len(plan.tracks), "persons": len(persons) + sum(t.person is None for t in plan.tracks)}
     print(target, json.dumps(summary))
     return 0

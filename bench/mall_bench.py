@@ -16,6 +16,11 @@ head size grows with the row, about 8 px at the top of this camera's picture to 
 bottom, measured on frames 0 and 500). Masks on people outside the region of interest count as
 away from heads, so that share is an upper bound.
 
+* `persons PLAN`: a plan veil wrote for the clip (`--plan`): its tracks and persons (the plan's
+  `person` numbers; a track without one is its own person), over the whole clip and over the
+  stretches counted by hand (`HAND_COUNTS`), where each figure is also given per person
+  counted. A track or person counts in a stretch when one of its boxes there was detected.
+
 Halves: `--half dev` (frames 0-495, for tuning), `--half test` (frames 500-995, reported),
 `--half all`; `--every 10` keeps every 10th frame (every 2nd annotated one) while iterating.
 
@@ -39,6 +44,11 @@ CLIP = "cctv/mall_dev.mp4"
 HEADS = "cctv/mall_heads.json"
 MARGIN = 0.2
 HALF_FRAME = 500
+# People counted by hand (docs/cctv.md, "Tracks per person"), per stretch: (people in its first
+# frame, distinct people in its two annotated frames): the points of the first frame, plus those
+# of the last frame not matched by eye to someone in the first (clothing and path); the
+# difference is the people who arrived during the stretch.
+HAND_COUNTS = {(500, 505): (45, 59), (900, 905): (33, 39)}
 
 
 def head_size(y: float) -> float:
@@ -175,10 +185,51 @@ def score_cue(
     return out
 
 
+def person_counts(plan_path: Path) -> dict[str, Any]:
+    """Tracks and persons of a plan, over the clip and per hand-counted stretch."""
+    from veil.plan import load_plan
+
+    plan = load_plan(plan_path)
+
+    def count(tracks: list[Any]) -> dict[str, int]:
+        keys = {("person", t.person) if t.person is not None else ("track", t.id) for t in tracks}
+        return {"tracks": len(tracks), "persons": len(keys)}
+
+    tracks = list(plan.tracks)
+    out: dict[str, Any] = {"clip": count(tracks), "stretches": []}
+    first_seen: dict[Any, int] = {}
+    for t in tracks:
+        detected = [b.frame for b in t.boxes if b.detected]
+        if detected:
+            key = ("person", t.person) if t.person is not None else ("track", t.id)
+            first_seen[key] = min(first_seen.get(key, detected[0]), detected[0])
+    for (first, last), (at_start, people) in HAND_COUNTS.items():
+        seen = [t for t in tracks if any(b.detected and first <= b.frame <= last for b in t.boxes)]
+        row: dict[str, Any] = {"frames": [first, last], "people_by_hand": people, **count(seen)}
+        row["tracks_per_person"] = round(row["tracks"] / people, 2)
+        row["persons_per_person"] = round(row["persons"] / people, 2)
+        # Arrivals: people new in the stretch against persons veil starts in it (first detected
+        # after its first frame): how many persons one walker becomes over a visit, not only
+        # while in view at once.
+        row["arrivals_by_hand"] = people - at_start
+        row["new_persons"] = sum(1 for f in first_seen.values() if first < f <= last)
+        out["stretches"].append(row)
+    rows = out["stretches"]
+    hand = sum(r["people_by_hand"] for r in rows)
+    out["tracks_per_person"] = round(sum(r["tracks"] for r in rows) / hand, 2)
+    out["persons_per_person"] = round(sum(r["persons"] for r in rows) / hand, 2)
+    arrivals = sum(r["arrivals_by_hand"] for r in rows)
+    out["new_persons_per_arrival"] = round(sum(r["new_persons"] for r in rows) / max(arrivals, 1), 2)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["score", "cue"])
-    parser.add_argument("target", help="score: a veil output video (magenta masks); cue: a detector name")
+    parser.add_argument("what", choices=["score", "cue", "persons"])
+    parser.add_argument(
+        "target", help="score: a veil output video (magenta masks); cue: a detector name; persons: a plan"
+    )
+    parser.add_argument("--plan", type=Path, help="score: also count the tracks and persons of this plan")
     parser.add_argument("--options", default="{}", help="cue: the detector's options as JSON")
     parser.add_argument("--sequential", action="store_true", help="cue: run on every frame in order")
     parser.add_argument("--half", choices=["dev", "test", "all"], default="all")
@@ -191,8 +242,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     points = load_points(args.data)
     frames = chosen(points, args.half, args.every)
-    if args.what == "score":
+    if args.what == "persons":
+        result = person_counts(Path(args.target))
+    elif args.what == "score":
         result = score_video(Path(args.target), points, frames, args.offset)
+        if args.plan is not None:
+            result["persons"] = person_counts(args.plan)
     else:
         result = score_cue(args.target, json.loads(args.options), points, frames, args.data, args.sequential)
     result.update({"what": args.what, "target": args.target, "half": args.half, "every": args.every})

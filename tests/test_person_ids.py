@@ -181,3 +181,21 @@ def test_segments_keep_person_numbers_distinct(tmp_path: Path) -> None:
     merged = merged_plan(source, "0" * 64, SimpleNamespace(frames=10, duration_s=1.0), results)
     assert [t.person for t in merged.tracks] == [0, 0, 1, 2, 2, 3]
     assert [t.id for t in merged.tracks] == list(range(6))
+
+
+def test_a_second_box_on_a_face_does_not_take_a_neighbours_track() -> None:
+    """ByteTrack's order matches strong boxes first; a strong duplicate of B's face must not
+    take A's track (A's own box is weak) just because it comes first."""
+    from veil.analysis.tracklets import Linker
+
+    def dets(boxes: list[tuple[float, float]]) -> Detections:
+        xyxy = np.asarray([[x, 100.0, x + 30.0, 130.0] for x, _ in boxes])
+        return Detections(xyxy, np.asarray([s for _, s in boxes]), np.full(len(boxes), "face", dtype=object))
+
+    linker = Linker()
+    tracks = linker.link([], 0, dets([(110.0, 0.2), (160.0, 0.9)]), 0, 10)
+    a, b = tracks
+    for i in range(1, 6):
+        linker.link(tracks, i, dets([(160.0, 0.9)]), 0, 10)  # A unseen for a while
+    linker.link(tracks, 6, dets([(160.0, 0.9), (152.0, 0.66), (110.0, 0.2)]), 0, 10)
+    assert linker.assigned[0] is b and linker.assigned[2] is a

@@ -8,10 +8,12 @@ shot, both from positions and motion only (never from what anyone looks like):
 
 * **containment**: a face box inside a head box (a head box inside a body box) in a frame where
   both were detected, when that pairing is the only one on both sides (a head box over two
-  faces is a crowd, not a person);
+  faces is a crowd, not a person), is a vote; when the inner track ends it joins the outer
+  track it sat in clearly most often (`contain`, `settle`);
 * **continuation**: a track that starts where a lost track of the same label would be by now
-  (`stitch`, from the tracker): on the segment from where it was last seen to where its
-  fitted motion carries it, so a person who stopped, or walked on behind something, both fit.
+  (`continuation_costs`, asked by the tracker): on the segment from where it was last seen to
+  where its fitted motion carries it, so a person who stopped, or walked on behind something,
+  both fit (`continues`).
 
 A wrong link is worse than a missing one: `show_only` shows a person's regions, and a
 stranger's face grouped with the subject would be shown. So a link is refused whenever it would
@@ -43,6 +45,9 @@ CONTINUE_GATE = 0.6
 CONTINUE_GROWTH = 0.1
 CONTINUE_CAP = 2.0
 MAX_SIZE_RATIO = 2.0
+# A track detected once may be continued within this share of the reach (one look-ahead
+# window), and only within CONTINUE_GATE box sizes.
+ONCE_SHARE = 3
 
 
 @dataclass
@@ -53,8 +58,9 @@ class _Span:
 
 
 class PersonIds:
-    """Groups of track ids; `person(tid)` is a group's key (a member's id). Plain dicts of ints,
-    a few per track: a clip with many thousands of tracks costs well under a megabyte."""
+    """Groups of track ids; `person(tid)` is a group's key (a member's id). A few hundred bytes
+    per track, kept until the clip's plan is written (the mall clip's 10,000 tracks: a few MB);
+    a live stream, which writes no plan, does without (`LookaheadTracker(group_persons=False)`)."""
 
     def __init__(self) -> None:
         self._parent: dict[int, int] = {}
@@ -199,6 +205,9 @@ class Lost:
         self.label = np.asarray([t.label for t in tracks], dtype=object)
         self.shot = np.asarray([t.shot for t in tracks], dtype=np.int64)
         self.last = np.asarray([t.last_det for t in tracks], dtype=np.int64)
+        # A track detected once is often a second box on someone's face or a detector's guess,
+        # with no motion to follow: it is continued only soon after and close by.
+        self.seen_twice = np.asarray([len(t.frames) >= 2 for t in tracks], dtype=bool)
         ends = np.asarray([cxcywh(t.boxes[-1]) for t in tracks], dtype=np.float64).reshape(n, 4)
         self.centre = ends[:, :2]
         self.size = ends[:, 2:].max(axis=1) if n else np.zeros(0)
@@ -216,7 +225,9 @@ def continuation_costs(lost: Lost, later: Tracklet, reach: int) -> np.ndarray:
     where its fitted motion carries it over the gap (it stopped somewhere on the way, or walked
     on), or the earlier track's last centre lies on the later one's motion carried back."""
     gap = (later.first_det - lost.last).astype(np.float64)
-    ok = (gap > 0) & (gap <= reach) & (lost.label == later.label) & (lost.shot == later.shot)
+    # A track seen once (no motion of its own) is continued only soon after and close by.
+    near = lost.seen_twice | (gap <= reach / ONCE_SHARE)
+    ok = (gap > 0) & (gap <= reach) & (lost.label == later.label) & (lost.shot == later.shot) & near
     out = np.full(len(lost.tracks), np.inf)
     if not ok.any():
         return out
@@ -231,6 +242,7 @@ def continuation_costs(lost: Lost, later: Tracklet, reach: int) -> np.ndarray:
     backward = _to_segment(np.broadcast_to(first[:2], lost.centre.shape), first[:2] - back * g, lost.centre)
     cost = np.minimum(forward, backward) / size
     gate = np.minimum(CONTINUE_GATE + CONTINUE_GROWTH * gap, CONTINUE_CAP)
+    gate = np.where(lost.seen_twice, gate, CONTINUE_GATE)
     ok &= cost <= gate
     out[ok] = cost[ok]
     return out

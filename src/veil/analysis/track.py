@@ -26,7 +26,9 @@ padding, interpolation, extrapolation, tuned by a frozen `TrackerConfig` (`box_p
   how the camera panned, zoomed or shook between frames, every box is mapped into the shot's
   first frame before it is matched, interpolated or extrapolated, and mapped back when painted.
   A face that stands still while the camera moves is then a track that stands still, and a
-  track carried over frames the detector missed follows the picture, not a straight line.
+  track carried over frames the detector missed follows the picture, not a straight line;
+* says which tracks are one person (`persons`, person_ids.py): a face inside a head box, a new
+  track where a lost one would be by now; the plan builder writes it as each track's `person`.
 """
 
 from __future__ import annotations
@@ -126,6 +128,7 @@ class LookaheadTracker:
         camera: CameraMotion | None = None,
         follow_camera: bool = True,
         config: TrackerConfig | None = None,
+        group_persons: bool = True,
     ) -> None:
         if window < 0:
             raise ValueError("window must be 0 or more")
@@ -146,7 +149,8 @@ class LookaheadTracker:
         # Which tracks are one person (person_ids.py): new tracks wait `_reach` frames, until every
         # track that could have been re-found instead is settled, before they are matched to a
         # lost one; lost tracks stay candidates for `continue_reach` frames after they are dropped.
-        self.persons = PersonIds()
+        # `group_persons` False (a live stream: no plan, and no end to keep its groups for).
+        self.persons = PersonIds() if group_persons else None
         self.continue_reach = CONTINUE_WINDOWS * self._reach
         self._young: deque[Tracklet] = deque()
         self._lost: deque[Tracklet] = deque()
@@ -182,11 +186,12 @@ class LookaheadTracker:
             scene_dets = self.scene.to_scene(index, detections)
             new = self.linker.link(self.tracks, index, scene_dets, self.shot, self._reach)
             self.tracks += new
-            self._young.extend(t for t in new if t.label in PERSON_TRACKS)
-            joined = self.linker.assigned
-            for track in joined:
-                self.persons.track(track.id, track.label, track.first_det, track.last_det)
-            self.persons.contain([t.id for t in joined], scene_dets.label, scene_dets.xyxy)
+            if self.persons is not None:
+                self._young.extend(t for t in new if t.label in PERSON_TRACKS)
+                joined = self.linker.assigned
+                for track in joined:
+                    self.persons.track(track.id, track.label, track.first_det, track.last_det)
+                self.persons.contain([t.id for t in joined], scene_dets.label, scene_dets.xyxy)
         self._continue(index)
         self.pending.append((frame, self.shot))
         ready = []
@@ -248,7 +253,7 @@ class LookaheadTracker:
             dead = dead or track.last_det + self._reach < front
             if dead:
                 self._record(track)
-                if track.label in PERSON_TRACKS:
+                if self.persons is not None and track.label in PERSON_TRACKS:
                     self.persons.settle(track.id)
                     self._lost.append(track)
                 continue
@@ -279,6 +284,7 @@ class LookaheadTracker:
             for k in np.flatnonzero(np.isfinite(costs)):
                 pairs.append((float(costs[k]), later.id, lost.tracks[k].id))
         done: set[int] = set()
+        assert self.persons is not None  # only person tracks of a grouping tracker are young
         for _, later_id, earlier_id in sorted(pairs):
             if later_id not in done and self.persons.continues(later_id, earlier_id):
                 done.add(later_id)

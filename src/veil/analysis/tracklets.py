@@ -106,7 +106,9 @@ class Linker:
     ByteTrack's order: detections scoring at least `high` are matched first, against every live
     track; the others then get the tracks left, so a weak box (a face detector's guess on a
     shirt) never takes a track from a strong one nearby. Unlike ByteTrack, a weak box left
-    over still starts a track: recall first. Among tracks near a detection, the one seen most
+    over still starts a track: recall first. A box overlapping a stronger one of its label by
+    half (two detectors, or two scales, on one face) waits for the second round too, else it
+    takes the track of a neighbour whose own box is weak. Among tracks near a detection, the one seen most
     recently is preferred (`LOST_PENALTY`), so a walker passing where someone else stands unseen
     stays on their own track. (Looking for a lost track anywhere between where it was last seen
     and where its motion carries it, as continuation does in person_ids.py, linked more wrongly
@@ -134,7 +136,7 @@ class Linker:
         joined: dict[int, Tracklet] = {}
         if live and len(dets):
             ok, cost = self._gate(live, index, dets)
-            strong = dets.confidence >= self.high
+            strong = (dets.confidence >= self.high) & ~_duplicates(dets)
             used_t: set[int] = set()
             for stage in (strong, ~strong):
                 pairs = sorted(zip(*np.nonzero(ok & stage[None, :]), strict=True), key=lambda p: cost[p])
@@ -175,3 +177,11 @@ class Linker:
         # A track seen in the previous frames comes before one lost for a while: a walker passing
         # where someone else stands unseen stays on their own track.
         return ok, dist / np.maximum(scale, 1) - iou + LOST_PENALTY * (gaps - 1)
+
+
+def _duplicates(dets: Detections) -> np.ndarray:
+    """Per detection: another of its label scoring higher overlaps it by IoU >= 0.5."""
+    iou = iou_matrix(dets.xyxy, dets.xyxy)
+    same = dets.label[:, None] == dets.label[None, :]
+    stronger = dets.confidence[None, :] > dets.confidence[:, None]
+    return ((iou >= 0.5) & same & stronger).any(axis=1)

@@ -320,7 +320,8 @@ class DetectionWorker:
 
     def _new_tracker(self) -> None:
         stride = self.ladder.current[0]
-        self.tracker = LookaheadTracker(window=self.window, stride=stride)
+        # No plan is written live, and a stream has no end at which to number persons.
+        self.tracker = LookaheadTracker(window=self.window, stride=stride, group_persons=False)
         self.cuts = CutDetector()
         self._last_detected = -(1 << 30)
         self._class_last: dict[int, int] = {}
