@@ -93,6 +93,54 @@ def test_email_and_street() -> None:
     assert covered(find(ws), spans(ws, 3, 5))
 
 
+def test_numerals_and_hyphenated_numbers() -> None:
+    # The recognizer sometimes writes digits: "417-5529" is two numerals, seven digits.
+    ws = words("my number is 417-5529 thanks")
+    found = find(ws)
+    assert covered(found, spans(ws, 3, 3)) and "number" in found[0].reason
+    # A squeezed numeral reaches to its neighbours' edges, never past them.
+    assert found[0].start >= ws[2].end - PAD_S - 1e-6 and found[0].end <= ws[4].start + PAD_END_S + 1e-6
+    ws = words("i was born on March 3rd, 1985 in a small town")
+    assert covered(find(ws), spans(ws, 4, 6))
+    ws = words("the code is four-one-seven nine thanks")
+    assert covered(find(ws), spans(ws, 3, 4))
+
+
+def test_capitalised_names_inside_a_sentence() -> None:
+    ws = words("Yesterday I met Maria Gonzalez at the station.")
+    found = find(ws)
+    assert covered(found, spans(ws, 3, 4)) and "capitalised" in found[0].reason
+    assert not covered(found, spans(ws, 0, 0)), "a sentence's first word is capitalised anyway"
+    assert find(words("Then I saw him in March, on a Monday. Okay.")) == []
+    # A title alone does not make a name of the common words after it.
+    assert find(words("is it the duty of the doctor to inform the police")) == []
+
+
+def test_written_email_address() -> None:
+    ws = words("write to jane.doe@gmail.com today")
+    assert covered(find(ws), spans(ws, 2, 2))
+    ws = words("it's jane at example.org")
+    assert covered(find(ws), spans(ws, 1, 3))
+
+
+def test_second_look_at_what_the_recognizer_skipped() -> None:
+    from veil.speech.recognizer import FRAME_S, _gaps
+
+    duration = 12.0
+    loud = np.zeros(int(duration / FRAME_S), bool)
+    loud[int(1 / FRAME_S) : int(3 / FRAME_S)] = True  # a sentence
+    loud[int(4 / FRAME_S) : int(7 / FRAME_S)] = True  # digits the recognizer skipped
+    loud[int(8 / FRAME_S) : int(10 / FRAME_S)] = True  # another sentence
+    before = [Word(w, 1 + i * 0.4, 1.4 + i * 0.4) for i, w in enumerate(["he", "said", "it", "to", "me"])]
+    after = [Word(w, 8 + i * 0.4, 8.4 + i * 0.4) for i, w in enumerate(["and", "then", "he", "left", "us"])]
+    assert _gaps([*before, *after], loud, duration) == [pytest.approx((3.8, 7.2), abs=0.03)]
+    # The alignment stretched a short word over them: the same stretch is looked at again.
+    assert _gaps([*before, Word("don't", 3.0, 7.9), *after], loud, duration) == [pytest.approx((3.8, 7.2), abs=0.03)]
+    # Words that account for the speech leave nothing to look at.
+    digits = [Word("nine", 4 + i * 0.5, 4.5 + i * 0.5) for i in range(6)]
+    assert _gaps([*before, *digits, *after], loud, duration) == []
+
+
 # ----------------------------------------------------------------------------- end to end
 
 

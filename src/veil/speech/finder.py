@@ -202,17 +202,16 @@ def _numbers(toks: Sequence[Token]) -> list[Finding]:
             reason = "spoken date"
         elif any(c in NUMBER_CUES for c in before):
             reason = "spoken number after a cue (phone, account, born, ...)"
+        if reason and any(t.digits for t in run):
+            # Written as digits, the run's time may be squeezed: reach to the neighbouring words.
+            reach = NUMERAL_REACH_S * sum(t.digits for t in run)
+            start = max(toks[lo - 1].end if lo > 0 else 0.0, start - reach)
+            end = min(toks[hi + 1].start if hi + 1 < n else end + reach, end + reach)
         if reason and any(m in MONTHS for m in near):
             # A month next to the number is part of the date.
             for k in range(max(0, lo - 2), min(n, hi + 3)):
                 if texts[k] in MONTHS:
                     start, end = min(start, toks[k].start), max(end, toks[k].end)
-        if reason and any(t.digits for t in run):
-            # Written as digits, the run's time may be squeezed: reach to the neighbouring words.
-            digits = sum(t.digits for t in run)
-            reach = NUMERAL_REACH_S * digits
-            start = max(toks[lo - 1].end if lo > 0 else 0.0, start - reach)
-            end = min(toks[hi + 1].start if hi + 1 < n else end + reach, end + reach)
         if reason:
             found.append(Finding(start, end, reason))
         i = hi + 1
