@@ -9,9 +9,10 @@ What is found, and why these rules (docs/audio.md has the measured recall):
   it holds at least MIN_DIGITS digit-equivalents (phone, account and ID numbers, PINs, spelled-out
   digits), or any number word follows a cue such as "phone", "account" or "born" closely, or
   sits next to a month name (dates of birth). Words that sound like digits ("to", "for",
-  "ate", "won") count only inside a run: alone they are ordinary speech. A numeral's time from
-  the recognizer can be squeezed (one token for seven digits), so a run with numerals reaches
-  to its neighbouring words, up to NUMERAL_REACH_S per digit each way.
+  "ate", "won") count only inside a run: alone they are ordinary speech; up to BRIDGE of them,
+  or of words the recognizer is unsure of, may stand between two number words of a run. A
+  numeral's time from the recognizer can be squeezed (one token for seven digits), so a run
+  with numerals reaches to its neighbouring words, up to NUMERAL_REACH_S per digit each way.
 - E-mail addresses: a word with "@" or a domain ("gmail.com"), or "dot com/org/net/..." with an
   "at" shortly before; the range runs from the words before "at" to the domain's end.
 - Street addresses: a number followed closely by "street", "road", "avenue" and the like, or
@@ -47,6 +48,9 @@ CUE_WINDOW_S = 4.0
 NAME_WINDOW_S = 1.5
 NAME_PAUSE_S = 0.5
 NUMERAL_REACH_S = 0.35
+# Below this confidence a word after a naming phrase is taken as a misheard name.
+UNSURE = 0.5
+BRIDGE = 2
 # A pause this long starts a new sentence, whatever the punctuation says.
 SENTENCE_PAUSE_S = 1.0
 
@@ -130,7 +134,8 @@ class Token:
     digits: int = 0  # how many digits, for a numeral ("417", "3rd")
     capital: bool = False
     sentence_start: bool = False
-    raw: str = ""
+    word: int = 0  # which recognized word it is part of
+    probability: float = 1.0
 
 
 def _clean(text: str) -> str:
@@ -141,11 +146,12 @@ def tokens(words: Sequence[Word]) -> list[Token]:
     """`words` cut into tokens; a part of a hyphenated word gets its share of the word's time."""
     out: list[Token] = []
     prev: Word | None = None
-    for w in words:
+    for index, w in enumerate(words):
         raw = w.text.strip()
-        starts = (
-            prev is None or bool(re.search(r"[.?!:;\"]$", prev.text.strip())) or w.start - prev.end >= SENTENCE_PAUSE_S
-        )
+        # "A." or "Dr." ends an initial or a title, not a sentence.
+        ended = prev is not None and bool(re.search(r"[.?!:;\"]$", prev.text.strip()))
+        ended = ended and not re.fullmatch(r"[A-Za-z]{1,2}\.|(mr|mrs|ms|dr|st)\.", prev.text.strip(), re.IGNORECASE)
+        starts = prev is None or ended or w.start - prev.end >= SENTENCE_PAUSE_S
         prev = w
         parts = [p for p in re.split(r"[-/\u2013\u2014]+", raw) if _clean(p)]
         if not parts:
@@ -157,7 +163,8 @@ def tokens(words: Sequence[Word]) -> list[Token]:
             text = _clean(part)
             letters = re.sub(r"^[^A-Za-z]+", "", part)
             capital = bool(letters) and letters[0].isupper() and not (starts and k == 0)
-            out.append(Token(text, t, t + span, sum(c.isdigit() for c in text), capital, starts and k == 0, part))
+            digits = sum(c.isdigit() for c in text)
+            out.append(Token(text, t, t + span, digits, capital, starts and k == 0, index, w.probability))
             t += span
     return out
 
@@ -184,9 +191,22 @@ def _numbers(toks: Sequence[Token]) -> list[Finding]:
             lo -= 1
         hi = i
         while hi + 1 < n and toks[hi + 1].start - toks[hi].end < MAX_GAP_S:
-            nxt = toks[hi + 1]
-            if _is_number(nxt) or (nxt.text in WEAK_DIGITS and hi + 2 < n and _is_number(toks[hi + 2])):
+            if _is_number(toks[hi + 1]):
                 hi += 1
+                continue
+            # Up to BRIDGE words between number words, each a digit sound-alike or one the
+            # recognizer is unsure of: misheard digits ("seven, eight, you will, seven").
+            k = hi + 1
+            while (
+                k < n
+                and k - hi <= BRIDGE
+                and not _is_number(toks[k])
+                and (toks[k].text in WEAK_DIGITS or toks[k].probability < UNSURE)
+                and toks[k].start - toks[k - 1].end < MAX_GAP_S
+            ):
+                k += 1
+            if k < n and k > hi + 1 and _is_number(toks[k]) and toks[k].start - toks[k - 1].end < MAX_GAP_S:
+                hi = k
             else:
                 break
         run = toks[lo : hi + 1]
@@ -287,20 +307,29 @@ def _names(toks: Sequence[Token]) -> list[Finding]:
                 break
 
             def plausible(j: int) -> bool:
-                return toks[j].capital or (texts[j] not in COMMON and not _is_number(toks[j]))
+                # A name the recognizer did not know comes out as words it is unsure of.
+                t = toks[j]
+                unknown = t.text not in COMMON and not _is_number(t)
+                return t.capital or unknown or t.probability < UNSURE
 
             if not strong and not plausible(first):
                 break
             limit = toks[first - 1].end + (NAME_WINDOW_S if strong else NAME_WINDOW_S * 2 / 3)
+            words_allowed = 3 if strong else 2
             last = first
-            while (
-                last + 1 < n
-                and last + 1 - first < (3 if strong else 2)
-                and toks[last + 1].start < limit
-                and toks[last + 1].start - toks[last].end < NAME_PAUSE_S
-                and (strong or plausible(last + 1))
-                and not toks[last + 1].sentence_start
-            ):
+            while last + 1 < n:
+                nxt = toks[last + 1]
+                if nxt.word == toks[last].word:
+                    last += 1  # the rest of a hyphenated word ("Ha-ha-ver-you")
+                    continue
+                if (
+                    nxt.word - toks[first].word >= words_allowed
+                    or nxt.start >= limit
+                    or nxt.start - toks[last].end >= NAME_PAUSE_S
+                    or nxt.sentence_start
+                    or not (strong or plausible(last + 1))
+                ):
+                    break
                 last += 1
             found.append(Finding(toks[first].start, toks[last].end, "name after a naming phrase"))
             break
@@ -317,7 +346,9 @@ def _capitalised(toks: Sequence[Token]) -> list[Finding]:
             k += 1
             continue
         last = k
-        while last + 1 < n and toks[last + 1].capital and toks[last + 1].text not in NOT_NAMES:
+        while last + 1 < n and (
+            toks[last + 1].word == toks[last].word or (toks[last + 1].capital and toks[last + 1].text not in NOT_NAMES)
+        ):
             last += 1
         found.append(Finding(t.start, toks[last].end, "name (a capitalised word)"))
         k = last + 1

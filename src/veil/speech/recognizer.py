@@ -63,9 +63,14 @@ GAP_SPEECH_S = 0.25
 GAP_MARGIN_S = 0.2
 GAP_JOIN_S = 1.0
 
-# A short stretch with a prompt can come back as the prompt itself, and one with little speech
-# sends Whisper through its fallback temperatures (seconds each): neither, there.
-GAP_OPTIONS: dict[str, Any] = {**DECODE_OPTIONS, "initial_prompt": None, "temperature": 0.0}
+# A second look (recognize_samples) decodes greedily at temperature 0 only: a short stretch
+# with little speech otherwise sends Whisper through its fallback temperatures (seconds each).
+# The prompt stays: a stretch that comes back as the prompt itself held speech Whisper could
+# not read, and muting it errs on the safe side.
+SECOND_LOOK_OPTIONS: dict[str, Any] = {**DECODE_OPTIONS, "temperature": 0.0}
+UNSURE_P = 0.5
+UNSURE_WORDS = 3
+UNSURE_MIN_S = 1.0
 
 _model: Any = None
 _model_lock = threading.Lock()
@@ -73,11 +78,13 @@ _model_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class Word:
-    """One recognized word as the recognizer wrote it (case and punctuation kept), with its times."""
+    """One recognized word as the recognizer wrote it (case and punctuation kept), with its times
+    and the recognizer's confidence in it (0-1)."""
 
     text: str
     start: float
     end: float
+    probability: float = 1.0
 
 
 def available() -> bool:
@@ -161,7 +168,8 @@ def _transcribe(model: Any, samples: np.ndarray, offset: float, options: dict[st
         for w in seg.words or []:
             text = w.word.strip()
             if text:
-                words.append(Word(text, round(offset + float(w.start), 3), round(offset + float(w.end), 3)))
+                start, end = round(offset + float(w.start), 3), round(offset + float(w.end), 3)
+                words.append(Word(text, start, end, round(float(w.probability), 3)))
     return words
 
 
@@ -227,23 +235,66 @@ def _gaps(words: list[Word], loud: np.ndarray, duration: float) -> list[tuple[fl
     return out
 
 
+def _unsure(words: list[Word], duration: float) -> list[tuple[float, float]]:
+    """Stretches of UNSURE_WORDS or more words the recognizer is unsure of (a confident word
+    alone between them does not break a stretch), UNSURE_MIN_S long or more: to hear again."""
+    out: list[tuple[float, float]] = []
+    run: list[Word] = []
+    confident = 0
+
+    def close() -> None:
+        if len(run) >= UNSURE_WORDS and run[-1].end - run[0].start >= UNSURE_MIN_S:
+            out.append((max(0.0, run[0].start - GAP_MARGIN_S), min(duration, run[-1].end + GAP_MARGIN_S)))
+
+    for w in words:
+        if w.probability < UNSURE_P:
+            run.append(w)
+            confident = 0
+        elif run and confident == 0:
+            confident = 1
+        else:
+            close()
+            run, confident = [], 0
+    close()
+    return out
+
+
+def _look_again(
+    model: Any, samples: np.ndarray, words: list[Word], spans: list[tuple[float, float]], better: Any
+) -> list[Word]:
+    """Each span transcribed on its own; its words replace those centred in it when `better(old, new)`."""
+    for a, b in spans:
+        if b - a > 0.8 * len(samples) / RATE:
+            continue  # nearly the whole track again: the first pass already heard it alone
+        clip = samples[int(a * RATE) : int(b * RATE)]
+        new = [w for w in _transcribe(model, clip, a, SECOND_LOOK_OPTIONS) if w.end > a and w.start < b]
+        old = [w for w in words if a <= (w.start + w.end) / 2 <= b]
+        if new and better(old, new):
+            words = [w for w in words if not a <= (w.start + w.end) / 2 <= b] + new
+            words.sort(key=lambda w: (w.start, w.end))
+    return words
+
+
+def _mean_p(words: list[Word]) -> float:
+    return sum(w.probability for w in words) / len(words) if words else 0.0
+
+
 def recognize_samples(samples: np.ndarray) -> list[Word]:
     """Words in 16 kHz mono int16 `samples`, with times in seconds from the first sample.
 
     Whisper sometimes skips an utterance inside a 30 s window (a digit string between two
-    sentences, typically) and moves on. Any stretch between recognized words that still holds
-    speech is transcribed again on its own, where it is the only thing to hear.
+    sentences, typically) and moves on, or writes a stretch it barely heard as words it is
+    unsure of ("I speak ill of one" for digits). Both are transcribed again on their own, where
+    they are the only thing to hear: speech the words do not account for (`_gaps`) always,
+    an unsure stretch (`_unsure`) when the new words are surer than the old.
     """
     if len(samples) < int(0.1 * RATE):
         return []
     model = load_model()
     words = _transcribe(model, samples, 0.0, DECODE_OPTIONS)
     duration = len(samples) / RATE
-    for a, b in _gaps(words, speech_frames(samples), duration):
-        clip = samples[int(a * RATE) : int(b * RATE)]
-        found = [w for w in _transcribe(model, clip, a, GAP_OPTIONS) if w.end > a and w.start < b]
-        words.extend(found)
-    words.sort(key=lambda w: (w.start, w.end))
+    words = _look_again(model, samples, words, _gaps(words, speech_frames(samples), duration), lambda old, new: True)
+    words = _look_again(model, samples, words, _unsure(words, duration), lambda old, new: _mean_p(new) > _mean_p(old))
     return words
 
 
