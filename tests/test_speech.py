@@ -116,6 +116,21 @@ def test_capitalised_names_inside_a_sentence() -> None:
     assert find(words("is it the duty of the doctor to inform the police")) == []
 
 
+def test_words_the_recognizer_is_unsure_of() -> None:
+    # Misheard digits between number words keep the run together; sure words do not.
+    unsure = [
+        Word(w.text, w.start, w.end, 0.2 if w.text in ("you", "will") else 0.9)
+        for w in words("seven eight you will seven two")
+    ]
+    assert covered(find(unsure), spans(unsure, 0, 5))
+    sure = words("seven eight you will seven two")
+    assert not covered(find(sure), spans(sure, 0, 5))
+    # After a weaker naming phrase, a name heard as a common word is taken when it is unsure.
+    heard = [Word(w.text, w.start, w.end, 0.3 if w.text in ("all", "in") else 0.9) for w in words("I'm all in here")]
+    assert covered(find(heard), spans(heard, 1, 2))
+    assert find(words("I'm all in here")) == []
+
+
 def test_written_email_address() -> None:
     ws = words("write to jane.doe@gmail.com today")
     assert covered(find(ws), spans(ws, 2, 2))

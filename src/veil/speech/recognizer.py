@@ -93,9 +93,12 @@ def available() -> bool:
 
 
 def describe() -> dict[str, Any]:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {"recognizer": f"faster-whisper {version('faster-whisper')}", "model": MODEL_NAME}
+    try:
+        return {"recognizer": f"faster-whisper {version('faster-whisper')}", "model": MODEL_NAME}
+    except PackageNotFoundError:
+        return {"recognizer": "none (the speech extra is not installed)"}
 
 
 def _model_files() -> dict[str, bytes]:
