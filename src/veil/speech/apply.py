@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from veil.errors import VeilError
 from veil.media.audio import AudioEdit
 from veil.speech.finder import Finding, find
-from veil.speech.recognizer import Word, describe, recognize_file
+from veil.speech.recognizer import Word, available, describe, recognize_file
 
 PII_MODES = ("mute", "bleep")
 
@@ -31,6 +32,8 @@ def write_transcript(path: Path, source: Path, words: list[Word]) -> None:
 
 def analyse(source: Path, transcript: Path | None = None) -> tuple[list[Finding], dict[str, Any]]:
     """Findings in `source`'s first audio stream and the report's record of the analysis."""
+    if not available():
+        raise VeilError("--audio-pii needs the speech extra: pip install 'veil[speech]'")
     started = time.monotonic()
     result = recognize_file(source)
     record: dict[str, Any] = {**describe(), "transcript": str(transcript) if transcript else "not written"}

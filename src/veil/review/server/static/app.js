@@ -687,6 +687,23 @@ function drawRanges() {
       button("Remove", () => edit("/api/audio", { ranges: ranges.filter((_, j) => j !== i) })));
     return li;
   }));
+  // Spoken personal data that `veil scan` proposed (audio.proposed): each with its reason, never
+  // the words (the transcript is personal data and is not in the plan). Accepting one adds it to
+  // the muted ranges; one left unaccepted is not applied.
+  const proposed = (S.plan.audio && S.plan.audio.proposed) || [];
+  const accepted = (p) => ranges.some((r) => r[0] <= p.start + 1e-3 && r[1] >= p.end - 1e-3);
+  const open = proposed.filter((p) => !accepted(p));
+  $("proposed").replaceChildren(...proposed.map((p) => {
+    const li = document.createElement("li");
+    li.className = accepted(p) ? "accepted" : "";
+    li.append(`${p.start.toFixed(2)}-${p.end.toFixed(2)} s: ${p.reason}`, button("Go", () => seek(p.start * S.rate)));
+    if (accepted(p)) li.append(" (muted)");
+    else li.append(button("Accept", () => edit("/api/audio", { ranges: [...ranges, [p.start, p.end]] })));
+    return li;
+  }));
+  $("proposedall").classList.toggle("hidden", open.length < 2);
+  $("proposedall").onclick = () => edit("/api/audio", { ranges: [...ranges, ...open.map((p) => [p.start, p.end])] });
+  $("proposedhead").classList.toggle("hidden", !proposed.length);
   drawWave();
 }
 
@@ -702,6 +719,13 @@ function drawWave() {
   for (const r of (S.plan.audio && S.plan.audio.ranges) || []) {
     ctx.fillStyle = "rgba(213,63,63,.35)";
     ctx.fillRect((r[0] / dur) * w, 0, ((r[1] - r[0]) / dur) * w, h);
+  }
+  // Proposed ranges: an amber band along the top and bottom edges, under any muted range.
+  for (const p of (S.plan.audio && S.plan.audio.proposed) || []) {
+    ctx.fillStyle = "rgba(221,150,20,.9)";
+    const x = (p.start / dur) * w, pw = Math.max(2, ((p.end - p.start) / dur) * w);
+    ctx.fillRect(x, 0, pw, 5);
+    ctx.fillRect(x, h - 5, pw, 5);
   }
   const peaks = S.wave.peaks;
   ctx.fillStyle = "#4a5568";
