@@ -19,8 +19,9 @@ Beside each, what it found, so a speed-up that loses people shows:
   the 9x9 px around it are masked), on every annotated frame (every 5th) of the part that ran.
   deface paints black only, so every tool paints black here and "masked" is the same for all:
   the pixel changed (`video_bench.changed_pixels`: moved by more than 24 levels, or is now
-  near-black). (`mall_bench.py score` wants veil's masks magenta; `thorough` then fails its
-  own verification on this clip: the pixel rule keeps every tool on the same footing.)
+  near-black). (`mall_bench.py score` wants veil's masks magenta; the pixel rule keeps every
+  tool on the same footing.) A run that fails (e.g. `thorough` failing its own verification on
+  the first 150 frames of this clip, black or magenta) is listed with its error line.
 * `720p`, `1080p` (moving, handheld): `videos/egoblur_gen1_test_video.mp4` (608x1080 portrait,
   30 fps) scaled (bicubic) to 720x1280 and 1080x1920 (portrait 720p and 1080p: the same pixel
   counts as 1280x720 and 1920x1080) and re-encoded at CRF 16. No annotations: the reference
