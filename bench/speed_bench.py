@@ -429,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.json or (None if args.quick else BENCH / "results" / "speed.json")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1) + "\n")
+        plain = json.dumps(result, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+        out.write_text(plain + "\n")
         log(f"speed bench: wrote {out}")
     return 0
 

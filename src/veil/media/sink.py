@@ -237,9 +237,9 @@ def output_problem(kind: str, target: Path) -> str | None:
 
 
 DEFAULT_CODECS = ("libx264", "aac")
-# Threads of each video encoder (0: the codec's own choice, one or more per core). A batch worker
-# sets its share of the cores (batch.init_worker), so N workers on C cores run about C encoder
-# threads in all rather than N x C.
+# Threads of each video encoder (0: the codec's own choice, one or more per core). Not sized per
+# batch worker: x264's output depends on its thread count (slices), and -j 1 and -j N must
+# write the same frames (tests/test_batch.py).
 ENCODER_THREADS = 0
 
 

@@ -16,8 +16,8 @@ or refuses. The job's directory is removed when every file is done, unless --kee
 `workers` items are in flight, so an interrupted run (Ctrl-C, a killed worker, a lost node) loses
 at most those. Every output is still written to a temporary name and renamed.
 
-Threads: each of N workers gives onnxruntime, OpenCV and the x264 encoder cores // N threads, so N
-workers do not oversubscribe the machine.
+Threads: each of N workers gives onnxruntime (and OpenCV) cores // N threads, so N workers do
+not oversubscribe the machine.
 """
 
 from __future__ import annotations
@@ -260,10 +260,8 @@ def init_worker(threads: int, unwind: bool = False, parent: int | None = None) -
         die_with_parent(parent)
 
     from veil.analysis import detectors
-    from veil.media import sink
 
     detectors.DEFAULT_THREADS = threads
-    sink.ENCODER_THREADS = threads
     cv2.setNumThreads(threads)
 
 
