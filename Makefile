@@ -14,7 +14,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 VOICE_VENV := .venv-voice
 VOICE_STAMP := $(VOICE_VENV)/.installed-stamp
 
-.PHONY: demo test lint sysdeps bench bench-voice clean fuzz fuzz-plans
+.PHONY: demo test lint sysdeps bench bench-speed bench-voice clean fuzz fuzz-plans
 
 # The demo installs veil alone: no test tools, no Ray, no browser.
 $(RUN_STAMP): pyproject.toml
@@ -76,7 +76,15 @@ $(BENCH_STAMP): bench/requirements.txt
 
 bench: $(STAMP) $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/run.py --veil $(VENV)/bin/veil $(BENCH_ARGS)
+	$(MAKE) bench-speed
 	$(MAKE) bench-voice
+
+# Speed (README "Speed"): the I/O floor, deface and veil's presets, whole processes, on a fixed
+# camera and on 720p and 1080p moving clips; wall and CPU time, peak memory, and what each found.
+# BENCH_ARGS=--quick makes it short too; SPEED_BENCH_ARGS passes its own options.
+bench-speed: $(STAMP) $(BENCH_STAMP)
+	$(PY) bench/speed_bench.py --veil $(VENV)/bin/veil --deface $(BENCH_VENV)/bin/deface \
+		$(filter --quick,$(BENCH_ARGS)) $(SPEED_BENCH_ARGS)
 
 # Voices: speaker-verification EER and recognizer WER of --audio disguise (docs/audio.md).
 # Its own environment: torch (CPU) for Resemblyzer never goes near veil's.

@@ -237,6 +237,10 @@ def output_problem(kind: str, target: Path) -> str | None:
 
 
 DEFAULT_CODECS = ("libx264", "aac")
+# Threads of each video encoder (0: the codec's own choice, one or more per core). Not sized per
+# batch worker: x264's output depends on its thread count (slices), and -j 1 and -j N must
+# write the same frames (tests/test_batch.py).
+ENCODER_THREADS = 0
 
 
 def _geometry(codec: str, width: int, height: int, allow_crop: bool) -> tuple[int, int, str]:
@@ -339,6 +343,8 @@ class VideoSink:
             self.stream.codec_context.time_base = info.time_base
             if video_codec == "libx264":
                 self.stream.options = {"crf": "18", "preset": self.speed}
+                if ENCODER_THREADS:
+                    self.stream.codec_context.thread_count = ENCODER_THREADS
             else:
                 self.stream.options = {"crf": "30", "b": "0", "row-mt": "1", "deadline": "realtime"}
         if info.rotation:

@@ -63,6 +63,7 @@ from veil.render.depth import paint_page, paint_region
 from veil.render.paint import FrameRenderer, SecondOpinion
 from veil.render.redact import redactor_for, shown_mask
 from veil.render.verify import verify
+from veil.runners.stages import prefetch
 from veil.types import Detections, Frame
 
 SUFFIX = "_veiled"
@@ -306,6 +307,7 @@ class Pipeline:
             from veil.analysis.detect import FrameDetector
 
             self._detector = FrameDetector(self.settings)
+            self.reporter.info(providers_line())
         return self._detector
 
     @property
@@ -482,6 +484,21 @@ class Pipeline:
                 elif frame.index >= segment.start:
                     yield frame, builder.add(frame.index - segment.start, final)
 
+    def _analysis_stage(
+        self,
+        job: Job,
+        source: VideoSource,
+        builder: PlanBuilder,
+        prepare: Callable[[np.ndarray], None] | None,
+        segment: Any = None,
+    ) -> Iterator[Any]:
+        """`_planned_frames` with decoding and analysis in threads of their own (stages.py), for
+        the loops that scan without painting; close it when done."""
+        return prefetch(
+            lambda: _analysed(lambda decoded: self._planned_frames(job, decoded, builder, prepare, segment), source),
+            "veil-stage-analyse",
+        )
+
     def _audio_only(self, job: Job, record: dict[str, Any]) -> None:
         """A file with no picture: its audio streams copied, or muted, bleeped or disguised."""
         started = time.monotonic()
@@ -524,13 +541,17 @@ class Pipeline:
                 source_class, _ = stream_classes(job.kind, job.output)
                 with source_class(job.input, with_audio=False, **self._range(job)) as source:
                     self.reporter.start_file(job.input.name, source.expected_frames)
+                    prepare = zones.paint if zones else None
+                    # Decoding and analysis run ahead in threads of their own (as in `_video`).
+                    planned_frames = self._analysis_stage(job, source, builder, prepare)
                     try:
-                        for item in self._planned_frames(job, source, builder, zones.paint if zones else None):
-                            frame, planned = item  # type: ignore[misc]
+                        for item in planned_frames:
+                            frame, planned = item
                             covered = masks.mask_boxes(planned, frame.width, frame.height)
                             review.offer(frame.index, planned, second.look(frame.index, frame.image, covered))
                             self.reporter.advance()
                     finally:
+                        planned_frames.close()
                         self.reporter.end_file()
                     info = _video_info(source)
                     record["frames_processed"] = source.frames_decoded
@@ -581,8 +602,12 @@ class Pipeline:
                 source_class, _ = stream_classes(job.kind, job.output)
                 with source_class(job.input, with_audio=False, **self._range(job, None, segment)) as source:
                     prepare = renderer.redactor.paint_zones if renderer.redactor.zones else None
-                    for frame, planned in self._planned_frames(job, source, builder, prepare, segment):  # type: ignore[misc]
-                        renderer.review.offer(frame.index, planned)
+                    planned_frames = self._analysis_stage(job, source, builder, prepare, segment)
+                    try:
+                        for frame, planned in planned_frames:
+                            renderer.review.offer(frame.index, planned)
+                    finally:
+                        planned_frames.close()
                     info = _video_info(source, segment)
                     record.update(frames_decoded=source.frames_decoded, rotation=source.info.rotation)
                 builder.finish()
@@ -742,20 +767,22 @@ class Pipeline:
             )
             expected = source.expected_frames if whole else segment.end - segment.start
             self.reporter.start_file(job.input.name, expected)
+            # Decode, analysis, painting and encoding overlap, each in a thread of its own
+            # (stages.py); this thread encodes, in frame order, only frames already painted.
+            painted = prefetch(lambda: _painted(frames, source, renderer), "veil-stage-paint")
             try:
-                for item in frames(source):
+                for item in painted:
                     if isinstance(item, AudioPacket):
                         sink.write_audio(item)
                         continue
-                    frame, masked, kept, whole_frame = item
-                    renderer.paint(frame, masked, kept, whole_frame)
-                    sink.write_frame(frame)
+                    sink.write_frame(item)
                     self.reporter.advance()
                 sink.close()
             except BaseException:
                 sink.abort()
                 raise
             finally:
+                painted.close()  # every stage's thread has ended once this returns
                 self.reporter.end_file()
             info = source.info
             if whole:
@@ -884,6 +911,65 @@ class Pipeline:
             f"[green]done[/] {job.input} -> {job.output}: {n} frame{'s' * (n != 1)}, "
             f"{regions} region{'s' * (regions != 1)} redacted, verified, {seconds:.1f} s{rate}"
         )
+
+
+class _Decoded:
+    """A video source whose frames are decoded ahead by a thread of their own (its `items()`);
+    everything else is the source's."""
+
+    def __init__(self, source: VideoSource) -> None:
+        self._source = source
+        self._items: Iterator[Any] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+    def items(self) -> Iterator[Any]:
+        self._items = prefetch(self._source.items, "veil-stage-decode")
+        return self._items
+
+    def close(self) -> None:
+        if self._items is not None:
+            self._items.close()
+
+
+def _analysed(frames: Callable[[Any], Iterator[Any]], source: VideoSource) -> Iterator[Any]:
+    """The analysis stage: `frames` (detect, track, plan; or a plan's boxes) over the decoded
+    frames, which the decode stage reads ahead."""
+    decoded = _Decoded(source)
+    try:
+        yield from frames(decoded)
+    finally:
+        decoded.close()
+
+
+def _painted(
+    frames: Callable[[Any], Iterator[Any]], source: VideoSource, renderer: FrameRenderer
+) -> Iterator[AudioPacket | Frame]:
+    """The paint stage: each analysed frame painted with its masks (audio passes through)."""
+    analysed = prefetch(lambda: _analysed(frames, source), "veil-stage-analyse")
+    try:
+        for item in analysed:
+            if isinstance(item, AudioPacket):
+                yield item
+                continue
+            frame, masked, kept, whole_frame = item
+            renderer.paint(frame, masked, kept, whole_frame)
+            yield frame
+    finally:
+        analysed.close()
+
+
+def providers_line() -> str:
+    """Which of onnxruntime's execution providers the detectors run on, as one line."""
+    from veil.analysis.detectors import providers_in_use
+
+    providers = providers_in_use()
+    if not providers:
+        return "detection: no onnxruntime network loaded"
+    main, rest = providers[0], providers[1:]
+    tail = f" ({', '.join(rest)} for what it does not take)" if rest else ""
+    return f"detection runs on onnxruntime's {main}{tail}"
 
 
 def _image_info(decoded: DecodedImage) -> dict[str, Any]:

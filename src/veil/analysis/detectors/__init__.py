@@ -21,6 +21,12 @@ MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 # Threads of every onnxruntime session made without an explicit count (0: onnxruntime's default,
 # one per core). A batch worker sets it to its share of the cores (batch.init_worker).
 DEFAULT_THREADS = 0
+# Whether idle onnxruntime threads spin (busy-wait) for the next run, onnxruntime's default. They
+# do not here: detection runs beside decoding, painting and encoding (runners/stages.py), and a
+# spinning pool takes their cores. balanced on 150 frames of the mall clip (2 cores, shared):
+# 39 s of CPU spinning, 27 s not, and no slower (bench/speed_bench.py, README "Speed").
+SPIN = False
+_PROVIDERS: set[str] = set()
 
 
 class Detector(Protocol):
@@ -80,9 +86,21 @@ def onnx_session(model_path: Path, threads: int = 0) -> Any:
     threads = threads or DEFAULT_THREADS
     if threads:
         options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if SPIN else "0")
     preferred = ["CUDAExecutionProvider", "OpenVINOExecutionProvider", "CPUExecutionProvider"]
     providers = [p for p in preferred if p in ort.get_available_providers()]
-    return ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+    session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+    # What the session really runs on: a provider that failed to start (CUDA without its
+    # libraries) is left out here, and onnxruntime falls back to the next.
+    _PROVIDERS.update(session.get_providers())
+    return session
+
+
+def providers_in_use() -> list[str]:
+    """The onnxruntime execution providers of every session made so far in this process, best
+    first (CPUExecutionProvider runs whatever a GPU provider does not take)."""
+    order = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "OpenVINOExecutionProvider"]
+    return sorted(_PROVIDERS, key=lambda p: order.index(p) if p in order else len(order))
 
 
 def sha256_of(path: Path) -> str:
