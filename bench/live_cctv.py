@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             common = ["--redact", variant, "--preset", args.preset, "--mask-color", MAGENTA]
             out, log = work / "live.mp4", work / "live.jsonl"
             run = subprocess.run(
-                [args.veil, "live", str(clip), str(out), "--realtime", "--log", str(log), *common],
+                [args.veil, "live", str(clip), str(out), "--realtime", "--overwrite", "--log", str(log), *common],
                 capture_output=True,
                 text=True,
             )
