@@ -210,3 +210,38 @@ def test_require_review_refuses_an_unsigned_or_changed_plan(clip: Path, tmp_path
     path.write_text(json.dumps(data))
     proc = run_cli("render", path, "-o", tmp_path / "r2.mp4", "--require-review")
     assert proc.returncode != 0 and "changed after Ana marked it reviewed" in proc.stderr
+
+
+def test_the_subjects_detected_face_shows_through_another_tracks_head_box(clip: Path, tmp_path: Path) -> None:
+    """An unlinked head track over the subject's detected face (the subject's own head, which the
+    scan did not link to them) does not hide the subject; another face over it stays masked."""
+    data = json.loads(subject_plan(clip, tmp_path / "base.plan.json").read_text())
+
+    def boxes(last: int, grow: int = 0) -> list[dict[str, Any]]:
+        out = []
+        for i in range(last + 1):
+            x1, y1, x2, y2 = subject_box(i)
+            out.append({"frame": i, "box": [x1 - grow, y1 - grow, x2 + grow, y2 + grow], "detected": True})
+        return out
+
+    data["tracks"] = [
+        {"id": 4, "label": "face", "redact": False, "source": "detector", "boxes": boxes(SUBJECT_LAST)},
+        {"id": 5, "label": "head", "redact": True, "source": "detector", "boxes": boxes(SUBJECT_LAST, 6)},
+        {"id": 6, "label": "face", "redact": True, "source": "detector", "boxes": boxes(3, 2)},
+    ]
+    data["show_only"] = {"tracks": [4], "margin": 0.1}
+    plan = tmp_path / "s.plan.json"
+    plan.write_text(json.dumps(data))
+    out = tmp_path / "out.mp4"
+    proc = run_cli("render", plan, "-o", out, "-q")
+    assert proc.returncode == 0, proc.stderr
+    before, after = decode_frames(clip), decode_frames(out)
+    for i in range(SUBJECT_LAST + 1):
+        diff = np.abs(inner(after[i], subject_box(i)) - inner(before[i], subject_box(i))).mean()
+        if i <= 3:  # another face over the subject's: masked
+            assert diff > 40, f"frame {i}: another face over the subject's shows ({diff:.1f})"
+        else:  # only the head box: the subject's face shows
+            assert diff < 6, f"frame {i}: the subject's face is hidden by another track's head box ({diff:.1f})"
+        by = inner(after[i], bystander_box(i))
+        assert by.mean() < 12, f"frame {i}: the bystander shows"
+    assert run_cli("verify", plan, out).returncode == 0

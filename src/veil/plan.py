@@ -154,7 +154,9 @@ class ShowOnly:
     """A subject-access request: the output shows only these tracks' regions (each box grown by
     `margin`, a fraction of its size) and masks everything else in every frame; a frame where
     none of them is present is masked whole. `mask`: "solid" (default, irreversible) or "blur"
-    (reversible; a render warns). Boxes of other tracks inside the shown region stay masked."""
+    (reversible; a render warns). Boxes of other tracks inside the shown region stay masked, but a
+    head or body box does not cover a face of the subject detected in that frame (render/redact.py
+    `ShownRegion.faces`)."""
 
     tracks: tuple[int, ...]
     margin: float = 0.2

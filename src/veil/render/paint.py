@@ -149,7 +149,8 @@ class FrameRenderer:
         self.last_shown = shown if shown is not None else np.zeros((0, 4), np.int64)
         if shown is not None and not len(shown) and not whole:
             self.frames_subject_absent += 1
-        painted = self.redactor(frame.image, masked, whole_frame=whole, shown=shown)
+        faces = self.show.faces(frame.index, frame.width, frame.height) if self.show is not None else None
+        painted = self.redactor(frame.image, masked, whole_frame=whole, shown=shown, faces=faces)
         self.frames += 1
         self.regions += len(masked)
         self.regions_inferred += int(masked.filled.sum())

@@ -59,11 +59,44 @@ class ShownRegion:
         assert plan.show_only is not None
         self.spec = plan.show_only
         self._boxes = FrameBoxes(plan, only=set(plan.show_only.tracks))
+        self._last: tuple[int, Detections] | None = None
 
     def at(self, frame: int, width: int, height: int) -> np.ndarray:
         masked, kept = self._boxes.at(frame)
+        self._last = (frame, Detections.merge([masked, kept]))
         xyxy = np.concatenate([masked.xyxy, kept.xyxy]).reshape(-1, 4)
         return to_pixels(grow(xyxy, np.float32(self.spec.margin)), width, height)
+
+    def faces(self, frame: int, width: int, height: int) -> np.ndarray:
+        """The subject's faces a detector found in `frame` (pixel boxes as planned): there the
+        picture shows the subject's own face. Another track's head or body box over it is most
+        likely the subject's own head or body that the scan did not link to them, and masking it
+        hides the very person the request is about; another face there stays masked (`spared`)."""
+        if self._last is None or self._last[0] != frame:
+            self.at(frame, width, height)
+        assert self._last is not None
+        boxes = self._last[1]
+        if not len(boxes):
+            return np.zeros((0, 4), np.int64)
+        seen = (boxes.label == "face") & ~boxes.filled
+        return to_pixels(boxes.xyxy[seen], width, height)
+
+
+# Box labels a subject's detected face is shown through (ShownRegion.faces): coarse person
+# evidence, not another face, plate or text.
+SPARED_UNDER = frozenset({"head", "person"})
+
+
+def spared_mask(faces: np.ndarray, boxes: np.ndarray, labels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """H x W bool: the pixels of the subject's detected `faces` that no masked box other than a
+    head or body box (`boxes`, pixel xyxy, with their `labels`) covers: shown, not painted."""
+    keep = shown_mask(faces, height, width)
+    if not keep.any():
+        return keep
+    for (x1, y1, x2, y2), label in zip(np.asarray(boxes).reshape(-1, 4).tolist(), labels, strict=True):
+        if str(label) not in SPARED_UNDER:
+            keep[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)] = False
+    return keep
 
 
 def shown_mask(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -114,17 +147,29 @@ class Redactor:
         detections: Detections,
         whole_frame: bool = False,
         shown: np.ndarray | None = None,
+        faces: np.ndarray | None = None,
     ) -> np.ndarray:
         """Paint `image` in place; return the pixel boxes painted for `detections`. `shown`:
         with show_only, the pixel boxes of the subject (`ShownRegion.at`); everything outside
-        them is masked after the boxes, so a bystander's box inside the subject stays masked."""
+        them is masked after the boxes, so a bystander's box inside the subject stays masked,
+        except a head or body box over the subject's detected `faces` (`ShownRegion.faces`):
+        those pixels keep the subject's face (`spared_mask`)."""
         self.paint_zones(image)
         if whole_frame:
             image[:] = self.fill
         boxes = self.mask_boxes(detections, image.shape[1], image.shape[0])
         if not whole_frame:
+            h, w = image.shape[:2]
+            spared = (
+                spared_mask(faces, boxes, detections.label, h, w)
+                if self.show_only and faces is not None and len(faces) and len(boxes)
+                else None
+            )
+            before = image[spared] if spared is not None and spared.any() else None
             for x1, y1, x2, y2 in boxes:
                 self.mask.apply(image, (int(x1), int(y1), int(x2), int(y2)))
+            if before is not None:
+                image[spared] = before
             if self.show_only:
                 self.paint_outside(image, shown if shown is not None else np.zeros((0, 4), np.int64))
         return boxes

@@ -183,9 +183,12 @@ class ReviewSession:
             whole = boxes.whole_frame(frame) is not None
             renderer = FrameRenderer(settings, zones=list(settings.zones), plan=plan)
             # show_only: the subject's region is read now, while the plan cannot change.
-            shown = renderer.show.at(frame, image.shape[1], image.shape[0]) if renderer.show is not None else None
-        if shown is not None:
-            renderer.show = _Fixed(shown)  # type: ignore[assignment]
+            fixed = None
+            if renderer.show is not None:
+                h, w = image.shape[:2]
+                fixed = _Fixed(renderer.show.at(frame, w, h), renderer.show.faces(frame, w, h))
+        if fixed is not None:
+            renderer.show = fixed  # type: ignore[assignment]
         renderer.paint(Frame(image, frame), masked, kept, whole)
         return image
 
@@ -653,13 +656,17 @@ class ReviewSession:
 
 
 class _Fixed:
-    """A `ShownRegion` already read for one frame."""
+    """A `ShownRegion` already read for one frame: its region and the subject's detected faces."""
 
-    def __init__(self, boxes: np.ndarray) -> None:
+    def __init__(self, boxes: np.ndarray, faces: np.ndarray) -> None:
         self.boxes = boxes
+        self.detected_faces = faces
 
     def at(self, _frame: int, _width: int, _height: int) -> np.ndarray:
         return self.boxes
+
+    def faces(self, _frame: int, _width: int, _height: int) -> np.ndarray:
+        return self.detected_faces
 
 
 def forget_shown(plan: Plan, track_id: int) -> None:
