@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from veil.analysis.boxes import to_pixels
+from veil.analysis.classes import finds_people
 from veil.analysis.zones import Zone
 from veil.config import Settings
 from veil.plan import Plan
@@ -64,12 +65,14 @@ class SecondOpinion:
         return reasons
 
     def _uncovered_heads(self, image: np.ndarray, covered: np.ndarray) -> np.ndarray:
+        from veil.analysis.detectors import create
         from veil.analysis.detectors.ensemble import second_opinion
-        from veil.analysis.detectors.people import PeopleDetector
 
         if self._people is None:
-            people = PeopleDetector(mode="head", motion=False, tiles=1, threshold=HEAD_SECOND_THRESHOLD)
-            self._people = _HeadsOfPeople(people)
+            # The person detector's head boxes: the network on every call, whole frame, no motion.
+            self._people = create(
+                "people", mode="head", motion=False, tiles=1, every=1, threshold=HEAD_SECOND_THRESHOLD
+            )
         return second_opinion(image, covered, detector=self._people)
 
 
@@ -80,21 +83,6 @@ HEAD_OPINION_EVERY = 3 * SECOND_OPINION_EVERY
 # The person detector redacts from 0.2 (recall first); a second opinion that flags a frame for a
 # person asks more, so the list names people, not shop signs.
 HEAD_SECOND_THRESHOLD = 0.4
-
-
-class _HeadsOfPeople:
-    """The person detector's head boxes, as the `detect` that `second_opinion` calls."""
-
-    def __init__(self, people: object) -> None:
-        self.people = people
-
-    def detect(self, image: np.ndarray) -> Detections:
-        from veil.analysis.detectors.people import heads_of
-
-        boxes, scores = self.people.persons(image)  # type: ignore[attr-defined]
-        if not len(boxes):
-            return Detections.empty()
-        return Detections.from_boxes(heads_of(boxes), scores, "head")
 
 
 def _where(one: str, many: str, boxes: np.ndarray) -> str:
@@ -122,10 +110,8 @@ class FrameRenderer:
         thumbnails: bool = False,
         second_opinion: bool = False,
         plan: Plan | None = None,
-        heads: bool = False,
     ) -> None:
-        """`plan`: the plan being rendered, for its `show_only` (frames in increasing order);
-        `heads`: the second opinion looks for people with no mask on the head too."""
+        """`plan`: the plan being rendered, for its `show_only` (frames in increasing order)."""
         self.settings = settings
         self.redactor = redactor_for(settings, zones, plan)
         self.show = ShownRegion(plan) if plan is not None and plan.show_only is not None else None
@@ -139,7 +125,8 @@ class FrameRenderer:
         self.frames_whole = 0
         self.frames = 0
         self.second_opinion = second_opinion
-        self._second = SecondOpinion(heads=heads)
+        # People with no mask on the head are looked for when the user asked for heads or people.
+        self._second = SecondOpinion(heads=finds_people(settings.classes))
         self.second_checked = 0
         self.second_flagged = 0
 

@@ -393,13 +393,7 @@ class Pipeline:
         settings = self.settings
         self.detect.reset()
         detect_before = self.detect.seconds
-        renderer = FrameRenderer(
-            settings,
-            zones=list(settings.zones),
-            thumbnails=settings.report,
-            second_opinion=True,
-            heads=finds_people(settings.classes),
-        )
+        renderer = FrameRenderer(settings, zones=list(settings.zones), thumbnails=settings.report, second_opinion=True)
         builder = PlanBuilder(self.workdir)
         started = time.monotonic()
         try:
@@ -585,9 +579,7 @@ class Pipeline:
         self.detect.reset()  # a segment starts afresh, whatever this worker ran before
         detect_before = self.detect.seconds
         started = time.monotonic()
-        renderer = FrameRenderer(
-            settings, zones=list(settings.zones), second_opinion=True, heads=finds_people(settings.classes)
-        )
+        renderer = FrameRenderer(settings, zones=list(settings.zones), second_opinion=True)
         builder = PlanBuilder(self.workdir)
         record: dict[str, Any] = {"input_sha256": input_sha, "warnings": []}
         try:
@@ -624,12 +616,7 @@ class Pipeline:
         detector, no overlap (a segment starts at a keyframe)."""
         started = time.monotonic()
         plan_obj = load_plan(plan_path, spooled=True)
-        renderer = FrameRenderer(
-            self.settings,
-            zones=plan_zones(plan_obj),
-            second_opinion=self.second_opinion,
-            heads=finds_people(self.settings.classes),
-        )
+        renderer = FrameRenderer(self.settings, zones=plan_zones(plan_obj), second_opinion=self.second_opinion)
         record: dict[str, Any] = {"warnings": []}
         with atomic_output(job.output, overwrite=True) as tmp:
             frames = self._painted_from_plan(plan_obj, segment.start)
@@ -678,7 +665,6 @@ class Pipeline:
             thumbnails=self.settings.report,
             second_opinion=self.second_opinion,
             plan=plan_obj,
-            heads=finds_people(self.settings.classes),
         )
         with atomic_output(job.output, self.settings.overwrite) as tmp:
             if job.kind == "image":

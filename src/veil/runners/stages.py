@@ -4,7 +4,9 @@ Each stage is an iterator run by a thread of its own, handing its items to the n
 bounded queue (`prefetch`), so one process keeps several cores busy on one file: PyAV's codecs,
 onnxruntime and OpenCV release the GIL while they work. Items keep their order (one thread per
 stage, FIFO queues), and every stage does exactly what the serial loop does to each item, in
-the same order, so the output is bit-identical to the serial run's (tests/test_pipelined.py).
+the same order, so the encoder is handed exactly the frames, timestamps and audio packets of the
+serial run (tests/test_pipelined.py; the files themselves are not compared byte for byte, as
+libx264 here does not write the same bytes twice even for the same frames).
 
 Bounded: each queue holds at most `QUEUE_ITEMS` items, so at most 3 x QUEUE_ITEMS frames (plus
 one in the hands of each stage) are in flight beyond what the tracker's look-ahead holds
