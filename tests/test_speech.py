@@ -156,6 +156,72 @@ def test_second_look_at_what_the_recognizer_skipped() -> None:
     assert _gaps([*before, *digits, *after], loud, duration) == []
 
 
+def test_speech_nobody_could_make_out() -> None:
+    from veil.speech.recognizer import FRAME_S, UNHEARD, _unheard
+
+    duration = 10.0
+    loud = np.zeros(int(duration / FRAME_S), bool)
+
+    def voiced(a: float, b: float) -> None:
+        loud[round(a / FRAME_S) : round(b / FRAME_S)] = True
+
+    voiced(1, 3.1)  # a sentence, its last 0.1 s past its last word's end
+    voiced(4.0, 4.16)  # a short digit the recognizer swallowed, with a one-frame break in it
+    loud[round(4.04 / FRAME_S)] = False
+    voiced(4.3, 4.6)  # ... said 0.14 s before the next one
+    before = [Word(w, 1 + i * 0.4, 1.4 + i * 0.4) for i, w in enumerate(["he", "said", "it", "to", "me."])]
+    digits = [Word(w, 4.7 + i * 0.4, 5.0 + i * 0.4) for i, w in enumerate(["nine", "eight", "five", "eight."])]
+    unheard = _unheard([*before, *digits], loud, duration)
+    # The sentence's loose end is within GAP_EDGE_S of its last word: not unheard speech.
+    assert [(w.text, w.probability) for w in unheard] == [(UNHEARD, 0.0)]
+    # (up to GAP_EDGE_S before the next word: word edges are loose)
+    assert (unheard[0].start, unheard[0].end) == pytest.approx((4.0, 4.55), abs=0.03)
+    # Words that account for all the speech leave nothing unheard.
+    assert _unheard([*before, Word("six", 3.9, 4.65), *digits], loud, duration) == []
+
+
+def test_unheard_speech_beside_a_number_is_part_of_it() -> None:
+    from veil.speech.recognizer import UNHEARD
+
+    def heard(text: str, start: float) -> list[Word]:
+        return words(text, start=start)
+
+    before, digits = heard("he said it to me.", 1.0), heard("nine eight five eight.", 4.7)
+    # A swallowed first digit, a pause away from the sentence before: the number starts there.
+    found = find([*before, Word(UNHEARD, 4.0, 4.6, 0.0), *digits])
+    assert covered(found, (4.0, digits[-1].end)) and "could not make out" in found[-1].reason
+    # Unheard speech running on from the sentence's last word (under 0.3 s) is that word's end.
+    found = find([*before, Word(UNHEARD, before[-1].end + 0.15, 3.1, 0.0), *digits])
+    assert [f.start for f in found] == [pytest.approx(digits[0].start - PAD_S)]
+    # Digits written as other words ("Chapter 17."): the unheard speech before the unsure word
+    # makes a short numeral a number.
+    chapter = [Word("Chapter", 4.7, 5.9, 0.3), Word("17.", 5.9, 6.5, 0.9)]
+    found = find([*before, Word(UNHEARD, 3.4, 4.6, 0.0), *chapter])
+    assert covered(found, (3.4, 6.5))
+    assert find([*before, *chapter]) == []
+    # Alone, or beside ordinary words, unheard speech is not muted; nor does it make the next
+    # sentence's first word a name.
+    assert find([*before, Word(UNHEARD, 3.4, 4.6, 0.0), *heard("Everybody was there.", 5.0)]) == []
+    assert find([*heard("at first", 1.0), Word(UNHEARD, 2.0, 2.5, 0.0)]) == []
+
+
+def test_digits_misheard_as_words() -> None:
+    # A word the recognizer is unsure of right against a number's end is a misheard digit.
+    ws = words("my card is nine eight five eight and then", step=0.32)
+    unsure = [Word(w.text, w.start, w.end, 0.25 if i == 7 else 0.95) for i, w in enumerate(ws)]
+    assert covered(find(unsure), spans(unsure, 3, 7))
+    assert not covered(find(ws), spans(ws, 3, 7))
+    # "free" for "three" counts between digits; "reach me on" is a cue for a short number.
+    ws = words("you can reach me on free zero free zero free zero then")
+    assert covered(find(ws), spans(ws, 5, 10))
+    assert find(words("it was free to get in")) == []
+    # Numbers are read in groups: a short group soon after a found number is more of it.
+    ws = words("four one seven you know two six and that was it", pause_after={4: 0.3})
+    found = find(ws)
+    assert covered(found, spans(ws, 0, 2)) and covered(found, spans(ws, 5, 6))
+    assert not covered(found, spans(ws, 8, 10))
+
+
 # ----------------------------------------------------------------------------- end to end
 
 

@@ -7,12 +7,16 @@ What is found, and why these rules (docs/audio.md has the measured recall):
 - Spoken numbers: runs of number words (digits, "oh", "double", teens, tens, hundred,
   thousand) or numerals with pauses under MAX_GAP_S between them. A run is personal data when
   it holds at least MIN_DIGITS digit-equivalents (phone, account and ID numbers, PINs, spelled-out
-  digits), or any number word follows a cue such as "phone", "account" or "born" closely, or
+  digits), or any number word follows a cue such as "phone", "account", "reach" or "born" closely, or
   sits next to a month name (dates of birth). Words that sound like digits ("to", "for",
-  "ate", "won") count only inside a run: alone they are ordinary speech; up to BRIDGE of them,
+  "ate", "won", "free") count only inside a run: alone they are ordinary speech; up to BRIDGE of them,
   or of words the recognizer is unsure of, may stand between two number words of a run. A
   numeral's time from the recognizer can be squeezed (one token for seven digits), so a run
   with numerals reaches to its neighbouring words, up to NUMERAL_REACH_S per digit each way.
+  Where the recognizer lost digits, a run also takes in speech beside it that no word accounts
+  for (recognizer.UNHEARD: a swallowed first digit, digits written as "Chapter 17."), unless
+  that speech runs on into the word beyond it, and one word it is unsure of said right against
+  its edge (a digit heard as "And").
 - E-mail addresses: a word with "@" or a domain ("gmail.com"), or "dot com/org/net/..." with an
   "at" shortly before; the range runs from the words before "at" to the domain's end.
 - Street addresses: a number followed closely by "street", "road", "avenue" and the like, or
@@ -35,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from veil.speech.recognizer import Word
+from veil.speech.recognizer import UNHEARD, UNHEARD_PAUSE_S, Word
 
 # Each range grows by PAD_S before and PAD_END_S after: word edges from the recognizer are
 # ~20-100 ms off, more often early than late at a word's end, and speech sounds (a plosive's
@@ -53,6 +57,13 @@ UNSURE = 0.5
 BRIDGE = 2
 # A pause this long starts a new sentence, whatever the punctuation says.
 SENTENCE_PAUSE_S = 1.0
+# Speech the recognizer could not put into words (recognizer.UNHEARD) next to a number is
+# taken as more of it, counted as one digit per DIGIT_S (a digit said alone lasts 0.3-0.5 s).
+DIGIT_S = 0.4
+# Numbers are read out in groups ("four one seven, two nine five"): a group this soon after a
+# found number is more of it, however short, even with misheard words between them.
+NEXT_GROUP_S = 1.5
+UNHEARD_TOKEN = "<unheard>"
 
 DIGITS = {
     "zero": 1, "oh": 1, "o": 1, "one": 1, "two": 1, "three": 1, "four": 1, "five": 1,
@@ -64,13 +75,16 @@ DIGITS = {
     "seventh": 1, "eighth": 1, "ninth": 1, "tenth": 1, "twentieth": 2, "thirtieth": 2,
 }  # fmt: skip
 # Sound like digits: count only between number words.
-WEAK_DIGITS = {"to": 1, "too": 1, "for": 1, "fore": 1, "ate": 1, "won": 1, "nought": 1, "and": 0}
+WEAK_DIGITS = {
+    "to": 1, "too": 1, "for": 1, "fore": 1, "ate": 1, "won": 1, "nought": 1, "and": 0, "free": 1, "tree": 1,
+}  # fmt: skip
 # Ordinals and "oh" alone are ordinary speech; a run made only of these is never flagged.
 ORDINARY = {"oh", "o", "first", "second", "third", "hundred", "thousand", "million", "double", "ten"}
 NUMBER_CUES = {
     "number", "numbers", "phone", "telephone", "mobile", "cell", "call", "account", "born",
     "birthday", "birth", "code", "pin", "zip", "postcode", "id", "social", "security", "card",
     "passport", "license", "licence", "extension", "reference", "digits", "dial", "plate",
+    "reach", "contact", "ring", "text", "whatsapp",
 }  # fmt: skip
 MONTHS = {
     "january", "february", "march", "april", "may", "june", "july", "august", "september",
@@ -137,6 +151,10 @@ class Token:
     word: int = 0  # which recognized word it is part of
     probability: float = 1.0
 
+    @property
+    def unheard(self) -> bool:
+        return self.text == UNHEARD_TOKEN
+
 
 def _clean(text: str) -> str:
     return re.sub(r"[^a-z0-9'@.]", "", text.lower()).strip("'.")
@@ -148,6 +166,10 @@ def tokens(words: Sequence[Word]) -> list[Token]:
     prev: Word | None = None
     for index, w in enumerate(words):
         raw = w.text.strip()
+        if raw == UNHEARD:
+            # Not a word: the sentence around it goes on (or ends) as if it were not there.
+            out.append(Token(UNHEARD_TOKEN, w.start, w.end, word=index, probability=0.0))
+            continue
         # "A." or "Dr." ends an initial or a title, not a sentence.
         ended = prev is not None and bool(re.search(r"[.?!:;\"]$", prev.text.strip()))
         ended = ended and not re.fullmatch(r"[A-Za-z]{1,2}\.|(mr|mrs|ms|dr|st)\.", prev.text.strip(), re.IGNORECASE)
@@ -174,7 +196,37 @@ def _is_number(t: Token) -> bool:
 
 
 def _weight(t: Token) -> int:
+    if t.unheard:
+        return max(1, round((t.end - t.start) / DIGIT_S))
     return t.digits or DIGITS.get(t.text, WEAK_DIGITS.get(t.text, 0))
+
+
+def _unheard_beside(toks: Sequence[Token], edge: int, step: int) -> int | None:
+    """The index of unheard speech reached from a run's `edge` going `step` (-1 or +1) within
+    MAX_GAP_S per pause, across up to BRIDGE words the recognizer is unsure of; None if a
+    confident word or a number comes first, or if the unheard speech runs on into the word
+    beyond it (under UNHEARD_PAUSE_S between them): then it is that word's edge, which the
+    recognizer's times often leave out around a sentence's end or start."""
+    k = edge + step
+    while 0 <= k < len(toks) and abs(k - edge) <= BRIDGE + 1:
+        near, far = (toks[k], toks[k - step]) if step > 0 else (toks[k + 1], toks[k])
+        if near.start - far.end >= MAX_GAP_S:
+            return None
+        if toks[k].unheard:
+            j = k + step
+            if 0 <= j < len(toks) and not toks[j].unheard:
+                pause = toks[k].start - toks[j].end if step < 0 else toks[j].start - toks[k].end
+                if pause < UNHEARD_PAUSE_S:
+                    return None
+            return k
+        if toks[k].probability >= UNSURE or _is_number(toks[k]):
+            return None
+        k += step
+    return None
+
+
+def _misheard(t: Token, pause: float) -> bool:
+    return t.probability < UNSURE and not t.unheard and not _is_number(t) and pause < UNHEARD_PAUSE_S
 
 
 def _numbers(toks: Sequence[Token]) -> list[Finding]:
@@ -209,10 +261,24 @@ def _numbers(toks: Sequence[Token]) -> list[Finding]:
                 hi = k
             else:
                 break
+        # Ordinary number words ("at first", "oh") stay ordinary with unheard speech beside them.
+        plain = ORDINARY | set(WEAK_DIGITS) | {UNHEARD_TOKEN}
+        ordinary = all(t.text in plain and not t.digits for t in toks[lo : hi + 1])
+        if not ordinary:
+            # Speech the recognizer could not make out just before or after a number is taken as
+            # part of it: a swallowed first digit, or digits written as other words.
+            before, after = _unheard_beside(toks, lo, -1), _unheard_beside(toks, hi, +1)
+            lo = lo if before is None else before
+            hi = hi if after is None else after
+            # So is a word the recognizer is unsure of said right against the number's edge
+            # (no pause a speaker makes between words): a digit misheard as a word ("And").
+            if hi + 1 < n and _misheard(toks[hi + 1], toks[hi + 1].start - toks[hi].end):
+                hi += 1
+            if lo > 0 and _misheard(toks[lo - 1], toks[lo].start - toks[lo - 1].end):
+                lo -= 1
         run = toks[lo : hi + 1]
         weight = sum(_weight(t) for t in run)
         start, end = toks[lo].start, toks[hi].end
-        ordinary = all((t.text in ORDINARY or t.text in WEAK_DIGITS) and not t.digits for t in run)
         before = [texts[k] for k in range(max(0, lo - 6), lo) if start - toks[k].end < CUE_WINDOW_S]
         near = texts[max(0, lo - 2) : lo] + texts[hi + 1 : hi + 3]
         reason = None
@@ -222,6 +288,10 @@ def _numbers(toks: Sequence[Token]) -> list[Finding]:
             reason = "spoken date"
         elif any(c in NUMBER_CUES for c in before):
             reason = "spoken number after a cue (phone, account, born, ...)"
+        elif not ordinary and found and start - found[-1].end < NEXT_GROUP_S and "number" in found[-1].reason:
+            reason = "spoken number (a group after one)"
+        if reason and any(t.unheard for t in run):
+            reason += ", with speech beside it the recognizer could not make out"
         if reason and any(t.digits for t in run):
             # Written as digits, the run's time may be squeezed: reach to the neighbouring words.
             reach = NUMERAL_REACH_S * sum(t.digits for t in run)

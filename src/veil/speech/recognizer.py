@@ -52,6 +52,10 @@ DECODE_OPTIONS: dict[str, Any] = {
     # loop over silence) run on.
     "condition_on_previous_text": False,
     "initial_prompt": PROMPT,
+    # Greedy at temperature 0 only: faster-whisper's fallback samples at higher temperatures
+    # when a window decodes badly (digits often do), so the same file gave different words,
+    # and different ranges, from run to run. The same input now gives the same plan.
+    "temperature": 0.0,
 }
 
 # Re-transcription of what Whisper skipped (recognize_samples): stretches between words
@@ -66,14 +70,21 @@ GAP_TOTAL_S = 0.5
 GAP_MARGIN_S = 0.2
 GAP_JOIN_S = 1.0
 
-# A second look (recognize_samples) decodes greedily at temperature 0 only: a short stretch
-# with little speech otherwise sends Whisper through its fallback temperatures (seconds each).
-# The prompt stays: a stretch that comes back as the prompt itself held speech Whisper could
-# not read, and muting it errs on the safe side.
-SECOND_LOOK_OPTIONS: dict[str, Any] = {**DECODE_OPTIONS, "temperature": 0.0}
+# A second look (recognize_samples) decodes the same way. The prompt stays: a stretch that
+# comes back as the prompt itself held speech Whisper could not read, and muting it errs on
+# the safe side.
+SECOND_LOOK_OPTIONS: dict[str, Any] = dict(DECODE_OPTIONS)
 UNSURE_P = 0.5
 UNSURE_WORDS = 3
 UNSURE_MIN_S = 1.0
+
+# What even a second look could not put into words (a digit swallowed at a number's start, a
+# stretch Whisper wrote as "Chapter 17."): between-word speech comes out as a Word with this
+# text and probability 0, so the finder can take it into a number or a name beside it (alone
+# it is not muted). The transcript shows it as such.
+UNHEARD = "[unheard speech]"
+UNHEARD_MIN_S = 0.1
+UNHEARD_PAUSE_S = 0.3
 
 _model: Any = None
 _model_lock = threading.Lock()
@@ -210,6 +221,18 @@ def _voiced_extent(loud: np.ndarray, lo: float, hi: float) -> tuple[float, float
     return lo + starts[0] * FRAME_S, lo + ends[-1] * FRAME_S, longest, total
 
 
+def _between(words: list[Word], duration: float, shortest: float = GAP_SPEECH_S) -> list[tuple[float, float]]:
+    """Stretches between words (and before the first, after the last), GAP_EDGE_S at each end
+    left out as word edges are loose, at least `shortest` long."""
+    spans: list[tuple[float, float]] = []
+    edges = [0.0] + [x for w in words for x in (w.start, w.end)] + [duration]
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        lo, hi = a + (GAP_EDGE_S if a > 0 else 0.0), b - (GAP_EDGE_S if b < duration else 0.0)
+        if hi - lo >= shortest:
+            spans.append((lo, hi))
+    return spans
+
+
 def _gaps(words: list[Word], loud: np.ndarray, duration: float) -> list[tuple[float, float]]:
     """Where the words do not account for the speech: to transcribe again.
 
@@ -219,12 +242,7 @@ def _gaps(words: list[Word], loud: np.ndarray, duration: float) -> list[tuple[fl
     and words the alignment stretched over what was skipped ("don't" lasting five seconds),
     when they hold more speech than such a word could. Stretches closer than GAP_JOIN_S join.
     """
-    spans: list[tuple[float, float]] = []
-    edges = [0.0] + [x for w in words for x in (w.start, w.end)] + [duration]
-    for a, b in zip(edges[::2], edges[1::2], strict=True):
-        lo, hi = a + (GAP_EDGE_S if a > 0 else 0.0), b - (GAP_EDGE_S if b < duration else 0.0)
-        if hi - lo >= GAP_SPEECH_S:
-            spans.append((lo, hi))
+    spans = _between(words, duration)
     for w in words:
         if w.end - w.start > _plausible_s(w) + GAP_SPEECH_S:
             extent = _voiced_extent(loud, w.start, w.end)
@@ -241,6 +259,32 @@ def _gaps(words: list[Word], loud: np.ndarray, duration: float) -> list[tuple[fl
             out[-1] = (out[-1][0], max(out[-1][1], b))
         else:
             out.append((a, b))
+    return out
+
+
+def _unheard(words: list[Word], loud: np.ndarray, duration: float) -> list[Word]:
+    """Speech between words that none of them accounts for, as UNHEARD words: voiced runs
+    closer than UNHEARD_PAUSE_S together, kept when one of them lasts UNHEARD_MIN_S (the voiced
+    part of a short digit such as "six" lasts under 0.2 s)."""
+    out = []
+    for lo, hi in _between(words, duration, UNHEARD_MIN_S):
+        first = int(round(lo / FRAME_S))
+        voiced = loud[first : int(round(hi / FRAME_S))].copy()
+        if len(voiced) < 3:
+            continue
+        voiced[1:-1] |= voiced[:-2] & voiced[2:]
+        edges = np.diff(np.concatenate([[0], voiced.astype(np.int8), [0]]))
+        runs = list(zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0], strict=True))
+        groups: list[list[tuple[int, int]]] = []
+        for a, b in runs:
+            if groups and (a - groups[-1][-1][1]) * FRAME_S < UNHEARD_PAUSE_S:
+                groups[-1].append((a, b))
+            else:
+                groups.append([(a, b)])
+        for group in groups:
+            if max(b - a for a, b in group) * FRAME_S >= UNHEARD_MIN_S:
+                start, end = (first + group[0][0]) * FRAME_S, (first + group[-1][1]) * FRAME_S
+                out.append(Word(UNHEARD, round(float(start), 3), round(float(end), 3), 0.0))
     return out
 
 
@@ -295,16 +339,18 @@ def recognize_samples(samples: np.ndarray) -> list[Word]:
     sentences, typically) and moves on, or writes a stretch it barely heard as words it is
     unsure of ("I speak ill of one" for digits). Both are transcribed again on their own, where
     they are the only thing to hear: speech the words do not account for (`_gaps`) always,
-    an unsure stretch (`_unsure`) when the new words are surer than the old.
+    an unsure stretch (`_unsure`) when the new words are surer than the old. Speech still
+    unaccounted for after that comes back as UNHEARD words (`_unheard`).
     """
     if len(samples) < int(0.1 * RATE):
         return []
     model = load_model()
     words = _transcribe(model, samples, 0.0, DECODE_OPTIONS)
     duration = len(samples) / RATE
-    words = _look_again(model, samples, words, _gaps(words, speech_frames(samples), duration), lambda old, new: True)
+    loud = speech_frames(samples)
+    words = _look_again(model, samples, words, _gaps(words, loud, duration), lambda old, new: True)
     words = _look_again(model, samples, words, _unsure(words, duration), lambda old, new: _mean_p(new) > _mean_p(old))
-    return words
+    return sorted(words + _unheard(words, loud, duration), key=lambda w: (w.start, w.end))
 
 
 def recognize_file(path: Path) -> tuple[list[Word], float] | None:
