@@ -106,13 +106,19 @@ def duplicate_faces(plan: Plan, shown: set[int]) -> frozenset[int]:
                     subject.setdefault(b.frame, []).append(list(map(float, b.box)))
     out = set()
     for t in plan.tracks:
-        if t.id in shown or t.label != "face":
+        if t.id in shown or t.label != "face" or not subject:
             continue
-        found = [b for b in t.boxes if b.detected]
-        if len(found) != 1 or found[0].frame not in subject:
+        once = None
+        for b in t.boxes:  # stops at a second detection: most tracks have many
+            if b.detected:
+                if once is not None:
+                    once = None
+                    break
+                once = b
+        if once is None or once.frame not in subject:
             continue
-        one = np.asarray([found[0].box], np.float64)
-        if float(iou_matrix(one, np.asarray(subject[found[0].frame], np.float64)).max()) >= DUPLICATE_IOU:
+        one = np.asarray([once.box], np.float64)
+        if float(iou_matrix(one, np.asarray(subject[once.frame], np.float64)).max()) >= DUPLICATE_IOU:
             out.add(t.id)
     return frozenset(out)
 
