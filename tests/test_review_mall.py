@@ -35,10 +35,11 @@ frame of the cut:
 
 Checked by eye on crops of every annotated frame (2026-12-05): `linked` is one seated woman at
 all 30 annotated frames; `walker` is not one person: its head boxes pass from one passer-by to
-another (several different people, the palm's pillar and empty floor over the cut). On this camera
-a walker covers 100 px or more between annotated frames and the scan's `person` links fragments
-of different people, so "one walker in one click" selects parts of several people: their heads
-inside the shown region count as the subject's here, as nothing tells them apart.
+another (several different people, the palm's pillar and empty floor over the cut). Five frames
+taken under 2 fps are 2.5 s or more: a walker covers metres between annotated frames, and the
+scan's `person` links fragments of different people, so "one walker in one click" selects parts
+of several people: their heads inside the shown region count as the subject's here, as nothing
+tells them apart.
 
 `VEIL_DOC_SHOTS=1` also writes docs/review_mall_{walker,linked}.png (the page after the render,
 "As exported", the list filtered to the kept person: no bystander's face on it) and
@@ -149,7 +150,7 @@ def single_points(tracks: list[Any], points: dict[int, np.ndarray]) -> dict[int,
 def choose_subject(plan: Plan, points: dict[int, np.ndarray], walker: bool = True) -> int:
     """The walker the scan follows best (module docstring): the most annotated frames with
     exactly one head point in their boxes, those points moving WALK_PX from first to last (a
-    walker covers 100 px or more between annotated frames here, so no bound on a step)."""
+    walker covers metres between annotated frames here, so no bound on a step)."""
     best: tuple[int, int, int] | None = None
     for person, tracks in people_of(plan).items():
         single = single_points(tracks, points)
