@@ -245,3 +245,36 @@ def test_the_subjects_detected_face_shows_through_another_tracks_head_box(clip: 
         by = inner(after[i], bystander_box(i))
         assert by.mean() < 12, f"frame {i}: the bystander shows"
     assert run_cli("verify", plan, out).returncode == 0
+
+
+def test_a_face_track_seen_once_on_the_subjects_face_does_not_hide_them(clip: Path, tmp_path: Path) -> None:
+    """A second detection of the subject's own face, which the tracker kept as its own track and
+    carried on as a still box (seen once at frame 5, inferred to frame 9), does not mask the
+    subject walking through it (redact.duplicate_faces); the same track detected twice is another
+    face and stays masked, and in both the bystander stays masked and verify passes."""
+    base = json.loads(subject_plan(clip, tmp_path / "base.plan.json").read_text())
+    subject = [{"frame": i, "box": list(map(float, subject_box(i))), "detected": True} for i in range(SUBJECT_LAST + 1)]
+    x1, y1, x2, y2 = subject_box(5)
+    still = [{"frame": i, "box": [x1 + 1.0, y1 + 1.0, x2 - 1.0, y2 - 1.0]} for i in range(5, 10)]
+    for seen, hidden in ((1, False), (2, True)):
+        twin = [dict(b, detected=True) if b["frame"] < 5 + seen else b for b in still]
+        data = dict(base)
+        data["tracks"] = [
+            {"id": 4, "label": "face", "redact": False, "source": "detector", "boxes": subject},
+            {"id": 6, "label": "face", "redact": True, "source": "detector", "boxes": twin},
+        ]
+        data["show_only"] = {"tracks": [4], "margin": 0.1}
+        plan = tmp_path / f"seen{seen}.plan.json"
+        plan.write_text(json.dumps(data))
+        out = tmp_path / f"seen{seen}.mp4"
+        proc = run_cli("render", plan, "-o", out, "-q")
+        assert proc.returncode == 0, proc.stderr
+        before, after = decode_frames(clip), decode_frames(out)
+        for i in range(5, 10):
+            diff = np.abs(inner(after[i], subject_box(i)) - inner(before[i], subject_box(i))).mean()
+            if hidden:
+                assert diff > 20, f"seen {seen}, frame {i}: another face over the subject's shows ({diff:.1f})"
+            else:
+                assert diff < 6, f"seen {seen}, frame {i}: a duplicate of the subject's face hides them ({diff:.1f})"
+            assert inner(after[i], bystander_box(i)).mean() < 12, f"frame {i}: the bystander shows"
+        assert run_cli("verify", plan, out).returncode == 0

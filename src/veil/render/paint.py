@@ -137,7 +137,8 @@ class FrameRenderer:
         if shown is not None and not len(shown) and not whole:
             self.frames_subject_absent += 1
         faces = self.show.faces(frame.index, frame.width, frame.height) if self.show is not None else None
-        painted = self.redactor(frame.image, masked, whole_frame=whole, shown=shown, faces=faces)
+        duplicates = self.show.duplicates if self.show is not None else frozenset()
+        painted = self.redactor(frame.image, masked, whole_frame=whole, shown=shown, faces=faces, duplicates=duplicates)
         self.frames += 1
         self.regions += len(masked)
         self.regions_inferred += int(masked.filled.sum())

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from veil.analysis.boxes import grow, to_pixels
+from veil.analysis.boxes import grow, iou_matrix, to_pixels
 from veil.analysis.classes import BY_LABEL
 from veil.analysis.zones import Zone, ZonePainter
 from veil.render.masks import RedactionMask
@@ -60,6 +60,7 @@ class ShownRegion:
         self.spec = plan.show_only
         self._boxes = FrameBoxes(plan, only=set(plan.show_only.tracks))
         self._last: tuple[int, Detections] | None = None
+        self.duplicates = duplicate_faces(plan, set(plan.show_only.tracks))
 
     def at(self, frame: int, width: int, height: int) -> np.ndarray:
         masked, kept = self._boxes.at(frame)
@@ -85,16 +86,63 @@ class ShownRegion:
 # Box labels a subject's detected face is shown through (ShownRegion.faces): coarse person
 # evidence, not another face, plate or text.
 SPARED_UNDER = frozenset({"head", "person"})
+# A face track outside the subject seen once, this close to a detection of the subject's face in
+# the same frame, is a second detection of that face (duplicate_faces).
+DUPLICATE_IOU = 0.5
 
 
-def spared_mask(faces: np.ndarray, boxes: np.ndarray, labels: np.ndarray, height: int, width: int) -> np.ndarray:
-    """H x W bool: the pixels of the subject's detected `faces` that no masked box other than a
-    head or body box (`boxes`, pixel xyxy, with their `labels`) covers: shown, not painted."""
+def duplicate_faces(plan: Plan, shown: set[int]) -> frozenset[int]:
+    """Face tracks outside `shown` detected once, in a frame where a `shown` track's detected face
+    box coincides with it (IoU >= DUPLICATE_IOU): the detector found the subject's face twice and
+    the tracker kept the second box apart, then carried it on (inferred, a look-ahead window each
+    way) as a still box the subject walks through. It is not another face, so the subject's
+    detected face shows through it as through a head box; its boxes elsewhere stay masked. A face
+    track detected more than once stays another face, however close (tests/test_subject.py)."""
+    subject: dict[int, list[list[float]]] = {}
+    for t in plan.tracks:
+        if t.id in shown and t.label == "face":
+            for b in t.boxes:
+                if b.detected:
+                    subject.setdefault(b.frame, []).append(list(map(float, b.box)))
+    out = set()
+    for t in plan.tracks:
+        if t.id in shown or t.label != "face" or not subject:
+            continue
+        once = None
+        for b in t.boxes:  # stops at a second detection: most tracks have many
+            if b.detected:
+                if once is not None:
+                    once = None
+                    break
+                once = b
+        if once is None or once.frame not in subject:
+            continue
+        one = np.asarray([once.box], np.float64)
+        if float(iou_matrix(one, np.asarray(subject[once.frame], np.float64)).max()) >= DUPLICATE_IOU:
+            out.add(t.id)
+    return frozenset(out)
+
+
+def sparable(detections: Detections, duplicates: frozenset[int] = frozenset()) -> np.ndarray:
+    """Per box of `detections`: may the subject's detected face show through it (another
+    track's head or body box, or a duplicate of the subject's own face, `duplicate_faces`)."""
+    return np.asarray(
+        [
+            str(label) in SPARED_UNDER or int(track) in duplicates
+            for label, track in zip(detections.label, detections.track_id, strict=True)
+        ],
+        dtype=bool,
+    )
+
+
+def spared_mask(faces: np.ndarray, boxes: np.ndarray, spare: np.ndarray, height: int, width: int) -> np.ndarray:
+    """H x W bool: the pixels of the subject's detected `faces` that no masked box (`boxes`,
+    pixel xyxy) covers other than those `spare` marks (`sparable`): shown, not painted."""
     keep = shown_mask(faces, height, width)
     if not keep.any():
         return keep
-    for (x1, y1, x2, y2), label in zip(np.asarray(boxes).reshape(-1, 4).tolist(), labels, strict=True):
-        if str(label) not in SPARED_UNDER:
+    for (x1, y1, x2, y2), ok in zip(np.asarray(boxes).reshape(-1, 4).tolist(), spare, strict=True):
+        if not ok:
             keep[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)] = False
     return keep
 
@@ -148,12 +196,14 @@ class Redactor:
         whole_frame: bool = False,
         shown: np.ndarray | None = None,
         faces: np.ndarray | None = None,
+        duplicates: frozenset[int] = frozenset(),
     ) -> np.ndarray:
         """Paint `image` in place; return the pixel boxes painted for `detections`. `shown`:
         with show_only, the pixel boxes of the subject (`ShownRegion.at`); everything outside
         them is masked after the boxes, so a bystander's box inside the subject stays masked,
-        except a head or body box over the subject's detected `faces` (`ShownRegion.faces`):
-        those pixels keep the subject's face (`spared_mask`)."""
+        except a head or body box, or a `duplicates` track (`ShownRegion.duplicates`), over the
+        subject's detected `faces` (`ShownRegion.faces`): those pixels keep the subject's face
+        (`spared_mask`)."""
         self.paint_zones(image)
         if whole_frame:
             image[:] = self.fill
@@ -161,7 +211,7 @@ class Redactor:
         if not whole_frame:
             h, w = image.shape[:2]
             spared = (
-                spared_mask(faces, boxes, detections.label, h, w)
+                spared_mask(faces, boxes, sparable(detections, duplicates), h, w)
                 if self.show_only and faces is not None and len(faces) and len(boxes)
                 else None
             )

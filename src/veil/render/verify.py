@@ -67,12 +67,12 @@ from veil.errors import VeilError
 from veil.media.audio import BLEEP_DBFS, BLEEP_HZ, AudioEdit
 from veil.plan import FrameBoxes, Plan, plan_time_range, plan_zones
 from veil.render.redact import (
-    SPARED_UNDER,
     Redactor,
     ShownRegion,
     in_paint_order,
     redactor_for,
     shown_mask,
+    sparable,
     spared_mask,
 )
 from veil.timerange import TimeRange
@@ -440,18 +440,19 @@ def _check_frame(
     masked = in_paint_order(masked)
     pixel_boxes = redactor.mask_boxes(masked, w, h)
     # show_only: the subject's detected faces are shown through head and body boxes of other
-    # tracks (ShownRegion.faces); those pixels are not the boxes' to check.
+    # tracks and duplicates of their own face (ShownRegion.faces, .duplicates); those pixels
+    # are not the boxes' to check.
     faces = shown.faces(index, w, h) if shown is not None else None
+    duplicates = shown.duplicates if shown is not None else frozenset()
+    spare = sparable(masked, duplicates)
     spared = (
-        spared_mask(faces, pixel_boxes, masked.label, h, w)
-        if faces is not None and len(faces) and len(pixel_boxes)
-        else None
+        spared_mask(faces, pixel_boxes, spare, h, w) if faces is not None and len(faces) and len(pixel_boxes) else None
     )
     reference = None
     if original is not None:
         # What the render painted: the input's frame through the same redactor.
         reference = original.image[:h, :w].copy()
-        redactor(reference, masked, shown=subject, faces=faces)
+        redactor(reference, masked, shown=subject, faces=faces, duplicates=duplicates)
     if subject is not None:
         _check_outside(frame, original, reference, subject, redactor, color, lossless, result)
     for i, (x1, y1, x2, y2) in enumerate(pixel_boxes.tolist()):
@@ -462,7 +463,7 @@ def _check_frame(
         e = 0 if lossless or small else EDGE
         region = frame.image[y1 + e : y2 - e, x1 + e : x2 - e]
         want = color if reference is None else reference[y1 + e : y2 - e, x1 + e : x2 - e].astype(np.int16)
-        if spared is not None and str(masked.label[i]) in SPARED_UNDER:
+        if spared is not None and spare[i]:
             skip = spared[y1 + e : y2 - e, x1 + e : x2 - e]
             if skip.all():
                 continue  # wholly the subject's face

@@ -186,7 +186,8 @@ class ReviewSession:
             fixed = None
             if renderer.show is not None:
                 h, w = image.shape[:2]
-                fixed = _Fixed(renderer.show.at(frame, w, h), renderer.show.faces(frame, w, h))
+                show = renderer.show
+                fixed = _Fixed(show.at(frame, w, h), show.faces(frame, w, h), show.duplicates)
         if fixed is not None:
             renderer.show = fixed  # type: ignore[assignment]
         renderer.paint(Frame(image, frame), masked, kept, whole)
@@ -656,11 +657,13 @@ class ReviewSession:
 
 
 class _Fixed:
-    """A `ShownRegion` already read for one frame: its region and the subject's detected faces."""
+    """A `ShownRegion` already read for one frame: its region, the subject's detected faces and
+    the duplicates of their face."""
 
-    def __init__(self, boxes: np.ndarray, faces: np.ndarray) -> None:
+    def __init__(self, boxes: np.ndarray, faces: np.ndarray, duplicates: frozenset[int]) -> None:
         self.boxes = boxes
         self.detected_faces = faces
+        self.duplicates = duplicates
 
     def at(self, _frame: int, _width: int, _height: int) -> np.ndarray:
         return self.boxes
