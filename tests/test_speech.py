@@ -201,8 +201,14 @@ def test_unheard_speech_beside_a_number_is_part_of_it() -> None:
     assert find([*before, *chapter]) == []
     # Alone, or beside ordinary words, unheard speech is not muted; nor does it make the next
     # sentence's first word a name.
-    assert find([*before, Word(UNHEARD, 3.4, 4.6, 0.0), *heard("Everybody was there.", 5.0)]) == []
+    assert find([*before, Word(UNHEARD, 3.4, 4.3, 0.0), *heard("Everybody was there.", 5.0)]) == []
     assert find([*heard("at first", 1.0), Word(UNHEARD, 2.0, 2.5, 0.0)]) == []
+    # A second or more of it is muted on its own: a number dropped whole, or anything else.
+    found = find([*before, Word(UNHEARD, 3.4, 4.6, 0.0), *heard("Everybody was there.", 5.0)])
+    assert covered(found, (3.4, 4.6)) and found[0].reason == "speech the recognizer could not make out"
+    # ... and after a number cue, even a short stretch: the number itself, lost.
+    cue = heard("my account number is", 1.0)
+    assert covered(find([*cue, Word(UNHEARD, 3.0, 3.5, 0.0), *heard("thanks", 4.0)]), (3.0, 3.5))
 
 
 def test_digits_misheard_as_words() -> None:

@@ -63,6 +63,9 @@ DIGIT_S = 0.4
 # Numbers are read out in groups ("four one seven, two nine five"): a group this soon after a
 # found number is more of it, however short, even with misheard words between them.
 NEXT_GROUP_S = 1.5
+# Unheard speech this long is muted on its own (_unheard): measured, the unheard stretches that
+# are loose word edges last under 0.6 s; a number Whisper dropped whole lasts seconds.
+UNHEARD_ALONE_S = 1.0
 UNHEARD_TOKEN = "<unheard>"
 
 DIGITS = {
@@ -425,10 +428,27 @@ def _capitalised(toks: Sequence[Token]) -> list[Finding]:
     return found
 
 
+def _unheard(toks: Sequence[Token]) -> list[Finding]:
+    """Speech the recognizer could not put into words, on its own: UNHEARD_ALONE_S or more of
+    it (a word's loose edge is never that long: something was said that cannot be checked), or
+    after a number cue ("account number ...": the number itself, lost)."""
+    found = []
+    texts = [t.text for t in toks]
+    for k, t in enumerate(toks):
+        if not t.unheard:
+            continue
+        before = [texts[j] for j in range(max(0, k - 3), k) if t.start - toks[j].end < CUE_WINDOW_S]
+        if t.end - t.start >= UNHEARD_ALONE_S:
+            found.append(Finding(t.start, t.end, "speech the recognizer could not make out"))
+        elif t.end - t.start >= UNHEARD_PAUSE_S and any(c in NUMBER_CUES for c in before):
+            found.append(Finding(t.start, t.end, "speech after a number cue the recognizer could not make out"))
+    return found
+
+
 def find(words: Sequence[Word], duration: float | None = None) -> list[Finding]:
     """Padded, merged ranges of spoken personal data in `words`, with their reasons."""
     toks = tokens(words)
-    raw = _numbers(toks) + _mail(toks) + _streets(toks) + _names(toks) + _capitalised(toks)
+    raw = _numbers(toks) + _mail(toks) + _streets(toks) + _names(toks) + _capitalised(toks) + _unheard(toks)
     end = float("inf") if duration is None else duration
     padded = sorted(
         (Finding(max(0.0, f.start - PAD_S), min(end, f.end + PAD_END_S), f.reason) for f in raw), key=lambda f: f.start
