@@ -13,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,7 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason="Debian chr
 def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A scanned copy of the sample in a temporary folder, served by `veil review` in a thread."""
     from veil.progress import Reporter
-    from veil.review.server import plan_for, serve
+    from veil.review.server import plan_for
 
     folder = tmp_path_factory.mktemp("review")
     video = folder / "astronaut_pan.mp4"
@@ -52,22 +54,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
     else:
         subprocess.run([sys.executable, str(REPO / "samples" / "make_sample_video.py"), str(video)], check=True)
     plan_path = plan_for(video, rescan=True, preset="fast", reporter=Reporter(quiet=True))
-    got: dict[str, Any] = {}
-    ready = threading.Event()
-
-    def on_ready(url: str, server: Any, session: Any) -> None:
-        got.update(url=url, server=server, session=session)
-        ready.set()
-
-    thread = threading.Thread(target=serve, args=(plan_path,), kwargs={"ready": on_ready}, daemon=True)
-    thread.start()
-    assert ready.wait(30), "the review server did not start"
-    deadline = time.monotonic() + 10
-    while not got["server"].started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield {"url": got["url"], "plan": plan_path, "video": video, "folder": folder, "session": got["session"]}
-    got["server"].should_exit = True
-    thread.join(10)
+    with review_server(plan_path) as got:
+        yield {"url": got["url"], "plan": plan_path, "video": video, "folder": folder, "session": got["session"]}
 
 
 def mean_abs(a: np.ndarray, b: np.ndarray) -> float:
@@ -92,6 +80,62 @@ def wait_js(page: Any, expression: str, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {expression}")
         time.sleep(0.05)
+
+
+@contextmanager
+def review_server(plan_path: Path) -> Iterator[dict[str, Any]]:
+    """`veil review` on `plan_path` in a thread, started: yields its url, server and session;
+    stopped on the way out."""
+    from veil.review.server import serve
+
+    got: dict[str, Any] = {}
+    ready = threading.Event()
+
+    def on_ready(url: str, server: Any, session: Any) -> None:
+        got.update(url=url, server=server, session=session)
+        ready.set()
+
+    thread = threading.Thread(target=serve, args=(plan_path,), kwargs={"ready": on_ready}, daemon=True)
+    thread.start()
+    assert ready.wait(30), "the review server did not start"
+    deadline = time.monotonic() + 10
+    while not got["server"].started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield got
+    finally:
+        got["server"].should_exit = True
+        thread.join(10)
+
+
+def click_person_keep_only_and_render(
+    page: Any, session: Any, x: float, y: float, timeout: float
+) -> tuple[int, list[int]]:
+    """A subject-access request in the page: click the person at picture pixel (x, y), press
+    "Keep only these" and "Render", wait for the render; the clicks it took and the track ids
+    the click selected."""
+    rect = page.locator("#overlay").bounding_box()
+    assert rect is not None
+    k = rect["width"] / page.evaluate("() => window.veilState.plan.session.width")
+    page.mouse.click(rect["x"] + x * k, rect["y"] + y * k)
+    wait_js(page, "window.veilState.selected.size > 0")
+    selected = page.evaluate("() => [...window.veilState.selected]")
+    page.click("#keeponly")
+    wait_js(page, "window.veilState.plan.show_only && window.veilState.plan.show_only.tracks.length > 0")
+    before = session.render_state
+    page.click("#render")
+    wait_render(session, before, timeout)
+    return 3, selected
+
+
+def wait_render(session: Any, before: Any, timeout: float) -> None:
+    """Wait for the render the page started (its state replaces `before`) to finish; it must be done."""
+    deadline = time.monotonic() + timeout
+    while (session.render_state is before or session.render_state["state"] == "running") and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert session.render_state["state"] == "done", session.render_state
 
 
 def test_review_in_browser(served: dict[str, Any]) -> None:
@@ -196,6 +240,8 @@ SUBJECT_SHOT = REPO / "build" / "review_subject.png"
 def console_error(errors: list[str], message: Any) -> None:
     if message.type == "error" and "409" not in message.text:
         errors.append(message.text)
+
+
 REPORT_SHOT = REPO / "build" / "report.png"
 
 
@@ -253,12 +299,7 @@ def test_subject_access_in_two_tabs(served: dict[str, Any]) -> None:
             session = served["session"]
             before = session.render_state  # a render started from the page replaces it
             a.click("#render")
-            deadline = time.monotonic() + 120
-            while (session.render_state is before or session.render_state["state"] == "running") and (
-                time.monotonic() < deadline
-            ):
-                time.sleep(0.1)
-            assert session.render_state["state"] == "done", session.render_state
+            wait_render(session, before, 120)
             a.evaluate("() => pollStatus()")
             a.wait_for_selector("#outputlink", timeout=10000)
             assert a.locator("#outofdate").count() == 0

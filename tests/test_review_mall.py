@@ -52,7 +52,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import time
 from collections import defaultdict
 from fractions import Fraction
@@ -64,7 +63,7 @@ import numpy as np
 import pytest
 from conftest import REPO, SHARED, decode_frames
 from PIL import Image
-from test_review_browser import ARGS, CHROMIUM, sync_api, wait_js
+from test_review_browser import ARGS, CHROMIUM, click_person_keep_only_and_render, review_server, sync_api, wait_js
 
 from veil.plan import Plan, load_plan
 
@@ -232,80 +231,48 @@ def make_request(scan: dict[str, Any], walker: bool, name: str) -> dict[str, Any
     """Choose the subject, make the request in the page on a copy of the scan's plan, render,
     and score the output (module docstring)."""
     from veil.render.redact import ShownRegion, shown_mask
-    from veil.review.server import serve
 
     points, scanned = scan["points"], scan["plan"]
     subject = choose_subject(scanned, points, walker)
     frame, (cx, cy) = click_target(scanned, subject, points)
-    width = int(scanned.input["width"])
     folder = scan["plan_path"].parent / name
     folder.mkdir()
     plan_path = folder / scan["plan_path"].name
     shutil.copyfile(scan["plan_path"], plan_path)
 
-    got: dict[str, Any] = {}
-    ready = threading.Event()
-
-    def on_ready(url: str, server: Any, session: Any) -> None:
-        got.update(url=url, server=server, session=session)
-        ready.set()
-
-    thread = threading.Thread(target=serve, args=(plan_path,), kwargs={"ready": on_ready}, daemon=True)
-    thread.start()
-    assert ready.wait(30), "the review server did not start"
     errors: list[str] = []
     clicks = typed = 0
     shots = os.environ.get("VEIL_DOC_SHOTS") == "1"
-    try:
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 800})
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(got["url"])
-                wait_js(page, "window.veilState && window.veilState.ready && window.veilState.shownFrame === 0", 60)
-                started = time.monotonic()
-                # Typed, not clicked: the frame where the reviewer sees the subject best.
-                page.fill("#goto", str(frame))
-                page.dispatch_event("#goto", "change")
-                typed += 1
-                wait_js(page, f"window.veilState.shownFrame === {frame}")
-                rect = page.locator("#overlay").bounding_box()
-                assert rect is not None
-                k = rect["width"] / width
-                page.mouse.click(rect["x"] + cx * k, rect["y"] + cy * k)
-                clicks += 1
-                wait_js(page, "window.veilState.selected.size > 0")
-                selected = page.evaluate("() => [...window.veilState.selected]")
-                page.click("#keeponly")
-                clicks += 1
-                wait_js(page, "window.veilState.plan.show_only && window.veilState.plan.show_only.tracks.length > 0")
-                session = got["session"]
-                before = session.render_state
-                page.click("#render")
-                clicks += 1
-                deadline = time.monotonic() + 300
-                while (session.render_state is before or session.render_state["state"] == "running") and (
-                    time.monotonic() < deadline
-                ):
-                    time.sleep(0.1)
-                request_s = time.monotonic() - started
-                assert session.render_state["state"] == "done", session.render_state
-                if shots:
-                    # Not part of the request: the list filtered to the kept person's row, the
-                    # picture as exported (only the subject): no bystander's face on the page.
-                    page.select_option("#filter", "keep")
-                    page.check("input[name=view][value=exported]")
-                    wait_js(page, "window.veilState.view === 'exported' && !window.veilState.loading")
-                    time.sleep(1.0)
-                    shot = folder / "page.png"
-                    page.screenshot(path=str(shot))
-                    save_small(Image.open(shot), DOCS / f"review_mall_{name}.png", 1100)
-            finally:
-                browser.close()
-    finally:
-        got["server"].should_exit = True
-        thread.join(10)
+    with review_server(plan_path) as got, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(got["url"])
+            wait_js(page, "window.veilState && window.veilState.ready && window.veilState.shownFrame === 0", 60)
+            started = time.monotonic()
+            # Typed, not clicked: the frame where the reviewer sees the subject best.
+            page.fill("#goto", str(frame))
+            page.dispatch_event("#goto", "change")
+            typed += 1
+            wait_js(page, f"window.veilState.shownFrame === {frame}")
+            session = got["session"]
+            done, selected = click_person_keep_only_and_render(page, session, cx, cy, 300)
+            clicks += done
+            request_s = time.monotonic() - started
+            assert session.render_state["state"] == "done", session.render_state
+            if shots:
+                # Not part of the request: the list filtered to the kept person's row, the
+                # picture as exported (only the subject): no bystander's face on the page.
+                page.select_option("#filter", "keep")
+                page.check("input[name=view][value=exported]")
+                wait_js(page, "window.veilState.view === 'exported' && !window.veilState.loading")
+                time.sleep(1.0)
+                shot = folder / "page.png"
+                page.screenshot(path=str(shot))
+                save_small(Image.open(shot), DOCS / f"review_mall_{name}.png", 1100)
+        finally:
+            browser.close()
 
     plan = load_plan(plan_path)
     source = scan["source"]

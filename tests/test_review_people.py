@@ -13,18 +13,16 @@ duplicate of the subject's own face, `redact.duplicate_faces`, and no longer hid
 
 from __future__ import annotations
 
-import threading
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import av
 import numpy as np
 import pytest
 from conftest import SAMPLE_FACE, SAMPLE_IMAGE, decode_frames
 from PIL import Image
-from test_review_browser import ARGS, CHROMIUM, sync_api, wait_js
+from test_review_browser import ARGS, CHROMIUM, click_person_keep_only_and_render, review_server, sync_api, wait_js
 
 from veil.plan import load_plan
 
@@ -103,61 +101,30 @@ def overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int], margin:
 
 def test_pick_one_walker_in_three_clicks_and_show_only_them(tmp_path: Path) -> None:
     from veil.progress import Reporter
-    from veil.review.server import plan_for, serve
+    from veil.review.server import plan_for
 
     video = make_clip(tmp_path / "walkers.mp4")
     plan_path = plan_for(video, rescan=True, preset="balanced", reporter=Reporter(quiet=True))
-    got: dict[str, Any] = {}
-    ready = threading.Event()
-
-    def on_ready(url: str, server: Any, session: Any) -> None:
-        got.update(url=url, server=server, session=session)
-        ready.set()
-
-    thread = threading.Thread(target=serve, args=(plan_path,), kwargs={"ready": on_ready}, daemon=True)
-    thread.start()
-    assert ready.wait(30), "the review server did not start"
     errors: list[str] = []
     clicks = 0
-    try:
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 860})
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(got["url"])
-                wait_js(page, "window.veilState && window.veilState.ready && window.veilState.shownFrame === 0")
-                started = time.monotonic()
-                # Typed, not clicked: the frame where the subject has come in.
-                page.fill("#goto", str(ENTER + 2))
-                page.dispatch_event("#goto", "change")
-                wait_js(page, f"window.veilState.shownFrame === {ENTER + 2}")
-                rect = page.locator("#overlay").bounding_box()
-                assert rect is not None
-                k = rect["width"] / SIZE[0]
-                x1, y1, x2, y2 = face_of(walker_a(ENTER + 2))
-                page.mouse.click(rect["x"] + (x1 + x2) / 2 * k, rect["y"] + (y1 + y2) / 2 * k)
-                clicks += 1
-                wait_js(page, "window.veilState.selected.size > 0")
-                page.click("#keeponly")
-                clicks += 1
-                wait_js(page, "window.veilState.plan.show_only && window.veilState.plan.show_only.tracks.length > 0")
-                session = got["session"]
-                before = session.render_state
-                page.click("#render")
-                clicks += 1
-                deadline = time.monotonic() + 180
-                while (session.render_state is before or session.render_state["state"] == "running") and (
-                    time.monotonic() < deadline
-                ):
-                    time.sleep(0.1)
-                assert session.render_state["state"] == "done", session.render_state
-                seconds = time.monotonic() - started
-            finally:
-                browser.close()
-    finally:
-        got["server"].should_exit = True
-        thread.join(10)
+    with review_server(plan_path) as got, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 860})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(got["url"])
+            wait_js(page, "window.veilState && window.veilState.ready && window.veilState.shownFrame === 0")
+            started = time.monotonic()
+            # Typed, not clicked: the frame where the subject has come in.
+            page.fill("#goto", str(ENTER + 2))
+            page.dispatch_event("#goto", "change")
+            wait_js(page, f"window.veilState.shownFrame === {ENTER + 2}")
+            x1, y1, x2, y2 = face_of(walker_a(ENTER + 2))
+            session = got["session"]
+            clicks += click_person_keep_only_and_render(page, session, (x1 + x2) / 2, (y1 + y2) / 2, 180)[0]
+            seconds = time.monotonic() - started
+        finally:
+            browser.close()
     assert not errors, errors
     assert clicks == 3
     plan = load_plan(plan_path)
