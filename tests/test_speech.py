@@ -14,7 +14,7 @@ import pytest
 from conftest import SHARED, run_cli
 
 from veil.speech.apply import pii_edit
-from veil.speech.finder import PAD_END_S, PAD_S, find
+from veil.speech.finder import DIGIT_S, PAD_END_S, PAD_S, find
 from veil.speech.recognizer import Word, available
 
 # VEIL_SHARED_DATA: where ../shared/data is not beside the checkout (a worktree elsewhere).
@@ -217,6 +217,11 @@ def test_digits_misheard_as_words() -> None:
     unsure = [Word(w.text, w.start, w.end, 0.25 if i == 7 else 0.95) for i, w in enumerate(ws)]
     assert covered(find(unsure), spans(unsure, 3, 7))
     assert not covered(find(ws), spans(ws, 3, 7))
+    # After a pause, an unsure word's time may be stretched over a digit: reach one digit into it.
+    ws = [Word("egg?", 1.0, 2.3, 0.07), *words("eight four seven one five", start=2.7)]
+    found = find(ws)
+    assert found[0].start == pytest.approx(2.3 - DIGIT_S - PAD_S)
+    assert find([Word("egg?", 1.0, 2.3, 0.9), *words("eight four seven one five", start=2.7)])[0].start > 2.3
     # "free" for "three" counts between digits; "reach me on" is a cue for a short number.
     ws = words("you can reach me on free zero free zero free zero then")
     assert covered(find(ws), spans(ws, 5, 10))

@@ -9,14 +9,15 @@ What is found, and why these rules (docs/audio.md has the measured recall):
   it holds at least MIN_DIGITS digit-equivalents (phone, account and ID numbers, PINs, spelled-out
   digits), or any number word follows a cue such as "phone", "account", "reach" or "born" closely, or
   sits next to a month name (dates of birth). Words that sound like digits ("to", "for",
-  "ate", "won", "free") count only inside a run: alone they are ordinary speech; up to BRIDGE of them,
+  "ate", "won", "free", "fine") count only inside a run: alone they are ordinary speech; up to BRIDGE of them,
   or of words the recognizer is unsure of, may stand between two number words of a run. A
   numeral's time from the recognizer can be squeezed (one token for seven digits), so a run
   with numerals reaches to its neighbouring words, up to NUMERAL_REACH_S per digit each way.
   Where the recognizer lost digits, a run also takes in speech beside it that no word accounts
   for (recognizer.UNHEARD: a swallowed first digit, digits written as "Chapter 17."), unless
   that speech runs on into the word beyond it, and one word it is unsure of said right against
-  its edge (a digit heard as "And").
+  its edge (a digit heard as "And"); after a pause, it reaches one digit's time (DIGIT_S) into
+  such a word.
 - E-mail addresses: a word with "@" or a domain ("gmail.com"), or "dot com/org/net/..." with an
   "at" shortly before; the range runs from the words before "at" to the domain's end.
 - Street addresses: a number followed closely by "street", "road", "avenue" and the like, or
@@ -79,7 +80,7 @@ DIGITS = {
 }  # fmt: skip
 # Sound like digits: count only between number words.
 WEAK_DIGITS = {
-    "to": 1, "too": 1, "for": 1, "fore": 1, "ate": 1, "won": 1, "nought": 1, "and": 0, "free": 1, "tree": 1,
+    "to": 1, "too": 1, "for": 1, "fore": 1, "ate": 1, "won": 1, "nought": 1, "and": 0, "free": 1, "tree": 1, "fine": 1,
 }  # fmt: skip
 # Ordinals and "oh" alone are ordinary speech; a run made only of these is never flagged.
 ORDINARY = {"oh", "o", "first", "second", "third", "hundred", "thousand", "million", "double", "ten"}
@@ -232,6 +233,10 @@ def _misheard(t: Token, pause: float) -> bool:
     return t.probability < UNSURE and not t.unheard and not _is_number(t) and pause < UNHEARD_PAUSE_S
 
 
+def _unsure_beside(t: Token, pause: float) -> bool:
+    return t.probability < UNSURE and not t.unheard and not _is_number(t) and 0 <= pause < MAX_GAP_S
+
+
 def _numbers(toks: Sequence[Token]) -> list[Finding]:
     found: list[Finding] = []
     texts = [t.text for t in toks]
@@ -300,6 +305,14 @@ def _numbers(toks: Sequence[Token]) -> list[Finding]:
             reach = NUMERAL_REACH_S * sum(t.digits for t in run)
             start = max(toks[lo - 1].end if lo > 0 else 0.0, start - reach)
             end = min(toks[hi + 1].start if hi + 1 < n else end + reach, end + reach)
+        if reason:
+            # A word the recognizer is unsure of just beside the number, after a pause, may
+            # hold a digit at its near edge (its time stretched over it: "egg?" lasting 1.3 s
+            # before "eight"): reach one digit's time into it.
+            if lo > 0 and _unsure_beside(toks[lo - 1], start - toks[lo - 1].end):
+                start = min(start, max(toks[lo - 1].start, toks[lo - 1].end - DIGIT_S))
+            if hi + 1 < n and _unsure_beside(toks[hi + 1], toks[hi + 1].start - end):
+                end = max(end, min(toks[hi + 1].end, toks[hi + 1].start + DIGIT_S))
         if reason and any(m in MONTHS for m in near):
             # A month next to the number is part of the date.
             for k in range(max(0, lo - 2), min(n, hi + 3)):
