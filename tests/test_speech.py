@@ -180,6 +180,31 @@ def test_speech_nobody_could_make_out() -> None:
     assert _unheard([*before, Word("six", 3.9, 4.65), *digits], loud, duration) == []
 
 
+def test_a_decoding_loop_is_unheard_speech() -> None:
+    """A segment whose text repeats itself (compression ratio over faster-whisper's threshold)
+    is speech Whisper could not read, not words: it comes back as unheard speech."""
+    from types import SimpleNamespace
+
+    from veil.speech.recognizer import LOOPED, UNHEARD, _transcribe
+
+    def segment(text: str, start: float, end: float, ratio: float) -> SimpleNamespace:
+        parts = text.split()
+        step = (end - start) / len(parts)
+        ws = [SimpleNamespace(word=w, start=start + i * step, end=start + (i + 1) * step, probability=0.9)
+              for i, w in enumerate(parts)]  # fmt: skip
+        return SimpleNamespace(start=start, end=end, words=ws, compression_ratio=ratio)
+
+    model = SimpleNamespace(
+        transcribe=lambda *_a, **_k: (
+            [segment("my name is", 1.0, 2.0, 1.1), segment("I'm not sure " * 20, 2.0, 3.3, LOOPED + 1)],
+            None,
+        )
+    )
+    got = _transcribe(model, np.zeros(RATE * 4, np.int16), 10.0, {})
+    assert [w.text for w in got] == ["my", "name", "is", UNHEARD]
+    assert (got[-1].start, got[-1].end, got[-1].probability) == (12.0, 13.3, 0.0)
+
+
 def test_unheard_speech_beside_a_number_is_part_of_it() -> None:
     from veil.speech.recognizer import UNHEARD
 

@@ -84,6 +84,9 @@ UNSURE_MIN_S = 1.0
 # it is not muted). The transcript shows it as such.
 UNHEARD = "[unheard speech]"
 UNHEARD_MIN_S = 0.1
+# A segment whose text compresses more than this (gzip, faster-whisper's default
+# compression_ratio_threshold) is a decoding loop, not words: it becomes unheard speech.
+LOOPED = 2.4
 UNHEARD_PAUSE_S = 0.3
 
 _model: Any = None
@@ -182,6 +185,13 @@ def _transcribe(model: Any, samples: np.ndarray, offset: float, options: dict[st
     offset = float(offset)
     words: list[Word] = []
     for seg in segments:
+        if seg.compression_ratio > LOOPED:
+            # A decode that fails Whisper's own check (the same phrase over and over, as
+            # faster-whisper's fallback would have judged it): speech it could not read.
+            start, end = round(offset + float(seg.start), 3), round(offset + float(seg.end), 3)
+            if end > start:
+                words.append(Word(UNHEARD, start, end, 0.0))
+            continue
         for w in seg.words or []:
             text = w.word.strip()
             if text:
