@@ -205,6 +205,17 @@ def test_a_decoding_loop_is_unheard_speech() -> None:
     assert (got[-1].start, got[-1].end, got[-1].probability) == (12.0, 13.3, 0.0)
 
 
+@needs_speech
+def test_a_tone_is_not_unheard_speech() -> None:
+    """Loud is not speech: two seconds of a 440 Hz tone (no words in it) come back as nothing,
+    so nothing is muted (Silero VAD decides what unheard speech is)."""
+    from veil.speech.recognizer import recognize_samples
+
+    tone = (np.sin(2 * np.pi * 440 * np.arange(2 * RATE) / RATE) * 8000).astype(np.int16)
+    words = recognize_samples(tone)
+    assert find(words, 2.0) == [], words
+
+
 def test_unheard_speech_beside_a_number_is_part_of_it() -> None:
     from veil.speech.recognizer import UNHEARD
 

@@ -84,6 +84,9 @@ UNSURE_MIN_S = 1.0
 # it is not muted). The transcript shows it as such.
 UNHEARD = "[unheard speech]"
 UNHEARD_MIN_S = 0.1
+# Silero VAD's speech probability bar for unheard speech: under its default 0.5, so that an
+# 8 kHz digit said alone still counts (recall first; the loudness test comes with it).
+VAD_THRESHOLD = 0.35
 # A segment whose text compresses more than this (gzip, faster-whisper's default
 # compression_ratio_threshold) is a decoding loop, not words: it becomes unheard speech.
 LOOPED = 2.4
@@ -208,6 +211,20 @@ def speech_frames(samples: np.ndarray) -> np.ndarray:
         return np.zeros(0, bool)
     rms = np.sqrt((samples[: n * hop].astype(np.float64).reshape(n, hop) ** 2).mean(axis=1))
     return rms > max(SPEECH_FLOOR, float(np.percentile(rms, 95)) / 20)
+
+
+def voice_frames(samples: np.ndarray) -> np.ndarray:
+    """Which 20 ms frames (as `speech_frames`) Silero VAD, shipped inside faster-whisper, calls
+    speech: loud is not enough to call a stretch unheard speech (a tone, music, a door)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    hop = int(FRAME_S * RATE)
+    out = np.zeros(len(samples) // hop, bool)
+    options = VadOptions(threshold=VAD_THRESHOLD, min_speech_duration_ms=100, min_silence_duration_ms=100,
+                         speech_pad_ms=100)  # fmt: skip
+    for span in get_speech_timestamps(samples.astype(np.float32) / 32768.0, options, sampling_rate=RATE):
+        out[int(span["start"]) // hop : -(-int(span["end"]) // hop)] = True
+    return out
 
 
 def _plausible_s(word: Word) -> float:
@@ -360,7 +377,14 @@ def recognize_samples(samples: np.ndarray) -> list[Word]:
     loud = speech_frames(samples)
     words = _look_again(model, samples, words, _gaps(words, loud, duration), lambda old, new: True)
     words = _look_again(model, samples, words, _unsure(words, duration), lambda old, new: _mean_p(new) > _mean_p(old))
-    return sorted(words + _unheard(words, loud, duration), key=lambda w: (w.start, w.end))
+    voiced = loud & voice_frames(samples)
+    # A decoding loop over a tone or music is not unheard speech either.
+    words = [w for w in words if w.text != UNHEARD or _voiced_s(voiced, w) >= UNHEARD_MIN_S]
+    return sorted(words + _unheard(words, voiced, duration), key=lambda w: (w.start, w.end))
+
+
+def _voiced_s(voiced: np.ndarray, word: Word) -> float:
+    return float(voiced[int(word.start / FRAME_S) : int(word.end / FRAME_S)].sum()) * FRAME_S
 
 
 def recognize_file(path: Path) -> tuple[list[Word], float] | None:
