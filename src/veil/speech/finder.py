@@ -67,7 +67,6 @@ NEXT_GROUP_S = 1.5
 # Unheard speech this long is muted on its own (_unheard): measured, the unheard stretches that
 # are loose word edges last under 0.6 s; a number Whisper dropped whole lasts seconds.
 UNHEARD_ALONE_S = 1.0
-UNHEARD_TOKEN = "<unheard>"
 
 DIGITS = {
     "zero": 1, "oh": 1, "o": 1, "one": 1, "two": 1, "three": 1, "four": 1, "five": 1,
@@ -128,6 +127,8 @@ CAPITALISED_WORDS = set(
     mister miss missus doctor officer detective sergeant""".split()  # noqa: SIM905
 )
 NOT_NAMES = COMMON | MONTHS | DAYS | CAPITALISED_WORDS
+# A run of only these is ordinary speech ("at first", "oh"), unheard speech beside it or not.
+PLAIN_RUN_WORDS = ORDINARY | set(WEAK_DIGITS) | {UNHEARD}
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ class Token:
 
     @property
     def unheard(self) -> bool:
-        return self.text == UNHEARD_TOKEN
+        return self.text == UNHEARD
 
 
 def _clean(text: str) -> str:
@@ -172,7 +173,7 @@ def tokens(words: Sequence[Word]) -> list[Token]:
         raw = w.text.strip()
         if raw == UNHEARD:
             # Not a word: the sentence around it goes on (or ends) as if it were not there.
-            out.append(Token(UNHEARD_TOKEN, w.start, w.end, word=index, probability=0.0))
+            out.append(Token(UNHEARD, w.start, w.end, word=index, probability=0.0))
             continue
         # "A." or "Dr." ends an initial or a title, not a sentence.
         ended = prev is not None and bool(re.search(r"[.?!:;\"]$", prev.text.strip()))
@@ -223,18 +224,16 @@ def _unheard_beside(toks: Sequence[Token], edge: int, step: int) -> int | None:
                 if pause < UNHEARD_PAUSE_S:
                     return None
             return k
-        if toks[k].probability >= UNSURE or _is_number(toks[k]):
+        if not _unsure_word(toks[k]):
             return None
         k += step
     return None
 
 
-def _misheard(t: Token, pause: float) -> bool:
-    return t.probability < UNSURE and not t.unheard and not _is_number(t) and pause < UNHEARD_PAUSE_S
-
-
-def _unsure_beside(t: Token, pause: float) -> bool:
-    return t.probability < UNSURE and not t.unheard and not _is_number(t) and 0 <= pause < MAX_GAP_S
+def _unsure_word(t: Token) -> bool:
+    """A word the recognizer is unsure of, not a number word nor unheard speech: beside a
+    number, possibly a misheard digit."""
+    return t.probability < UNSURE and not t.unheard and not _is_number(t)
 
 
 def _numbers(toks: Sequence[Token]) -> list[Finding]:
@@ -269,9 +268,7 @@ def _numbers(toks: Sequence[Token]) -> list[Finding]:
                 hi = k
             else:
                 break
-        # Ordinary number words ("at first", "oh") stay ordinary with unheard speech beside them.
-        plain = ORDINARY | set(WEAK_DIGITS) | {UNHEARD_TOKEN}
-        ordinary = all(t.text in plain and not t.digits for t in toks[lo : hi + 1])
+        ordinary = all(t.text in PLAIN_RUN_WORDS and not t.digits for t in toks[lo : hi + 1])
         if not ordinary:
             # Speech the recognizer could not make out just before or after a number is taken as
             # part of it: a swallowed first digit, or digits written as other words.
@@ -280,9 +277,9 @@ def _numbers(toks: Sequence[Token]) -> list[Finding]:
             hi = hi if after is None else after
             # So is a word the recognizer is unsure of said right against the number's edge
             # (no pause a speaker makes between words): a digit misheard as a word ("And").
-            if hi + 1 < n and _misheard(toks[hi + 1], toks[hi + 1].start - toks[hi].end):
+            if hi + 1 < n and _unsure_word(toks[hi + 1]) and toks[hi + 1].start - toks[hi].end < UNHEARD_PAUSE_S:
                 hi += 1
-            if lo > 0 and _misheard(toks[lo - 1], toks[lo].start - toks[lo - 1].end):
+            if lo > 0 and _unsure_word(toks[lo - 1]) and toks[lo].start - toks[lo - 1].end < UNHEARD_PAUSE_S:
                 lo -= 1
         run = toks[lo : hi + 1]
         weight = sum(_weight(t) for t in run)
@@ -309,9 +306,9 @@ def _numbers(toks: Sequence[Token]) -> list[Finding]:
             # A word the recognizer is unsure of just beside the number, after a pause, may
             # hold a digit at its near edge (its time stretched over it: "egg?" lasting 1.3 s
             # before "eight"): reach one digit's time into it.
-            if lo > 0 and _unsure_beside(toks[lo - 1], start - toks[lo - 1].end):
+            if lo > 0 and _unsure_word(toks[lo - 1]) and 0 <= start - toks[lo - 1].end < MAX_GAP_S:
                 start = min(start, max(toks[lo - 1].start, toks[lo - 1].end - DIGIT_S))
-            if hi + 1 < n and _unsure_beside(toks[hi + 1], toks[hi + 1].start - end):
+            if hi + 1 < n and _unsure_word(toks[hi + 1]) and 0 <= toks[hi + 1].start - end < MAX_GAP_S:
                 end = max(end, min(toks[hi + 1].end, toks[hi + 1].start + DIGIT_S))
         if reason and any(m in MONTHS for m in near):
             # A month next to the number is part of the date.

@@ -232,18 +232,24 @@ def _plausible_s(word: Word) -> float:
     return 0.3 + 0.12 * sum(c.isalnum() for c in word.text)
 
 
+def _runs(voiced: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Start and end frame indices of the voiced runs in `voiced` (None under 3 frames), one-frame
+    breaks closed first: a stop consonant's silence is not a pause."""
+    if len(voiced) < 3:
+        return None
+    voiced = voiced.copy()
+    voiced[1:-1] |= voiced[:-2] & voiced[2:]
+    edges = np.diff(np.concatenate([[0], voiced.astype(np.int8), [0]]))
+    return np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0]
+
+
 def _voiced_extent(loud: np.ndarray, lo: float, hi: float) -> tuple[float, float, float, float] | None:
     """First and last voiced time in [lo, hi), its longest unbroken voiced run and all its
     voiced time (seconds)."""
-    voiced = loud[int(lo / FRAME_S) : int(hi / FRAME_S)].copy()
-    if len(voiced) < 3:
+    runs = _runs(loud[int(lo / FRAME_S) : int(hi / FRAME_S)])
+    if runs is None or len(runs[0]) == 0:
         return None
-    # Close one-frame breaks first: a stop consonant's silence is not a pause.
-    voiced[1:-1] |= voiced[:-2] & voiced[2:]
-    runs = np.diff(np.concatenate([[0], voiced.astype(np.int8), [0]]))
-    starts, ends = np.nonzero(runs == 1)[0], np.nonzero(runs == -1)[0]
-    if len(starts) == 0:
-        return None
+    starts, ends = runs
     longest, total = float((ends - starts).max() * FRAME_S), float((ends - starts).sum() * FRAME_S)
     return lo + starts[0] * FRAME_S, lo + ends[-1] * FRAME_S, longest, total
 
@@ -296,14 +302,11 @@ def _unheard(words: list[Word], loud: np.ndarray, duration: float) -> list[Word]
     out = []
     for lo, hi in _between(words, duration, UNHEARD_MIN_S):
         first = int(round(lo / FRAME_S))
-        voiced = loud[first : int(round(hi / FRAME_S))].copy()
-        if len(voiced) < 3:
+        runs = _runs(loud[first : int(round(hi / FRAME_S))])
+        if runs is None:
             continue
-        voiced[1:-1] |= voiced[:-2] & voiced[2:]
-        edges = np.diff(np.concatenate([[0], voiced.astype(np.int8), [0]]))
-        runs = list(zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0], strict=True))
         groups: list[list[tuple[int, int]]] = []
-        for a, b in runs:
+        for a, b in zip(*runs, strict=True):
             if groups and (a - groups[-1][-1][1]) * FRAME_S < UNHEARD_PAUSE_S:
                 groups[-1].append((a, b))
             else:
