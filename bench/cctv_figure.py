@@ -53,14 +53,8 @@ def scene() -> np.ndarray:
 
 
 def make_clip(path: Path, frames: int = 80) -> list[tuple[float, float, float, float]]:
-    photo = np.asarray(Image.open(REPO / "samples" / "astronaut.png").convert("RGB"))
-    person = cb.cut_person(photo, (190.0, 70.0, 75.0, 100.0))
-    assert person is not None
-    s = FACE_PX / person.face[3]
-    size = (round(person.patch.shape[1] * s), round(person.patch.shape[0] * s))
-    normal = np.asarray(Image.fromarray(person.patch).resize(size, Image.LANCZOS))
-    turned = np.asarray(Image.fromarray(person.turned).resize(size, Image.LANCZOS))
-    fx, fy, fw, fh = (v * s for v in person.face)
+    normal, turned, (fx, fy, fw, fh) = walker_patches(False)
+    size = (normal.shape[1], normal.shape[0])
     bg = scene()
     top = 300 - size[1] // 2
     speed = cb.WALK * FACE_PX
