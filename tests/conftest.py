@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,28 @@ def covered_fraction(before: np.ndarray, after: np.ndarray, box: tuple[float, fl
 
 def rgb(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
+
+
+def encode_frames(
+    path: Path, frames: Iterable[np.ndarray], fps: int = 10, options: dict[str, str] | None = None
+) -> Path:
+    """RGB frames (all one size) as an H.264 clip at `fps`, frame i at time i / fps."""
+    with av.open(str(path), "w") as container:
+        stream = None
+        for i, img in enumerate(frames):
+            if stream is None:
+                stream = container.add_stream("libx264", rate=fps)
+                stream.width, stream.height, stream.pix_fmt = img.shape[1], img.shape[0], "yuv420p"
+                if options:
+                    stream.options = dict(options)
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, fps)
+            for packet in stream.encode(vf):
+                container.mux(packet)
+        assert stream is not None, "no frames to encode"
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
 
 
 def make_video(

@@ -14,13 +14,12 @@ duplicate of the subject's own face, `redact.duplicate_faces`, and no longer hid
 from __future__ import annotations
 
 import time
-from fractions import Fraction
+from collections.abc import Iterator
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
-from conftest import SAMPLE_FACE, SAMPLE_IMAGE, decode_frames
+from conftest import SAMPLE_FACE, SAMPLE_IMAGE, decode_frames, encode_frames
 from PIL import Image
 from test_review_browser import ARGS, CHROMIUM, click_person_keep_only_and_render, review_server, sync_api, wait_js
 
@@ -75,10 +74,8 @@ def make_clip(path: Path) -> Path:
     w, h = SIZE
     ground = np.random.default_rng(1).integers(120, 200, (h // 6 + 1, w // 6 + 1, 3), dtype=np.uint8)
     ground = ground.repeat(6, 0).repeat(6, 1)[:h, :w]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.options = {"crf": "12"}
+
+    def frames() -> Iterator[np.ndarray]:
         for i in range(FRAMES):
             img = ground.copy()
             people = [STILL, walker_b(i), walker_a(i)] if i >= ENTER else [STILL]
@@ -86,12 +83,9 @@ def make_clip(path: Path) -> Path:
                 region = img[y : y + person.shape[0], x : x + person.shape[1]]
                 solid = person[..., 3:] > 0
                 region[:] = np.where(solid, person[..., :3], region)
-            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
-            vf.pts, vf.time_base = i, Fraction(1, 10)
-            for packet in stream.encode(vf):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+            yield img
+
+    encode_frames(path, frames(), fps=10, options={"crf": "12"})
     return path
 
 

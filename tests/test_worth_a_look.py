@@ -5,12 +5,10 @@ head no mask covers, and the plan's worth-a-look list names the frame."""
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import pytest
-from conftest import run_cli
+from conftest import encode_frames, run_cli
 from test_people import still_person_frame
 
 from veil.analysis.classes import finds_people
@@ -19,17 +17,7 @@ from veil.analysis.classes import finds_people
 def still_clip(path: Path, frames: int = 32) -> Path:
     """A person standing still in a textured scene: the motion cue never sees them."""
     image = still_person_frame()
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=Fraction(10))
-        s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
-        for i in range(frames):
-            vf = av.VideoFrame.from_ndarray(image, format="rgb24")
-            vf.pts, vf.time_base = i, Fraction(1, 10)
-            for p in s.encode(vf):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return path
+    return encode_frames(path, (image for _ in range(frames)), fps=10)
 
 
 def test_only_classes_that_mask_people_look_for_heads() -> None:
