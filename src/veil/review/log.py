@@ -2,8 +2,8 @@
 
 Worth a look (`ReviewLog`): a few dozen items at most, ranked, each with its reason: a
 face-like region a second detector finds outside every mask, a person whose head no mask covers
-(on fixed cameras), a gap inside a track that the tracker filled, a stretch of low-confidence
-detections. The sampler
+(on fixed cameras), and, up to 5 % of the clip's frames, a gap inside a track that the tracker
+filled or a stretch of low-confidence detections. The sampler
 keeps a bounded number of downscaled output frames during the run: evenly spaced ones for
 the contact sheet plus the most-worth-reviewing ones, so memory does not grow with the video.
 """
@@ -35,6 +35,13 @@ LOW_FRAMES = 8
 # At most this many items of each kind but the second opinion's, so one kind (on a crowded clip:
 # hundreds of short gaps) cannot push the others off the list.
 MAX_PER_KIND = 12
+# Items that are doubts about the tracker (gaps, weak stretches), not something a second look
+# found visible, fill the list up to this share of the clip's frames (at least one item): a
+# 150-frame cut of a crowded clip listed 27 stretches, 18 % of its frames, which is a list of the
+# whole clip again. What a second opinion found outside every mask is always listed.
+SHARE_OF_FRAMES = 0.05
+# The kinds that are always listed (up to `limit`): something a second opinion saw left visible.
+SEEN_KINDS = ("second", "nohead")
 # Priorities: a face-like region left visible first, then a person with no head covered, then
 # the longest gaps, then low stretches.
 SECOND_PRIORITY = 100.0
@@ -114,6 +121,7 @@ class ReviewLog:
         self._kinds: dict[str, list[int]] = {}  # kind -> [count, first frame]
         self._tracks: dict[int, _TrackWatch] = {}
         self._frame_items: list[dict[str, Any]] = []
+        self.frames = 0  # frames offered: the list's length follows the clip's
 
     def offer(
         self, frame: int, masked: Detections, doubts: list[tuple[str, str]] | None = None
@@ -122,6 +130,7 @@ class ReviewLog:
         found elsewhere (a second opinion's look at the output: kind `second` or `nohead`).
         Returns this frame's priority and reasons, for the report's thumbnails."""
         self._frame_items = []
+        self.frames += 1
         for kind, base in (("second", SECOND_PRIORITY), ("nohead", NOHEAD_PRIORITY)):
             texts = [text for k, text in doubts or [] if k == kind]
             if texts:
@@ -195,23 +204,34 @@ class ReviewLog:
         self._seq += 1
         entry = (item["priority"], -frame, -self._seq, item)
         heap = self._top.setdefault(kind, [])
-        cap = self.limit if kind in ("second", "nohead") else min(self.limit, MAX_PER_KIND)
+        cap = self.limit if kind in SEEN_KINDS else min(self.limit, MAX_PER_KIND)
         if len(heap) < cap:
             heapq.heappush(heap, entry)
         elif entry[:3] > heap[0][:3]:
             heapq.heapreplace(heap, entry)
 
     def flags(self) -> list[dict[str, Any]]:
-        """The items, most worth a look first (at most `limit`)."""
-        entries = [e for heap in self._top.values() for e in heap]
-        return [e[3] for e in sorted(entries, key=lambda e: (-e[0], -e[1], -e[2]))[: self.limit]]
+        """The items, most worth a look first: everything a second opinion saw left visible, then
+        the tracker's doubts up to SHARE_OF_FRAMES of the frames offered; at most `limit`."""
+
+        def ranked(seen: bool) -> list[tuple[float, int, int, dict[str, Any]]]:
+            entries = [e for kind, heap in self._top.items() if (kind in SEEN_KINDS) == seen for e in heap]
+            return sorted(entries, key=lambda e: (-e[0], -e[1], -e[2]))
+
+        seen = ranked(True)
+        room = max(1, int(SHARE_OF_FRAMES * self.frames)) - len(seen)
+        chosen = seen + ranked(False)[: max(0, room)]
+        return [e[3] for e in sorted(chosen, key=lambda e: (-e[0], -e[1], -e[2]))[: self.limit]]
 
     def warnings(self) -> list[str]:
         """One summary line per kind of item, for the report's warnings."""
+        shown: dict[str, int] = {}
+        for item in self.flags():
+            shown[item["kind"]] = shown.get(item["kind"], 0) + 1
         out = []
         for kind, (n, first) in self._kinds.items():
-            kept = len(self._top.get(kind, []))
-            listed = f"; the {kept} most worth it are listed" if kept < n else ""
+            kept = shown.get(kind, 0)
+            listed = "" if kept == n else f"; the {kept} most worth it are listed" if kept else "; none listed"
             out.append(f"worth a human look: {KINDS[kind]}: {n} found, first at frame {first}{listed}")
         return out
 
