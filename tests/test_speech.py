@@ -86,6 +86,23 @@ def test_names_after_naming_phrases() -> None:
     assert covered(find(ws), spans(ws, 2, 2))
 
 
+def test_a_misheard_name_after_a_weak_phrase_is_taken_whole() -> None:
+    """A name the recognizer did not know comes out as words, some of them sure ones: a sure
+    word between two that can be a name is part of it; a sure word after the last one is not."""
+
+    def heard(text: str, sure: list[float]) -> list[Word]:
+        return [Word(w.text, w.start, w.end, p) for w, p in zip(words(text), sure, strict=True)]
+
+    # "this is so much fun": 'so' and 'fun' unsure, 'much' sure.
+    ws = heard("this is so much fun and i live here", [0.4, 1, 0.48, 0.9, 0.22, 0.9, 0.9, 0.9, 0.9])
+    found = find(ws)
+    assert covered(found, spans(ws, 2, 4)) and not covered(found, spans(ws, 5, 5)), found
+    # "called unto do so." then a new sentence: two unsure words, not the sure one ending the sentence.
+    ws = heard("called unto do so. The patient lived", [0.8, 0.37, 0.31, 0.99, 0.9, 0.9, 0.9])
+    found = find(ws)
+    assert covered(found, spans(ws, 1, 2)) and not any(f.end > ws[3].start + 0.3 for f in found), found
+
+
 def test_email_and_street() -> None:
     ws = words("write to jane doe at gmail dot com today")
     assert covered(find(ws), spans(ws, 2, 7))
@@ -181,28 +198,42 @@ def test_speech_nobody_could_make_out() -> None:
 
 
 def test_a_decoding_loop_is_unheard_speech() -> None:
-    """A segment whose text repeats itself (compression ratio over faster-whisper's threshold)
-    is speech Whisper could not read, not words: it comes back as unheard speech."""
+    """A segment whose own text repeats itself (compressing more than faster-whisper's
+    threshold), or the same text three segments in a row, is speech Whisper could not read, not
+    words: it comes back as unheard speech. A sentence said twice is words, though the window's
+    compression ratio (which faster-whisper reports for every segment of it) fails the check."""
     from types import SimpleNamespace
 
     from veil.speech.recognizer import LOOPED, UNHEARD, _transcribe
 
-    def segment(text: str, start: float, end: float, ratio: float) -> SimpleNamespace:
+    def segment(text: str, start: float, end: float) -> SimpleNamespace:
         parts = text.split()
         step = (end - start) / len(parts)
         ws = [SimpleNamespace(word=w, start=start + i * step, end=start + (i + 1) * step, probability=0.9)
               for i, w in enumerate(parts)]  # fmt: skip
-        return SimpleNamespace(start=start, end=end, words=ws, compression_ratio=ratio)
+        # The window's ratio, as faster-whisper gives it: over the loop's threshold for them all.
+        return SimpleNamespace(start=start, end=end, text=" " + text, words=ws, compression_ratio=LOOPED + 0.04)
 
-    model = SimpleNamespace(
-        transcribe=lambda *_a, **_k: (
-            [segment("my name is", 1.0, 2.0, 1.1), segment("I'm not sure " * 20, 2.0, 3.3, LOOPED + 1)],
-            None,
-        )
-    )
-    got = _transcribe(model, np.zeros(RATE * 4, np.int16), 10.0, {})
+    def transcribed(*segments: SimpleNamespace) -> list[Word]:
+        model = SimpleNamespace(transcribe=lambda *_a, **_k: (iter(segments), None))
+        return _transcribe(model, np.zeros(RATE * 4, np.int16), 10.0, {})
+
+    got = transcribed(segment("my name is", 1.0, 2.0), segment("I'm not sure " * 20, 2.0, 3.3))
     assert [w.text for w in got] == ["my", "name", "is", UNHEARD]
     assert (got[-1].start, got[-1].end, got[-1].probability) == (12.0, 13.3, 0.0)
+    said = "he should obtain technical assistance from someone."
+    twice = transcribed(segment(said, 0.0, 3.0), segment(said, 5.0, 8.0))
+    assert [w.text for w in twice] == said.split() * 2
+    # Sentences said twice inside one segment compress as well as a loop does (2.7 here).
+    said = (
+        "a single moment served to convince the youth that he was mistaken. a hand was laid with a powerful "
+        "pressure on his arm, and the low voice of his mother muttered in his ear."
+    )
+    assert [w.text for w in transcribed(segment(f"{said} {said}", 0.0, 20.0))] == said.split() * 2
+    thrice = transcribed(
+        segment("my name is", 0.0, 1.0), *(segment("I can get a number.", t, t + 1) for t in (1, 2, 3))
+    )
+    assert [w.text for w in thrice] == ["my", "name", "is", UNHEARD, UNHEARD, UNHEARD]
 
 
 @needs_speech

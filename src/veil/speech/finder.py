@@ -52,6 +52,7 @@ MIN_DIGITS = 3
 CUE_WINDOW_S = 4.0
 NAME_WINDOW_S = 1.5
 NAME_PAUSE_S = 0.5
+NAME_WORDS = 3
 NUMERAL_REACH_S = 0.35
 # Below this confidence a word after a naming phrase is taken as a misheard name.
 UNSURE = 0.5
@@ -398,7 +399,16 @@ def _names(toks: Sequence[Token]) -> list[Finding]:
             if not strong and not plausible(first):
                 break
             limit = toks[first - 1].end + (NAME_WINDOW_S if strong else NAME_WINDOW_S * 2 / 3)
-            words_allowed = 3 if strong else 2
+
+            # A name is one to NAME_WORDS words, and the recognizer often knows only part of
+            # it: after a weak cue a word it is sure of is still taken between two that can be
+            # a name ("so much fun", "life with field" for names it did not know).
+            def bridged(j: int, limit: float = limit) -> bool:
+                # A word that can be a name, said in the same breath, follows the sure one.
+                return (
+                    j < n and toks[j].start < limit and not (toks[j].unheard or toks[j].sentence_start) and plausible(j)
+                )
+
             last = first
             while last + 1 < n:
                 nxt = toks[last + 1]
@@ -406,11 +416,11 @@ def _names(toks: Sequence[Token]) -> list[Finding]:
                     last += 1  # the rest of a hyphenated word ("Ha-ha-ver-you")
                     continue
                 if (
-                    nxt.word - toks[first].word >= words_allowed
+                    nxt.word - toks[first].word >= NAME_WORDS
                     or nxt.start >= limit
                     or nxt.start - toks[last].end >= NAME_PAUSE_S
                     or nxt.sentence_start
-                    or not (strong or plausible(last + 1))
+                    or not (strong or plausible(last + 1) or bridged(last + 2))
                 ):
                     break
                 last += 1

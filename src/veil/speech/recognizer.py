@@ -20,6 +20,8 @@ import hashlib
 import importlib.util
 import os
 import threading
+import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,9 +89,13 @@ UNHEARD_MIN_S = 0.1
 # Silero VAD's speech probability bar for unheard speech: under its default 0.5, so that an
 # 8 kHz digit said alone still counts (recall first; the loudness test comes with it).
 VAD_THRESHOLD = 0.35
-# A segment whose text compresses more than this (gzip, faster-whisper's default
-# compression_ratio_threshold) is a decoding loop, not words: it becomes unheard speech.
+# A segment whose own text compresses more than this (gzip, faster-whisper's default
+# compression_ratio_threshold) with a phrase of LOOP_WORDS words in it LOOP_RUN times, or the
+# same text as LOOP_RUN - 1 segments next to it, is a decoding loop, not words: it becomes
+# unheard speech (`_looped`).
 LOOPED = 2.4
+LOOP_RUN = 3
+LOOP_WORDS = 4
 UNHEARD_PAUSE_S = 0.3
 
 _model: Any = None
@@ -184,13 +190,12 @@ def load_audio(path: Path) -> np.ndarray | None:
 
 
 def _transcribe(model: Any, samples: np.ndarray, offset: float, options: dict[str, Any]) -> list[Word]:
-    segments, _ = model.transcribe(samples.astype(np.float32) / 32768.0, **options)
+    segments = list(model.transcribe(samples.astype(np.float32) / 32768.0, **options)[0])
     offset = float(offset)
     words: list[Word] = []
-    for seg in segments:
-        if seg.compression_ratio > LOOPED:
-            # A decode that fails Whisper's own check (the same phrase over and over, as
-            # faster-whisper's fallback would have judged it): speech it could not read.
+    for seg, looped in zip(segments, _looped([seg.text for seg in segments]), strict=True):
+        if looped:
+            # The same phrase over and over: speech Whisper could not read.
             start, end = round(offset + float(seg.start), 3), round(offset + float(seg.end), 3)
             if end > start:
                 words.append(Word(UNHEARD, start, end, 0.0))
@@ -201,6 +206,30 @@ def _transcribe(model: Any, samples: np.ndarray, offset: float, options: dict[st
                 start, end = round(offset + float(w.start), 3), round(offset + float(w.end), 3)
                 words.append(Word(text, start, end, round(float(w.probability), 3)))
     return words
+
+
+def _looped(texts: list[str]) -> list[bool]:
+    """Per segment: a decoding loop. Whisper's own check (the compression ratio faster-whisper
+    reports) is over a whole 30 s window, so a sentence said twice in one window failed it, and
+    every segment of the window, 16-27 s of plain speech, came back unheard. Here a segment
+    loops when its own text compresses more than LOOPED because a phrase in it (LOOP_WORDS
+    words) comes LOOP_RUN times or more, not twice as in a sentence said again, or when it is
+    one of LOOP_RUN or more segments in a row with the same text."""
+    norm = [" ".join(t.lower().split()) for t in texts]
+    looped = []
+    for text in norm:
+        data = text.encode()
+        words = ["".join(c for c in w if c.isalnum()) for w in text.split()]
+        phrases = Counter(tuple(words[j : j + LOOP_WORDS]) for j in range(len(words) - LOOP_WORDS + 1))
+        repeats = max(phrases.values(), default=0)
+        looped.append(len(data) / max(1, len(zlib.compress(data))) > LOOPED and repeats >= LOOP_RUN)
+    start = 0
+    for k in range(1, len(texts) + 1):
+        if k == len(texts) or norm[k] != norm[start]:
+            if k - start >= LOOP_RUN:
+                looped[start:k] = [True] * (k - start)
+            start = k
+    return looped
 
 
 def speech_frames(samples: np.ndarray) -> np.ndarray:
