@@ -53,6 +53,8 @@ MAX_ID = 1 << 53
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Coordinate = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-MAX_COORD, le=MAX_COORD)]
 Seconds = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=1e9)]
+# The longest stretch the review page may ask the recognizer to read at once (POST /api/words).
+MAX_WORDS_S = 60.0
 FrameIndex = Annotated[int, Strict(), Field(ge=0, lt=MAX_FRAME)]
 TrackId = Annotated[int, Strict(), Field(gt=-MAX_ID, lt=MAX_ID)]
 PersonId = Annotated[int, Strict(), Field(ge=0, lt=MAX_ID)]
@@ -304,8 +306,10 @@ class AudioIn(BaseModel):
     model_config = ConfigDict(extra="allow")
     mode: Literal["keep", "mute", "bleep", "disguise"] = "keep"
     ranges: list[tuple[Seconds, Seconds]] | None = None
+    # Proposals (`proposed`, from the speech finder) a reviewer turned down: a record, not applied.
+    rejected: list[tuple[Seconds, Seconds]] | None = None
 
-    @field_validator("ranges")
+    @field_validator("ranges", "rejected")
     @classmethod
     def _order(cls, v: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
         for i, (a, b) in enumerate(v or []):
@@ -434,7 +438,23 @@ class RangesBody(Body):
 
 class AudioBody(Body):
     ranges: list[tuple[Seconds, Seconds]]
+    # The proposals the reviewer turned down (all of them; None leaves the saved list as it is).
+    rejected: list[tuple[Seconds, Seconds]] | None = None
     reviewer: StrictStr | None = None
+
+
+class WordsBody(BaseModel):
+    """A stretch of the input's audio whose words the page asks for (never saved anywhere)."""
+
+    model_config = ConfigDict(extra="ignore")
+    start: Seconds
+    end: Seconds
+
+    @model_validator(mode="after")
+    def _span(self) -> WordsBody:
+        if not self.start < self.end <= self.start + MAX_WORDS_S:
+            raise ValueError(f"end: expected start < end <= start + {MAX_WORDS_S:g} s")
+        return self
 
 
 class ReviewedBody(Body):

@@ -97,6 +97,8 @@ LOOPED = 2.4
 LOOP_RUN = 3
 LOOP_WORDS = 4
 UNHEARD_PAUSE_S = 0.3
+# load_audio's window: the decoder seeks this far before its start, and stops this far after its end.
+WINDOW_SEEK_S = 1.0
 
 _model: Any = None
 _model_lock = threading.Lock()
@@ -167,26 +169,46 @@ def load_model() -> Any:
         return _model
 
 
-def load_audio(path: Path) -> np.ndarray | None:
-    """The first audio stream as 16 kHz mono int16 samples; None when the file has none."""
+def load_audio(path: Path, start: float = 0.0, end: float | None = None) -> np.ndarray | None:
+    """The first audio stream as 16 kHz mono int16 samples, times counted from the stream's first
+    sample; only `start` to `end` seconds of it when given (a window: the decoder seeks to it, so
+    a few seconds of an hour-long file cost what a few seconds do). None when the file has none."""
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as exc:
         raise MediaError(f"{path}: cannot read audio: {exc}") from exc
+    window = start > 0 or end is not None
     with container:
         if not container.streams.audio:
             return None
+        stream = container.streams.audio[0]
+        base = float(stream.time_base) if stream.time_base else 0.0
+        origin = float(stream.start_time * base) if stream.start_time is not None and base else 0.0
+        if start > WINDOW_SEEK_S and base:
+            # The packet before the window (an audio packet is tens of ms; 1 s leaves room).
+            container.seek(int((origin + start - WINDOW_SEEK_S) / base), stream=stream)
         resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
         parts: list[np.ndarray] = []
+        first: float | None = None
         try:
-            for frame in container.decode(container.streams.audio[0]):
+            for frame in container.decode(stream):
+                at = float(frame.pts * frame.time_base) - origin if frame.pts is not None else None
+                if first is None:
+                    first = at if at is not None and window else 0.0
+                if window and end is not None and at is not None and at > end + WINDOW_SEEK_S:
+                    break
                 for out in resampler.resample(frame):
                     parts.append(out.to_ndarray().reshape(-1))
             for out in resampler.resample(None):
                 parts.append(out.to_ndarray().reshape(-1))
         except av.FFmpegError as exc:
             raise MediaError(f"{path}: cannot decode audio: {exc}") from exc
-    return np.concatenate(parts).astype(np.int16) if parts else np.zeros(0, np.int16)
+    samples = np.concatenate(parts).astype(np.int16) if parts else np.zeros(0, np.int16)
+    if not window:
+        return samples
+    lo = max(0, int(round((start - (first or 0.0)) * RATE)))
+    hi = len(samples) if end is None else max(lo, int(round((end - (first or 0.0)) * RATE)))
+    return samples[lo:hi]
 
 
 def _transcribe(model: Any, samples: np.ndarray, offset: float, options: dict[str, Any]) -> list[Word]:

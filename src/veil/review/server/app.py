@@ -27,7 +27,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from veil.errors import VeilError
-from veil.review.server.session import EditError, ReviewSession, StaleEdit, jpeg
+from veil.review.server.session import EditError, NoSpeech, ReviewSession, StaleEdit, jpeg
 from veil.schema import (
     AudioBody,
     HistoryBody,
@@ -40,6 +40,7 @@ from veil.schema import (
     ReviewedBody,
     ShowOnlyBody,
     TrackBody,
+    WordsBody,
     short,
 )
 
@@ -278,7 +279,16 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
     @app.post("/api/audio")
     def audio(body: AudioBody) -> dict[str, Any]:
         errors = (EditError, IndexError, ValueError, TypeError)
-        return apply(checked(body, lambda: session.set_audio(body.ranges), errors), body)
+        rejected = None if body.rejected is None else [list(r) for r in body.rejected]
+        return apply(checked(body, lambda: session.set_audio([list(r) for r in body.ranges], rejected), errors), body)
+
+    @app.post("/api/words")
+    def words(body: WordsBody) -> dict[str, Any]:
+        # A POST, so the words never sit in a URL; the answer is no-store like every other.
+        try:
+            return {"words": session.words(body.start, body.end)}
+        except NoSpeech as exc:
+            raise HTTPException(404 if "no audio" in str(exc) else 501, str(exc)) from exc
 
     @app.post("/api/reviewed")
     def reviewed(body: ReviewedBody) -> dict[str, Any]:

@@ -76,6 +76,31 @@ class StaleEdit(EditError):
     """An edit made on a plan version that is no longer the saved one (HTTP 409)."""
 
 
+class NoSpeech(VeilError):
+    """The words cannot be read: no speech extra installed, or no audio (HTTP 501 / 404)."""
+
+
+# Seconds of audio either side of a proposal that the recognizer hears with it (POST /api/words):
+# Whisper reads a word better with the words around it.
+WORDS_CONTEXT_S = 1.0
+
+
+def _audio_ranges(ranges: list[list[float]]) -> list[list[float]]:
+    """[start_s, end_s] pairs, rounded to ms and checked (0 <= start < end, finite)."""
+    clean = []
+    for r in ranges:
+        try:
+            # Rounded first: a range that rounds to nothing would be saved as one the plan
+            # reader then refuses.
+            start, end = round(float(r[0]), 3), round(float(r[1]), 3)
+        except (TypeError, ValueError, OverflowError, IndexError):
+            raise EditError(f"audio range {r!r} must be [start_s, end_s]") from None
+        if not (np.isfinite(start) and np.isfinite(end) and 0 <= start < end):
+            raise EditError(f"audio range {r} must be [start_s, end_s] with 0 <= start < end")
+        clean.append([start, end])
+    return clean
+
+
 class ReviewSession:
     def __init__(self, plan_path: Path) -> None:
         self.plan_path = plan_path.resolve()
@@ -118,6 +143,7 @@ class ReviewSession:
             self.frames = 1
             self.rate = 1.0
         self._waveform: list[float] | None = None
+        self._words_lock = threading.Lock()
 
     # ------------------------------------------------------------------ frames
 
@@ -524,26 +550,56 @@ class ReviewSession:
 
         return change
 
-    def set_audio(self, ranges: list[list[float]]) -> Callable[[Plan], list[dict[str, Any]]]:
-        clean = []
-        for r in ranges:
-            try:
-                # Rounded first: a range that rounds to nothing would be saved as one the plan
-                # reader then refuses.
-                start, end = round(float(r[0]), 3), round(float(r[1]), 3)
-            except (TypeError, ValueError, OverflowError, IndexError):
-                raise EditError(f"audio range {r!r} must be [start_s, end_s]") from None
-            if not (np.isfinite(start) and np.isfinite(end) and 0 <= start < end):
-                raise EditError(f"audio range {r} must be [start_s, end_s] with 0 <= start < end")
-            clean.append([start, end])
+    def set_audio(
+        self, ranges: list[list[float]], rejected: list[list[float]] | None = None
+    ) -> Callable[[Plan], list[dict[str, Any]]]:
+        """The muted ranges (all of them), and the speech finder's proposals turned down (None:
+        as saved)."""
+        clean = _audio_ranges(ranges)
+        turned_down = None if rejected is None else _audio_ranges(rejected)
 
         def change(plan: Plan) -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            if sorted(clean) != sorted(plan.audio.get("ranges") or []) or turned_down is None:
+                out.append({"track": None, "action": "audio ranges", "ranges": clean, "reason": None})
             plan.audio["ranges"] = sorted(clean)
             if clean and plan.audio.get("mode", "keep") == "keep":
                 plan.audio["mode"] = "mute"
-            return [{"track": None, "action": "audio ranges", "ranges": clean, "reason": None}]
+            if turned_down is not None:
+                before = {tuple(r) for r in plan.audio.get("rejected") or []}
+                for r in turned_down:
+                    if tuple(r) not in before:
+                        out.append({"track": None, "action": "reject audio proposal", "range": r, "reason": None})
+                for r in sorted(before - {tuple(r) for r in turned_down}):
+                    out.append({"track": None, "action": "undo audio rejection", "range": list(r), "reason": None})
+                if turned_down:
+                    plan.audio["rejected"] = sorted(turned_down)
+                else:
+                    plan.audio.pop("rejected", None)
+            return out
 
         return change
+
+    def words(self, start: float, end: float) -> list[dict[str, Any]]:
+        """The words said from `start` to `end` s of the input's audio, for the reviewer to judge
+        a proposal by: recognized now, in memory, and never saved (the transcript is personal
+        data; it reaches only this page). WORDS_CONTEXT_S either side helps the recognizer."""
+        from veil.speech import available, recognize_samples
+        from veil.speech.recognizer import load_audio
+
+        if not available():
+            raise NoSpeech("reading the words needs the speech extra: pip install 'veil[speech]'")
+        lo = max(0.0, start - WORDS_CONTEXT_S)
+        samples = load_audio(self.input, lo, end + WORDS_CONTEXT_S)
+        if samples is None:
+            raise NoSpeech(f"{self.input.name} has no audio")
+        with self._words_lock:  # one recognition at a time: each uses every core
+            heard = recognize_samples(samples)
+        return [
+            {"text": w.text, "start": round(lo + w.start, 2), "end": round(lo + w.end, 2)}
+            for w in heard
+            if lo + w.end > start and lo + w.start < end
+        ]
 
     def mark_reviewed(self, reviewer: str) -> Callable[[Plan], list[dict[str, Any]]]:
         if not reviewer.strip():

@@ -26,6 +26,7 @@ const S = {
   wave: null,
   renderPoll: null,
   lastError: null,
+  heard: {},         // proposal "start-end" -> the words read for it (this page only, never saved)
 };
 window.veilState = S;
 
@@ -453,6 +454,17 @@ function drawSelected() {
   el.replaceChildren(head, list);
 }
 
+function secondsInput(value, label) {
+  const input = document.createElement("input");
+  input.type = "number";
+  input.step = "0.05";
+  input.min = "0";
+  input.value = value.toFixed(2);
+  input.className = "seconds";
+  input.setAttribute("aria-label", label);
+  return input;
+}
+
 function button(text, fn, cls) {
   const b = document.createElement("button");
   b.textContent = text;
@@ -687,18 +699,51 @@ function drawRanges() {
       button("Remove", () => edit("/api/audio", { ranges: ranges.filter((_, j) => j !== i) })));
     return li;
   }));
-  // Spoken personal data that `veil scan` proposed (audio.proposed): each with its reason, never
-  // the words (the transcript is personal data and is not in the plan). Accepting one adds it to
-  // the muted ranges; one left unaccepted is not applied.
+  // Spoken personal data that `veil scan` proposed (audio.proposed): each with its reason. The
+  // plan never holds the words (the transcript is personal data); "Words" asks the server to
+  // read that stretch now, in memory, and shows them here only. A proposal's start and end can
+  // be adjusted before "Accept" adds it to the muted ranges; "Reject" records that it was turned
+  // down (audio.rejected); one neither accepted nor rejected is not applied.
   const proposed = (S.plan.audio && S.plan.audio.proposed) || [];
+  const rejected = (S.plan.audio && S.plan.audio.rejected) || [];
   const accepted = (p) => ranges.some((r) => r[0] <= p.start + 1e-3 && r[1] >= p.end - 1e-3);
-  const open = proposed.filter((p) => !accepted(p));
+  const isRejected = (p) => rejected.some((r) => Math.abs(r[0] - p.start) < 1e-3 && Math.abs(r[1] - p.end) < 1e-3);
+  const open = proposed.filter((p) => !accepted(p) && !isRejected(p));
   $("proposed").replaceChildren(...proposed.map((p) => {
     const li = document.createElement("li");
-    li.className = accepted(p) ? "accepted" : "";
+    li.className = accepted(p) ? "accepted" : isRejected(p) ? "rejected" : "";
     li.append(`${p.start.toFixed(2)}-${p.end.toFixed(2)} s: ${p.reason}`, button("Go", () => seek(p.start * S.rate)));
+    // Words read for this page only: kept in memory while it is open (so a re-drawn list keeps
+    // them), gone when it closes.
+    const key = `${p.start}-${p.end}`;
+    const heard = document.createElement("div");
+    heard.className = "words muted";
+    heard.textContent = S.heard[key] || "";
+    li.append(button("Words", async (ev) => {
+      ev.target.disabled = true;
+      heard.textContent = "reading ...";
+      try {
+        const got = await api("/api/words", { start: p.start, end: p.end });
+        S.heard[key] = got.words.length ? got.words.map((w) => w.text).join(" ") : "(no words heard)";
+      } catch (err) {
+        S.heard[key] = err.message;
+      }
+      ev.target.disabled = false;
+      drawRanges();  // the list may have been redrawn meanwhile
+    }));
     if (accepted(p)) li.append(" (muted)");
-    else li.append(button("Accept", () => edit("/api/audio", { ranges: [...ranges, [p.start, p.end]] })));
+    else if (isRejected(p)) {
+      li.append(" (rejected)", button("Undo reject", () => edit("/api/audio", {
+        ranges, rejected: rejected.filter((r) => !(Math.abs(r[0] - p.start) < 1e-3 && Math.abs(r[1] - p.end) < 1e-3)),
+      })));
+    } else {
+      const from = secondsInput(p.start, "from");
+      const to = secondsInput(p.end, "to");
+      li.append(" ", from, "-", to, " s",
+        button("Accept", () => edit("/api/audio", { ranges: [...ranges, [Number(from.value), Number(to.value)]] })),
+        button("Reject", () => edit("/api/audio", { ranges, rejected: [...rejected, [p.start, p.end]] })));
+    }
+    li.append(heard);
     return li;
   }));
   $("proposedall").classList.toggle("hidden", open.length < 2);
