@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO / "src"))
 from veil.media.audio import FADE_S, process_file  # noqa: E402
 from veil.speech import find, recognize_samples  # noqa: E402
 from veil.speech.apply import pii_edit  # noqa: E402
-from veil.speech.recognizer import RATE, describe, load_audio, load_model  # noqa: E402
+from veil.speech.recognizer import RATE, describe, load_audio, load_model, speech_frames  # noqa: E402
 from veil.speech.recognizer import _threads as recognizer_threads  # noqa: E402
 
 CORES = recognizer_threads()
@@ -159,7 +159,7 @@ def score(kind: str, builder: Builder, trials: list[tuple[str, str]]) -> dict:
         x, truth, other = getattr(builder, kind)(speaker, who)
         started, cpu = time.perf_counter(), time.process_time()
         words = recognize_samples(x)
-        findings = find(words, len(x) / RATE)
+        findings = find(words, len(x) / RATE, speech_frames(x))
         spent_s += time.perf_counter() - started
         cpu_s += time.process_time() - cpu
         audio_s += len(x) / RATE
@@ -199,7 +199,7 @@ def bit_exact(builder: Builder, tmp: Path) -> dict:
             c.mux(p)
         for p in s.encode(None):
             c.mux(p)
-    findings = find(recognize_samples(x), len(x) / RATE)
+    findings = find(recognize_samples(x), len(x) / RATE, speech_frames(x))
     ranges = [(f.start, f.end) for f in findings]
     process_file(src, dst, pii_edit("mute", findings))
     y = load_audio(dst)
@@ -224,7 +224,7 @@ def speed_long(data: Path, speakers: list[str]) -> dict:
         parts = [p for f in files for p in (load_audio(f), gap(0.5))]
         x = np.concatenate([p for p in parts if p is not None])
         started, cpu = time.perf_counter(), time.process_time()
-        find(recognize_samples(x), len(x) / RATE)
+        find(recognize_samples(x), len(x) / RATE, speech_frames(x))
         spent_s += time.perf_counter() - started
         cpu_s += time.process_time() - cpu
         audio_s += len(x) / RATE

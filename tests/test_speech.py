@@ -86,6 +86,28 @@ def test_names_after_naming_phrases() -> None:
     assert covered(find(ws), spans(ws, 2, 2))
 
 
+def test_a_number_runs_on_over_unbroken_sound_at_most_a_digit() -> None:
+    """The alignment ends a last digit early: the range goes on while the audio stays loud,
+    until 60 ms of quiet, at most one digit's time (DIGIT_S) past the padded edge."""
+    from veil.speech.recognizer import FRAME_S
+
+    ws = words("please call me on four one seven five five two nine thanks", pause_after={2: 1.0, 9: 1.0})
+    plain = find(ws, 12.0)
+    end = plain[0].end
+    loud = np.zeros(int(12.0 / FRAME_S), bool)
+    # The last digit's sound goes on 0.3 s past the padded end, then a pause.
+    loud[int(ws[4].start / FRAME_S) : int((end + 0.3) / FRAME_S)] = True
+    assert find(ws, 12.0, loud)[0].end == pytest.approx(end + 0.3, abs=FRAME_S)
+    assert find(ws, 12.0, loud)[0].start == pytest.approx(plain[0].start, abs=FRAME_S)
+    # Sound that never pauses: one digit's time and no more.
+    loud[:] = True
+    assert find(ws, 12.0, loud)[0].end == pytest.approx(end + DIGIT_S, abs=FRAME_S)
+    assert find(ws, 12.0, loud)[0].start == pytest.approx(plain[0].start - DIGIT_S, abs=FRAME_S)
+    # A name is not carried: only numbers lose digits at their edges.
+    ws = words("hello my name is maria gonzalez and i live here")
+    assert find(ws, 6.0, loud) == find(ws, 6.0)
+
+
 def test_a_misheard_name_after_a_weak_phrase_is_taken_whole() -> None:
     """A name the recognizer did not know comes out as words, some of them sure ones: a sure
     word between two that can be a name is part of it; a sure word after the last one is not."""

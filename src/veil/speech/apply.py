@@ -15,7 +15,7 @@ from typing import Any
 from veil.errors import VeilError
 from veil.media.audio import AudioEdit
 from veil.speech.finder import Finding, find
-from veil.speech.recognizer import Word, available, describe, recognize_file
+from veil.speech.recognizer import RATE, Word, available, describe, load_audio, recognize_samples, speech_frames
 
 PII_MODES = ("mute", "bleep")
 
@@ -35,15 +35,15 @@ def analyse(source: Path, transcript: Path | None = None) -> tuple[list[Finding]
     if not available():
         raise VeilError("--audio-pii needs the speech extra: pip install 'veil[speech]'")
     started = time.monotonic()
-    result = recognize_file(source)
+    samples = load_audio(source)
     record: dict[str, Any] = {**describe(), "transcript": str(transcript) if transcript else "not written"}
-    if result is None:
+    if samples is None:
         record.update(findings=[], note="no audio stream")
         return [], record
-    words, duration = result
+    words, duration = recognize_samples(samples), len(samples) / RATE
     if transcript is not None:
         write_transcript(transcript, source, words)
-    findings = find(words, duration)
+    findings = find(words, duration, speech_frames(samples))
     record.update(
         findings=[f.to_json() for f in findings],
         audio_s=round(duration, 3),

@@ -40,7 +40,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from veil.speech.recognizer import UNHEARD, UNHEARD_PAUSE_S, Word
+import numpy as np
+
+from veil.speech.recognizer import FRAME_S, UNHEARD, UNHEARD_PAUSE_S, Word
 
 # Each range grows by PAD_S before and PAD_END_S after: word edges from the recognizer are
 # ~20-100 ms off, more often early than late at a word's end, and speech sounds (a plosive's
@@ -65,6 +67,8 @@ DIGIT_S = 0.4
 # Numbers are read out in groups ("four one seven, two nine five"): a group this soon after a
 # found number is more of it, however short, even with misheard words between them.
 NEXT_GROUP_S = 1.5
+# A number's range goes on over loud audio past its words' edges until this much quiet (_run_on).
+RUN_ON_QUIET_S = 0.06
 # Unheard speech this long is muted on its own (_unheard): measured, the unheard stretches that
 # are loose word edges last under 0.6 s; a number Whisper dropped whole lasts seconds.
 UNHEARD_ALONE_S = 1.0
@@ -465,8 +469,10 @@ def _unheard(toks: Sequence[Token]) -> list[Finding]:
     return found
 
 
-def find(words: Sequence[Word], duration: float | None = None) -> list[Finding]:
-    """Padded, merged ranges of spoken personal data in `words`, with their reasons."""
+def find(words: Sequence[Word], duration: float | None = None, loud: np.ndarray | None = None) -> list[Finding]:
+    """Padded, merged ranges of spoken personal data in `words`, with their reasons. `loud`: which
+    20 ms frames of the audio are loud (recognizer.speech_frames), to carry a number's edges
+    over the sound that goes on past its words' times (`_run_on`)."""
     toks = tokens(words)
     raw = _numbers(toks) + _mail(toks) + _streets(toks) + _names(toks) + _capitalised(toks) + _unheard(toks)
     end = float("inf") if duration is None else duration
@@ -481,4 +487,32 @@ def find(words: Sequence[Word], duration: float | None = None) -> list[Finding]:
             merged[-1] = Finding(last.start, max(last.end, f.end), reasons)
         else:
             merged.append(f)
+    if loud is not None:
+        merged = [_run_on(f, loud, end) if "number" in f.reason else f for f in merged]
     return [f for f in merged if f.end > f.start]
+
+
+def _run_on(f: Finding, loud: np.ndarray, duration: float) -> Finding:
+    """`f` carried over the sound that runs on, unbroken, past either edge: the alignment often
+    ends a digit's word early and starts one late (its sound runs on until the speaker pauses,
+    "eight" ending 0.4 s before the voice did), so a number's range goes on while the audio stays
+    loud, until RUN_ON_QUIET_S of quiet, at most one digit's time (DIGIT_S) each way."""
+
+    def edge(t: float, step: int) -> float:
+        k = int(t / FRAME_S) if step > 0 else int(t / FRAME_S) - 1
+        last, quiet = t, 0
+        for _ in range(int(round(DIGIT_S / FRAME_S))):
+            if not 0 <= k < len(loud):
+                break
+            if loud[k]:
+                quiet = 0
+                last = (k + 1) * FRAME_S if step > 0 else k * FRAME_S
+            else:
+                quiet += 1
+                if quiet * FRAME_S >= RUN_ON_QUIET_S:
+                    break
+            k += step
+        return last
+
+    start, end = min(f.start, edge(f.start, -1)), max(f.end, edge(f.end, +1))
+    return Finding(max(0.0, start), min(duration, end), f.reason)
