@@ -192,3 +192,28 @@ def test_terminal_summary_lists_the_first_items() -> None:
     assert lines[1:6] == [f"  frame {10 * i}: reason {i}" for i in range(5)]
     assert lines[6].startswith("  ... 3 more") and len(lines) == 7
     assert worth_a_look_lines({"input": "a.mp4", "review": []}) == []
+
+
+def test_the_share_of_the_picture_under_masks_is_counted_and_reported() -> None:
+    """Overlapping boxes count once; a frame masked whole counts whole; the report says it."""
+    from veil import api
+    from veil.render.paint import FrameRenderer
+    from veil.types import Frame
+
+    renderer = FrameRenderer(api.settings(margin=0.0))
+    boxes = Detections(
+        np.array([[0, 0, 40, 30], [20, 10, 60, 40]], float), np.array([0.9, 0.9]), np.array(["face"] * 2)
+    )
+    renderer.paint(Frame(np.zeros((100, 200, 3), np.uint8), 0), boxes)
+    renderer.paint(Frame(np.zeros((100, 200, 3), np.uint8), 1), Detections.empty())
+    renderer.paint(Frame(np.zeros((100, 200, 3), np.uint8), 2), Detections.empty(), whole=True)
+    counts = renderer.counts()
+    union = 40 * 30 + 40 * 30 - 20 * 20
+    assert counts["masked_pixels"] == union + 200 * 100 and counts["frame_pixels"] == 3 * 200 * 100
+    assert counts["masked_max_permille"] == 1000
+    report = {"veil_version": "x", "settings": {}, "files": [
+        {"status": "ok", "input": "a.mp4", "output": "b.mp4", "counts": counts, "frames_processed": 3}]}  # fmt: skip
+    share = 100 * (union + 20000) / 60000
+    assert f"masks cover {share:.1f} % of the picture on average, 100.0 % of the most masked frame" in render_html(
+        report
+    )

@@ -91,6 +91,18 @@ def _where(one: str, many: str, boxes: np.ndarray) -> str:
     return f"second opinion: {n} {one if n == 1 else many} outside every mask, at x,y {where}"
 
 
+def masked_area(boxes: np.ndarray, width: int, height: int) -> int:
+    """Pixels under the union of integer pixel `boxes` (clipped to the picture), counted exactly:
+    a bit per pixel of the frame, about 0.5 ms a 1080p frame."""
+    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
+    if not len(boxes):
+        return 0
+    grid = np.zeros((height, width), dtype=bool)
+    for x1, y1, x2, y2 in np.clip(boxes, 0, [width, height, width, height]).tolist():
+        grid[y1:y2, x1:x2] = True
+    return int(np.count_nonzero(grid))
+
+
 def zone_boxes(zones: list[Zone], frame: Frame) -> np.ndarray:
     """The bounding boxes of privacy zones (opaque fills) in `frame`'s pixels."""
     boxes = []
@@ -124,6 +136,11 @@ class FrameRenderer:
         self.frames_with_regions = 0
         self.frames_whole = 0
         self.frames = 0
+        # The share of the picture under masks (boxes and whole frames; zones and a subject-access
+        # request's outside not counted): summed pixels, so segments add up, and the worst frame.
+        self.masked_pixels = 0
+        self.frame_pixels = 0
+        self.masked_max_permille = 0
         self.second_opinion = second_opinion
         # People with no mask on the head are looked for when the user asked for heads or people.
         self._second = SecondOpinion(heads=finds_people(settings.classes))
@@ -140,6 +157,11 @@ class FrameRenderer:
         duplicates = self.show.duplicates if self.show is not None else frozenset()
         painted = self.redactor(frame.image, masked, whole_frame=whole, shown=shown, faces=faces, duplicates=duplicates)
         self.frames += 1
+        area = frame.width * frame.height
+        covered = area if whole else masked_area(painted, frame.width, frame.height)
+        self.masked_pixels += covered
+        self.frame_pixels += area
+        self.masked_max_permille = max(self.masked_max_permille, round(1000 * covered / max(area, 1)))
         self.regions += len(masked)
         self.regions_inferred += int(masked.filled.sum())
         self.frames_with_regions += bool(len(masked)) or whole
@@ -180,6 +202,9 @@ class FrameRenderer:
             "regions_inferred": self.regions_inferred,
             "frames_with_regions": self.frames_with_regions,
             "frames_fully_masked": self.frames_whole,
+            "masked_pixels": self.masked_pixels,
+            "frame_pixels": self.frame_pixels,
+            "masked_max_permille": self.masked_max_permille,
             "second_opinion_frames_checked": self.second_checked,
             "second_opinion_frames_flagged": self.second_flagged,
             **({"frames_without_subject": self.frames_subject_absent} if self.show is not None else {}),

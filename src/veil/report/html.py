@@ -162,6 +162,10 @@ def _masked_summary(f: dict[str, Any]) -> str:
             f"{planned.get('total')} tracks in the plan ({labels}); {planned.get('kept_visible')} kept visible, "
             f"{planned.get('manual')} drawn by hand"
         )
+    if counts.get("frame_pixels"):
+        mean = 100 * counts.get("masked_pixels", 0) / counts["frame_pixels"]
+        worst = counts.get("masked_max_permille", 0) / 10
+        parts.append(f"masks cover {mean:.1f} % of the picture on average, {worst:.1f} % of the most masked frame")
     if counts.get("regions_inferred"):
         parts.append(f"{counts['regions_inferred']} boxes filled in by the tracker")
     if counts.get("frames_fully_masked"):

@@ -41,7 +41,7 @@ from veil.config import Settings
 from veil.errors import VeilError
 from veil.progress import Reporter
 from veil.runners.cache import Cache
-from veil.runners.pipeline import FileResult, Job
+from veil.runners.pipeline import FileResult, Job, done_line
 
 # Both inside the job's private directory (cache.Cache.job_dir), never in the output folder.
 MANIFEST = "manifest.jsonl"
@@ -539,9 +539,7 @@ def manifest_dir(outputs: list[Path], output: str | None) -> Path:
     return Path(os.path.commonpath(parents)) if parents else Path(".")
 
 
-def resume(
-    failed: list[FileResult], cache: Cache, settings: Settings
-) -> tuple[list[FileResult], list[FileResult]]:
+def resume(failed: list[FileResult], cache: Cache, settings: Settings) -> tuple[list[FileResult], list[FileResult]]:
     """Split the outputs refused because they exist into those an earlier run made from the same
     input with the same settings (output unchanged: done, not an error) and the rest; an output
     made with other settings gets its own one-line refusal."""
@@ -880,13 +878,7 @@ class Runner:
             )
 
     def _done_line(self, item: Item, record: dict[str, Any]) -> None:
-        n = record.get("frames_processed", 0)
-        regions = int((record.get("counts") or {}).get("regions", 0))
-        seconds = (record.get("timings") or {}).get("total_s", 0)
-        self.reporter.info(
-            f"[green]done[/] {item.job.input} -> {item.job.output}: {n} frame{'s' * (n != 1)}, "
-            f"{regions} region{'s' * (regions != 1)} redacted, verified, {seconds:.1f} s"
-        )
+        self.reporter.info(done_line(item.job.input, item.job.output, record))
 
 
 def settings_digest(settings: Settings) -> str:

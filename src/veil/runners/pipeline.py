@@ -890,14 +890,26 @@ class Pipeline:
 
     def _done(self, job: Job, record: dict[str, Any]) -> None:
         record["output_sha256"] = sha256_of(job.output)
-        n = record["frames_processed"]
-        regions = record["counts"]["regions"]
-        seconds = record["timings"]["total_s"]
-        rate = f", {n / seconds:.1f} fps" if job.kind == "video" and seconds else ""
-        self.reporter.info(
-            f"[green]done[/] {job.input} -> {job.output}: {n} frame{'s' * (n != 1)}, "
-            f"{regions} region{'s' * (regions != 1)} redacted, verified, {seconds:.1f} s{rate}"
-        )
+        self.reporter.info(done_line(job.input, job.output, record, fps=job.kind == "video"))
+
+
+def done_line(source: Path, output: Path, record: dict[str, Any], fps: bool = False) -> str:
+    """The one line a finished file gets: frames, regions, how much of the picture the masks
+    took (a release that is mostly black is less useful), time, and `fps` the rate."""
+    n = record.get("frames_processed", 0)
+    counts = record.get("counts") or {}
+    regions = int(counts.get("regions", 0))
+    seconds = (record.get("timings") or {}).get("total_s", 0)
+    share = (
+        f" ({100 * counts['masked_pixels'] / counts['frame_pixels']:.1f} % of the picture)"
+        if counts.get("frame_pixels")
+        else ""
+    )
+    rate = f", {n / seconds:.1f} fps" if fps and seconds else ""
+    return (
+        f"[green]done[/] {source} -> {output}: {n} frame{'s' * (n != 1)}, "
+        f"{regions} region{'s' * (regions != 1)} redacted{share}, verified, {seconds:.1f} s{rate}"
+    )
 
 
 class _Decoded:

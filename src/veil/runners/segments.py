@@ -387,7 +387,8 @@ def join(
     counts: dict[str, int] = {}
     for r in results:
         for k, v in r["counts"].items():
-            counts[k] = counts.get(k, 0) + int(v)
+            # Counts add up over segments; a worst frame is the worst of theirs.
+            counts[k] = max(counts.get(k, 0), int(v)) if k.endswith("_max_permille") else counts.get(k, 0) + int(v)
     record.update(
         frames_processed=probe_info.frames,
         rotation=rotation,
