@@ -9,17 +9,14 @@ plan keeps ranges and reasons, never words. Needs the speech extra and ../shared
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
 
-import av
-import numpy as np
 import pytest
 from test_review import PORT, TOKEN, call
 from test_review_browser import ARGS, CHROMIUM, review_server, wait_js
-from test_speech import DIGITS, RATE, SENTENCE, _digit, _load
+from test_speech import DIGITS, SENTENCE, speech_video
 
 from veil.plan import load_plan
 from veil.review.server.app import create_app
@@ -27,39 +24,12 @@ from veil.review.server.session import ReviewSession
 from veil.speech import available
 
 DIGIT_WORDS = {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
-FPS = 5
 DOC_SHOT = Path(__file__).resolve().parents[1] / "docs" / "review_speech.png"
 
 pytestmark = pytest.mark.skipif(
     not available() or not SENTENCE.is_dir() or not DIGITS.is_dir(),
     reason="speech extra (veil[speech]) or ../shared/data/voices absent",
 )
-
-
-def speech_video(path: Path) -> tuple[Path, tuple[float, float]]:
-    """A grey 160x120 video at FPS whose AAC sound is sentence, pause, eight digits, pause,
-    sentence; returns it and the digits' span in seconds."""
-    first, second = sorted(SENTENCE.glob("*.flac"))[:2]
-    pause, between = np.zeros(RATE // 2, np.int16), np.zeros(RATE // 8, np.int16)
-    number = [_digit(d, take) for take, d in enumerate([4, 1, 7, 5, 5, 2, 9, 3])]
-    digits = np.concatenate([part for clip in number for part in (clip, between)][:-1])
-    head = np.concatenate([_load(first), pause])
-    sound = np.concatenate([head, digits, pause, _load(second)])
-    frames = math.ceil(len(sound) / RATE * FPS)
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=FPS)
-        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
-        audio = out.add_stream("aac", rate=RATE, layout="mono")
-        for i in range(frames):
-            image = np.full((120, 160, 3), 90 + (i % 20), np.uint8)
-            out.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        out.mux(video.encode(None))
-        for i in range(0, len(sound), 1024):
-            chunk = av.AudioFrame.from_ndarray(sound[None, i : i + 1024], format="s16", layout="mono")
-            chunk.sample_rate, chunk.pts = RATE, i
-            out.mux(audio.encode(chunk))
-        out.mux(audio.encode(None))
-    return path, (len(head) / RATE, (len(head) + len(digits)) / RATE)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ sentences muted end to end through the CLI."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -349,6 +350,32 @@ def _write_wav(path: Path, x: np.ndarray) -> None:
             c.mux(packet)
 
 
+def speech_video(path: Path, fps: int = 5) -> tuple[Path, tuple[float, float]]:
+    """A grey 160x120 video at `fps` whose AAC sound is sentence, pause, eight digits, pause,
+    sentence; returns it and the digits' span in seconds."""
+    first, second = sorted(SENTENCE.glob("*.flac"))[:2]
+    pause, between = np.zeros(RATE // 2, np.int16), np.zeros(RATE // 8, np.int16)
+    number = [_digit(d, take) for take, d in enumerate([4, 1, 7, 5, 5, 2, 9, 3])]
+    digits = np.concatenate([part for clip in number for part in (clip, between)][:-1])
+    head = np.concatenate([_load(first), pause])
+    sound = np.concatenate([head, digits, pause, _load(second)])
+    frames = math.ceil(len(sound) / RATE * fps)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
+        audio = out.add_stream("aac", rate=RATE, layout="mono")
+        for i in range(frames):
+            image = np.full((120, 160, 3), 90 + (i % 20), np.uint8)
+            out.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(video.encode(None))
+        for i in range(0, len(sound), 1024):
+            chunk = av.AudioFrame.from_ndarray(sound[None, i : i + 1024], format="s16", layout="mono")
+            chunk.sample_rate, chunk.pts = RATE, i
+            out.mux(audio.encode(chunk))
+        out.mux(audio.encode(None))
+    return path, (len(head) / RATE, (len(head) + len(digits)) / RATE)
+
+
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[int, int], tuple[int, int]]:
     """A real sentence, eight digits read out by a real voice, a real sentence (all real speech)."""
@@ -434,3 +461,23 @@ def test_nothing_found_keeps_the_audio() -> None:
 def test_audio_pii_contradicts_audio(tmp_path: Path) -> None:
     proc = run_cli(tmp_path / "x.wav", "-o", tmp_path / "y.wav", "--audio-pii", "mute", "--audio", "bleep")
     assert proc.returncode != 0 and "--audio-pii" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@needs_speech
+def test_a_number_is_muted_where_it_is_in_a_part_of_a_video(tmp_path: Path) -> None:
+    """With --start the output's sound starts there too: the ranges found count from it, so the
+    number is muted where it is said, not --start seconds later."""
+    if not SENTENCE.is_dir() or not DIGITS.is_dir():
+        pytest.skip("../shared/data/voices absent")
+    from veil.speech.recognizer import load_audio
+
+    video, (a, b) = speech_video(tmp_path / "call.mp4")
+    out, report = tmp_path / "out.mp4", tmp_path / "report.json"
+    start = 5.0
+    run_cli(video, "-o", out, "--audio-pii", "mute", "--start", f"{start:g}", "--report", report, check=True)
+    y = load_audio(out)
+    assert y is not None
+    digits = y[int((a - start) * RATE) : int((b - start) * RATE)]
+    assert np.mean(np.abs(digits) < 50) >= 0.95, "the number is still audible"
+    record = json.loads(report.read_text())["files"][0]["audio_pii"]
+    assert record["times_from"].startswith("--start") and all(f["start"] < b - start for f in record["findings"])

@@ -802,7 +802,7 @@ class Pipeline:
                 return None, []
         from veil.speech.apply import analyse, pii_edit
 
-        findings, record["audio_pii"] = analyse(job.input, settings.transcript)
+        findings, record["audio_pii"] = analyse(job.input, settings.transcript, settings.time_range)
         record["_speech"] = (pii_edit(settings.audio_pii, findings) if settings.audio_pii else None), findings
         return record["_speech"]
 

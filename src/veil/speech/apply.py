@@ -16,6 +16,7 @@ from veil.errors import VeilError
 from veil.media.audio import AudioEdit
 from veil.speech.finder import Finding, find
 from veil.speech.recognizer import RATE, Word, available, describe, load_audio, recognize_samples, speech_frames
+from veil.timerange import TimeRange
 
 PII_MODES = ("mute", "bleep")
 
@@ -30,13 +31,21 @@ def write_transcript(path: Path, source: Path, words: list[Word]) -> None:
         fh.write("\n")
 
 
-def analyse(source: Path, transcript: Path | None = None) -> tuple[list[Finding], dict[str, Any]]:
-    """Findings in `source`'s first audio stream and the report's record of the analysis."""
+def analyse(
+    source: Path, transcript: Path | None = None, time_range: TimeRange | None = None
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Findings in `source`'s first audio stream and the report's record of the analysis. With
+    a `time_range` (--start/--end) only that stretch is heard, and the findings' times (and the
+    transcript's) count from its start, as the output's audio does, so the ranges mute the
+    output where the words are."""
     if not available():
         raise VeilError("--audio-pii needs the speech extra: pip install 'veil[speech]'")
     started = time.monotonic()
-    samples = load_audio(source)
+    start, end = (time_range.start, time_range.end) if time_range is not None else (0.0, None)
+    samples = load_audio(source, start, end)
     record: dict[str, Any] = {**describe(), "transcript": str(transcript) if transcript else "not written"}
+    if time_range is not None:
+        record["times_from"] = f"--start ({time_range.start:g} s into the input)"
     if samples is None:
         record.update(findings=[], note="no audio stream")
         return [], record

@@ -32,6 +32,7 @@ from veil.plan import (
     content_digest,
     load_plan,
     plan_from_json,
+    plan_time_range,
     quantize,
     set_show_only,
     write_plan,
@@ -590,7 +591,9 @@ class ReviewSession:
         if not available():
             raise NoSpeech("reading the words needs the speech extra: pip install 'veil[speech]'")
         lo = max(0.0, start - WORDS_CONTEXT_S)
-        samples = load_audio(self.input, lo, end + WORDS_CONTEXT_S)
+        # A plan scanned with --start counts its audio times from there, as its output does.
+        shift = rng.start if (rng := plan_time_range(self.plan)) is not None else 0.0
+        samples = load_audio(self.input, shift + lo, shift + end + WORDS_CONTEXT_S)
         if samples is None:
             raise NoSpeech(f"{self.input.name} has no audio")
         with self._words_lock:  # one recognition at a time: each uses every core
