@@ -316,6 +316,10 @@ def test_digits_misheard_as_words() -> None:
     ws = words("you can reach me on free zero free zero free zero then")
     assert covered(find(ws), spans(ws, 5, 10))
     assert find(words("it was free to get in")) == []
+    # "or" for "four" joins digits (a lone "six" before it is no number); "one or two" is not one.
+    ws = words("it is six or zero seven two seven nine then")
+    assert covered(find(ws), spans(ws, 2, 8))
+    assert find(words("we saw one or two of them")) == []
     # Numbers are read in groups: a short group soon after a found number is more of it.
     ws = words("four one seven you know two six and that was it", pause_after={4: 0.3})
     found = find(ws)

@@ -83,8 +83,11 @@ DIGITS = {
     "seventh": 1, "eighth": 1, "ninth": 1, "tenth": 1, "twentieth": 2, "thirtieth": 2,
 }  # fmt: skip
 # Sound like digits: count only between number words.
+# "or" is "four" with its f lost ("six or zero seven"); like "and" it only bridges (weight 0), so
+# "one or two" alone is not three digits.
 WEAK_DIGITS = {
-    "to": 1, "too": 1, "for": 1, "fore": 1, "ate": 1, "won": 1, "nought": 1, "and": 0, "free": 1, "tree": 1, "fine": 1,
+    "to": 1, "too": 1, "for": 1, "fore": 1, "ate": 1, "won": 1, "nought": 1, "and": 0, "or": 0, "free": 1, "tree": 1,
+    "fine": 1,
 }  # fmt: skip
 # Ordinals and "oh" alone are ordinary speech; a run made only of these is never flagged.
 ORDINARY = {"oh", "o", "first", "second", "third", "hundred", "thousand", "million", "double", "ten"}
