@@ -455,3 +455,30 @@ def test_a_drawn_box_extends_the_subject_over_a_stretch_the_tracker_lost(review:
     count = len(plan.tracks)
     assert call(app, "POST", "/api/manual", body={"frame": 15, "box": [20, 20, 60, 60], "join": 99}).status_code == 400
     assert len(load_plan(session.plan_path).tracks) == count
+
+
+def test_a_plan_of_part_of_a_video_shows_that_part(tmp_path: Path) -> None:
+    """A plan scanned with --start/--end numbers its frames from the range's first frame (as
+    `veil render` reads them): the page's frame n is that frame of the input, not the input's
+    frame n, and the waveform spans the range."""
+    from conftest import run_cli
+
+    from veil.timerange import TimeRange
+
+    video = make_video(tmp_path / "clip.mp4", frames=40, fps=10, audio=True)
+    plan_path = tmp_path / "clip.plan.json"
+    run_cli("scan", video, "-o", plan_path, "--start", "1", "--end", "3", check=True)
+    plan = load_plan(plan_path)
+    with VideoSource(video, time_range=TimeRange(1.0, 3.0)) as source:
+        wanted = [item.image for item in source.items() if hasattr(item, "image")]
+    session = ReviewSession(plan_path)
+    try:
+        assert session.frames == len(wanted) == 20
+        assert max(b.frame for t in plan.tracks for b in t.boxes) < session.frames
+        for n in (0, 7, 19):
+            assert np.array_equal(session.original(n), wanted[n]), n
+        with pytest.raises(IndexError):
+            session.original(20)
+        assert session.waveform()["duration_s"] == pytest.approx(2.0)
+    finally:
+        session.close()

@@ -25,6 +25,8 @@ import av
 import cv2
 import numpy as np
 
+from veil.timerange import TimeRange
+
 # A cold seek may decode this many pixels (30 frames of 1080p, about 0.3 s on one core) before
 # a proxy is worth making.
 PROXY_THRESHOLD_PIXELS = 30 * 1920 * 1080
@@ -49,6 +51,8 @@ class FrameIndex:
                 if packet.is_keyframe:
                     keys.append(packet.pts)
             self.time_base = stream.time_base or Fraction(1, 90000)
+            # The input's clock starts at the stream's first timestamp, as VideoSource counts it.
+            self.start = stream.start_time or 0
             rate = stream.average_rate or stream.guessed_rate
             self.rate = float(rate) if rate else 25.0
         self.pts = sorted(pts)
@@ -59,6 +63,16 @@ class FrameIndex:
 
     def __len__(self) -> int:
         return len(self.pts)
+
+    def span(self, trim: TimeRange) -> tuple[int, int]:
+        """(first index, count) of the frames a read with `trim` (--start/--end) keeps, by
+        VideoSource's rule: a plan scanned with a time range numbers its frames from there."""
+        kept = [
+            i
+            for i, pts in enumerate(self.pts)
+            if not trim.before(t := float((pts - self.start) * self.time_base)) and not trim.after(t)
+        ]
+        return (kept[0], len(kept)) if kept else (0, 0)
 
     def keyframe_before(self, index: int) -> int:
         target = self.pts[index]

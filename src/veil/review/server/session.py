@@ -130,11 +130,17 @@ class ReviewSession:
         self.proxy_state: dict[str, Any] = {"state": "none"}
         self.proxy_file: Path | None = None  # where this session's proxy is (or is being) made
         self._image: np.ndarray | None = None
+        self.first = 0
         if self.kind == "video":
             self.reader = FrameReader(self.input)
             # Thumbnails seek all over the clip: their own decoder leaves the player's in place.
             self.thumb_reader = FrameReader(self.input, cache_bytes=64 << 20, index=self.reader.index)
-            self.frames = len(self.reader)
+            # A plan scanned with --start/--end numbers its frames from the range's first frame:
+            # plan frame n is the input's frame `first + n`, as `veil render` reads it.
+            rng = plan_time_range(self.plan)
+            self.first, self.frames = self.reader.index.span(rng) if rng is not None else (0, len(self.reader))
+            if not self.frames:
+                raise VeilError(f"{self.plan_path}: its time range holds no frame of {self.input.name}")
             self.rate = self.reader.index.rate
             self._start_proxy()
         else:
@@ -159,7 +165,7 @@ class ReviewSession:
         if target.is_file() and self._use_proxy(target):
             return
         progress = [0]
-        self.proxy_state = {"state": "making", "progress": progress, "total": self.frames}
+        self.proxy_state = {"state": "making", "progress": progress, "total": len(self.reader)}
 
         def work() -> None:
             try:
@@ -173,7 +179,8 @@ class ReviewSession:
 
     def _use_proxy(self, target: Path) -> bool:
         index = FrameIndex(target)
-        if len(index) != self.frames:
+        assert self.reader is not None
+        if len(index) != len(self.reader):  # a copy of the whole input, whatever the plan's range
             return False
         self.proxy = FrameReader(target, index=index)
         self.proxy_state = {"state": "ready"}
@@ -185,7 +192,9 @@ class ReviewSession:
                 raise IndexError("an image has one frame, 0")
             return self._image
         assert self.reader is not None
-        return self.reader.get(frame)
+        if not 0 <= frame < self.frames:
+            raise IndexError(f"frame {frame} is outside 0..{self.frames - 1}")
+        return self.reader.get(self.first + frame)
 
     def player_frame(self, frame: int, width: int) -> np.ndarray:
         """The picture the player shows: the proxy when it is ready and wide enough."""
@@ -193,7 +202,9 @@ class ReviewSession:
         proxy = self.proxy
         # The proxy is at most PROXY_WIDTH wide; narrower videos keep their full width in it.
         if proxy is not None and min(width, int(self.plan.input.get("width") or width)) <= proxy_width(proxy):
-            return proxy.get(frame)
+            if not 0 <= frame < self.frames:
+                raise IndexError(f"frame {frame} is outside 0..{self.frames - 1}")
+            return proxy.get(self.first + frame)
         return self.original(frame)
 
     def exported(self, frame: int) -> np.ndarray:
@@ -258,15 +269,18 @@ class ReviewSession:
             scale = proxy_width(proxy) / width
             if scale >= 0.999 or min(box[2] - box[0], box[3] - box[1]) * scale >= 48:
                 box *= scale
-                return proxy.get(frame)
+                return proxy.get(self.first + frame)
         assert self.thumb_reader is not None
-        return self.thumb_reader.get(frame)
+        return self.thumb_reader.get(self.first + frame)
 
     def waveform(self, buckets: int = 1500) -> dict[str, Any]:
         """Peak level of the first audio stream in `buckets` equal slices of the clip."""
         if self._waveform is None:
-            self._waveform = audio_peaks(self.input, buckets) if self.kind == "video" else []
+            trim = plan_time_range(self.plan)
+            self._waveform = audio_peaks(self.input, buckets, trim) if self.kind == "video" else []
         duration = float(self.plan.input.get("duration_s") or self.frames / max(self.rate, 1e-6))
+        if plan_time_range(self.plan) is not None:
+            duration = self.frames / max(self.rate, 1e-6)  # the range's own length: times count from its start
         return {"peaks": self._waveform, "duration_s": duration}
 
     # ------------------------------------------------------------------ state for the page
@@ -770,7 +784,9 @@ def jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
     return data.tobytes()
 
 
-def audio_peaks(path: Path, buckets: int) -> list[float]:
+def audio_peaks(path: Path, buckets: int, trim: Any = None) -> list[float]:
+    """Peak levels of the first audio stream in `buckets` slices; of `trim`'s part only (a plan
+    scanned with --start/--end, whose times count from its start)."""
     import av
 
     try:
@@ -783,15 +799,26 @@ def audio_peaks(path: Path, buckets: int) -> list[float]:
                 duration = container.duration / av.time_base
             if not duration:
                 return []
+            start = 0.0
+            if trim is not None:
+                start = trim.start
+                duration = (duration if trim.end is None else min(duration, trim.end)) - start
+                if duration <= 0:
+                    return []
+                container.seek(int(start / float(stream.time_base)), stream=stream)
             peaks = np.zeros(buckets, dtype=np.float32)
             for frame in container.decode(stream):
                 if frame.pts is None:
                     continue
+                t = float(frame.pts * frame.time_base) - start
+                if t < 0:
+                    continue
+                if t >= duration:
+                    break
                 samples = frame.to_ndarray()
                 level = float(np.abs(samples).max()) if samples.size else 0.0
                 if samples.dtype.kind == "i":
                     level /= float(np.iinfo(samples.dtype).max)
-                t = float(frame.pts * frame.time_base)
                 b = min(buckets - 1, max(0, int(t / duration * buckets)))
                 peaks[b] = max(peaks[b], level)
             top = float(peaks.max()) or 1.0
