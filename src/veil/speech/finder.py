@@ -479,9 +479,10 @@ def find(words: Sequence[Word], duration: float | None = None, loud: np.ndarray 
     toks = tokens(words)
     raw = _numbers(toks) + _mail(toks) + _streets(toks) + _names(toks) + _capitalised(toks) + _unheard(toks)
     end = float("inf") if duration is None else duration
-    padded = sorted(
-        (Finding(max(0.0, f.start - PAD_S), min(end, f.end + PAD_END_S), f.reason) for f in raw), key=lambda f: f.start
-    )
+    padded = [Finding(max(0.0, f.start - PAD_S), min(end, f.end + PAD_END_S), f.reason) for f in raw]
+    if loud is not None:
+        padded = [_run_on(f, loud, end) if "number" in f.reason else f for f in padded]
+    padded.sort(key=lambda f: f.start)
     merged: list[Finding] = []
     for f in padded:
         if merged and f.start <= merged[-1].end:
@@ -490,8 +491,6 @@ def find(words: Sequence[Word], duration: float | None = None, loud: np.ndarray 
             merged[-1] = Finding(last.start, max(last.end, f.end), reasons)
         else:
             merged.append(f)
-    if loud is not None:
-        merged = [_run_on(f, loud, end) if "number" in f.reason else f for f in merged]
     return [f for f in merged if f.end > f.start]
 
 
