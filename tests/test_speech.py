@@ -92,7 +92,7 @@ def test_a_number_runs_on_over_unbroken_sound_at_most_a_digit() -> None:
     until 60 ms of quiet, at most one digit's time (DIGIT_S) past the padded edge."""
     from veil.speech.recognizer import FRAME_S
 
-    ws = words("please call me on four one seven five five two nine thanks", pause_after={2: 1.0, 9: 1.0})
+    ws = words("please call me on four one seven five five two nine thanks", pause_after={2: 1.0, 10: 1.0})
     plain = find(ws, 12.0)
     end = plain[0].end
     loud = np.zeros(int(12.0 / FRAME_S), bool)
