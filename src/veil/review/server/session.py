@@ -9,6 +9,7 @@ is written outside the plan's folder.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import threading
@@ -81,9 +82,11 @@ class NoSpeech(VeilError):
     """The words cannot be read: no speech extra installed, or no audio (HTTP 501 / 404)."""
 
 
-# Seconds of audio either side of a proposal that the recognizer hears with it (POST /api/words):
-# Whisper reads a word better with the words around it.
-WORDS_CONTEXT_S = 1.0
+# The recognizer reads a proposal's words (POST /api/words) from the WORDS_WINDOW_S stretches of
+# the audio that hold it, counted from its start, as `veil scan` heard them: Whisper hears 30 s at
+# a time and reads a short clip worse (eight digits cut out with a second either side came back
+# as "He should."), and the first window is then the very audio the scan's words came from.
+WORDS_WINDOW_S = 30.0
 
 
 def _audio_ranges(ranges: list[list[float]]) -> list[list[float]]:
@@ -597,17 +600,18 @@ class ReviewSession:
 
     def words(self, start: float, end: float) -> list[dict[str, Any]]:
         """The words said from `start` to `end` s of the input's audio, for the reviewer to judge
-        a proposal by: recognized now, in memory, and never saved (the transcript is personal
-        data; it reaches only this page). WORDS_CONTEXT_S either side helps the recognizer."""
+        a proposal by: recognized now (from the WORDS_WINDOW_S windows that hold the stretch), in
+        memory, and never saved (the transcript is personal data; it reaches only this page)."""
         from veil.speech import available, recognize_samples
         from veil.speech.recognizer import load_audio
 
         if not available():
             raise NoSpeech("reading the words needs the speech extra: pip install 'veil[speech]'")
-        lo = max(0.0, start - WORDS_CONTEXT_S)
+        lo = math.floor(start / WORDS_WINDOW_S) * WORDS_WINDOW_S
+        hi = max(lo + WORDS_WINDOW_S, math.ceil(end / WORDS_WINDOW_S) * WORDS_WINDOW_S)
         # A plan scanned with --start counts its audio times from there, as its output does.
         shift = rng.start if (rng := plan_time_range(self.plan)) is not None else 0.0
-        samples = load_audio(self.input, shift + lo, shift + end + WORDS_CONTEXT_S)
+        samples = load_audio(self.input, shift + lo, shift + hi)
         if samples is None:
             raise NoSpeech(f"{self.input.name} has no audio")
         with self._words_lock:  # one recognition at a time: each uses every core
