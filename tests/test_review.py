@@ -482,3 +482,13 @@ def test_a_plan_of_part_of_a_video_shows_that_part(tmp_path: Path) -> None:
         assert session.waveform()["duration_s"] == pytest.approx(2.0)
     finally:
         session.close()
+
+
+def test_words_of_a_clip_without_sound_is_one_line(review: Any) -> None:
+    """POST /api/words on a clip with no audio: 404 with one line (501 without the speech extra)."""
+    from veil.speech import available
+
+    _, app, _ = review
+    got = call(app, "POST", "/api/words", body={"start": 0.0, "end": 1.0})
+    assert got.status_code == (404 if available() else 501), got.text
+    assert "\n" not in got.json()["detail"] and ("no audio" in got.json()["detail"] or not available())

@@ -288,7 +288,7 @@ def create_app(session: ReviewSession, token: str, port_holder: list[int]) -> Fa
         try:
             return {"words": session.words(body.start, body.end)}
         except NoSpeech as exc:
-            raise HTTPException(404 if "no audio" in str(exc) else 501, str(exc)) from exc
+            raise HTTPException(exc.status, str(exc)) from exc
 
     @app.post("/api/reviewed")
     def reviewed(body: ReviewedBody) -> dict[str, Any]:

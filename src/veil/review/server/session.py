@@ -41,6 +41,7 @@ from veil.plan import (
 from veil.progress import Reporter
 from veil.review.server import follow as follower
 from veil.review.server.frames import FrameIndex, FrameReader, make_proxy, needs_proxy, proxy_path
+from veil.timerange import TimeRange
 from veil.types import Frame
 
 UNDO_DEPTH = 50
@@ -79,7 +80,11 @@ class StaleEdit(EditError):
 
 
 class NoSpeech(VeilError):
-    """The words cannot be read: no speech extra installed, or no audio (HTTP 501 / 404)."""
+    """The words cannot be read: no speech extra installed (HTTP 501), or no audio (404)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 # The recognizer reads a proposal's words (POST /api/words) from the WORDS_WINDOW_S stretches of
@@ -133,15 +138,18 @@ class ReviewSession:
         self.proxy_state: dict[str, Any] = {"state": "none"}
         self.proxy_file: Path | None = None  # where this session's proxy is (or is being) made
         self._image: np.ndarray | None = None
-        self.first = 0
+        # The part of the input the plan covers (--start/--end at scan time), or None: its frames
+        # and audio times count from the range's start, as `veil render` reads them.
+        self.time_range = plan_time_range(self.plan)
+        self.first = 0  # the input's index of the plan's frame 0
         if self.kind == "video":
             self.reader = FrameReader(self.input)
             # Thumbnails seek all over the clip: their own decoder leaves the player's in place.
             self.thumb_reader = FrameReader(self.input, cache_bytes=64 << 20, index=self.reader.index)
-            # A plan scanned with --start/--end numbers its frames from the range's first frame:
-            # plan frame n is the input's frame `first + n`, as `veil render` reads it.
-            rng = plan_time_range(self.plan)
-            self.first, self.frames = self.reader.index.span(rng) if rng is not None else (0, len(self.reader))
+            if self.time_range is not None:
+                self.first, self.frames = self.reader.index.span(self.time_range)
+            else:
+                self.frames = len(self.reader)
             if not self.frames:
                 raise VeilError(f"{self.plan_path}: its time range holds no frame of {self.input.name}")
             self.rate = self.reader.index.rate
@@ -195,9 +203,14 @@ class ReviewSession:
                 raise IndexError("an image has one frame, 0")
             return self._image
         assert self.reader is not None
+        return self.reader.get(self._input_index(frame))
+
+    def _input_index(self, frame: int) -> int:
+        """The input's index of the plan's frame `frame` (checked: readers of the whole input
+        would take an index past the plan's range)."""
         if not 0 <= frame < self.frames:
             raise IndexError(f"frame {frame} is outside 0..{self.frames - 1}")
-        return self.reader.get(self.first + frame)
+        return self.first + frame
 
     def player_frame(self, frame: int, width: int) -> np.ndarray:
         """The picture the player shows: the proxy when it is ready and wide enough."""
@@ -205,9 +218,7 @@ class ReviewSession:
         proxy = self.proxy
         # The proxy is at most PROXY_WIDTH wide; narrower videos keep their full width in it.
         if proxy is not None and min(width, int(self.plan.input.get("width") or width)) <= proxy_width(proxy):
-            if not 0 <= frame < self.frames:
-                raise IndexError(f"frame {frame} is outside 0..{self.frames - 1}")
-            return proxy.get(self.first + frame)
+            return proxy.get(self._input_index(frame))
         return self.original(frame)
 
     def exported(self, frame: int) -> np.ndarray:
@@ -272,18 +283,18 @@ class ReviewSession:
             scale = proxy_width(proxy) / width
             if scale >= 0.999 or min(box[2] - box[0], box[3] - box[1]) * scale >= 48:
                 box *= scale
-                return proxy.get(self.first + frame)
+                return proxy.get(self._input_index(frame))
         assert self.thumb_reader is not None
-        return self.thumb_reader.get(self.first + frame)
+        return self.thumb_reader.get(self._input_index(frame))
 
     def waveform(self, buckets: int = 1500) -> dict[str, Any]:
         """Peak level of the first audio stream in `buckets` equal slices of the clip."""
         if self._waveform is None:
-            trim = plan_time_range(self.plan)
-            self._waveform = audio_peaks(self.input, buckets, trim) if self.kind == "video" else []
-        duration = float(self.plan.input.get("duration_s") or self.frames / max(self.rate, 1e-6))
-        if plan_time_range(self.plan) is not None:
-            duration = self.frames / max(self.rate, 1e-6)  # the range's own length: times count from its start
+            self._waveform = audio_peaks(self.input, buckets, self.time_range) if self.kind == "video" else []
+        # A range's own length: its times count from its start.
+        duration = self.frames / max(self.rate, 1e-6)
+        if self.time_range is None:
+            duration = float(self.plan.input.get("duration_s") or duration)
         return {"peaks": self._waveform, "duration_s": duration}
 
     # ------------------------------------------------------------------ state for the page
@@ -606,14 +617,14 @@ class ReviewSession:
         from veil.speech.recognizer import load_audio
 
         if not available():
-            raise NoSpeech("reading the words needs the speech extra: pip install 'veil[speech]'")
+            raise NoSpeech("reading the words needs the speech extra: pip install 'veil[speech]'", 501)
         lo = math.floor(start / WORDS_WINDOW_S) * WORDS_WINDOW_S
         hi = max(lo + WORDS_WINDOW_S, math.ceil(end / WORDS_WINDOW_S) * WORDS_WINDOW_S)
         # A plan scanned with --start counts its audio times from there, as its output does.
-        shift = rng.start if (rng := plan_time_range(self.plan)) is not None else 0.0
+        shift = self.time_range.start if self.time_range is not None else 0.0
         samples = load_audio(self.input, shift + lo, shift + hi)
         if samples is None:
-            raise NoSpeech(f"{self.input.name} has no audio")
+            raise NoSpeech(f"{self.input.name} has no audio", 404)
         with self._words_lock:  # one recognition at a time: each uses every core
             heard = recognize_samples(samples)
         return [
@@ -788,7 +799,7 @@ def jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
     return data.tobytes()
 
 
-def audio_peaks(path: Path, buckets: int, trim: Any = None) -> list[float]:
+def audio_peaks(path: Path, buckets: int, trim: TimeRange | None = None) -> list[float]:
     """Peak levels of the first audio stream in `buckets` slices; of `trim`'s part only (a plan
     scanned with --start/--end, whose times count from its start)."""
     import av
