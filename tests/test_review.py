@@ -492,3 +492,7 @@ def test_words_of_a_clip_without_sound_is_one_line(review: Any) -> None:
     got = call(app, "POST", "/api/words", body={"start": 0.0, "end": 1.0})
     assert got.status_code == (404 if available() else 501), got.text
     assert "\n" not in got.json()["detail"] and ("no audio" in got.json()["detail"] or not available())
+    # Like every route, nothing without the token.
+    for token in (None, "wrong"):
+        refused = call(app, "POST", "/api/words", token=token, body={"start": 0.0, "end": 1.0})
+        assert refused.status_code == 403 and refused.content == b"forbidden\n"
