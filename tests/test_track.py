@@ -223,6 +223,43 @@ def test_stride_frames_are_covered_and_a_cut_triggers_a_detection() -> None:
         assert covers(out[i], true_box(i)), f"frame {i} not covered"
 
 
+def test_shot_motion_memo_changes_no_box() -> None:
+    """The tracker memoises a frame's shot motion (the median motion of a shot's tracks, which
+    boxes seen once are carried along) by shot and anchor frame; on a crowd of walkers seen a few
+    times each, and faces seen once, every box is the one the unmemoised policy gives."""
+    rng = np.random.default_rng(3)
+    tracker = LookaheadTracker(window=8)
+    img = texture(0)
+    compared = 0
+    original = tracker._emit
+
+    def checked(frame: Frame, shot: int) -> tuple[Frame, Detections]:
+        nonlocal compared
+        memo: dict[tuple[int, int], np.ndarray] = {}
+        for track in tracker.tracks:
+            if track.shot != shot:
+                continue
+            plain = tracker.policy.box_at(track, frame.index, tracker.tracks)
+            memoised = tracker.policy.box_at(track, frame.index, tracker.tracks, memo)
+            assert (plain is None) == (memoised is None)
+            if plain is not None and memoised is not None:
+                np.testing.assert_array_equal(plain[0], memoised[0])
+                compared += 1
+        assert memo, "boxes seen once were carried along their shot's motion"
+        return original(frame, shot)
+
+    tracker._emit = checked  # type: ignore[method-assign]
+    walkers = [np.array([20.0 + 40 * k, 60.0 + 10 * k, 44.0 + 40 * k, 84.0 + 10 * k], np.float32) for k in range(5)]
+    for i in range(40):
+        boxes = [w + np.float32(2.0 * i) * np.array([1, 0, 1, 0], np.float32) for w in walkers if rng.random() < 0.6]
+        # Faces seen once, somewhere else each time: no motion of their own.
+        boxes += [np.array([x, 180.0, x + 12, 192.0], np.float32) for x in rng.uniform(0, 280, 2)]
+        dets = Detections.from_boxes(np.stack(boxes), np.full(len(boxes), 0.9), "face")
+        tracker.push(Frame(img.copy(), i), dets)
+    tracker.flush()
+    assert compared > 200
+
+
 def test_labels_stay_apart_and_summary_counts_frames() -> None:
     tracker = LookaheadTracker(window=4)
     img = texture(0)

@@ -63,8 +63,19 @@ class BoxPolicy:
         self.scene = scene
         self.window = window
 
-    def box_at(self, track: Tracklet, index: int, tracks: list[Tracklet]) -> tuple[np.ndarray, bool] | None:
-        """The box of `track` in frame `index` and whether it was detected there, or None."""
+    def box_at(
+        self,
+        track: Tracklet,
+        index: int,
+        tracks: list[Tracklet],
+        shot_motions: dict[tuple[int, int], np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, bool] | None:
+        """The box of `track` in frame `index` and whether it was detected there, or None.
+
+        `shot_motions`: a memo of `_shot_motion` by (shot, frame) that the caller keeps while
+        `tracks` and their detections stay as they are (one emitted frame): in a crowd most
+        tracks are seen once and share a few anchor frames, and each lookup walks every track
+        (on the mall clip it was half the analysis time)."""
         frames = track.frames
         pos = bisect.bisect_left(frames, index)
         if pos < len(frames) and frames[pos] == index:
@@ -96,7 +107,15 @@ class BoxPolicy:
         c = cxcywh(anchor)
         grow = self.config.grow_extrap
         if v is None:
-            v = self._shot_motion(track, t_anchor, tracks)
+            if shot_motions is None:
+                v = self._shot_motion(track, t_anchor, tracks)
+            else:
+                # Keyed without the track: `track` itself never adds to its shot's motion here
+                # (it is skipped, or its own fit at t_anchor is the None that brought us here).
+                key = (track.shot, t_anchor)
+                if key not in shot_motions:
+                    shot_motions[key] = self._shot_motion(track, t_anchor, tracks)
+                v = shot_motions[key]
             if not v.any():
                 grow = self.config.grow_unknown
         # A fitted shrink carried over many frames would reach zero size; a lost face is kept

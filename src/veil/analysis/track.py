@@ -212,10 +212,11 @@ class LookaheadTracker:
     def _emit(self, frame: Frame, shot: int) -> tuple[Frame, Detections]:
         index = frame.index
         found = []
+        shot_motions: dict[tuple[int, int], np.ndarray] = {}  # valid for this frame only
         for track in self.tracks:
             if track.shot != shot:
                 continue
-            got = self.policy.box_at(track, index, self.tracks)
+            got = self.policy.box_at(track, index, self.tracks, shot_motions)
             if got is not None:
                 found.append((track, *got))
         if found:
