@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_IMAGE, make_video
+from conftest import SAMPLE_IMAGE, decode_frames, encode_frames, make_video
 from PIL import Image
 
 from veil.analysis.zones import Zone
@@ -121,6 +121,52 @@ def test_genuine_video_outputs_pass(clip: dict[str, Path], mask: str) -> None:
     assert result.frames_checked == FRAMES and result.checks["frames"]["input_frames"] == FRAMES
     assert abs(result.checks["frames"]["duration_s"] - FRAMES / FPS) < 1e-6
     assert result.checks["boxes"]["regions"] >= FRAMES // 2
+
+
+def _mask_pixels(plan: Path, frames: int, size: tuple[int, int]) -> list[np.ndarray]:
+    """Per frame, the pixels the plan's boxes (with its margin) cover, inset by 3 px."""
+    from veil.plan import FrameBoxes
+
+    planned = load_plan(plan, spooled=True)
+    boxes, margin = FrameBoxes(planned), float(planned.settings["margin"])
+    out = []
+    for i in range(frames):
+        inside = np.zeros((size[1], size[0]), bool)
+        for x1, y1, x2, y2 in boxes.at(i)[0].xyxy:
+            dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
+            inside[max(0, int(y1 - dy) + 3) : int(y2 + dy) - 3, max(0, int(x1 - dx) + 3) : int(x2 + dx) - 3] = True
+        out.append(inside)
+    return out
+
+
+def test_uneven_fill_passes_unless_it_holds_the_input(clip: dict[str, Path], tmp_path: Path) -> None:
+    """A solid mask through a lossy codec can be uneven: x264's P-frames leave block steps of a
+    few grey levels on a black fill (spread 1.8 on a generated clip, over the 1.5 a flat fill
+    keeps). That is judged against the input: steps that are not the input's detail pass; a
+    face left unmasked at 4 % brightness (its grey levels within 10 of black, so neither the
+    fill's shade nor its share give it away) fails, as holding the input's detail."""
+    plan = clip["solid_plan"]
+    genuine = decode_frames(clip["solid"])
+    size = (genuine[0].shape[1], genuine[0].shape[0])
+    masks = _mask_pixels(plan, FRAMES, size)
+    # Block steps of 6 grey levels in a checkerboard of 8 px blocks, inside the masks only.
+    yy, xx = np.mgrid[0 : size[1], 0 : size[0]]
+    steps = (((yy // 8) + (xx // 8)) % 2 * 6).astype(np.int16)
+    uneven = [
+        np.where(m[..., None], np.clip(f.astype(np.int16) + steps[..., None], 0, 255), f).astype(np.uint8)
+        for f, m in zip(genuine, masks, strict=True)
+    ]
+    stepped = encode_frames(tmp_path / "stepped.mp4", uneven, fps=FPS, options={"crf": "4"})
+    alone = _verify(plan, stepped, _settings(plan), None)
+    assert not alone.ok and "not flat" in alone.failures[0]["what"], "the steps must exceed a flat fill's spread"
+    result = _verify(plan, stepped, _settings(plan), clip["input"])
+    assert result.ok, result.summary()
+    # The input, 4 % as bright, verified unredacted against the same plan (and as its own input).
+    dark = [np.round(f.astype(np.float64) * 0.04).astype(np.uint8) for f in decode_frames(clip["input"])]
+    darkened = encode_frames(tmp_path / "dark.mp4", dark, fps=FPS, options={"crf": "4"})
+    leaked = _verify(plan, darkened, _settings(plan), darkened)
+    assert not leaked.ok and leaked.failed_regions >= FRAMES // 2
+    assert any("of the input's detail is still there" in f["what"] for f in leaked.failures), leaked.failures[:3]
 
 
 def test_requested_zone_not_masked_fails(clip: dict[str, Path]) -> None:
