@@ -57,6 +57,37 @@ def test_head_box_is_the_top_of_the_person_box() -> None:
     assert sx2 - sx1 > x2 - x1 and sy2 < 170
 
 
+def test_whole_frame_on_every_call_tiles_on_every_fourth() -> None:
+    """The default schedule: NanoDet on the whole frame at each call, and on its 2 x 2 tiles at
+    the 1st, 5th, ... call (people far away move few pixels; the tracker carries them between).
+    A frame too small for tiles runs the whole frame only."""
+    people = create("people", mode="head", motion=False)
+    seen: list[tuple[int, int]] = []
+    run = people._run
+
+    def counted(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        seen.append(crop.shape[:2])
+        return run(crop)
+
+    people._run = counted  # type: ignore[method-assign]
+    sd = np.zeros((480, 640, 3), np.uint8)
+    per_call = []
+    for _ in range(8):
+        seen.clear()
+        people.detect(sd)
+        per_call.append(len(seen))
+    assert per_call == [5, 1, 1, 1, 5, 1, 1, 1]
+    people.reset()
+    seen.clear()
+    people.detect(sd)
+    assert len(seen) == 5, "a new clip starts with the tiles"
+    small = np.zeros((240, 320, 3), np.uint8)
+    people.reset()
+    seen.clear()
+    people.detect(small)  # a tile pass, but no tiles at this size
+    assert seen == [(240, 320)]
+
+
 def test_a_person_standing_still_gets_a_head_box_the_motion_cue_never_gives() -> None:
     frame = still_person_frame()
     people = create("people", mode="head", every=1)

@@ -64,8 +64,9 @@ CLASSES: dict[str, RedactionClass] = {
         ),
         # Every person the NanoDet network finds in video, still or moving, any camera
         # (detectors/people.py), plus the motion cue: their heads (`people`) or whole bodies
-        # (`persons`). On the mall clip `people` covers 98.1 % of head points against 87.6 % for
-        # `heads`, at about a third of the speed, so it is asked for by name (docs/cctv.md).
+        # (`persons`). On the mall clip's held-out half `people` covers 99.3 % of head points
+        # against 87.6 % for `heads`, at about half the speed, so it is asked for by name
+        # (docs/cctv.md, "When the network runs").
         # Photos (and a shot's first frame) run neither cue; a photo's people are left to the
         # face detector.
         RedactionClass(
