@@ -88,6 +88,39 @@ def test_whole_frame_on_every_call_tiles_on_every_fourth() -> None:
     assert seen == [(240, 320)]
 
 
+def test_default_heads_run_the_network_while_the_camera_holds_still_and_not_live() -> None:
+    """`heads` (a default class) runs the person network on frames where the motion cue saw the
+    camera hold still, never while it pans; a live stream's `heads` is background subtraction
+    alone (the network would not fit its deadline), while `people` keeps it there."""
+    from veil.analysis.detect import FrameDetector
+    from veil.config import Settings
+
+    heads = FrameDetector(Settings(classes=("faces", "heads"))).classes[1].video
+    runs = 0
+    run = heads._run
+
+    def counted(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        nonlocal runs
+        runs += 1
+        return run(crop)
+
+    heads._run = counted  # type: ignore[method-assign]
+    scene = still_person_frame()
+    for _ in range(4):
+        heads.detect(scene)
+    # From the 2nd frame (the 1st has nothing to compare with), the whole frame each frame (no
+    # tiles at 320 x 240).
+    assert runs == 3
+    heads.reset()
+    runs = 0
+    for i in range(1, 6):
+        heads.detect(np.roll(scene, 12 * i, axis=1))
+    assert runs == 0, "a panning camera is the face detector's"
+    live = FrameDetector(Settings(classes=("faces", "heads", "people")), stream=True)
+    assert live.classes[1].video._session is None and live.classes[1].cls.every_stream_frame
+    assert live.classes[2].video._session is not None
+
+
 def test_a_person_standing_still_gets_a_head_box_the_motion_cue_never_gives() -> None:
     frame = still_person_frame()
     people = create("people", mode="head", every=1)

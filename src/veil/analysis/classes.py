@@ -35,6 +35,9 @@ class RedactionClass:
     # little and learns from consecutive frames (a background model), so when detection falls
     # behind people's heads stay covered before faces lose their stride or resolution.
     every_stream_frame: bool = False
+    # Options added for a live stream (`veil live`), whose frames have a deadline: what costs
+    # too much to run on every frame there.
+    stream_options: dict[str, Any] = field(default_factory=dict)
 
 
 # Text and plates: the PP-OCR network costs about twice CenterFace and text moves with the
@@ -51,16 +54,22 @@ CLASSES: dict[str, RedactionClass] = {
         # a little slack; a face margin would double the masked area for nothing.
         RedactionClass("plates", "plate", "plates", margin=0.1, isotropic=True, video_stride=TEXT_STRIDE, reads="text"),
         RedactionClass("text", "text", "text", isotropic=True, video_stride=TEXT_STRIDE),
-        # Moving people on fixed cameras (detectors/persons.py, docs/cctv.md): the head region
-        # of each, for heads seen from behind or too small for a face detector. The default:
-        # background subtraction costs little, and finds nothing on a moving camera.
+        # People's heads on fixed cameras (detectors/people.py, docs/cctv.md), for heads seen
+        # from behind or too small for a face detector: the person network while the camera
+        # holds still, and background subtraction for moving people it misses. Nothing on a
+        # moving camera. On the mall clip's held-out half it covers 99.3 % of head points
+        # against 87.6 % for background subtraction alone, at about half the speed: a person
+        # missed is a person exposed. A live stream keeps background subtraction alone, on
+        # every frame (the network's two runs a frame would not fit its deadline; `--redact
+        # faces,people` asks for it there).
         RedactionClass(
             "heads",
             "head",
-            "persons",
-            options={"mode": "head"},
-            image_options={"motion": False},
+            "people",
+            options={"mode": "head", "fixed_only": True},
+            image_options={"motion": False, "network": False},
             every_stream_frame=True,
+            stream_options={"network": False},
         ),
         # Every person the NanoDet network finds in video, still or moving, any camera
         # (detectors/people.py), plus the motion cue: their heads (`people`) or whole bodies

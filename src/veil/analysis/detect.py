@@ -29,7 +29,8 @@ class ClassDetector:
 class FrameDetector:
     """One detector pair (image options, video options) per requested class."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, stream: bool = False) -> None:
+        """`stream`: for a live stream (each class's `stream_options` added)."""
         preset = settings.preset_obj
         face_stride = max(1, preset.detect_stride)
         self.classes: list[ClassDetector] = []
@@ -42,14 +43,14 @@ class FrameDetector:
                 image = create(preset.face_detector, threshold=settings.threshold, **preset.face_options)
                 video = image.with_options(**preset.video_face_options) if preset.video_face_options else image
             else:
-                options: dict[str, Any] = dict(cls.options)
+                options: dict[str, Any] = {**cls.options, **(cls.stream_options if stream else {})}
                 if cls.reads is not None:
                     # Reuse the network run of the class this one reads (cached per frame).
                     source = built.get(cls.reads) or create(CLASSES[cls.reads].detector)
                     built[cls.reads] = source
                     options[f"{cls.reads}_detector"] = source
                 video = built.get(name) or create(cls.detector, **options)
-                image = create(cls.detector, **options, **cls.image_options) if cls.image_options else video
+                image = create(cls.detector, **{**options, **cls.image_options}) if cls.image_options else video
             built[name] = image
             self.classes.append(ClassDetector(cls, image, video, face_stride * cls.video_stride))
 

@@ -1092,7 +1092,7 @@ def run_live(
         reporter.warn(f"veil live: {text}")
 
     stats = LiveStats()
-    detector = detector or FrameDetector(settings)
+    detector = detector or FrameDetector(settings, stream=True)
     # The first run of a network is slow (memory planning, caches): pay it before the stream
     # starts, not on its first frames.
     with contextlib.suppress(Exception):

@@ -86,6 +86,7 @@ class MotionPersonDetector:
         self._model: Any = None
         self._age = 0
         self._shape: tuple[int, ...] | None = None
+        self.still = False  # see reset()
         self._open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         self._close = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 9))
 
@@ -106,6 +107,8 @@ class MotionPersonDetector:
         self._model = None
         self._age = 0
         self._shape = None
+        # Whether the camera held still over the last frame seen (under `still_px` at the centre).
+        self.still = False
 
     def _restart(self, small: np.ndarray) -> None:
         self._model = cv2.createBackgroundSubtractorMOG2(
@@ -125,6 +128,8 @@ class MotionPersonDetector:
         step = self._camera(image)
         centre = np.asarray([w / 2, h / 2, 1.0])
         moved = float(np.hypot(*((step @ centre)[:2] - centre[:2])))
+        # Unknown on the first frame (nothing to compare with): not still.
+        self.still = self._model is not None and moved <= self.still_px
         if self._model is None or self._shape != small.shape or moved > self.still_px:
             self._shape = small.shape
             self._restart(small)
