@@ -57,7 +57,7 @@ CLASSES: dict[str, RedactionClass] = {
         # People's heads on fixed cameras (detectors/people.py, docs/cctv.md), for heads seen
         # from behind or too small for a face detector: the person network while the camera
         # holds still, and background subtraction for moving people it misses. Nothing on a
-        # moving camera. On the mall clip's held-out half it covers 99.3 % of head points
+        # moving camera. On the mall clip's held-out half it covers 99.1 % of head points
         # against 87.6 % for background subtraction alone, at about half the speed: a person
         # missed is a person exposed. A live stream keeps background subtraction alone, on
         # every frame (the network's two runs a frame would not fit its deadline; `--redact

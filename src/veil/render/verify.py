@@ -559,15 +559,18 @@ def _check_unflat(unflat: list[Unflat], originals: Any, color: np.ndarray, resul
     by_position: dict[int, list[Unflat]] = {}
     for u in unflat:
         by_position.setdefault(u.position, []).append(u)
-    for position, original in enumerate(originals):
-        for u in by_position.pop(position, []):
-            y1, y2, x1, x2 = u.where
-            leak = _leak(u.pixels, color, original.image[y1:y2, x1:x2])
-            if leak is not None and leak > LEAK_MAX:
-                what = u.failure["what"][:-1] + f"; {leak:.0%} of the input's detail is still there)"
-                result.fail({**u.failure, "what": what})
-        if not by_position:
-            break
+    try:
+        for position, original in enumerate(originals):
+            for u in by_position.pop(position, []):
+                y1, y2, x1, x2 = u.where
+                leak = _leak(u.pixels, color, original.image[y1:y2, x1:x2])
+                if leak is not None and leak > LEAK_MAX:
+                    what = u.failure["what"][:-1] + f"; {leak:.0%} of the input's detail is still there)"
+                    result.fail({**u.failure, "what": what})
+            if not by_position:
+                break
+    finally:
+        originals.close()  # the input's decoder, when it stopped before the end
     for rest in by_position.values():
         for u in rest:  # the input ended first: judged on the output alone
             result.fail(u.failure)
