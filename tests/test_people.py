@@ -89,10 +89,14 @@ def test_whole_frame_on_every_call_tiles_on_every_fourth() -> None:
 
 
 def test_default_heads_run_the_network_while_the_camera_holds_still_and_not_live() -> None:
-    """`heads` (a default class) runs the person network on frames where the motion cue saw the
-    camera hold still, never while it pans; a live stream's `heads` is background subtraction
-    alone (the network would not fit its deadline), while `people` keeps it there."""
+    """`heads` (a default class) runs the person network once the motion cue has seen the camera
+    hold still (its centre and corners) over a window of frames, never while it pans or zooms
+    about the centre (the bundled sample does); a live stream's `heads` is background
+    subtraction alone (the network would not fit its deadline), while `people` keeps it there."""
+    import cv2
+
     from veil.analysis.detect import FrameDetector
+    from veil.analysis.detectors.persons import STILL_WINDOW
     from veil.config import Settings
 
     heads = FrameDetector(Settings(classes=("faces", "heads"))).classes[1].video
@@ -106,16 +110,20 @@ def test_default_heads_run_the_network_while_the_camera_holds_still_and_not_live
 
     heads._run = counted  # type: ignore[method-assign]
     scene = still_person_frame()
-    for _ in range(4):
+    for _ in range(STILL_WINDOW + 4):
         heads.detect(scene)
-    # From the 2nd frame (the 1st has nothing to compare with), the whole frame each frame (no
-    # tiles at 320 x 240).
-    assert runs == 3
-    heads.reset()
-    runs = 0
-    for i in range(1, 6):
-        heads.detect(np.roll(scene, 12 * i, axis=1))
-    assert runs == 0, "a panning camera is the face detector's"
+    # From the window's last frame on, the whole frame each frame (no tiles at 320 x 240).
+    assert runs == 5
+    for name, moving in (
+        ("pan", [np.roll(scene, 12 * i, axis=1) for i in range(1, 25)]),
+        # A zoom about the centre, 0.6 % a frame: the centre stays put, the corners move ~1 px.
+        ("zoom", [cv2.resize(scene[i : 240 - i, i * 4 // 3 : 320 - i * 4 // 3], (320, 240)) for i in range(24)]),
+    ):
+        heads.reset()
+        runs = 0
+        for image in moving:
+            heads.detect(image)
+        assert runs == 0, f"a {name} is the face detector's"
     live = FrameDetector(Settings(classes=("faces", "heads", "people")), stream=True)
     assert live.classes[1].video._session is None and live.classes[1].cls.every_stream_frame
     assert live.classes[2].video._session is not None
