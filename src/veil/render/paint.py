@@ -95,12 +95,7 @@ def masked_area(boxes: np.ndarray, width: int, height: int) -> int:
     """Pixels under the union of integer pixel `boxes` (clipped to the picture), counted exactly:
     a bit per pixel of the frame, about 0.5 ms a 1080p frame."""
     boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
-    if not len(boxes):
-        return 0
-    grid = np.zeros((height, width), dtype=bool)
-    for x1, y1, x2, y2 in np.clip(boxes, 0, [width, height, width, height]).tolist():
-        grid[y1:y2, x1:x2] = True
-    return int(np.count_nonzero(grid))
+    return int(np.count_nonzero(shown_mask(boxes, height, width))) if len(boxes) else 0
 
 
 def zone_boxes(zones: list[Zone], frame: Frame) -> np.ndarray:
