@@ -10,6 +10,6 @@ written only where the user asks (`--transcript FILE`). Optional: `pip install v
 from __future__ import annotations
 
 from veil.speech.finder import Finding, find
-from veil.speech.recognizer import Word, available, recognize_file, recognize_samples
+from veil.speech.recognizer import Word, available, recognize_samples
 
-__all__ = ["Finding", "Word", "available", "find", "recognize_file", "recognize_samples"]
+__all__ = ["Finding", "Word", "available", "find", "recognize_samples"]

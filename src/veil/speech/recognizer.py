@@ -439,11 +439,3 @@ def recognize_samples(samples: np.ndarray) -> list[Word]:
 
 def _voiced_s(voiced: np.ndarray, word: Word) -> float:
     return float(voiced[int(word.start / FRAME_S) : int(word.end / FRAME_S)].sum()) * FRAME_S
-
-
-def recognize_file(path: Path) -> tuple[list[Word], float] | None:
-    """Words of the file's first audio stream and its length in seconds; None if it has no audio."""
-    samples = load_audio(path)
-    if samples is None:
-        return None
-    return recognize_samples(samples), len(samples) / RATE
