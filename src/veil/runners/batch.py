@@ -265,8 +265,32 @@ def init_worker(threads: int, unwind: bool = False, parent: int | None = None) -
     cv2.setNumThreads(threads)
 
 
+# A local worker's state for SIGTERM: whether it is running an item, and whether it was told to
+# stop. ProcessPoolExecutor hands the KeyboardInterrupt of an unwound item back as its result and
+# the worker then waits for the next one, possibly on the task queue's lock that a sibling killed
+# mid-read left held for ever; so a worker told to stop ends once its item has unwound.
+_RUNNING_ITEM = False
+_STOPPING = False
+
+
 def _terminate(signum: int, _frame: object) -> None:
+    global _STOPPING
+    _STOPPING = True
+    if not _RUNNING_ITEM:
+        os._exit(130)  # idle: nothing to unwind
     raise KeyboardInterrupt
+
+
+def run_local_item(payload: dict[str, Any]) -> dict[str, Any]:
+    """`run_item` in a local worker process: it ends with its item when told to stop."""
+    global _RUNNING_ITEM
+    _RUNNING_ITEM = True
+    try:
+        return run_item(payload)
+    finally:
+        _RUNNING_ITEM = False
+        if _STOPPING:
+            os._exit(130)
 
 
 # Seconds between looks at the parent, and granted to unwind (remove a temporary output) once
@@ -344,27 +368,45 @@ class LocalEngine:
 
     def submit(self, payload: dict[str, Any]) -> Future[dict[str, Any]]:
         try:
-            return self.pool.submit(run_item, payload)
+            return self.pool.submit(run_local_item, payload)
         except BrokenProcessPool:
             self._stop_workers()
-            self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = self._new_pool()
-            return self.pool.submit(run_item, payload)
+            return self.pool.submit(run_local_item, payload)
 
     def close(self, cancel: bool = False) -> None:
         if cancel or getattr(self.pool, "_broken", False):
             # Interrupted: stop the items in flight now; each removes its temporary output.
             self._stop_workers()
-        self.pool.shutdown(wait=True, cancel_futures=cancel)
+        else:
+            self.pool.shutdown(wait=True)
 
     def _stop_workers(self) -> None:
-        """Terminate the pool's workers (SIGTERM: each unwinds and removes its temporary output).
+        """Terminate the pool's workers (SIGTERM: each unwinds, removes its temporary output and
+        ends), give them UNWIND_S, kill any left, then let the executor wind down.
+
         Also when the pool broke: a worker killed while holding the task queue's lock leaves the
         others blocked on it for ever, and Python 3.11's executor waits for them at exit (3.12
-        terminates them itself); seen as a run that printed its summary and never ended."""
-        for process in list(getattr(self.pool, "_processes", {}).values()):
+        terminates them itself); seen as a run that printed its summary, or was interrupted, and
+        never ended."""
+        from multiprocessing.connection import wait as wait_ended
+
+        processes = list((getattr(self.pool, "_processes", None) or {}).values())
+        manager = getattr(self.pool, "_executor_manager_thread", None)
+        for process in processes:
             with contextlib.suppress(Exception):
                 process.terminate()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + UNWIND_S
+        alive = [p for p in processes if p.exitcode is None]
+        while alive and time.monotonic() < deadline:
+            wait_ended([p.sentinel for p in alive], timeout=deadline - time.monotonic())
+            alive = [p for p in alive if p.exitcode is None]
+        for process in alive:
+            with contextlib.suppress(Exception):
+                process.kill()
+        if manager is not None:
+            manager.join()
 
 
 class RayEngine:
