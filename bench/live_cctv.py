@@ -106,7 +106,13 @@ def main(argv: list[str] | None = None) -> int:
             if run.returncode:
                 print(run.stderr[-2000:], file=sys.stderr)
                 return 1
-            final = [json.loads(line) for line in log.read_text().splitlines() if line.strip()][-1]
+            records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            final = records[-1]
+            for r in records:
+                if r.get("event") == "adapt":  # the ladder's steps, to see why a level was left
+                    costs = ", ".join(f"{k} {v} ms" for k, v in r.get("cost_ms", {}).items())
+                    level = f"every {r['stride']} at {r['detect_scale']:.0%}"
+                    print(f"  {variant}: {r['why']} -> {level} ({costs})", file=sys.stderr)
             row = {"mode": "live", "redact": variant, **score(magenta_masks(out), points, args.frames, live=True)}
             row["final_stride"], row["final_scale"] = final.get("stride"), final.get("detect_scale")
             rows.append(row)

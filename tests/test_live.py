@@ -422,3 +422,51 @@ def test_heads_run_on_every_frame_at_full_size_whatever_the_ladder() -> None:
     assert all(names in (("faces",), ("heads",)) for _, names, _ in detector.ran)
     # Every frame has a head box, detected or filled in: no frame waits on the face stride.
     assert all(isinstance(s.result, Detections) and "head" in set(s.result.label) for s in slots[:9])
+
+
+class NetworkPart:
+    """The video detector of a steady cue with a network part (people.PeopleDetector's hooks)."""
+
+    def __init__(self) -> None:
+        self.network_due: bool | None = None
+        self.network_seconds = 0.0
+        self.due: list[bool | None] = []
+
+
+def test_the_heads_network_keeps_its_rate_while_faces_step_down() -> None:
+    """On a fixed camera the default `heads` runs the person network: the worker schedules it at
+    the ladder's stride but never sparser than NETWORK_EVERY_S, so faces lose stride and size
+    first; its measured cost enters the ladder's load model at that rate."""
+    from veil.runners.live import NETWORK_EVERY_S
+
+    detector = ClassRecorder()
+    part = NetworkPart()
+    detector.classes[1].video = part  # type: ignore[assignment]
+    recorded = detector.run
+
+    def run(image: np.ndarray, classes: Any = None, video: bool = False) -> Detections:
+        if classes is not None and any(c.cls.name == "heads" for c in classes):
+            part.due.append(part.network_due)
+            part.network_seconds += 0.05 if part.network_due else 0.0
+        return recorded(image, classes, video)
+
+    detector.run = run  # type: ignore[method-assign]
+    worker = DetectionWorker(detector, 0.8, LiveStats(), lambda _: None, lambda _: None)  # type: ignore[arg-type]
+    worker.fps, worker.window = 10.0, 8
+    worker.ladder = Ladder(worker.base_stride, 8)
+    worker.ladder.level = len(worker.ladder.levels) - 1  # faces every 8th frame at half size
+    worker._new_tracker()
+    now = time.monotonic()
+    for seq in range(17):
+        worker.inbox.put(Slot(seq, np.full((64, 96, 3), seq, np.uint8), now, now + 60))
+    worker.inbox.put("end")
+    worker.run()
+    every = round(NETWORK_EVERY_S * 10.0)
+    assert every == 2
+    assert [seq for seq, due in enumerate(part.due) if due] == list(range(0, 17, every))
+    assert worker._network_cost is not None and abs(worker._network_cost - 0.05) < 1e-9
+    # The load model: the network's 50 ms every 2nd frame at 10 fps is 25 % of real time at the
+    # longest stride, and at stride 1 (every frame) 50 %.
+    worker._detect_cost, worker._frame_cost = 0.0, 0.0
+    assert abs(worker.predicted_load(len(worker.ladder.levels) - 1) - 0.25) < 1e-9
+    assert abs(worker.predicted_load(0) - 0.5) < 1e-9

@@ -33,11 +33,9 @@ class RedactionClass:
     in_all: bool = True
     # A stream runs it on every frame at full resolution, whatever the load ladder says: it costs
     # little and learns from consecutive frames (a background model), so when detection falls
-    # behind people's heads stay covered before faces lose their stride or resolution.
+    # behind people's heads stay covered before faces lose their stride or resolution. A network
+    # part it has (`network_due`, detectors/people.py) runs on the stream's detection frames.
     every_stream_frame: bool = False
-    # Options added for a live stream (`veil live`), whose frames have a deadline: what costs
-    # too much to run on every frame there.
-    stream_options: dict[str, Any] = field(default_factory=dict)
 
 
 # Text and plates: the PP-OCR network costs about twice CenterFace and text moves with the
@@ -59,9 +57,9 @@ CLASSES: dict[str, RedactionClass] = {
         # holds still, and background subtraction for moving people it misses. Nothing on a
         # moving camera. On the mall clip's held-out half it covers 99.1 % of head points
         # against 87.6 % for background subtraction alone, at about half the speed: a person
-        # missed is a person exposed. A live stream keeps background subtraction alone, on
-        # every frame (the network's two runs a frame would not fit its deadline; `--redact
-        # faces,people` asks for it there).
+        # missed is a person exposed. A live stream runs background subtraction on every frame
+        # and the network on its detection frames only, so the load ladder's stride sets the
+        # network's cost as it sets the face detector's (runners/live.py).
         RedactionClass(
             "heads",
             "head",
@@ -69,7 +67,6 @@ CLASSES: dict[str, RedactionClass] = {
             options={"mode": "head", "fixed_only": True},
             image_options={"motion": False, "network": False},
             every_stream_frame=True,
-            stream_options={"network": False},
         ),
         # Every person the NanoDet network finds in video, still or moving, any camera
         # (detectors/people.py), plus the motion cue: their heads (`people`) or whole bodies

@@ -29,8 +29,7 @@ class ClassDetector:
 class FrameDetector:
     """One detector pair (image options, video options) per requested class."""
 
-    def __init__(self, settings: Settings, stream: bool = False) -> None:
-        """`stream`: for a live stream (each class's `stream_options` added)."""
+    def __init__(self, settings: Settings) -> None:
         preset = settings.preset_obj
         face_stride = max(1, preset.detect_stride)
         self.classes: list[ClassDetector] = []
@@ -43,7 +42,7 @@ class FrameDetector:
                 image = create(preset.face_detector, threshold=settings.threshold, **preset.face_options)
                 video = image.with_options(**preset.video_face_options) if preset.video_face_options else image
             else:
-                options: dict[str, Any] = {**cls.options, **(cls.stream_options if stream else {})}
+                options: dict[str, Any] = dict(cls.options)
                 if cls.reads is not None:
                     # Reuse the network run of the class this one reads (cached per frame).
                     source = built.get(cls.reads) or create(CLASSES[cls.reads].detector)

@@ -267,6 +267,13 @@ class Ladder:
         return self.levels[self.level]
 
 
+# Seconds: the longest the steady cues' network part (heads on a fixed camera) waits between two
+# runs whatever the ladder says. Between runs the tracker carries its heads (look-ahead
+# interpolation); a walker at 1.4 m/s crosses their own head's width (about 0.2 m) in about
+# that time, so a head box from the last run still overlaps the head.
+NETWORK_EVERY_S = 0.2
+
+
 class DetectionWorker:
     """Detect -> track, frame by frame, as fast as it can; steps the ladder to keep up."""
 
@@ -291,6 +298,11 @@ class DetectionWorker:
         # detections); the ladder stretches them all by the same factor.
         self.base_stride = _min_stride(detector)
         self._steady = [c for c in getattr(detector, "classes", None) or [] if c.cls.every_stream_frame]
+        # Steady cues with a network part (the default `heads` on a fixed camera): the worker
+        # schedules that part itself, on the ladder's stride but never sparser than
+        # NETWORK_EVERY_S, so faces lose stride and resolution before heads lose their network.
+        self._networks = [c.video for c in self._steady if hasattr(c.video, "network_due")]
+        self._last_network = -(1 << 30)
         # The look-ahead in frames; set from the source's frame rate at each connection.
         window = max(0, int(round(delay * 25.0)))
         self.window = window
@@ -308,9 +320,11 @@ class DetectionWorker:
         self._last_detected = -(1 << 30)
         self._busy = 0.0
         self._late = 0
-        # Measured costs (seconds, moving averages): a detection at full resolution, and the
-        # rest of a frame's work (cut detection, camera motion, tracking).
+        # Measured costs (seconds, moving averages): a detection at full resolution, the steady
+        # cues' network part on a detection frame (full size whatever the ladder), and the rest
+        # of a frame's work (cut detection, camera motion, the steady cues, tracking).
         self._detect_cost: float | None = None
+        self._network_cost: float | None = None
         self._frame_cost: float | None = None
         self._relax = self.RELAX_S
         self._stepped_up_at = -math.inf
@@ -324,6 +338,7 @@ class DetectionWorker:
         self.tracker = LookaheadTracker(window=self.window, stride=stride, group_persons=False)
         self.cuts = CutDetector()
         self._last_detected = -(1 << 30)
+        self._last_network = -(1 << 30)
         self._class_last: dict[int, int] = {}
 
     def _publish_level(self) -> None:
@@ -385,7 +400,8 @@ class DetectionWorker:
         # The stride counts source frames, not frames that reached the worker: after a gap (a
         # burst dropped, frames skipped) the next frame is detected, not guessed.
         detect_s = 0.0
-        if cut or slot.seq - self._last_detected >= stride:
+        detecting = cut or slot.seq - self._last_detected >= stride
+        if detecting:
             self._last_detected = slot.seq
             detect_started = time.monotonic()
             due = None if cut else self._due(slot.seq, factor)
@@ -400,7 +416,18 @@ class DetectionWorker:
         if self._steady and not cut:
             # The every-frame cue (heads from background subtraction), full size whatever the
             # ladder: its cost counts as the frame's, not the detection's, since no level saves it.
+            # Its network part runs on its own stride and is costed on its own.
+            network_due = slot.seq - self._last_network >= self._network_stride(stride)
+            if network_due:
+                self._last_network = slot.seq
+            for part in self._networks:
+                part.network_due = network_due
+            network_before = sum(part.network_seconds for part in self._networks)
             steady = self._detect(slot, 1.0, False, self._steady)
+            network_s = sum(part.network_seconds for part in self._networks) - network_before
+            if network_due and self._networks:
+                self._network_cost = _ewma(self._network_cost, network_s)
+            detect_s += network_s
             if steady is None:
                 detections = None  # a failure masks the frames it decides, as any detector's
             elif detections is not None or slot.seq != self._last_detected:
@@ -487,7 +514,12 @@ class DetectionWorker:
         if self._detect_cost is None or self._frame_cost is None:
             return None
         stride, scale = self.ladder.levels[level]
-        return self.fps * (self._frame_cost + self._detect_cost * scale**2 / stride)
+        network = (self._network_cost or 0.0) / self._network_stride(stride)
+        return self.fps * (self._frame_cost + self._detect_cost * scale**2 / stride + network)
+
+    def _network_stride(self, stride: int) -> int:
+        """Frames between two runs of the steady cues' network part at the ladder's `stride`."""
+        return max(1, min(stride, int(round(NETWORK_EVERY_S * self.fps))))
 
     def _adapt(self) -> None:
         now = time.monotonic()
@@ -539,6 +571,17 @@ class DetectionWorker:
                 "stride": stride,
                 "detect_scale": scale,
                 "why": why,
+                # The measured costs the ladder decides on (ms, moving averages): a detection at
+                # full resolution, the steady cues' network part per detection frame, the rest
+                # of a frame's work.
+                "cost_ms": {
+                    name: None if value is None else round(1000 * value, 1)
+                    for name, value in (
+                        ("detection", self._detect_cost),
+                        ("network", self._network_cost),
+                        ("frame", self._frame_cost),
+                    )
+                },
             }
         )
 
@@ -1092,7 +1135,7 @@ def run_live(
         reporter.warn(f"veil live: {text}")
 
     stats = LiveStats()
-    detector = detector or FrameDetector(settings, stream=True)
+    detector = detector or FrameDetector(settings)
     # The first run of a network is slow (memory planning, caches): pay it before the stream
     # starts, not on its first frames.
     with contextlib.suppress(Exception):

@@ -40,6 +40,7 @@ is small (about 1.5 x 1.6 heads with veil's margin), so the union adds little.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import cv2
@@ -117,6 +118,12 @@ class PeopleDetector:
         self._motion = MotionPersonDetector(mode=mode) if motion else None
         self._calls = 0
         self._runs = 0
+        # Set by a caller that schedules the network itself, for the next call: `veil live` runs
+        # it on its detection frames, so the load ladder's stride governs its cost as the
+        # face detector's. None: on every `every`-th call.
+        self.network_due: bool | None = None
+        # Time spent in the network (seconds, cumulative): live's load model reads it.
+        self.network_seconds = 0.0
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -241,12 +248,15 @@ class PeopleDetector:
             w, h = motion.xyxy[:, 2] - motion.xyxy[:, 0], motion.xyxy[:, 3] - motion.xyxy[:, 1]
             keep = w <= MOTION_MAX_ASPECT * h
             motion = Detections(motion.xyxy[keep], motion.confidence[keep], motion.label[keep])
-        if self._session is None or (self._calls - 1) % self.every:
+        due = self.network_due if self.network_due is not None else (self._calls - 1) % self.every == 0
+        if self._session is None or not due:
             return motion
         if self.fixed_only and not (self._motion is not None and self._motion.still):
             return motion  # a moving camera: the face detector and tracker's footage
         self._runs += 1
+        started = time.perf_counter()
         boxes, scores = self.persons(image, tiles=(self._runs - 1) % self.tile_every == 0)
+        self.network_seconds += time.perf_counter() - started
         if self.mode == "head" and len(boxes):
             boxes = heads_of(boxes)
         if len(motion) and len(boxes):
