@@ -470,3 +470,21 @@ def test_the_heads_network_keeps_its_rate_while_faces_step_down() -> None:
     worker._detect_cost, worker._frame_cost = 0.0, 0.0
     assert abs(worker.predicted_load(len(worker.ladder.levels) - 1) - 0.25) < 1e-9
     assert abs(worker.predicted_load(0) - 0.5) < 1e-9
+
+
+def test_the_look_ahead_is_the_files_and_the_stride_stays_under_half_a_second() -> None:
+    """Live's default look-ahead is the files' (1 s); the ladder's longest stride stays at
+    MAX_STRIDE_S (beyond it the resolution drops): a longer look-ahead lets the tracker carry
+    more, not the detector run less."""
+    from veil.config import Settings
+    from veil.runners.live import MAX_STRIDE_S
+
+    assert LiveOptions("udp://127.0.0.1:1", "x.mp4").delay == Settings().lookahead_s == 1.0
+    worker = DetectionWorker(BoxDetector(), 1.0, LiveStats(), lambda _: None, lambda _: None)  # type: ignore[arg-type]
+    for fps, window in ((10.0, 10), (25.0, 25), (4.0, 4)):
+        worker.inbox.put(fps)
+        worker.inbox.put("end")
+        worker.run()
+        cap = min(window, round(MAX_STRIDE_S * fps))
+        assert worker.window == window and max(s for s, _ in worker.ladder.levels) == cap
+        assert worker.ladder.levels[-1] == (cap, 0.5)

@@ -91,7 +91,7 @@ class LiveOptions:
     source: str
     dest: str
     # Look-ahead of the tracker, seconds: a face is masked this long before it is first detected.
-    delay: float = 0.5
+    delay: float = 1.0
     # Extra time a frame may wait for detection and tracking beyond the delay; the output runs
     # delay + budget behind the input. Frames not final by then are sent fully masked.
     budget: float = 0.3
@@ -272,6 +272,11 @@ class Ladder:
 # interpolation); a walker at 1.4 m/s crosses their own head's width (about 0.2 m) in about
 # that time, so a head box from the last run still overlaps the head.
 NETWORK_EVERY_S = 0.2
+# Seconds: the longest the face detector waits between two runs however far behind the worker
+# is; past it the ladder lowers the resolution instead. The ladder was measured with strides up
+# to the 0.5 s look-ahead live had before it took the files' 1 s (bench/live_bench.py, docs/live.md):
+# the longer look-ahead lets the tracker carry more, not the detector run less.
+MAX_STRIDE_S = 0.5
 
 
 class DetectionWorker:
@@ -312,7 +317,7 @@ class DetectionWorker:
         self.log = log
         self.inbox: queue.Queue[Slot | str | float] = queue.Queue(maxsize=max(8, 2 * window + 4))
         self.delay = delay
-        self.ladder = Ladder(self.base_stride, window)
+        self.ladder = Ladder(self.base_stride, self._stride_cap(window))
         self._held: dict[int, Slot] = {}
         self._failed: deque[int] = deque(maxlen=64)  # seqs whose detection raised
         self._detected: deque[int] = deque(maxlen=64)  # seqs the detector ran on (and returned)
@@ -360,10 +365,10 @@ class DetectionWorker:
                 # A (re)connection announces its frame rate: the look-ahead in frames follows.
                 self.fps = item
                 window = max(0, int(round(self.delay * item)))
-                if window != self.window:
+                if window != self.window or self._stride_cap(window) != self.ladder.levels[-1][0]:
                     self._publish(self.tracker.flush())
                     self.window = window
-                    self.ladder = Ladder(self.base_stride, window)
+                    self.ladder = Ladder(self.base_stride, self._stride_cap(window))
                     self._publish_level()
                     self._new_tracker()
                 continue
@@ -516,6 +521,10 @@ class DetectionWorker:
         stride, scale = self.ladder.levels[level]
         network = (self._network_cost or 0.0) / self._network_stride(stride)
         return self.fps * (self._frame_cost + self._detect_cost * scale**2 / stride + network)
+
+    def _stride_cap(self, window: int) -> int:
+        """The ladder's longest stride: the look-ahead, at most MAX_STRIDE_S."""
+        return max(1, min(window, int(round(MAX_STRIDE_S * self.fps))))
 
     def _network_stride(self, stride: int) -> int:
         """Frames between two runs of the steady cues' network part at the ladder's `stride`."""
@@ -1242,9 +1251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--delay",
         type=number_option("--delay", 0, MAX_DELAY_S),
-        default=0.5,
+        default=1.0,
         metavar="SECONDS",
-        help="tracker look-ahead: faces are masked this long before first detected (default 0.5)",
+        help="tracker look-ahead, as files' --lookahead: faces are masked this long before first detected (default 1)",
     )
     p.add_argument(
         "--budget",
