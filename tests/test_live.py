@@ -219,6 +219,9 @@ def test_every_frame_masked_or_covered(udp_run: dict[str, Any]) -> None:
     assert seen == sorted(seen), "frames out of order"
     final = udp_run["log"][-1]
     assert final["event"] == "exit" and final["frames_out"] == len(images)
+    start = udp_run["log"][0]
+    assert start["event"] == "start" and start["classes"] == ["faces"] and start["delay_s"] == DELAY
+    assert 0 < start["network_every_s"] <= start["max_stride_s"]
 
 
 def test_timestamps_continuous_across_a_restart(udp_run: dict[str, Any]) -> None:

@@ -1171,7 +1171,11 @@ def run_live(
             "delay_s": options.delay,
             "budget_s": options.budget,
             "preset": settings.preset,
+            "classes": list(settings.classes),
             "stride": stats.stride,
+            # The ladder's bounds: the face detector's longest stride, the heads network's.
+            "max_stride_s": MAX_STRIDE_S,
+            "network_every_s": NETWORK_EVERY_S,
         }
     )
     next_log = started + options.log_interval
