@@ -34,7 +34,8 @@ class RedactionClass:
     # A stream runs it on every frame at full resolution, whatever the load ladder says: it costs
     # little and learns from consecutive frames (a background model), so when detection falls
     # behind people's heads stay covered before faces lose their stride or resolution. A network
-    # part it has (`network_due`, detectors/people.py) runs on the stream's detection frames.
+    # part it has (`network_due`, detectors/people.py) runs on the stream's own schedule for it
+    # (runners/live.py: the ladder's stride, but at least every NETWORK_EVERY_S).
     every_stream_frame: bool = False
 
 
@@ -58,8 +59,8 @@ CLASSES: dict[str, RedactionClass] = {
         # moving camera. On the mall clip's held-out half it covers 99.1 % of head points
         # against 87.6 % for background subtraction alone, at about half the speed: a person
         # missed is a person exposed. A live stream runs background subtraction on every frame
-        # and the network on its detection frames only, so the load ladder's stride sets the
-        # network's cost as it sets the face detector's (runners/live.py).
+        # and the network on the load ladder's stride, but at least every 0.2 s, so the face
+        # detector steps down first (runners/live.py).
         RedactionClass(
             "heads",
             "head",

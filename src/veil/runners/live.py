@@ -325,9 +325,9 @@ class DetectionWorker:
         self._last_detected = -(1 << 30)
         self._busy = 0.0
         self._late = 0
-        # Measured costs (seconds, moving averages): a detection at full resolution, the steady
-        # cues' network part on a detection frame (full size whatever the ladder), and the rest
-        # of a frame's work (cut detection, camera motion, the steady cues, tracking).
+        # Measured costs (seconds, moving averages): a detection at full resolution, a run of the
+        # steady cues' network part (full size whatever the ladder), and the rest of a frame's
+        # work (cut detection, camera motion, the steady cues' cheap part, tracking).
         self._detect_cost: float | None = None
         self._network_cost: float | None = None
         self._frame_cost: float | None = None
@@ -581,8 +581,8 @@ class DetectionWorker:
                 "detect_scale": scale,
                 "why": why,
                 # The measured costs the ladder decides on (ms, moving averages): a detection at
-                # full resolution, the steady cues' network part per detection frame, the rest
-                # of a frame's work.
+                # full resolution, a run of the steady cues' network part, the rest of a
+                # frame's work.
                 "cost_ms": {
                     name: None if value is None else round(1000 * value, 1)
                     for name, value in (

@@ -119,8 +119,8 @@ class PeopleDetector:
         self._calls = 0
         self._runs = 0
         # Set by a caller that schedules the network itself, for the next call: `veil live` runs
-        # it on its detection frames, so the load ladder's stride governs its cost as the
-        # face detector's. None: on every `every`-th call.
+        # it on its load ladder's stride (at least every NETWORK_EVERY_S). None: on every
+        # `every`-th call.
         self.network_due: bool | None = None
         # Time spent in the network (seconds, cumulative): live's load model reads it.
         self.network_seconds = 0.0
