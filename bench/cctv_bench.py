@@ -18,7 +18,13 @@
    1,000 (all, facing, turned away), the longest uncovered run of one person, and the longest
    such run with covered frames on both sides (inside a track).
 
-Run: `.venv/bin/python bench/cctv_bench.py [--seeds 1] [--clips 3] [--variants faces faces,heads]`.
+With `--live`, each veil variant is also streamed into `veil live --realtime` (clip by clip, at
+the clip's 10 fps, as a camera sends it) and scored the same way: live writes one output frame per
+input frame, and a frame sent fully masked (its boxes not final by the deadline) counts as
+covered. The ratio of live's leaked facing head-frames to the file run's is issue 23's live
+target (at most 1.5x); the share of frames shown (not masked whole) is printed beside it.
+
+Run: `.venv/bin/python bench/cctv_bench.py [--seeds 1] [--clips 3] [--variants faces faces,heads] [--live]`.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -258,12 +265,37 @@ def score(cov: list[dict[str, Series]]) -> dict[str, float]:
     }
 
 
+def run_live(inputs: list[Path], out_dir: Path, redact: str) -> tuple[list[Path], float, float]:
+    """Each clip streamed into `veil live --realtime`: (outputs, wall seconds, share of frames
+    shown, not masked whole, from the live logs)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outs, shown, total = [], 0, 0
+    started = time.perf_counter()
+    for path in inputs:
+        out, log = out_dir / path.name, out_dir / f"{path.stem}.jsonl"
+        cmd = [*vb.VEIL, "live", str(path), str(out), "--realtime", "--overwrite", "--preset", "balanced"]
+        proc = subprocess.run([*cmd, "--redact", redact, "--log", str(log)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"veil live failed: {proc.stderr.strip()[-500:]}")
+        final = [json.loads(line) for line in log.read_text().splitlines() if line.strip()][-1]
+        shown += final["frames_painted"]
+        total += final["frames_out"]
+        outs.append(out)
+    return outs, time.perf_counter() - started, shown / max(total, 1)
+
+
 def run_cctv_bench(
-    data_dir: Path, seeds: tuple[int, ...], clips: int, variants: tuple[str, ...], reuse_deface: bool, log: Any = print
+    data_dir: Path,
+    seeds: tuple[int, ...],
+    clips: int,
+    variants: tuple[str, ...],
+    reuse_deface: bool,
+    log: Any = print,
+    live: bool = False,
 ) -> dict[str, Any]:
     people = load_people(data_dir)
     log(f"{len(people)} people cut from faces.json")
-    tools = ["deface", *(f"veil {v}" for v in variants)]
+    tools = ["deface", *(f"veil {v}" for v in variants), *(f"live {v}" for v in variants if live)]
     per_seed: dict[str, dict[int, dict[str, float]]] = {t: {} for t in tools}
     for seed in seeds:
         clip_dir = WORK / f"seed{seed}" / "clips"
@@ -278,12 +310,17 @@ def run_cctv_bench(
         n_frames = sum(len(b) for b in before)
         for tool in tools:
             out_dir = WORK / f"seed{seed}" / tool.replace(" ", "-").replace(",", "+")
+            shown = None
             if tool == "deface":
                 outs, elapsed = vb.run_deface(inputs, out_dir, reuse_deface)
+            elif tool.startswith("live"):
+                outs, elapsed, shown = run_live(inputs, out_dir, tool.split()[1])
             else:
                 outs, elapsed = vb.run_veil(inputs, out_dir, "balanced", ["--redact", tool.split()[1]])
             after = [vb.decode(o) for o in outs]
             result = score([coverage(c, b, a) for c, b, a in zip(made, before, after, strict=True)])
+            if shown is not None:
+                result["frames_shown_pct"] = 100.0 * shown
             far = [far_masked(c, b, a) for c, b, a in zip(made, before, after, strict=True)]
             result["over_redaction_pct"] = 100.0 * sum(f[0] for f in far) / max(1, sum(f[1] for f in far))
             result["fps"] = n_frames / elapsed
@@ -305,6 +342,10 @@ def run_cctv_bench(
     for tool in tools:
         summary[tool]["leak_ratio_vs_deface"] = summary[tool]["leaks_per_1000"] / max(ref["leaks_per_1000"], 1e-9)
         summary[tool]["speed_ratio_vs_deface"] = summary[tool]["fps"] / ref["fps"]
+        if tool.startswith("live"):
+            # Issue 23's live target: leaked facing head-frames at most 1.5x the file run's.
+            file_run = summary[f"veil {tool.split()[1]}"]
+            summary[tool]["facing_leaks_per_1000_file"] = file_run["facing_leaks_per_1000"]
     return {"seeds": list(seeds), "clips": clips, "per_seed": per_seed, "summary": summary}
 
 
@@ -336,6 +377,15 @@ def format_table(result: dict[str, Any]) -> str:
             f"{s['worst_gap']:.0f} | {s['worst_interior_gap']:.0f} | {s['over_redaction_pct']:.1f} % | "
             f"{s['fps']:.1f} | {s['speed_ratio_vs_deface']:.2f} |"
         )
+    for tool, s in result["summary"].items():
+        if "facing_leaks_per_1000_file" in s:
+            live, file_run = s["facing_leaks_per_1000"], s["facing_leaks_per_1000_file"]
+            ratio = f"{live / file_run:.2f}x" if file_run else ("as many" if not live else "more than none")
+            lines.append(
+                f"{tool}: facing head-frames leaked {live:.1f} / 1000 against {file_run:.1f} for the file run, "
+                f"{ratio} (target <= 1.5x); frames shown {s['frames_shown_pct']:.1f} % (live runs at the "
+                "clip's rate: its fps is real time)"
+            )
     return "\n".join(lines)
 
 
@@ -347,12 +397,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", nargs="+", default=["faces", "faces,heads"], help="--redact values for veil")
     p.add_argument("--reuse-deface", action="store_true", help="keep deface outputs from an earlier run")
     p.add_argument("--json", type=Path, help="also write the full results here")
+    p.add_argument("--live", action="store_true", help="also stream each variant into `veil live --realtime`")
     args = p.parse_args(argv)
     if not (args.data / "faces.json").is_file() or not (args.data / "plates").is_dir():
         print(f"cctv bench: {args.data}/faces.json or plates/ not found; skipped")
         return 0
     started = time.perf_counter()
-    result = run_cctv_bench(args.data, tuple(args.seeds), args.clips, tuple(args.variants), args.reuse_deface)
+    result = run_cctv_bench(
+        args.data, tuple(args.seeds), args.clips, tuple(args.variants), args.reuse_deface, live=args.live
+    )
     print(format_table(result))
     print(f"({time.perf_counter() - started:.0f} s)")
     if args.json:
