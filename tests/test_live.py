@@ -423,6 +423,8 @@ def test_heads_run_on_every_frame_at_full_size_whatever_the_ladder() -> None:
     assert [s for s, _ in faces] == [0, 8, 16] and {w for _, w in faces} == {48}
     assert [s for s, _ in heads] == list(range(17)) and {w for _, w in heads} == {96}
     assert all(names in (("faces",), ("heads",)) for _, names, _ in detector.ran)
+    # The log's detection resolution is the face detector's, not the steady cue's full size.
+    assert worker.stats.detect_size == (48, 32)
     # Every frame has a head box, detected or filled in: no frame waits on the face stride.
     assert all(isinstance(s.result, Detections) and "head" in set(s.result.label) for s in slots[:9])
 

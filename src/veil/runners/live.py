@@ -466,8 +466,9 @@ class DetectionWorker:
         if scale < 1.0:
             size = (max(16, int(w * scale)), max(16, int(h * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        with self.stats.lock:
-            self.stats.detect_size = (image.shape[1], image.shape[0])
+        if classes is not self._steady:  # the steady cues run at full size whatever the ladder
+            with self.stats.lock:
+                self.stats.detect_size = (image.shape[1], image.shape[0])
         try:
             found = self.detector.run(image, classes, video=not cut)
         except Exception as exc:  # noqa: BLE001 - any detector failure masks the frames it decides
