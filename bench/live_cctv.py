@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in records:
                 if r.get("event") == "adapt":  # the ladder's steps, to see why a level was left
                     costs = ", ".join(f"{k} {v} ms" for k, v in r.get("cost_ms", {}).items())
-                    level = f"every {r['stride']} at {r['detect_scale']:.0%}"
+                    level = f"every {r['stride']} at {r['detect_scale']:.0%}, network every {r.get('network_stride')}"
                     print(f"  {variant}: {r['why']} -> {level} ({costs})", file=sys.stderr)
             row = {"mode": "live", "redact": variant, **score(magenta_masks(out), points, args.frames, live=True)}
             row["final_stride"], row["final_scale"] = final.get("stride"), final.get("detect_scale")

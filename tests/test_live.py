@@ -440,9 +440,10 @@ class NetworkPart:
 
 def test_the_heads_network_keeps_its_rate_while_faces_step_down() -> None:
     """On a fixed camera the default `heads` runs the person network: the worker schedules it at
-    the ladder's stride but never sparser than NETWORK_EVERY_S, so faces lose stride and size
-    first; its measured cost enters the ladder's load model at that rate."""
-    from veil.runners.live import NETWORK_EVERY_S
+    the ladder's stride but never sparser than NETWORK_EVERY_S until the face detector is at its
+    cheapest level (stride and resolution); only the last levels slow the network (2x, 4x). Its
+    measured cost enters the ladder's load model at that rate."""
+    from veil.runners.live import NETWORK_EVERY_S, NETWORK_STEPS
 
     detector = ClassRecorder()
     part = NetworkPart()
@@ -458,23 +459,29 @@ def test_the_heads_network_keeps_its_rate_while_faces_step_down() -> None:
     detector.run = run  # type: ignore[method-assign]
     worker = DetectionWorker(detector, 0.8, LiveStats(), lambda _: None, lambda _: None)  # type: ignore[arg-type]
     worker.fps, worker.window = 10.0, 8
-    worker.ladder = Ladder(worker.base_stride, 8)
-    worker.ladder.level = len(worker.ladder.levels) - 1  # faces every 8th frame at half size
-    worker._new_tracker()
-    now = time.monotonic()
-    for seq in range(17):
-        worker.inbox.put(Slot(seq, np.full((64, 96, 3), seq, np.uint8), now, now + 60))
-    worker.inbox.put("end")
-    worker.run()
-    every = round(NETWORK_EVERY_S * 10.0)
-    assert every == 2
-    assert [seq for seq, due in enumerate(part.due) if due] == list(range(0, 17, every))
+    worker.ladder = worker._new_ladder(8)
+    assert NETWORK_STEPS == 2 and worker.ladder.network[-3:] == [1, 2, 4]
+    cap = worker.ladder.levels[-1][0]  # 0.5 s at 10 fps
+    assert cap == 5
+    cheapest_faces = worker.ladder.levels.index((cap, 0.5))  # faces every 5th frame at half size
+    every = max(1, round(NETWORK_EVERY_S * 10.0))
+    for level, network_every in ((cheapest_faces, every), (len(worker.ladder.levels) - 1, 4 * every)):
+        worker.ladder.level = level
+        worker._new_tracker()
+        part.due.clear()
+        now = time.monotonic()
+        for seq in range(17):
+            worker.inbox.put(Slot(seq, np.full((64, 96, 3), seq, np.uint8), now, now + 60))
+        worker.inbox.put("end")
+        worker.run()
+        assert [seq for seq, due in enumerate(part.due) if due] == list(range(0, 17, network_every))
     assert worker._network_cost is not None and abs(worker._network_cost - 0.05) < 1e-9
-    # The load model: the network's 50 ms every 2nd frame at 10 fps is 25 % of real time at the
-    # longest stride, and at stride 1 (every frame) 50 %.
+    # The load model: the network's 50 ms at 10 fps, run every `every` frames (at stride 1 every
+    # frame), and a quarter as often at the last level.
     worker._detect_cost, worker._frame_cost = 0.0, 0.0
-    assert abs(worker.predicted_load(len(worker.ladder.levels) - 1) - 0.25) < 1e-9
     assert abs(worker.predicted_load(0) - 0.5) < 1e-9
+    assert abs(worker.predicted_load(cheapest_faces) - 0.5 / every) < 1e-9
+    assert abs(worker.predicted_load(len(worker.ladder.levels) - 1) - 0.5 / (4 * every)) < 1e-9
 
 
 def test_the_look_ahead_is_the_files_and_the_stride_stays_under_half_a_second() -> None:

@@ -251,15 +251,21 @@ class StreamSetup:
 class Ladder:
     """Detection load levels, from the preset's (best) to the cheapest: stride doubled up to the
     tracker's look-ahead (beyond it frames between detections could only be coasted, not
-    interpolated), then the detection resolution lowered."""
+    interpolated), then the detection resolution lowered; then, with `network_steps`, the
+    steady cues' network (heads on a fixed camera) run half as often, then a quarter."""
 
-    def __init__(self, base_stride: int, window: int) -> None:
+    def __init__(self, base_stride: int, window: int, network_steps: int = 0) -> None:
         cap = max(1, window)
         strides = [min(base_stride, cap)]
         while strides[-1] < cap:
             strides.append(min(cap, strides[-1] * 2))
         self.levels: list[tuple[int, float]] = [(s, 1.0) for s in strides]
         self.levels += [(strides[-1], 0.75), (strides[-1], 0.5)]
+        # Per level, how many times NETWORK_EVERY_S the network waits between runs.
+        self.network: list[int] = [1] * len(self.levels)
+        for step in range(1, network_steps + 1):
+            self.levels.append((strides[-1], 0.5))
+            self.network.append(2**step)
         self.level = 0
 
     @property
@@ -268,10 +274,15 @@ class Ladder:
 
 
 # Seconds: the longest the steady cues' network part (heads on a fixed camera) waits between two
-# runs whatever the ladder says. Between runs the tracker carries its heads (look-ahead
-# interpolation); a walker at 1.4 m/s crosses their own head's width (about 0.2 m) in about
-# that time, so a head box from the last run still overlaps the head.
+# runs until the face detector is at its cheapest level; between runs the tracker carries its
+# heads (look-ahead interpolation). Measured on 2 cores (docs/live.md): 0.1 s (every frame at
+# 10 fps) covered 97-99 % of the mall clip's head points against 95-96 % at 0.2 s, but pushed the
+# face detector to half resolution, where the generated CCTV clips' 10-30 px faces leaked 6.8
+# facing head-frames per 1,000 against 2.6 (files: 1.4). 0.2 s meets both live targets on the
+# mall clip's heads and keeps faces nearer the files'.
 NETWORK_EVERY_S = 0.2
+# Ladder levels past the face detector's cheapest, each doubling the network's wait.
+NETWORK_STEPS = 2
 # Seconds: the longest the face detector waits between two runs however far behind the worker
 # is; past it the ladder lowers the resolution instead. The ladder was measured with strides up
 # to the 0.5 s look-ahead live had before it took the files' 1 s (bench/live_bench.py, docs/live.md):
@@ -317,7 +328,7 @@ class DetectionWorker:
         self.log = log
         self.inbox: queue.Queue[Slot | str | float] = queue.Queue(maxsize=max(8, 2 * window + 4))
         self.delay = delay
-        self.ladder = Ladder(self.base_stride, self._stride_cap(window))
+        self.ladder = self._new_ladder(window)
         self._held: dict[int, Slot] = {}
         self._failed: deque[int] = deque(maxlen=64)  # seqs whose detection raised
         self._detected: deque[int] = deque(maxlen=64)  # seqs the detector ran on (and returned)
@@ -368,7 +379,7 @@ class DetectionWorker:
                 if window != self.window or self._stride_cap(window) != self.ladder.levels[-1][0]:
                     self._publish(self.tracker.flush())
                     self.window = window
-                    self.ladder = Ladder(self.base_stride, self._stride_cap(window))
+                    self.ladder = self._new_ladder(window)
                     self._publish_level()
                     self._new_tracker()
                 continue
@@ -422,7 +433,7 @@ class DetectionWorker:
             # The every-frame cue (heads from background subtraction), full size whatever the
             # ladder: its cost counts as the frame's, not the detection's, since no level saves it.
             # Its network part runs on its own stride and is costed on its own.
-            network_due = slot.seq - self._last_network >= self._network_stride(stride)
+            network_due = slot.seq - self._last_network >= self._network_stride(self.ladder.level)
             if network_due:
                 self._last_network = slot.seq
             for part in self._networks:
@@ -520,16 +531,21 @@ class DetectionWorker:
         if self._detect_cost is None or self._frame_cost is None:
             return None
         stride, scale = self.ladder.levels[level]
-        network = (self._network_cost or 0.0) / self._network_stride(stride)
+        network = (self._network_cost or 0.0) / self._network_stride(level)
         return self.fps * (self._frame_cost + self._detect_cost * scale**2 / stride + network)
 
     def _stride_cap(self, window: int) -> int:
         """The ladder's longest stride: the look-ahead, at most MAX_STRIDE_S."""
         return max(1, min(window, int(round(MAX_STRIDE_S * self.fps))))
 
-    def _network_stride(self, stride: int) -> int:
-        """Frames between two runs of the steady cues' network part at the ladder's `stride`."""
-        return max(1, min(stride, int(round(NETWORK_EVERY_S * self.fps))))
+    def _new_ladder(self, window: int) -> Ladder:
+        return Ladder(self.base_stride, self._stride_cap(window), NETWORK_STEPS if self._networks else 0)
+
+    def _network_stride(self, level: int) -> int:
+        """Frames between two runs of the steady cues' network part at ladder level `level`: the
+        face detector's stride, at most NETWORK_EVERY_S, times the level's slowing."""
+        stride = self.ladder.levels[level][0]
+        return max(1, min(stride, int(round(NETWORK_EVERY_S * self.fps)))) * self.ladder.network[level]
 
     def _adapt(self) -> None:
         now = time.monotonic()
@@ -541,7 +557,13 @@ class DetectionWorker:
         late = self._late
         self._busy, self._late, self._window_start = 0.0, 0, now
         levels = len(self.ladder.levels)
-        behind = late > 0 or load > 0.9 or backlog > max(2, self.window // 2)
+        late_now = late > 0 or backlog > max(2, self.window // 2)
+        behind = late_now or load > 0.9
+        # Slowing the heads network takes frames actually late or queued, not a busy worker: a
+        # late frame goes out masked whole (nothing leaks), a head the network missed is exposed.
+        network = self.ladder.network
+        if behind and not late_now and self.ladder.level + 1 < levels:
+            behind = network[self.ladder.level + 1] == network[self.ladder.level]
         if behind:
             self._calm_since = now
             if now - self._stepped_up_at < 2 * self.CHECK_S + self.RELAX_S:
@@ -552,8 +574,14 @@ class DetectionWorker:
                 # Straight to the first level the measured costs say fits (busy at most 80 % of
                 # the time), at least one step: a machine much too slow masks for a second or
                 # two, not for the whole way down the ladder.
+                # The heads network is slowed one measured step at a time, never by a prediction:
+                # heads stay covered before faces, so the jump stops at the faces' cheapest level.
                 target = self.ladder.level + 1
-                while target + 1 < levels and (self.predicted_load(target) or 0.0) > 0.8:
+                while (
+                    target + 1 < levels
+                    and (self.predicted_load(target) or 0.0) > 0.8
+                    and network[target + 1] == network[target]
+                ):
                     target += 1
                 self.ladder.level = target
                 self._change(f"cannot keep up (load {load:.0%}, {late} late frames, {backlog} queued)")
@@ -570,6 +598,9 @@ class DetectionWorker:
         stride, scale = self.ladder.current
         self._publish_level()
         text = f"{why}: detecting every {stride} frame{'s' * (stride != 1)} at {scale:.0%} resolution"
+        if self._networks:
+            every = self._network_stride(self.ladder.level)
+            text += f", the heads network every {every} frame{'s' * (every != 1)}"
         self.say(text)
         with self.stats.lock:
             self.stats.adaptations.append(text)
@@ -580,6 +611,7 @@ class DetectionWorker:
                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "stride": stride,
                 "detect_scale": scale,
+                "network_stride": self._network_stride(self.ladder.level) if self._networks else None,
                 "why": why,
                 # The measured costs the ladder decides on (ms, moving averages): a detection at
                 # full resolution, a run of the steady cues' network part, the rest of a
