@@ -500,3 +500,26 @@ def test_the_look_ahead_is_the_files_and_the_stride_stays_under_half_a_second() 
         cap = min(window, round(MAX_STRIDE_S * fps))
         assert worker.window == window and max(s for s, _ in worker.ladder.levels) == cap
         assert worker.ladder.levels[-1] == (cap, 0.5)
+
+
+def test_the_heads_network_slows_only_for_late_frames() -> None:
+    """At the face detector's cheapest level, a busy worker (load over 90 %) keeps the heads
+    network's rate; frames actually late step it to the next level, which runs it half as often."""
+    detector = ClassRecorder()
+    detector.classes[1].video = NetworkPart()  # type: ignore[assignment]
+    worker = DetectionWorker(detector, 0.8, LiveStats(), lambda _: None, lambda _: None)  # type: ignore[arg-type]
+    worker.fps, worker.window = 10.0, 8
+    worker.ladder = worker._new_ladder(8)
+    cheapest = worker.ladder.network.index(2) - 1
+    worker._detect_cost, worker._network_cost, worker._frame_cost = 0.05, 0.05, 0.03
+
+    def second(busy: float, late: int, level: int) -> int:
+        worker.ladder.level = level
+        worker._window_start, worker._busy, worker._late = time.monotonic() - 1.0, busy, late
+        worker._adapt()
+        return worker.ladder.level
+
+    assert second(0.95, 0, cheapest - 1) == cheapest  # faces step down when the worker is busy
+    assert second(0.95, 0, cheapest) == cheapest  # the network does not, busy alone
+    assert second(0.95, 2, cheapest) == cheapest + 1  # late frames: half as often
+    assert worker.ladder.network[cheapest + 1] == 2
