@@ -59,8 +59,8 @@ CLASSES: dict[str, RedactionClass] = {
         # moving camera. On the mall clip's held-out half it covers 99.1 % of head points
         # against 87.6 % for background subtraction alone, at about half the speed: a person
         # missed is a person exposed. A live stream runs background subtraction on every frame
-        # and the network on the load ladder's stride, but at least every 0.2 s, so the face
-        # detector steps down first (runners/live.py).
+        # and the network on the load ladder's stride, but at least every 0.2 s until the face
+        # detector is at its cheapest level: faces step down first (runners/live.py).
         RedactionClass(
             "heads",
             "head",
