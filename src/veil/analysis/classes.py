@@ -35,7 +35,8 @@ class RedactionClass:
     # little and learns from consecutive frames (a background model), so when detection falls
     # behind people's heads stay covered before faces lose their stride or resolution. A network
     # part it has (`network_due`, detectors/people.py) runs on the stream's own schedule for it
-    # (runners/live.py: the ladder's stride, but at least every NETWORK_EVERY_S).
+    # (runners/live.py: the ladder's stride, at least every NETWORK_EVERY_S until the face
+    # detector is at its cheapest level).
     every_stream_frame: bool = False
 
 

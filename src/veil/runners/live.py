@@ -316,7 +316,8 @@ class DetectionWorker:
         self._steady = [c for c in getattr(detector, "classes", None) or [] if c.cls.every_stream_frame]
         # Steady cues with a network part (the default `heads` on a fixed camera): the worker
         # schedules that part itself, on the ladder's stride but never sparser than
-        # NETWORK_EVERY_S, so faces lose stride and resolution before heads lose their network.
+        # NETWORK_EVERY_S until the faces' cheapest level (`_network_stride`), so faces lose
+        # stride and resolution before heads lose their network.
         self._networks = [c.video for c in self._steady if hasattr(c.video, "network_due")]
         self._last_network = -(1 << 30)
         # The look-ahead in frames; set from the source's frame rate at each connection.

@@ -119,7 +119,7 @@ class PeopleDetector:
         self._calls = 0
         self._runs = 0
         # Set by a caller that schedules the network itself, for the next call: `veil live` runs
-        # it on its load ladder's stride (at least every NETWORK_EVERY_S). None: on every
+        # it on its load ladder's stride (runners/live.py, `_network_stride`). None: on every
         # `every`-th call.
         self.network_due: bool | None = None
         # Time spent in the network (seconds, cumulative): live's load model reads it.
