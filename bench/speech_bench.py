@@ -19,7 +19,8 @@ CPU seconds spread over the recognizer's threads, i.e. the speed on that many fr
 shared machine is rarely idle); and that `veil.media.audio.process_file` with the found ranges
 leaves a PCM WAV bit-exact outside them. The model's one-off load (about 2 s) is not counted.
 
-Run: make bench-voice  (or python bench/speech_bench.py [--quick] [--data DIR])
+Run: make bench-voice  (or python bench/speech_bench.py [--quick] [--data DIR]; --record DIR keeps the
+words, --replay DIR... scores the finder over them again in seconds)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import random
 import shutil
 import subprocess
@@ -49,6 +51,9 @@ from veil.speech.recognizer import _threads as recognizer_threads  # noqa: E402
 
 CORES = recognizer_threads()
 VERBOSE = False
+# --record DIR: each recording's words, loud frames and truth, pickled per set, so finder rules can
+# be replayed (--replay DIR) over many draws in seconds. Tuning aid: the words stay in DIR.
+RECORD: Path | None = None
 
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 FIRST = ["Maria", "James", "Aisha", "Tomasz", "Li", "Fatima", "Oliver", "Sofia", "Kwame", "Elena",
@@ -155,14 +160,19 @@ def muted_mask(n: int, ranges: list[tuple[float, float]]) -> np.ndarray:
 
 def score(kind: str, builder: Builder, trials: list[tuple[str, str]]) -> dict:
     covered, other_muted, other_total, audio_s, spent_s, cpu_s = [], 0, 0, 0.0, 0.0, 0.0
+    recorded: list[dict] = []
     for speaker, who in trials:
         x, truth, other = getattr(builder, kind)(speaker, who)
         started, cpu = time.perf_counter(), time.process_time()
         words = recognize_samples(x)
-        findings = find(words, len(x) / RATE, speech_frames(x))
+        loud = speech_frames(x)
+        findings = find(words, len(x) / RATE, loud)
         spent_s += time.perf_counter() - started
         cpu_s += time.process_time() - cpu
         audio_s += len(x) / RATE
+        if RECORD is not None:
+            recorded.append({"who": f"{speaker}/{who}", "n": len(x), "words": words, "loud": loud,
+                             "truth": truth, "other": other})  # fmt: skip
         mask = muted_mask(len(x), [(f.start, f.end) for f in findings])
         covered += [float(mask[a:b].mean()) for a, b in truth]
         if VERBOSE:
@@ -173,6 +183,9 @@ def score(kind: str, builder: Builder, trials: list[tuple[str, str]]) -> dict:
             print(f"  {kind} {speaker}/{who}: muted {covered[-1]:.2f} of {spans}; found {found}; heard", *near)
         other_muted += sum(int(mask[a:b].sum()) for a, b in other)
         other_total += sum(b - a for a, b in other)
+    if RECORD is not None:
+        RECORD.mkdir(parents=True, exist_ok=True)
+        (RECORD / f"{kind}.pkl").write_bytes(pickle.dumps(recorded))
     c = np.array(covered)
     return {
         "items": len(c),
@@ -235,6 +248,36 @@ def speed_long(data: Path, speakers: list[str]) -> dict:
     }
 
 
+def replay(folders: list[Path]) -> None:
+    """The finder over recorded words (--record): per set, the mean share of the items muted, the
+    items at 95 % or more, and the other speech muted; each item under 95 % with what was heard."""
+    for kind in ("real_number", "synthetic_number", "synthetic_name"):
+        covered, low, other_muted, other_total = [], [], 0, 0
+        for folder in folders:
+            if not (folder / f"{kind}.pkl").is_file():
+                continue
+            for item in pickle.loads((folder / f"{kind}.pkl").read_bytes()):
+                findings = find(item["words"], item["n"] / RATE, item["loud"])
+                mask = muted_mask(item["n"], [(f.start, f.end) for f in findings])
+                share = [float(mask[a:b].mean()) for a, b in item["truth"]]
+                covered += share
+                other_muted += sum(int(mask[a:b].sum()) for a, b in item["other"])
+                other_total += sum(b - a for a, b in item["other"])
+                if min(share) < 0.95 and VERBOSE:
+                    a, b = item["truth"][0][0] / RATE, item["truth"][-1][1] / RATE
+                    heard = [(w.text, round(w.start, 2), round(w.end, 2), round(w.probability, 2))
+                             for w in item["words"] if a - 2 < w.start < b + 1]  # fmt: skip
+                    near = [f for f in findings if f.end > a - 2 and f.start < b + 1]
+                    found = [(round(f.start, 2), round(f.end, 2)) for f in near]
+                    where = f"{folder.name} {item['who']}: {min(share):.2f} of ({a:.2f}, {b:.2f})"
+                    low.append(f"    {where}; found {found}; {heard}")
+        if covered:
+            c = np.array(covered)
+            print(f"{kind:17s} items {len(c)}  muted {c.mean():.4f}  >= 95 % {int((c >= 0.95).sum())}  "
+                  f"other speech muted {other_muted / max(1, other_total):.4f}")  # fmt: skip
+            print(*low, sep="\n") if low else None
+
+
 def summary(results: dict) -> None:
     """The figures against the targets, in words."""
     speed = f"x_real_time_on_{CORES}_free_cores"
@@ -268,9 +311,14 @@ def main() -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--verbose", action="store_true", help="each recording's coverage, findings and nearby words")
     ap.add_argument("--speed-only", action="store_true", help="only the speed on long real speech")
+    ap.add_argument("--record", type=Path, help="keep each recording's words here (tuning aid; words stay here)")
+    ap.add_argument("--replay", type=Path, nargs="+", help="score the finder on words kept by --record, then stop")
     args = ap.parse_args()
-    global VERBOSE
-    VERBOSE = args.verbose
+    global VERBOSE, RECORD
+    VERBOSE, RECORD = args.verbose, args.record
+    if args.replay:
+        replay(args.replay)
+        return 0
     if not (args.data / "voices" / "digits").is_dir():
         print(f"speech bench: {args.data / 'voices' / 'digits'} absent; skipped")
         return 0

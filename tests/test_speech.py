@@ -301,6 +301,49 @@ def test_unheard_speech_beside_a_number_is_part_of_it() -> None:
     assert covered(find([*cue, Word(UNHEARD, 3.0, 3.5, 0.0), *heard("thanks", 4.0)]), (3.0, 3.5))
 
 
+def test_a_number_heard_as_other_words_after_number_is() -> None:
+    """After "number is" the words said in the same breath are the number, whatever they came
+    out as, up to the last one that can be part of a number; sure words after it stay."""
+    ws = words("my phone number is time for it, for it, for seven. and i live here", pause_after={10: 0.2})
+    found = find(ws)
+    assert covered(found, spans(ws, 4, 10)) and "after" in found[0].reason
+    assert all(f.end < ws[12].start for f in found), "the words after the number are not muted"
+    # Nothing number-like after the phrase: nothing found; nor after a pause of a second.
+    assert find(words("the number is growing every year")) == []
+    assert find(words("my number is time for it", pause_after={3: 1.0})) == []
+
+
+def test_unheard_stretches_with_short_pauses_are_one_stretch() -> None:
+    """Two stretches nobody could make out, under MAX_GAP_S apart with no word between, are one
+    (a number read out in groups): muted together when they add up to UNHEARD_ALONE_S; an end
+    piece running on into a word is that word's edge."""
+    from veil.speech.recognizer import UNHEARD
+
+    before, after = words("he said it to me.", 1.0), words("If they went home.", 12.05)
+    a, b = Word(UNHEARD, 4.0, 4.7, 0.0), Word(UNHEARD, 5.1, 5.55, 0.0)
+    found = find([*before, a, b, *after])
+    assert covered(found, (4.0, 5.55)), found
+    # Each alone is under a second: nothing; apart by more than MAX_GAP_S: nothing either.
+    assert find([*before, a, *after]) == []
+    assert find([*before, a, Word(UNHEARD, 5.6, 6.0, 0.0), *after]) == []
+    # The second runs on into the next sentence's first word: that word's edge, not counted.
+    late = words("If they went home.", 5.7)
+    assert find([*before, a, b, *late]) == []
+
+
+def test_a_name_goes_on_into_a_stretched_word_after_it() -> None:
+    """The word right after a name found after a naming phrase, lasting far longer than a word of
+    its letters does ("from" over 0.72 s), holds the name's end: the range goes on to where that
+    word would start at its typical length. A word of usual length after it moves nothing."""
+    ws = [Word("Call", 7.68, 8.36, 0.22), Word("me,", 8.36, 8.76, 0.98), Word("Therman", 9.0, 9.34, 0.14)]
+    tail = [Word("the", 10.06, 10.26, 0.94), Word("council.", 10.26, 10.8, 0.7)]
+    found = find([*ws, Word("from", 9.34, 10.06, 0.69), *tail])
+    assert covered(found, (9.0, 9.78)), found
+    assert all(f.end < 10.06 for f in found), "the stretched word's own sound stays"
+    usual = find([*ws, Word("from", 9.34, 9.62, 0.69), *[Word(w.text, w.start - 0.44, w.end - 0.44) for w in tail]])
+    assert max(f.end for f in usual) == pytest.approx(9.34 + PAD_END_S)
+
+
 def test_digits_misheard_as_words() -> None:
     # A word the recognizer is unsure of right against a number's end is a misheard digit.
     ws = words("my card is nine eight five eight and then", step=0.32)
@@ -485,3 +528,26 @@ def test_a_number_is_muted_where_it_is_in_a_part_of_a_video(tmp_path: Path) -> N
     assert np.mean(np.abs(digits) < 50) >= 0.95, "the number is still audible"
     record = json.loads(report.read_text())["files"][0]["audio_pii"]
     assert record["times_from"].startswith("--start") and all(f["start"] < b - start for f in record["findings"])
+
+
+@needs_speech
+@pytest.mark.parametrize("runner", ["segmented", "ray", "scan-render"])
+def test_audio_pii_on_every_file_runner(runner: str, tmp_path: Path) -> None:
+    """--audio-pii on segments (-j 2, short segments: a file whose speech is searched stays
+    whole), on Ray, and given to `veil scan` (its plan's audio section mutes what was found, and
+    `veil render` applies it): the number is muted where it is said. Live refuses it
+    (test_matrix.py)."""
+    from test_matrix import RUNNERS
+
+    from veil.speech.recognizer import load_audio
+
+    video, (a, b) = speech_video(tmp_path / "call.mp4")
+    out = tmp_path / "out.mp4"
+    proc = RUNNERS[runner](video, out, [], ["--audio-pii", "mute"])
+    assert proc.returncode == 0, proc.stderr
+    (record,) = json.loads(out.with_suffix(".json").read_text())["files"]
+    assert record["verify"]["ok"]
+    y = load_audio(out)
+    assert y is not None
+    assert np.mean(np.abs(y[int(a * RATE) : int(b * RATE)]) < 50) >= 0.95, "the number is still audible"
+    assert np.mean(np.abs(y[RATE : 5 * RATE]) >= 50) > 0.3, "the first sentence was muted too"

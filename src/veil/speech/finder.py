@@ -17,7 +17,9 @@ What is found, and why these rules (docs/audio.md has the measured recall):
   for (recognizer.UNHEARD: a swallowed first digit, digits written as "Chapter 17."), unless
   that speech runs on into the word beyond it, and one word it is unsure of said right against
   its edge (a digit heard as "And"); after a pause, it reaches one digit's time (DIGIT_S) into
-  such a word.
+  such a word. After a phrase that announces a number ("number is", STRONG_NUMBER_CUES), the
+  words said in the same breath up to the last that can be part of a number are that number,
+  whatever they came out as.
 - E-mail addresses: a word with "@" or a domain ("gmail.com"), or "dot com/org/net/..." with an
   "at" shortly before; the range runs from the words before "at" to the domain's end.
 - Street addresses: a number followed closely by "street", "road", "avenue" and the like, or
@@ -28,7 +30,10 @@ What is found, and why these rules (docs/audio.md has the measured recall):
   when the next word is capitalised or not a common English word. And any
   capitalised word inside a sentence that is not a common word, a month, a day or "I": the
   recognizer capitalises proper nouns, and a name said without a phrase is found this way
-  (places too: they are muted as well).
+  (places too: they are muted as well). A name after a phrase goes on into a stretched word
+  right after it (_stretched).
+- Speech the recognizer could not make out, a second or more of it, in one stretch or in
+  several with only short pauses between them (_unheard).
 Not found: names the recognizer writes in lower case or as common words without a phrase,
 numbers said as words the recognizer misses, and anything in a language other than English.
 """
@@ -69,6 +74,13 @@ DIGIT_S = 0.4
 NEXT_GROUP_S = 1.5
 # A number's range goes on over loud audio past its words' edges until this much quiet (_run_on).
 RUN_ON_QUIET_S = 0.06
+# A word lasting longer than STRETCHED_S and twice its typical time (TYPICAL_S + TYPICAL_S_PER_LETTER
+# a letter: the median of held-out LibriSpeech words of 3-8 letters, 0.22-0.44 s, as Whisper
+# times them) is stretched: the recognizer gave it time it heard nothing else in (_stretched).
+STRETCHED_S = 0.5
+TYPICAL_S = 0.1
+TYPICAL_S_PER_LETTER = 0.045
+NAMED = "name after a naming phrase"
 # Unheard speech this long is muted on its own (_unheard): measured, the unheard stretches that
 # are loose word edges last under 0.6 s; a number Whisper dropped whole lasts seconds.
 UNHEARD_ALONE_S = 1.0
@@ -97,6 +109,15 @@ NUMBER_CUES = {
     "passport", "license", "licence", "extension", "reference", "digits", "dial", "plate",
     "reach", "contact", "ring", "text", "whatsapp",
 }  # fmt: skip
+# Phrases that announce a number's value ("my phone number is ..."): what follows in the same
+# breath is that number whatever the recognizer wrote, as a name is after "my name is"; a number
+# it could not read comes out as other words ("time for it, for it, for seven").
+STRONG_NUMBER_CUES = [
+    ("number", "is"), ("number's",), ("number", "was"), ("numbers", "are"), ("pin", "is"), ("code", "is"),
+    ("reach", "me", "on"), ("call", "me", "on"), ("text", "me", "on"), ("ring", "me", "on"),
+]  # fmt: skip
+# The longest a number's value takes to say after such a phrase: ten or twelve digits in groups.
+NUMBER_VALUE_S = 6.0
 MONTHS = {
     "january", "february", "march", "april", "may", "june", "july", "august", "september",
     "october", "november", "december",
@@ -329,6 +350,36 @@ def _numbers(toks: Sequence[Token]) -> list[Finding]:
     return found
 
 
+def _after_number_cue(toks: Sequence[Token]) -> list[Finding]:
+    """The words after a phrase that announces a number (STRONG_NUMBER_CUES), said in the same
+    breath (no pause of MAX_GAP_S, no new sentence, within NUMBER_VALUE_S), up to the last of
+    them that can be part of a number: a number word, a digit sound-alike, a word the recognizer
+    is unsure of, or speech it could not make out. Sure words after that ("... and I live
+    here") are left; the sure words before it are the number heard as other words."""
+    found = []
+    texts = [t.text for t in toks]
+    n = len(toks)
+    for k in range(n):
+        cue = next((c for c in STRONG_NUMBER_CUES if _match(texts, k, c)), None)
+        if cue is None:
+            continue
+        first = k + len(cue)
+        if first >= n or toks[first].start - toks[first - 1].end >= MAX_GAP_S:
+            continue
+        last = None
+        j = first
+        while j < n and toks[j].start - toks[first].start <= NUMBER_VALUE_S:
+            if j > first and (toks[j].start - toks[j - 1].end >= MAX_GAP_S or toks[j].sentence_start):
+                break
+            t = toks[j]
+            if _is_number(t) or t.text in WEAK_DIGITS or t.unheard or t.probability < UNSURE:
+                last = j
+            j += 1
+        if last is not None:
+            found.append(Finding(toks[first].start, toks[last].end, f'spoken number after "{" ".join(cue)}"'))
+    return found
+
+
 def _mail(toks: Sequence[Token]) -> list[Finding]:
     found = []
     texts = [t.text for t in toks]
@@ -431,7 +482,7 @@ def _names(toks: Sequence[Token]) -> list[Finding]:
                 ):
                     break
                 last += 1
-            found.append(Finding(toks[first].start, toks[last].end, "name after a naming phrase"))
+            found.append(Finding(toks[first].start, toks[last].end, NAMED))
             break
     return found
 
@@ -458,9 +509,12 @@ def _capitalised(toks: Sequence[Token]) -> list[Finding]:
 def _unheard(toks: Sequence[Token]) -> list[Finding]:
     """Speech the recognizer could not put into words, on its own: UNHEARD_ALONE_S or more of
     it (a word's loose edge is never that long: something was said that cannot be checked), or
-    after a number cue ("account number ...": the number itself, lost)."""
+    after a number cue ("account number ...": the number itself, lost). Stretches of it with
+    only pauses under MAX_GAP_S between them and no word are one stretch (a number read out in
+    groups), less an end piece running on into the word beyond it (that word's edge)."""
     found = []
     texts = [t.text for t in toks]
+    n = len(toks)
     for k, t in enumerate(toks):
         if not t.unheard:
             continue
@@ -469,6 +523,22 @@ def _unheard(toks: Sequence[Token]) -> list[Finding]:
             found.append(Finding(t.start, t.end, "speech the recognizer could not make out"))
         elif t.end - t.start >= UNHEARD_PAUSE_S and any(c in NUMBER_CUES for c in before):
             found.append(Finding(t.start, t.end, "speech after a number cue the recognizer could not make out"))
+    k = 0
+    while k < n:
+        last = k
+        while toks[k].unheard and last + 1 < n and toks[last + 1].unheard:
+            if toks[last + 1].start - toks[last].end >= MAX_GAP_S:
+                break
+            last += 1
+        if last > k:
+            lo, hi = k, last
+            if k > 0 and toks[k].start - toks[k - 1].end < UNHEARD_PAUSE_S:
+                lo += 1
+            if last + 1 < n and toks[last + 1].start - toks[last].end < UNHEARD_PAUSE_S:
+                hi -= 1
+            if hi > lo and sum(t.end - t.start for t in toks[lo : hi + 1]) >= UNHEARD_ALONE_S:
+                found.append(Finding(toks[lo].start, toks[hi].end, "speech the recognizer could not make out"))
+        k = last + 1
     return found
 
 
@@ -477,7 +547,9 @@ def find(words: Sequence[Word], duration: float | None = None, loud: np.ndarray 
     20 ms frames of the audio are loud (recognizer.speech_frames), to carry a number's edges
     over the sound that goes on past its words' times (`_run_on`)."""
     toks = tokens(words)
-    raw = _numbers(toks) + _mail(toks) + _streets(toks) + _names(toks) + _capitalised(toks) + _unheard(toks)
+    raw = [*_numbers(toks), *_after_number_cue(toks), *_mail(toks), *_streets(toks)]
+    raw += [*_names(toks), *_capitalised(toks), *_unheard(toks)]
+    raw = [_stretched(f, toks) if f.reason == NAMED else f for f in raw]
     end = float("inf") if duration is None else duration
     padded = [Finding(max(0.0, f.start - PAD_S), min(end, f.end + PAD_END_S), f.reason) for f in raw]
     if loud is not None:
@@ -492,6 +564,27 @@ def find(words: Sequence[Word], duration: float | None = None, loud: np.ndarray 
         else:
             merged.append(f)
     return [f for f in merged if f.end > f.start]
+
+
+def _typical_s(t: Token) -> float:
+    return TYPICAL_S + TYPICAL_S_PER_LETTER * len(re.sub(r"[^a-z]", "", t.text))
+
+
+def _stretched(f: Finding, toks: Sequence[Token]) -> Finding:
+    """A name `f` carried into the word said right after it (under UNHEARD_PAUSE_S) when that
+    word is stretched (over STRETCHED_S and twice its typical time): the recognizer's alignment
+    hands time it could not place to a neighbouring word, so the end of a name it did not know
+    sits at the start of the word after it ("Therman" then "from" lasting 0.72 s). The range
+    goes on up to where that word would start if it lasted its typical time. (Names only: after
+    numbers and capitalised words inside sentences it muted more of the other speech than it
+    found; docs/audio.md.)"""
+    end = f.end
+    for t in toks:
+        if t.unheard or not 0 <= t.start - f.end < UNHEARD_PAUSE_S:
+            continue
+        if t.end - t.start > max(STRETCHED_S, 2 * _typical_s(t)):
+            end = max(end, t.end - _typical_s(t))
+    return Finding(f.start, end, f.reason) if end != f.end else f
 
 
 def _run_on(f: Finding, loud: np.ndarray, duration: float) -> Finding:
