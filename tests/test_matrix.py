@@ -243,7 +243,15 @@ def test_allow_crop_on_every_file_runner(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "option",
-    [["--start", "1"], ["--end", "2"], ["--audio", "mute"], ["--audio-ranges", "1-2"], ["--allow-crop"]],
+    [
+        ["--start", "1"],
+        ["--end", "2"],
+        ["--audio", "mute"],
+        ["--audio-ranges", "1-2"],
+        ["--allow-crop"],
+        ["--audio-pii", "mute"],
+        ["--transcript", "words.json"],
+    ],  # fmt: skip
 )
 def test_live_refuses_what_it_cannot_do_in_one_line(tmp_path: Path, option: list[str]) -> None:
     proc = subprocess.run(
