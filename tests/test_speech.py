@@ -220,6 +220,33 @@ def test_speech_nobody_could_make_out() -> None:
     assert _unheard([*before, Word("six", 3.9, 4.65), *digits], loud, duration) == []
 
 
+def test_unheard_speech_reaches_over_the_loud_runs_chained_to_it() -> None:
+    """The voice-activity detector says whether a stretch is speech, loudness how far it goes:
+    loud runs before the first voiced one, each under UNHEARD_PAUSE_S from the next, are part of
+    it (Silero called a real 8 kHz digit string speech only from its fourth digit); a loud run a
+    longer pause away is not, nor are loud runs alone."""
+    from veil.speech.recognizer import FRAME_S, _unheard
+
+    duration = 12.0
+    n = int(duration / FRAME_S)
+    loud, voiced = np.zeros(n, bool), np.zeros(n, bool)
+
+    def mark(frames: np.ndarray, a: float, b: float) -> None:
+        frames[round(a / FRAME_S) : round(b / FRAME_S)] = True
+
+    for a, b in [(3.74, 3.94), (4.04, 4.16), (4.30, 4.46), (4.62, 4.76), (4.90, 5.70)]:
+        mark(loud, a, b)  # digits 0.1-0.16 s apart
+    mark(voiced, 4.62, 5.70)  # what the detector called speech
+    mark(loud, 2.9, 3.2)  # a noise 0.54 s before the digits
+    before = [Word(w, 0.5 + i * 0.4, 0.9 + i * 0.4) for i, w in enumerate(["the", "matter", "at", "hand."])]
+    after = [Word("In", 6.24, 6.8)]
+    (got,) = _unheard([*before, *after], voiced & loud, duration, loud)
+    assert (got.start, got.end) == pytest.approx((3.74, 5.70), abs=0.03)
+    (alone,) = _unheard([*before, *after], voiced & loud, duration)
+    assert (alone.start, alone.end) == pytest.approx((4.62, 5.70), abs=0.03)
+    assert _unheard([*before, *after], np.zeros(n, bool), duration, loud) == []
+
+
 def test_a_decoding_loop_is_unheard_speech() -> None:
     """A segment whose own text repeats itself (compressing more than faster-whisper's
     threshold), or the same text three segments in a row, is speech Whisper could not read, not

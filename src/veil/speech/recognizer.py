@@ -346,14 +346,17 @@ def _gaps(words: list[Word], loud: np.ndarray, duration: float) -> list[tuple[fl
     return out
 
 
-def _unheard(words: list[Word], loud: np.ndarray, duration: float) -> list[Word]:
+def _unheard(words: list[Word], voiced: np.ndarray, duration: float, loud: np.ndarray | None = None) -> list[Word]:
     """Speech between words that none of them accounts for, as UNHEARD words: voiced runs
     closer than UNHEARD_PAUSE_S together, kept when one of them lasts UNHEARD_MIN_S (the voiced
-    part of a short digit such as "six" lasts under 0.2 s)."""
+    part of a short digit such as "six" lasts under 0.2 s). With `loud` (speech_frames), each
+    kept stretch reaches over the loud runs chained to it by pauses under UNHEARD_PAUSE_S: the
+    voice-activity detector says whether a stretch is speech, loudness how far it goes (Silero
+    calls an 8 kHz digit string speech only from its third or fourth digit)."""
     out = []
     for lo, hi in _between(words, duration, UNHEARD_MIN_S):
-        first = int(round(lo / FRAME_S))
-        runs = _runs(loud[first : int(round(hi / FRAME_S))])
+        first, last = int(round(lo / FRAME_S)), int(round(hi / FRAME_S))
+        runs = _runs(voiced[first:last])
         if runs is None:
             continue
         groups: list[list[tuple[int, int]]] = []
@@ -362,11 +365,34 @@ def _unheard(words: list[Word], loud: np.ndarray, duration: float) -> list[Word]
                 groups[-1].append((a, b))
             else:
                 groups.append([(a, b)])
+        around = _runs(loud[first:last]) if loud is not None else None
         for group in groups:
             if max(b - a for a, b in group) * FRAME_S >= UNHEARD_MIN_S:
-                start, end = (first + group[0][0]) * FRAME_S, (first + group[-1][1]) * FRAME_S
-                out.append(Word(UNHEARD, round(float(start), 3), round(float(end), 3), 0.0))
+                start, end = group[0][0], group[-1][1]
+                if around is not None:
+                    start, end = _chained(around, start, end)
+                out.append(
+                    Word(
+                        UNHEARD,
+                        round(float((first + start) * FRAME_S), 3),
+                        round(float((first + end) * FRAME_S), 3),
+                        0.0,
+                    )
+                )
     return out
+
+
+def _chained(runs: tuple[np.ndarray, np.ndarray], start: int, end: int) -> tuple[int, int]:
+    """[start, end) grown over the `runs` (start and end frame indices) that reach it, or a run
+    that does, across pauses under UNHEARD_PAUSE_S."""
+    pause = UNHEARD_PAUSE_S / FRAME_S
+    for a, b in sorted(zip(*runs, strict=True), key=lambda r: -r[1]):
+        if a < start and start - b < pause:
+            start = min(start, int(a))
+    for a, b in sorted(zip(*runs, strict=True), key=lambda r: r[0]):
+        if b > end and a - end < pause:
+            end = max(end, int(b))
+    return start, end
 
 
 def _unsure(words: list[Word], duration: float) -> list[tuple[float, float]]:
@@ -434,7 +460,7 @@ def recognize_samples(samples: np.ndarray) -> list[Word]:
     voiced = loud & voice_frames(samples)
     # A decoding loop over a tone or music is not unheard speech either.
     words = [w for w in words if w.text != UNHEARD or _voiced_s(voiced, w) >= UNHEARD_MIN_S]
-    return sorted(words + _unheard(words, voiced, duration), key=lambda w: (w.start, w.end))
+    return sorted(words + _unheard(words, voiced, duration, loud), key=lambda w: (w.start, w.end))
 
 
 def _voiced_s(voiced: np.ndarray, word: Word) -> float:
