@@ -560,20 +560,23 @@ def test_a_number_is_muted_where_it_is_in_a_part_of_a_video(tmp_path: Path) -> N
 @needs_speech
 @pytest.mark.parametrize("runner", ["segmented", "ray", "scan-render"])
 def test_audio_pii_on_every_file_runner(runner: str, tmp_path: Path) -> None:
-    """--audio-pii on segments (-j 2, short segments: a file whose speech is searched stays
-    whole), on Ray, and given to `veil scan` (its plan's audio section mutes what was found, and
-    `veil render` applies it): the number is muted where it is said. Live refuses it
-    (test_matrix.py)."""
+    """--audio-pii and --transcript on segments (-j 2, short segments: a file whose speech is
+    searched stays whole), on Ray, and given to `veil scan` (its plan's audio section mutes what
+    was found, and `veil render` applies it): the number is muted where it is said, and the
+    words are written where asked. Live refuses both (test_matrix.py)."""
     from test_matrix import RUNNERS
 
     from veil.speech.recognizer import load_audio
 
     video, (a, b) = speech_video(tmp_path / "call.mp4")
-    out = tmp_path / "out.mp4"
-    proc = RUNNERS[runner](video, out, [], ["--audio-pii", "mute"])
+    out, words = tmp_path / "out.mp4", tmp_path / "words.json"
+    proc = RUNNERS[runner](video, out, [], ["--audio-pii", "mute", "--transcript", str(words)])
     assert proc.returncode == 0, proc.stderr
     (record,) = json.loads(out.with_suffix(".json").read_text())["files"]
     assert record["verify"]["ok"]
+    # --transcript too: written where asked (by the scan for scan and render), words with times.
+    said = json.loads(words.read_text())["words"]
+    assert len(said) >= 8 and all(w["end"] >= w["start"] >= 0 for w in said)
     y = load_audio(out)
     assert y is not None
     assert np.mean(np.abs(y[int(a * RATE) : int(b * RATE)]) < 50) >= 0.95, "the number is still audible"
