@@ -532,6 +532,20 @@ def test_nothing_found_keeps_the_audio() -> None:
     assert edit.mode == "bleep" and len(edit.ranges) == 1
 
 
+def test_one_transcript_for_several_inputs_is_refused(tmp_path: Path) -> None:
+    """--transcript names one file: two inputs with sound would overwrite each other's words
+    there (or two workers write it at once), so the run and the scan refuse before any work."""
+    from test_matrix import make_clip
+
+    a, b = make_clip(tmp_path / "a.mp4"), make_clip(tmp_path / "b.mp4")
+    words = tmp_path / "words.json"
+    for command in ([], ["scan"]):
+        proc = run_cli(*command, a, b, "-o", tmp_path / "out", "--transcript", words)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert "--transcript" in proc.stderr.strip().splitlines()[-1] and "2 inputs" in proc.stderr
+        assert not words.exists() and not (tmp_path / "out").exists()
+
+
 def test_audio_pii_contradicts_audio(tmp_path: Path) -> None:
     proc = run_cli(tmp_path / "x.wav", "-o", tmp_path / "y.wav", "--audio-pii", "mute", "--audio", "bleep")
     assert proc.returncode != 0 and "--audio-pii" in proc.stderr and "Traceback" not in proc.stderr

@@ -453,6 +453,7 @@ def _redact(argv: list[str]) -> int:
         raise VeilError("-j and --segment-seconds must be positive")
     check_output_name(args.inputs, args.output)
     jobs, failed = plan_jobs(args.inputs, args.output, settings, args.plan)
+    check_transcript(settings, jobs)
     from veil.runners.batch import Runner, manifest_dir, record_done, resume, use_runner
     from veil.runners.cache import Cache, remove
 
@@ -492,6 +493,19 @@ def _redact(argv: list[str]) -> int:
         return code
     finally:
         pipeline.close()
+
+
+def check_transcript(settings: Settings, jobs: list[Any]) -> None:
+    """--transcript names one file: with several inputs that have sound, each would overwrite
+    the last one's words (or two workers write it at once), so it is refused before any work."""
+    if settings.transcript is None:
+        return
+    heard = [job.input for job in jobs if job.kind in ("video", "audio")]
+    if len(heard) > 1:
+        raise VeilError(
+            f"--transcript {settings.transcript} holds one input's words, and {len(heard)} inputs have sound: "
+            "give one input, or run once per file"
+        )
 
 
 def check_output_name(inputs: list[str], output: str | None) -> None:
@@ -539,6 +553,7 @@ def _scan(argv: list[str]) -> int:
     reporter = Reporter(quiet=args.quiet)
     settings = _detect_settings(args, overwrite=args.overwrite, report=args.report is not None)
     jobs, failed = scan_jobs(args.inputs, args.output, args.overwrite)
+    check_transcript(settings, jobs)
     for result in failed:
         reporter.error(result.error or str(result.input))
     pipeline = Pipeline(settings, reporter)
