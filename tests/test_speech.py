@@ -245,6 +245,12 @@ def test_unheard_speech_reaches_over_the_loud_runs_chained_to_it() -> None:
     (alone,) = _unheard([*before, *after], voiced & loud, duration)
     assert (alone.start, alone.end) == pytest.approx((4.62, 5.70), abs=0.03)
     assert _unheard([*before, *after], np.zeros(n, bool), duration, loud) == []
+    # Two voiced stretches apart (a pause of 0.46 s) that the loud runs between them join: one.
+    mark(voiced, 3.74, 3.94)
+    voiced[round(4.04 / FRAME_S) : round(4.62 / FRAME_S)] = False
+    (joined,) = _unheard([*before, *after], voiced & loud, duration, loud)
+    assert (joined.start, joined.end) == pytest.approx((3.74, 5.70), abs=0.03)
+    assert len(_unheard([*before, *after], voiced & loud, duration)) == 2
 
 
 def test_a_decoding_loop_is_unheard_speech() -> None:

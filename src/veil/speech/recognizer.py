@@ -366,19 +366,20 @@ def _unheard(words: list[Word], voiced: np.ndarray, duration: float, loud: np.nd
             else:
                 groups.append([(a, b)])
         around = _runs(loud[first:last]) if loud is not None else None
+        spans: list[tuple[int, int]] = []
         for group in groups:
             if max(b - a for a, b in group) * FRAME_S >= UNHEARD_MIN_S:
                 start, end = group[0][0], group[-1][1]
                 if around is not None:
                     start, end = _chained(around, start, end)
-                out.append(
-                    Word(
-                        UNHEARD,
-                        round(float((first + start) * FRAME_S), 3),
-                        round(float((first + end) * FRAME_S), 3),
-                        0.0,
-                    )
-                )
+                if spans and start <= spans[-1][1]:  # grown into the one before: one stretch
+                    before = spans.pop()
+                    start, end = before[0], max(end, before[1])
+                spans.append((start, end))
+        for start, end in spans:
+            out.append(
+                Word(UNHEARD, round(float((first + start) * FRAME_S), 3), round(float((first + end) * FRAME_S), 3), 0.0)
+            )
     return out
 
 
