@@ -275,7 +275,8 @@ def replay(folders: list[Path]) -> None:
             c = np.array(covered)
             print(f"{kind:17s} items {len(c)}  muted {c.mean():.4f}  >= 95 % {int((c >= 0.95).sum())}  "
                   f"other speech muted {other_muted / max(1, other_total):.4f}")  # fmt: skip
-            print(*low, sep="\n") if low else None
+            for line in low:
+                print(line)
 
 
 def summary(results: dict) -> None:
