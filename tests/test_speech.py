@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import av
@@ -513,6 +514,26 @@ def test_number_in_real_speech_is_muted_end_to_end(recording, muted) -> None:
     x, y = _load(source), _load(muted[1])
     assert np.mean(y[a:b] == 0) >= 0.95, "the number is still audible"
     assert np.mean(x[s0:s1] == y[s0:s1]) >= 0.9, "the sentence before it was muted too"
+
+
+@needs_speech
+def test_listening_shows_progress_and_the_summary_says_what_was_applied(
+    recording, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Recognition takes minutes on an hour of sound: it shows progress (plain lines in a log,
+    in seconds of sound and x real time), and the file's summary line says the audio was muted
+    where the speech was found (it said "audio keep", the option's default, before)."""
+    import veil.progress
+    from veil.cli import main
+
+    monkeypatch.setattr(veil.progress, "PLAIN_EVERY_S", 0.0)
+    assert main([str(recording[0]), "-o", str(tmp_path / "out.wav"), "--audio-pii", "mute"]) == 0
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if "listening for spoken personal data" in x]
+    assert lines and " s of sound (" in lines[-1] and "x real time" in lines[-1], err
+    assert re.search(r": (\d+)/\1 s of sound \(100 %\)", lines[-1]), lines[-1]
+    done = next(x for x in err.splitlines() if x.startswith("done "))
+    assert "audio mute (" in done and " ranges)" in done, done
 
 
 @needs_speech

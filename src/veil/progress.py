@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -26,6 +28,8 @@ from rich.text import Text
 class FpsColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
+        if task.fields.get("unit", "frames") != "frames":  # seconds of sound a second
+            return Text(f"{speed:5.1f}x real time" if speed else "  --- x real time", style="cyan")
         return Text(f"{speed:5.1f} fps" if speed else "  --- fps", style="cyan")
 
 
@@ -34,10 +38,11 @@ PLAIN_EVERY_S = 10.0
 
 class PlainProgress:
     """Progress as plain lines, at most one every `every` seconds (and none for a file done
-    sooner): `NAME: 1200/5400 frames (22 %), 31.5 fps, about 2:13 left`."""
+    sooner): `NAME: 1200/5400 frames (22 %), 31.5 fps, about 2:13 left`; in another `unit`
+    (seconds of sound), its rate as a multiple of real time."""
 
-    def __init__(self, name: str, total: int | None, every: float | None = None) -> None:
-        self.name, self.total = name, total
+    def __init__(self, name: str, total: int | None, every: float | None = None, unit: str = "frames") -> None:
+        self.name, self.total, self.unit = name, total, unit
         self.every = PLAIN_EVERY_S if every is None else every
         self.done = 0
         self.started = self.last = time.monotonic()
@@ -53,10 +58,10 @@ class PlainProgress:
         fps = self.done / elapsed if elapsed > 0 else 0.0
         text = f"{self.name}: {self.done}"
         if self.total:
-            text += f"/{self.total} frames ({100 * self.done / self.total:.0f} %)"
+            text += f"/{self.total} {self.unit} ({100 * self.done / self.total:.0f} %)"
         else:
-            text += " frames"
-        text += f", {fps:.1f} fps"
+            text += f" {self.unit}"
+        text += f", {fps:.1f} fps" if self.unit == "frames" else f", {fps:.1f}x real time"
         if self.total and fps > 0 and self.done < self.total:
             left = int((self.total - self.done) / fps)
             text += f", about {left // 60}:{left % 60:02d} left"
@@ -73,11 +78,11 @@ class Reporter:
         self.plain: PlainProgress | None = None
         self.task: Any = None
 
-    def start_file(self, name: str, total: int | None) -> None:
+    def start_file(self, name: str, total: int | None, unit: str = "frames") -> None:
         if self.quiet:
             return
         if not self.console.is_terminal:
-            self.plain = PlainProgress(name, total)
+            self.plain = PlainProgress(name, total, unit=unit)
             return
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -90,7 +95,7 @@ class Reporter:
             disable=not self.console.is_terminal,
         )
         self.progress.start()
-        self.task = self.progress.add_task(name, total=total or None)
+        self.task = self.progress.add_task(name, total=total or None, unit=unit)
 
     def advance(self, frames: int = 1) -> None:
         if self.progress is not None:
@@ -103,6 +108,29 @@ class Reporter:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+    @contextmanager
+    def measured(self, name: str, unit: str) -> Iterator[Callable[[float, float], None]]:
+        """Progress of a step counted in `unit` rather than frames (seconds of sound heard): the
+        callback takes (done, total), and the bar or plain lines start at its first call."""
+        shown = 0
+        started = False
+
+        def update(done: float, total: float) -> None:
+            nonlocal shown, started
+            if not started:
+                started = True
+                self.start_file(name, max(1, round(total)), unit)
+            step = round(done) - shown  # the total is rounded too: the last call reaches it
+            if step > 0:
+                shown += step
+                self.advance(step)
+
+        try:
+            yield update
+        finally:
+            if started:
+                self.end_file()
 
     def info(self, line: str) -> None:
         if not self.quiet:

@@ -497,16 +497,18 @@ class Pipeline:
         """A file with no picture: its audio streams copied, or muted, bleeped or disguised."""
         started = time.monotonic()
         edit, _ = self._speech(job, record)
+        applied = edit or self.settings.audio_edit()
         with atomic_output(job.output, self.settings.overwrite) as tmp:
-            record.update(process_file(job.input, tmp, edit or self.settings.audio_edit()))
+            record.update(process_file(job.input, tmp, applied))
             record["metadata"], meta_warnings = check_output(job.input, tmp, self.settings.keep_metadata)
         record["warnings"].extend(meta_warnings)
         record.update(frames_processed=0, counts={"regions": 0})
         record["timings"] = {"total_s": round(time.monotonic() - started, 3)}
         record["output_sha256"] = sha256_of(job.output)
+        # What was applied: --audio-pii's edit when it found something, else the option's.
+        what = applied.mode + (f" ({len(applied.ranges)} ranges)" if applied.ranges else "")
         self.reporter.info(
-            f"[green]done[/] {job.input} -> {job.output}: audio {self.settings.audio_edit().describe()['method']}, "
-            f"{record['timings']['total_s']:.1f} s"
+            f"[green]done[/] {job.input} -> {job.output}: audio {what}, {record['timings']['total_s']:.1f} s"
         )
 
     # -------------------------------------------------------------- scan
@@ -802,7 +804,8 @@ class Pipeline:
                 return None, []
         from veil.speech.apply import analyse, pii_edit
 
-        findings, record["audio_pii"] = analyse(job.input, settings.transcript, settings.time_range)
+        with self.reporter.measured(f"{job.input.name}: listening for spoken personal data", "s of sound") as heard:
+            findings, record["audio_pii"] = analyse(job.input, settings.transcript, settings.time_range, heard)
         record["_speech"] = (pii_edit(settings.audio_pii, findings) if settings.audio_pii else None), findings
         return record["_speech"]
 

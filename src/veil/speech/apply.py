@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,16 @@ def write_transcript(path: Path, source: Path, words: list[Word]) -> None:
 
 
 def analyse(
-    source: Path, transcript: Path | None = None, time_range: TimeRange | None = None
+    source: Path,
+    transcript: Path | None = None,
+    time_range: TimeRange | None = None,
+    progress: Callable[[float, float], None] | None = None,
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Findings in `source`'s first audio stream and the report's record of the analysis. With
     a `time_range` (--start/--end) only that stretch is heard, and the findings' times (and the
     transcript's) count from its start, as the output's audio does, so the ranges mute the
-    output where the words are."""
+    output where the words are. `progress` is told (seconds heard, seconds in all) as the
+    recognizer goes (an hour of sound takes minutes)."""
     if not available():
         raise VeilError("--audio-pii needs the speech extra: pip install 'veil[speech]'")
     started = time.monotonic()
@@ -49,7 +54,13 @@ def analyse(
     if samples is None:
         record.update(findings=[], note="no audio stream")
         return [], record
-    words, duration = recognize_samples(samples), len(samples) / RATE
+    duration = len(samples) / RATE
+    heard = (lambda done: progress(min(done, duration), duration)) if progress is not None else None
+    if progress is not None:
+        progress(0.0, duration)
+    words = recognize_samples(samples, heard)
+    if progress is not None:
+        progress(duration, duration)
     if transcript is not None:
         write_transcript(transcript, source, words)
     findings = find(words, duration, speech_frames(samples))

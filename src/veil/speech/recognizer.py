@@ -22,6 +22,7 @@ import os
 import threading
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -211,8 +212,18 @@ def load_audio(path: Path, start: float = 0.0, end: float | None = None) -> np.n
     return samples[lo:hi]
 
 
-def _transcribe(model: Any, samples: np.ndarray, offset: float, options: dict[str, Any]) -> list[Word]:
-    segments = list(model.transcribe(samples.astype(np.float32) / 32768.0, **options)[0])
+def _transcribe(
+    model: Any,
+    samples: np.ndarray,
+    offset: float,
+    options: dict[str, Any],
+    heard: Callable[[float], None] | None = None,
+) -> list[Word]:
+    segments = []
+    for seg in model.transcribe(samples.astype(np.float32) / 32768.0, **options)[0]:
+        segments.append(seg)  # decoded as the audio is heard, 30 s at a time
+        if heard is not None:
+            heard(float(seg.end))
     offset = float(offset)
     words: list[Word] = []
     for seg, looped in zip(segments, _looped([seg.text for seg in segments]), strict=True):
@@ -440,7 +451,7 @@ def _mean_p(words: list[Word]) -> float:
     return sum(w.probability for w in words) / len(words) if words else 0.0
 
 
-def recognize_samples(samples: np.ndarray) -> list[Word]:
+def recognize_samples(samples: np.ndarray, heard: Callable[[float], None] | None = None) -> list[Word]:
     """Words in 16 kHz mono int16 `samples`, with times in seconds from the first sample.
 
     Whisper sometimes skips an utterance inside a 30 s window (a digit string between two
@@ -448,12 +459,13 @@ def recognize_samples(samples: np.ndarray) -> list[Word]:
     unsure of ("I speak ill of one" for digits). Both are transcribed again on their own, where
     they are the only thing to hear: speech the words do not account for (`_gaps`) always,
     an unsure stretch (`_unsure`) when the new words are surer than the old. Speech still
-    unaccounted for after that comes back as UNHEARD words (`_unheard`).
+    unaccounted for after that comes back as UNHEARD words (`_unheard`). `heard` is told how
+    many seconds the first pass has got through (progress).
     """
     if len(samples) < int(0.1 * RATE):
         return []
     model = load_model()
-    words = _transcribe(model, samples, 0.0, DECODE_OPTIONS)
+    words = _transcribe(model, samples, 0.0, DECODE_OPTIONS, heard)
     duration = len(samples) / RATE
     loud = speech_frames(samples)
     words = _look_again(model, samples, words, _gaps(words, loud, duration), lambda old, new: True)

@@ -65,7 +65,7 @@ class RenderReporter(Reporter):
         super().__init__(quiet=True)
         self.state = state
 
-    def start_file(self, name: str, total: int | None) -> None:
+    def start_file(self, name: str, total: int | None, unit: str = "frames") -> None:
         self.state.update(total=total or 0, done=0)
 
     def advance(self, frames: int = 1) -> None:
