@@ -158,6 +158,14 @@ def muted_mask(n: int, ranges: list[tuple[float, float]]) -> np.ndarray:
     return mask
 
 
+def shares(n: int, findings: list, truth: list, other: list) -> tuple[list[float], int, int]:
+    """Of a recording of `n` samples with `findings` muted: the share of each truth span muted,
+    and the samples of the other speech muted and in all."""
+    mask = muted_mask(n, [(f.start, f.end) for f in findings])
+    muted = [float(mask[a:b].mean()) for a, b in truth]
+    return muted, sum(int(mask[a:b].sum()) for a, b in other), sum(b - a for a, b in other)
+
+
 def score(kind: str, builder: Builder, trials: list[tuple[str, str]]) -> dict:
     covered, other_muted, other_total, audio_s, spent_s, cpu_s = [], 0, 0, 0.0, 0.0, 0.0
     recorded: list[dict] = []
@@ -173,16 +181,16 @@ def score(kind: str, builder: Builder, trials: list[tuple[str, str]]) -> dict:
         if RECORD is not None:
             recorded.append({"who": f"{speaker}/{who}", "n": len(x), "words": words, "loud": loud,
                              "truth": truth, "other": other})  # fmt: skip
-        mask = muted_mask(len(x), [(f.start, f.end) for f in findings])
-        covered += [float(mask[a:b].mean()) for a, b in truth]
+        muted, other_n, other_all = shares(len(x), findings, truth, other)
+        covered += muted
         if VERBOSE:
             # Tuning aid only: the words are synthetic or public recordings here.
             near = [w.text for w in words if any(a / RATE - 2 < w.start < b / RATE + 1 for a, b in truth)]
             spans = [(round(a / RATE, 2), round(b / RATE, 2)) for a, b in truth]
             found = [(round(f.start, 2), round(f.end, 2), f.reason) for f in findings]
             print(f"  {kind} {speaker}/{who}: muted {covered[-1]:.2f} of {spans}; found {found}; heard", *near)
-        other_muted += sum(int(mask[a:b].sum()) for a, b in other)
-        other_total += sum(b - a for a, b in other)
+        other_muted += other_n
+        other_total += other_all
     if RECORD is not None:
         RECORD.mkdir(parents=True, exist_ok=True)
         (RECORD / f"{kind}.pkl").write_bytes(pickle.dumps(recorded))
@@ -258,11 +266,10 @@ def replay(folders: list[Path]) -> None:
                 continue
             for item in pickle.loads((folder / f"{kind}.pkl").read_bytes()):
                 findings = find(item["words"], item["n"] / RATE, item["loud"])
-                mask = muted_mask(item["n"], [(f.start, f.end) for f in findings])
-                share = [float(mask[a:b].mean()) for a, b in item["truth"]]
+                share, other_n, other_all = shares(item["n"], findings, item["truth"], item["other"])
                 covered += share
-                other_muted += sum(int(mask[a:b].sum()) for a, b in item["other"])
-                other_total += sum(b - a for a, b in item["other"])
+                other_muted += other_n
+                other_total += other_all
                 if min(share) < 0.95 and VERBOSE:
                     a, b = item["truth"][0][0] / RATE, item["truth"][-1][1] / RATE
                     heard = [(w.text, round(w.start, 2), round(w.end, 2), round(w.probability, 2))

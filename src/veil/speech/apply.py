@@ -55,12 +55,10 @@ def analyse(
         record.update(findings=[], note="no audio stream")
         return [], record
     duration = len(samples) / RATE
-    heard = (lambda done: progress(min(done, duration), duration)) if progress is not None else None
-    if progress is not None:
-        progress(0.0, duration)
-    words = recognize_samples(samples, heard)
-    if progress is not None:
-        progress(duration, duration)
+    told = progress or (lambda done, total: None)
+    told(0.0, duration)
+    words = recognize_samples(samples, lambda done: told(min(done, duration), duration))
+    told(duration, duration)
     if transcript is not None:
         write_transcript(transcript, source, words)
     findings = find(words, duration, speech_frames(samples))

@@ -395,15 +395,16 @@ def _unheard(words: list[Word], voiced: np.ndarray, duration: float, loud: np.nd
 
 
 def _chained(runs: tuple[np.ndarray, np.ndarray], start: int, end: int) -> tuple[int, int]:
-    """[start, end) grown over the `runs` (start and end frame indices) that reach it, or a run
-    that does, across pauses under UNHEARD_PAUSE_S."""
+    """[start, end) grown over the `runs` (start and end frame indices, in order, as `_runs`
+    gives them) that reach it, or a run that does, across pauses under UNHEARD_PAUSE_S."""
     pause = UNHEARD_PAUSE_S / FRAME_S
-    for a, b in sorted(zip(*runs, strict=True), key=lambda r: -r[1]):
+    pairs = list(zip(*runs, strict=True))
+    for a, b in reversed(pairs):
         if a < start and start - b < pause:
-            start = min(start, int(a))
-    for a, b in sorted(zip(*runs, strict=True), key=lambda r: r[0]):
+            start = int(a)
+    for a, b in pairs:
         if b > end and a - end < pause:
-            end = max(end, int(b))
+            end = int(b)
     return start, end
 
 
