@@ -181,6 +181,21 @@ def _children(pid: int) -> list[int]:
         return []
 
 
+def _workers(pid: int) -> list[int]:
+    """The pool's worker processes among `pid`'s children (not multiprocessing's resource
+    tracker); a child that exits between the listing and the reading of its command line is no
+    worker any more (reading it raised ProcessLookupError in a fresh-clone run)."""
+    out = []
+    for child in _children(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_text()
+        except OSError:
+            continue
+        if "resource_tracker" not in cmdline:
+            out.append(child)
+    return out
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -218,9 +233,7 @@ def test_killed_worker_completed_by_rerun(tmp_path: Path) -> None:
         done = [e for e in manifest_lines(out) if e["status"] == "done"] if manifest_path(out).is_file() else []
         # Kill a worker once some work is finished and some is in flight.
         if done and killed is None:
-            workers = [
-                c for c in _children(proc.pid) if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text()
-            ]
+            workers = _workers(proc.pid)
             if workers:
                 killed = workers[-1]
                 os.kill(killed, signal.SIGKILL)
@@ -300,7 +313,7 @@ def test_ctrl_c_stops_workers_leaves_no_partial_file_and_resumes(tmp_path: Path)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         done = [e for e in manifest_lines(out) if e["status"] == "done"] if manifest_path(out).is_file() else []
-        workers = [c for c in _children(proc.pid) if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text()]
+        workers = _workers(proc.pid)
         if done and workers:
             proc.send_signal(signal.SIGINT)
             break
@@ -331,7 +344,7 @@ def test_workers_die_with_a_killed_main_process(tmp_path: Path) -> None:
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         done = [e for e in manifest_lines(out) if e["status"] == "done"] if manifest_path(out).is_file() else []
-        workers = [c for c in _children(proc.pid) if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text()]
+        workers = _workers(proc.pid)
         # Both workers busy with real work (a segment finished, so their models are loaded).
         if done and len(workers) >= 2:
             break
