@@ -48,6 +48,24 @@ MAX_SIZE_RATIO = 2.0
 # A track detected once may be continued within this share of the reach (one look-ahead
 # window), and only within CONTINUE_GATE box sizes.
 ONCE_SHARE = 3
+# Satellites: which labels' boxes a stray box may sit on (a second box on a face, a weak face
+# guess on a head, a second head box from another pass of the network). Body boxes are left out:
+# in a crowd they overlap several people.
+HOSTS: dict[str, frozenset[str]] = {
+    "face": frozenset({"face", "head"}),
+    "head": frozenset({"head"}),
+    "person": frozenset({"person"}),
+}
+# A box lying on another track's box by at least HOSTED of its own area sits on it; touching
+# one by more than TOUCH is near it (ambiguous unless every such box is one person's).
+HOSTED = 0.5
+TOUCH = 0.25
+# Two tracks of one label seen in a common span are one person's boxes when they overlapped in
+# at least this share of the span's detection frames (`PersonIds._doubles`).
+DOUBLES = 0.5
+# A track of its own detected in at most this many frames is slight: a stray touching it is not
+# thereby near a second person.
+SLIGHT = 2
 
 
 @dataclass
@@ -57,19 +75,37 @@ class _Span:
     last: int
 
 
+@dataclass
+class _Seat:
+    """Where a track's boxes sat, frame by frame, for `satellites`: how many of its detected
+    frames had a host (a box of another track it lies at least INSIDE within), and every other
+    track's box it touched in any of them."""
+
+    frames: int = 0
+    hosted: int = 0
+    near: set[int] | None = None
+
+
 class PersonIds:
     """Groups of track ids; `person(tid)` is a group's key (a member's id). A few hundred bytes
     per track, kept until the clip's plan is written (the mall clip's 10,000 tracks: a few MB);
     a live stream, which writes no plan, does without (`LookaheadTracker(group_persons=False)`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stride: int = 1) -> None:
+        # Detectors run on every `stride`-th frame: two tracks can be seen together at most once
+        # in that many frames of their common span.
+        self.stride = max(1, stride)
         self._parent: dict[int, int] = {}
         self._members: dict[int, list[int]] = {}  # root -> member ids
         self._span: dict[int, _Span] = {}  # id -> label and first/last detected frame
         self._continued: set[int] = set()  # ids an earlier track already continues
         # Inner track id -> {outer track id: frames it was seen inside it}, until it ends.
         self._votes: dict[int, dict[int, int]] = {}
-        self.links = {"containment": 0, "continuation": 0, "refused": 0}
+        self._seats: dict[int, _Seat] = {}  # id -> where its boxes sat, for `satellites`
+        # (id, id) of one label, smaller first -> [frames their boxes overlapped (`_doubles`),
+        # frames one lay at least HOSTED within the other (`satellites`)].
+        self._overlaps: dict[tuple[int, int], list[int]] = {}
+        self.links = {"containment": 0, "continuation": 0, "double": 0, "satellite": 0, "refused": 0}
 
     def __contains__(self, tid: int) -> bool:
         return tid in self._parent
@@ -108,9 +144,21 @@ class PersonIds:
             sx = self._span[x]
             for y in self._members[rb]:
                 sy = self._span[y]
-                if sx.label == sy.label and sx.first <= sy.last and sy.first <= sx.last:
+                if sx.label == sy.label and sx.first <= sy.last and sy.first <= sx.last and not self._doubles(x, y):
                     return False
         return True
+
+    def _doubles(self, x: int, y: int, together: int | None = None) -> bool:
+        """Whether tracks `x` and `y` (one label, seen in a common span) are two boxes on one
+        person rather than two people: their boxes overlapped (one by more than TOUCH of its
+        area) in at least half the frames of the common span the detectors ran on. Two faces or
+        two heads of different people overlap that much only while one hides the other, and a
+        hidden face or head is not found."""
+        sx, sy = self._span[x], self._span[y]
+        common = min(sx.last, sy.last) - max(sx.first, sy.first) + 1
+        if together is None:
+            together = self._overlaps.get((min(x, y), max(x, y)), [0, 0])[0]
+        return together >= DOUBLES * -(-common // self.stride)
 
     def union(self, a: int, b: int, why: str) -> bool:
         """Put the tracks `a` and `b` in one group unless that is refused (see `compatible`)."""
@@ -145,11 +193,21 @@ class PersonIds:
         unique; `settle` links the tracks when the inner one ends."""
         n = len(tids)
         if n < 2:
+            for i in range(n):
+                if labels[i] in HOSTS:
+                    self._seats.setdefault(tids[i], _Seat()).frames += 1
             return
         area = np.maximum((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1]), 1e-6)
         lo = np.maximum(xyxy[:, None, :2], xyxy[None, :, :2])
         hi = np.minimum(xyxy[:, None, 2:], xyxy[None, :, 2:])
         inside = np.clip(hi - lo, 0, None).prod(axis=2) / area[:, None]  # share of box i inside box j
+        near = np.maximum(inside, inside.T) > TOUCH
+        self._seat(tids, labels, inside)
+        for i, j in zip(*np.nonzero(np.triu(near, 1)), strict=True):
+            if labels[i] == labels[j] and tids[i] != tids[j]:
+                counts = self._overlaps.setdefault((min(tids[i], tids[j]), max(tids[i], tids[j])), [0, 0])
+                counts[0] += 1
+                counts[1] += int(max(inside[i, j], inside[j, i]) >= HOSTED)
         for inner_label, outers in PART_OF.items():
             inner = [i for i in range(n) if labels[i] == inner_label]
             for outer_label, min_share in outers:
@@ -160,14 +218,72 @@ class PersonIds:
                     (i, j) for i in inner for j in outer if inside[i, j] >= INSIDE and area[i] >= min_share * area[j]
                 }
                 # A box touching two outer boxes, or an outer box over two inner ones, is a
-                # crowd: no vote from this frame.
+                # crowd: no vote from this frame. Boxes that overlap each other count once (two
+                # boxes on one face, two head boxes on one head).
                 for i, j in fits:
                     if (
-                        sum(1 for k in outer if inside[i, k] > 0.25) == 1
-                        and sum(1 for k in inner if inside[k, j] > 0.25) == 1
+                        sum(1 for k in outer if inside[i, k] > TOUCH and (k == j or not near[k, j])) == 1
+                        and sum(1 for k in inner if inside[k, j] > TOUCH and (k == i or not near[k, i])) == 1
                     ):
                         votes = self._votes.setdefault(tids[i], {})
                         votes[tids[j]] = votes.get(tids[j], 0) + 1
+
+    def _seat(self, tids: list[int], labels: np.ndarray, inside: np.ndarray) -> None:
+        """Record, for each box of this frame, whether it lies on another track's box (a host)
+        and which other tracks' boxes it touches."""
+        for i, label in enumerate(labels):
+            hosts = HOSTS.get(label)
+            if hosts is None:
+                continue
+            seat = self._seats.setdefault(tids[i], _Seat())
+            seat.frames += 1
+            touched = [
+                j for j in range(len(tids)) if tids[j] != tids[i] and labels[j] in hosts and inside[i, j] > TOUCH
+            ]
+            if any(inside[i, j] >= HOSTED for j in touched):
+                seat.hosted += 1
+                seat.near = (seat.near or set()) | {tids[j] for j in touched}
+
+    def satellites(self) -> None:
+        """Once the clip is done: a stray track, a person of its own whose every detected box lay
+        at least half on another track's box, joins the one person whose boxes it touched. These
+        are a second box on a face, weak face guesses around a small head, a second head box from
+        another pass of the network: each would otherwise be a person of its own in the review's
+        list. Strays that touched only each other are one person (boxes that overlap at one
+        moment are one thing). A stray that touched two persons stays alone. Decided last, so it
+        moves no other link, and not bound by the one-label-at-once rule: the boxes overlapped,
+        so they were not two people side by side."""
+        # Two tracks of one label that were seen together at least twice, one lying on the
+        # other in at least half the frames they could have been, are two boxes on one person.
+        for (x, y), (_, on) in self._overlaps.items():
+            if x in self._parent and y in self._parent and on >= 2 and self._doubles(x, y, on):
+                self.union(x, y, "double")
+
+        def alone(tid: int) -> bool:
+            return len(self._members[self.find(tid)]) == 1
+
+        strays = {tid for tid, seat in self._seats.items() if seat.near and seat.hosted == seat.frames and alone(tid)}
+        # Tracks that count as a person when a stray touches them: not a box or two of their own
+        # (those are strays, or guesses that are masked whatever they join).
+        slight = {tid for tid, seat in self._seats.items() if seat.frames <= SLIGHT and alone(tid)}
+        for tid in strays:
+            near = [j for j in self._seats[tid].near or () if j in self._parent]
+            persons = {self.find(j) for j in near if j not in slight}
+            if len(persons) > 1:
+                continue
+            for other in persons or {self.find(j) for j in near}:
+                self._join(tid, other)
+        self._seats.clear()
+        self._overlaps.clear()
+
+    def _join(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        keep, gone = min(ra, rb), max(ra, rb)
+        self._parent[gone] = keep
+        self._members[keep] += self._members.pop(gone)
+        self.links["satellite"] += 1
 
     def settle(self, tid: int) -> None:
         """Track `tid` has ended: link it to the outer track it sat inside most often, when
@@ -187,7 +303,8 @@ class PersonIds:
 
     def numbering(self, keys: list[int]) -> dict[int, int]:
         """Compact person numbers 0, 1, ... for group keys, in the order given (callers list
-        them by first appearance)."""
+        them by first appearance). Called once the clip is done: satellites join first."""
+        self.satellites()
         out: dict[int, int] = {}
         for key in keys:
             root = self.find(key)

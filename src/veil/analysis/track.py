@@ -129,6 +129,7 @@ class LookaheadTracker:
         follow_camera: bool = True,
         config: TrackerConfig | None = None,
         group_persons: bool = True,
+        fps: float | None = None,
     ) -> None:
         if window < 0:
             raise ValueError("window must be 0 or more")
@@ -137,7 +138,7 @@ class LookaheadTracker:
         self.window = max(window, self.stride - 1)
         self.camera = (camera if camera is not None else CameraMotion()) if follow_camera else None
         self.scene = SceneFrames(self.camera)
-        self.linker = Linker(match_iou)
+        self.linker = Linker(match_iou, fps=fps, stride=self.stride)
         self.config = config if config is not None else TrackerConfig()
         self.policy = BoxPolicy(self.config, self.scene, self.window)
         self.pending: deque[tuple[Frame, int]] = deque()  # (frame, shot)
@@ -150,7 +151,7 @@ class LookaheadTracker:
         # track that could have been re-found instead is settled, before they are matched to a
         # lost one; lost tracks stay candidates for `continue_reach` frames after they are dropped.
         # `group_persons` False (a live stream: no plan, and no end to keep its groups for).
-        self.persons = PersonIds() if group_persons else None
+        self.persons = PersonIds(self.stride) if group_persons else None
         self.continue_reach = CONTINUE_WINDOWS * self._reach
         self._young: deque[Tracklet] = deque()
         self._lost: deque[Tracklet] = deque()
@@ -168,7 +169,7 @@ class LookaheadTracker:
         stride: int = 1,
     ) -> LookaheadTracker:
         rate = fps if fps and fps > 0 else 30.0
-        return cls(window=int(round(max(lookahead_s, 0.0) * rate)), stride=stride)
+        return cls(window=int(round(max(lookahead_s, 0.0) * rate)), stride=stride, fps=rate)
 
     # ------------------------------------------------------------------ input
 
@@ -188,10 +189,12 @@ class LookaheadTracker:
             self.tracks += new
             if self.persons is not None:
                 self._young.extend(t for t in new if t.label in PERSON_TRACKS)
-                joined = self.linker.assigned
+                # Boxes that started no track (`tracklets._covered`) take no part in grouping.
+                kept = [i for i, t in enumerate(self.linker.assigned) if t is not None]
+                joined = [self.linker.assigned[i] for i in kept]
                 for track in joined:
                     self.persons.track(track.id, track.label, track.first_det, track.last_det)
-                self.persons.contain([t.id for t in joined], scene_dets.label, scene_dets.xyxy)
+                self.persons.contain([t.id for t in joined], scene_dets.label[kept], scene_dets.xyxy[kept])
         self._continue(index)
         self.pending.append((frame, self.shot))
         ready = []

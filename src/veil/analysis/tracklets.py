@@ -97,6 +97,15 @@ def pad_box(box: np.ndarray, pad: float) -> np.ndarray:
 
 # Cost added per frame since a track was last detected (see `Linker._gate`).
 LOST_PENALTY = 0.05
+# Walking pace in face (head) heights a second: 1.4 m/s over a 0.23 m face; and the most a gate
+# is widened for it (`Linker._gate`).
+WALK_SIZES_PER_S = 1.4 / 0.23
+WALK_CAP = 1.0
+# A weak box left over starts no track when it lies this far within a stronger box of its label
+# or of a label that covers it (`_covered`).
+COVERED_BELOW = 0.5
+COVERED_INSIDE = 0.75
+COVERS: dict[str, tuple[str, ...]] = {"face": ("head",)}
 
 
 class Linker:
@@ -114,12 +123,18 @@ class Linker:
     and where its motion carries it, as continuation does in person_ids.py, linked more wrongly
     on the mall clip: 87.6 % of head points covered against 88.9 %.)"""
 
-    def __init__(self, match_iou: float = 0.15, high: float = 0.5) -> None:
+    def __init__(self, match_iou: float = 0.15, high: float = 0.5, fps: float | None = None, stride: int = 1) -> None:
         self.match_iou = match_iou
         self.high = high
+        # How far (in box sizes) a person may walk between two frames: a track with no motion
+        # of its own yet, seen on the last detection pass (`stride` frames apart), may take a
+        # box that far beyond its gate.
+        self.walk = WALK_SIZES_PER_S / fps if fps and fps > 0 else 0.0
+        self.stride = max(1, stride)
         self._next_id = 0
-        # The track each detection of the last `link` call joined (or started), in order.
-        self.assigned: list[Tracklet] = []
+        # The track each detection of the last `link` call joined (or started), in order; None
+        # for a weak box covered by a stronger one (`_covered`), which starts none.
+        self.assigned: list[Tracklet | None] = []
 
     @staticmethod
     def _predict(track: Tracklet, index: int) -> np.ndarray:
@@ -134,8 +149,9 @@ class Linker:
         most `reach` frames ago; return the new tracks started by detections left over."""
         live = [t for t in tracks if t.shot == shot and 0 < index - t.last_det <= reach]
         joined: dict[int, Tracklet] = {}
+        covered = _covered(dets)
         if live and len(dets):
-            ok, cost = self._gate(live, index, dets)
+            ok, cost, walked = self._gate(live, index, dets)
             strong = (dets.confidence >= self.high) & ~_duplicates(dets)
             used_t: set[int] = set()
             for stage in (strong, ~strong):
@@ -146,20 +162,31 @@ class Linker:
                     used_t.add(ti)
                     joined[di] = live[ti]
                     live[ti].add(index, dets.xyxy[di], float(dets.confidence[di]))
+            # Last, a track with no speed yet and a box left over that only a walk from it
+            # reaches: linked when each is the other's only candidate (in a crowd, a walk's reach
+            # covers a neighbour: then the box starts a track, as before).
+            free_t = np.asarray([ti not in used_t for ti in range(len(live))])
+            free_d = np.asarray([di not in joined and not covered[di] for di in range(len(dets))])
+            walked &= free_t[:, None] & free_d[None, :]
+            for ti, di in zip(*np.nonzero(walked), strict=True):
+                if walked[ti].sum() == 1 and walked[:, di].sum() == 1:
+                    joined[di] = live[ti]
+                    live[ti].add(index, dets.xyxy[di], float(dets.confidence[di]))
         new = []
         for di in range(len(dets)):
-            if di in joined:
+            if di in joined or covered[di]:
                 continue
             track = Tracklet(self._next_id, str(dets.label[di]), shot)
             self._next_id += 1
             track.add(index, dets.xyxy[di], float(dets.confidence[di]))
             new.append(track)
             joined[di] = track
-        self.assigned = [joined[di] for di in range(len(dets))]
+        self.assigned = [joined.get(di) for di in range(len(dets))]
         return new
 
-    def _gate(self, live: list[Tracklet], index: int, dets: Detections) -> tuple[np.ndarray, np.ndarray]:
-        """(may track t take detection d, the cost of it) for every pair."""
+    def _gate(self, live: list[Tracklet], index: int, dets: Detections) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(may track t take detection d, the cost of it, could a track with no speed yet have
+        walked to d) for every pair."""
         pred = np.stack([self._predict(t, index) for t in live])
         iou = iou_matrix(pred, dets.xyxy)
         pc = (pred[:, :2] + pred[:, 2:]) / 2
@@ -171,12 +198,46 @@ class Linker:
         ratio = scale / np.maximum(np.minimum(psize[:, None], dsize[None, :]), 1)
         gaps = np.asarray([index - t.last_det for t in live], dtype=np.float32)[:, None]
         gate = np.minimum(0.6 + 0.15 * gaps, 1.5)
-        ok = ((iou >= self.match_iou) | (dist <= gate * scale)) & (ratio <= 2.0)
         labels = np.asarray([t.label for t in live], dtype=object)
-        ok &= labels[:, None] == dets.label[None, :]
+        same = (labels[:, None] == dets.label[None, :]) & (ratio <= 2.0)
+        ok = ((iou >= self.match_iou) | (dist <= gate * scale)) & same
+        # A track seen once has no speed to predict with: where it is now is anywhere a walker
+        # reaches in the gap (at 10 fps a walker moves 0.6 face heights a frame, about as far as
+        # the gate reaches; at 25 fps a quarter of that). Only from the last detection pass: a
+        # box seen once, then missed for several passes, could have gone anywhere.
+        walked = np.zeros_like(ok)
+        if self.walk:
+            unknown = np.asarray([t.motion(t.last_det, forward=True) is None for t in live])[:, None]
+            reach = (gate + np.minimum(self.walk * gaps, WALK_CAP)) * scale
+            walked = unknown & (gaps <= self.stride) & same & ~ok & (dist <= reach)
         # A track seen in the previous frames comes before one lost for a while: a walker passing
         # where someone else stands unseen stays on their own track.
-        return ok, dist / np.maximum(scale, 1) - iou + LOST_PENALTY * (gaps - 1)
+        return ok, dist / np.maximum(scale, 1) - iou + LOST_PENALTY * (gaps - 1), walked
+
+
+def _covered(dets: Detections) -> np.ndarray:
+    """Per detection: weak (scoring below COVERED_BELOW, the linker's `high`) and lying at least
+    COVERED_INSIDE of its area within a stronger box of this frame, of its label or an outer one
+    (a face in a head box). Left over, such a box starts no track: its pixels are masked by the
+    box it lies in, and a track started from it would be a guess carried for a second each way,
+    a person of its own in the review's list and more of the frame masked for nothing."""
+    n = len(dets)
+    out = np.zeros(n, dtype=bool)
+    if n < 2:
+        return out
+    weak = dets.confidence < COVERED_BELOW
+    if not weak.any():
+        return out
+    box = dets.xyxy.astype(np.float64)
+    area = np.maximum((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]), 1e-6)
+    lo = np.maximum(box[:, None, :2], box[None, :, :2])
+    hi = np.minimum(box[:, None, 2:], box[None, :, 2:])
+    inside = np.clip(hi - lo, 0, None).prod(axis=2) / area[:, None]
+    labels = dets.label
+    outer = np.asarray([[b == a or b in COVERS.get(str(a), ()) for b in labels] for a in labels], dtype=bool)
+    stronger = dets.confidence[None, :] > dets.confidence[:, None]
+    np.fill_diagonal(inside, 0.0)
+    return weak & ((inside >= COVERED_INSIDE) & outer & stronger).any(axis=1)
 
 
 def _duplicates(dets: Detections) -> np.ndarray:

@@ -352,7 +352,7 @@ class DetectionWorker:
     def _new_tracker(self) -> None:
         stride = self.ladder.current[0]
         # No plan is written live, and a stream has no end at which to number persons.
-        self.tracker = LookaheadTracker(window=self.window, stride=stride, group_persons=False)
+        self.tracker = LookaheadTracker(window=self.window, stride=stride, group_persons=False, fps=self.fps)
         self.cuts = CutDetector()
         self._last_detected = -(1 << 30)
         self._last_network = -(1 << 30)
@@ -375,9 +375,10 @@ class DetectionWorker:
                 return
             if isinstance(item, float):
                 # A (re)connection announces its frame rate: the look-ahead in frames follows.
+                changed = item != self.fps  # the tracker's walking pace is per frame
                 self.fps = item
                 window = max(0, int(round(self.delay * item)))
-                if window != self.window or self._stride_cap(window) != self.ladder.levels[-1][0]:
+                if changed or window != self.window or self._stride_cap(window) != self.ladder.levels[-1][0]:
                     self._publish(self.tracker.flush())
                     self.window = window
                     self.ladder = self._new_ladder(window)
