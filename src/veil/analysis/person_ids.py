@@ -41,9 +41,12 @@ PERSON_LABELS = frozenset({"face", "head", "person"})
 INSIDE = 0.75
 # Continuation: how far (in box sizes) the later track may start from the earlier one's path,
 # growing with the frames between them, and at most; and how much the two boxes' sizes may differ.
+# The path already follows the lost track's motion, so the cap is only the error around it: at
+# 2 box sizes, a quarter of the continuations between walkers on the generated CCTV clips joined
+# two different walkers (docs/tracking.md).
 CONTINUE_GATE = 0.6
 CONTINUE_GROWTH = 0.1
-CONTINUE_CAP = 2.0
+CONTINUE_CAP = 1.0
 MAX_SIZE_RATIO = 2.0
 # A track detected once may be continued within this share of the reach (one look-ahead
 # window), and only within CONTINUE_GATE box sizes.
