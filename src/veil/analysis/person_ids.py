@@ -80,9 +80,9 @@ class _Span:
 
 @dataclass
 class _Seat:
-    """Where a track's boxes sat, frame by frame, for `satellites`: how many of its detected
-    frames had a host (a box of another track it lies at least INSIDE within), and every other
-    track's box it touched in any of them."""
+    """Where a track's boxes sat, for `satellites`: in how many frames it was detected, in how
+    many of them it had a host (a box of another track it lay at least HOSTED within), and the
+    tracks whose boxes it touched (by more than TOUCH of its area) in those frames."""
 
     frames: int = 0
     hosted: int = 0
