@@ -487,7 +487,9 @@ def test_the_heads_network_keeps_its_rate_while_faces_step_down() -> None:
 def test_the_look_ahead_is_the_files_and_the_stride_stays_under_half_a_second() -> None:
     """Live's default look-ahead is the files' (1 s); the ladder's longest stride stays at
     MAX_STRIDE_S (beyond it the resolution drops): a longer look-ahead lets the tracker carry
-    more, not the detector run less."""
+    more, not the detector run less. The tracker links a walker seen once at the stream's own
+    rate, as a file's does (a walk per frame is more at 4 fps than at 25)."""
+    from veil.analysis.tracklets import WALK_SIZES_PER_S
     from veil.config import Settings
     from veil.runners.live import MAX_STRIDE_S
 
@@ -500,6 +502,7 @@ def test_the_look_ahead_is_the_files_and_the_stride_stays_under_half_a_second() 
         cap = min(window, round(MAX_STRIDE_S * fps))
         assert worker.window == window and max(s for s, _ in worker.ladder.levels) == cap
         assert worker.ladder.levels[-1] == (cap, 0.5)
+        assert worker.tracker.linker.walk == pytest.approx(WALK_SIZES_PER_S / fps)
 
 
 def test_the_heads_network_slows_only_for_late_frames() -> None:
