@@ -97,6 +97,9 @@ def pad_box(box: np.ndarray, pad: float) -> np.ndarray:
 
 # Cost added per frame since a track was last detected (see `Linker._gate`).
 LOST_PENALTY = 0.05
+# The linking gate's reach for a track seen in the last frame, in box sizes (it widens with the
+# frames since, see `Linker._gate`).
+GATE = 0.6
 # Walking pace in face (head) heights a second: 1.4 m/s over a 0.23 m face; and the most a gate
 # is widened for it (`Linker._gate`).
 WALK_SIZES_PER_S = 1.4 / 0.23
@@ -197,18 +200,19 @@ class Linker:
         scale = np.maximum(psize[:, None], dsize[None, :])
         ratio = scale / np.maximum(np.minimum(psize[:, None], dsize[None, :]), 1)
         gaps = np.asarray([index - t.last_det for t in live], dtype=np.float32)[:, None]
-        gate = np.minimum(0.6 + 0.15 * gaps, 1.5)
+        gate = np.minimum(GATE + 0.15 * gaps, 1.5)
         labels = np.asarray([t.label for t in live], dtype=object)
         same = (labels[:, None] == dets.label[None, :]) & (ratio <= 2.0)
         ok = ((iou >= self.match_iou) | (dist <= gate * scale)) & same
         # A track seen once has no speed to predict with: where it is now is anywhere a walker
-        # reaches in the gap (at 10 fps a walker moves 0.6 face heights a frame, about as far as
-        # the gate reaches; at 25 fps a quarter of that). Only from the last detection pass: a
-        # box seen once, then missed for several passes, could have gone anywhere.
+        # reaches in the gap, give or take the gate's own error (at 10 fps a walker moves 0.6
+        # face heights a frame, beyond the gate; at 25 fps a quarter of that, within it). Only
+        # from the last detection pass: a box seen once, then missed for several passes, could
+        # have gone anywhere.
         walked = np.zeros_like(ok)
         if self.walk:
             unknown = np.asarray([t.motion(t.last_det, forward=True) is None for t in live])[:, None]
-            reach = (gate + np.minimum(self.walk * gaps, WALK_CAP)) * scale
+            reach = np.minimum(np.maximum(gate, GATE + self.walk * gaps), gate + WALK_CAP) * scale
             walked = unknown & (gaps <= self.stride) & same & ~ok & (dist <= reach)
         # A track seen in the previous frames comes before one lost for a while: a walker passing
         # where someone else stands unseen stays on their own track.
