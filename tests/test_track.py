@@ -336,3 +336,25 @@ def test_face_missed_by_the_detector_is_covered_in_every_frame(
         diff = np.abs(before[i][y1:y2, x1:x2].astype(int) - after[i][y1:y2, x1:x2].astype(int)).max(axis=2)
         dark = after[i][y1:y2, x1:x2].max(axis=2) <= 16
         assert ((diff > 24) | dark).mean() >= 0.95, f"face exposed in frame {i}"
+
+
+def test_a_fitted_growth_does_not_blow_a_lost_box_up() -> None:
+    """Two detections of different sizes (a weak box on part of a face, then a large one around
+    it) fit a fast growth; carried on for the look-ahead it used to reach 272 px on this 320 px
+    frame. The carried box's own size stays within 1.5x of the last size seen (36 px); around
+    that come the padding cap on each side and, on a fixed camera, the centre's travel at its
+    fitted 8 px a frame over the 10-frame look-ahead (the box keeps covering where it was)."""
+    from veil.analysis.box_policy import TrackerConfig
+
+    tracker = LookaheadTracker(window=10)
+    img = texture(0)
+    sizes = {0: 20.0, 1: 36.0}
+    out: dict[int, Detections] = {}
+    for i in range(12):
+        dets = face(np.array([100.0, 100.0, 100.0 + sizes[i], 100.0 + sizes[i]], np.float32)) if i in sizes else None
+        for f, d in tracker.push(Frame(img.copy(), i), dets if dets is not None else Detections.empty()):
+            out[f.index] = d
+    for f, d in tracker.flush():
+        out[f.index] = d
+    widest = max(float((d.xyxy[:, 2] - d.xyxy[:, 0]).max()) for d in out.values() if len(d))
+    assert widest <= 1.5 * 36.0 * (1 + 2 * TrackerConfig().pad_cap) + 8.0 * 10, widest
