@@ -130,7 +130,8 @@ class BoxPolicy:
         # size speed fitted to two boxes of different sizes (a weak box on part of a face, then
         # a large one around it) carried on for the look-ahead masked the whole frame.
         c = c + v * self._decayed_steps(d) * (1 if forward else -1)
-        c[2:] = np.clip(c[2:], cxcywh(anchor)[2:], MAX_GROWTH * cxcywh(anchor)[2:])
+        last_size = cxcywh(anchor)[2:]
+        c[2:] = np.clip(c[2:], last_size, MAX_GROWTH * last_size)
         size = float(max(c[2], c[3]))
         speed = float(np.hypot(v[0], v[1]))
         speed += self.config.camera_error * self.scene.speed(index)

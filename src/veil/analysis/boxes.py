@@ -19,6 +19,16 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-6)
 
 
+def inside_matrix(xyxy: np.ndarray) -> np.ndarray:
+    """Share of each box's area that lies inside each other box (n x n; [i, j]: box i in box j),
+    in the boxes' own precision."""
+    box = np.asarray(xyxy).reshape(-1, 4)
+    area = np.maximum((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]), 1e-6)
+    lo = np.maximum(box[:, None, :2], box[None, :, :2])
+    hi = np.minimum(box[:, None, 2:], box[None, :, 2:])
+    return np.clip(hi - lo, 0, None).prod(axis=2) / area[:, None]
+
+
 def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Indices of the boxes kept by greedy non-maximum suppression, best first."""
     order = np.argsort(-scores, kind="stable")

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from veil.analysis.boxes import inside_matrix
 from veil.analysis.tracklets import Tracklet, cxcywh
 
 # Labels that belong to people, and what each can sit inside: (outer label, the smallest share
@@ -173,12 +174,7 @@ class PersonIds:
         if not self.compatible(ra, rb):
             self.links["refused"] += 1
             return False
-        # The older track's id (the smaller) stays the key.
-        if rb < ra:
-            ra, rb = rb, ra
-        self._parent[rb] = ra
-        self._members[ra] += self._members.pop(rb)
-        self.links[why] += 1
+        self._join(ra, rb, why)
         return True
 
     def continues(self, later: int, earlier: int) -> bool:
@@ -201,9 +197,7 @@ class PersonIds:
                     self._seats.setdefault(tids[i], _Seat()).frames += 1
             return
         area = np.maximum((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1]), 1e-6)
-        lo = np.maximum(xyxy[:, None, :2], xyxy[None, :, :2])
-        hi = np.minimum(xyxy[:, None, 2:], xyxy[None, :, 2:])
-        inside = np.clip(hi - lo, 0, None).prod(axis=2) / area[:, None]  # share of box i inside box j
+        inside = inside_matrix(xyxy)  # share of box i inside box j
         near = np.maximum(inside, inside.T) > TOUCH
         self._seat(tids, labels, inside)
         for i, j in zip(*np.nonzero(np.triu(near, 1)), strict=True):
@@ -275,18 +269,19 @@ class PersonIds:
             if len(persons) > 1:
                 continue
             for other in persons or {self.find(j) for j in near}:
-                self._join(tid, other)
+                self._join(tid, other, "satellite")
         self._seats.clear()
         self._overlaps.clear()
 
-    def _join(self, a: int, b: int) -> None:
+    def _join(self, a: int, b: int, why: str) -> None:
+        """Merge the groups of `a` and `b`, unchecked; the older id (the smaller) stays the key."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return
         keep, gone = min(ra, rb), max(ra, rb)
         self._parent[gone] = keep
         self._members[keep] += self._members.pop(gone)
-        self.links["satellite"] += 1
+        self.links[why] += 1
 
     def settle(self, tid: int) -> None:
         """Track `tid` has ended: link it to the outer track it sat inside most often, when

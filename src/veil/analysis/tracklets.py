@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from veil.analysis.boxes import iou_matrix
+from veil.analysis.boxes import inside_matrix, iou_matrix
 from veil.types import Detections
 
 
@@ -232,13 +232,11 @@ def _covered(dets: Detections) -> np.ndarray:
     weak = dets.confidence < COVERED_BELOW
     if not weak.any():
         return out
-    box = dets.xyxy.astype(np.float64)
-    area = np.maximum((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]), 1e-6)
-    lo = np.maximum(box[:, None, :2], box[None, :, :2])
-    hi = np.minimum(box[:, None, 2:], box[None, :, 2:])
-    inside = np.clip(hi - lo, 0, None).prod(axis=2) / area[:, None]
+    inside = inside_matrix(dets.xyxy.astype(np.float64))
     labels = dets.label
-    outer = np.asarray([[b == a or b in COVERS.get(str(a), ()) for b in labels] for a in labels], dtype=bool)
+    outer = labels[:, None] == labels[None, :]
+    for inner, covers in COVERS.items():
+        outer |= (labels == inner)[:, None] & np.isin(labels, covers)[None, :]
     stronger = dets.confidence[None, :] > dets.confidence[:, None]
     np.fill_diagonal(inside, 0.0)
     return weak & ((inside >= COVERED_INSIDE) & outer & stronger).any(axis=1)
