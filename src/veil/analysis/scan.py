@@ -10,6 +10,8 @@ tracker then only links and fills; it never calls a detector.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import closing
+from typing import Any
 
 import numpy as np
 
@@ -26,28 +28,45 @@ def tracked_frames(
     cuts: CutDetector | None = None,
     every_frame: bool = False,
     prepare: Callable[[np.ndarray], None] | None = None,
+    ahead: Callable[[Callable[[], Iterator[Any]], str], Iterator[Any]] | None = None,
 ) -> Iterator[AudioPacket | tuple[Frame, Detections]]:
     """Audio packets as they come, and each frame with its final boxes once the tracker's
     look-ahead has seen far enough past it (frames come out in order, each exactly once).
     `every_frame`: run every detector with the image options on every frame (animations).
     `prepare`: paints each frame before anything looks at it (privacy zones: never shown, and
-    motion there never reaches the person cue)."""
+    motion there never reaches the person cue).
+    `ahead(make, name)`: iterates the detection loop `make()` ahead of the tracker, in a thread
+    of its own (runners/stages.prefetch). The tracker's linking and boxes are Python that holds
+    the GIL, the detectors' networks are not: on a crowded fixed camera the tracker is a third
+    of the analysis, and overlapped it costs no wall time (docs/cctv.md, "Speed"). The tracker
+    sees the same frames and detections in the same order either way."""
     cuts = cuts if cuts is not None else CutDetector()
-    for item in source.items():
-        if isinstance(item, AudioPacket):
-            yield item
-            continue
-        if prepare is not None:
-            prepare(item.image)
-        cut = cuts(item.image)  # the first frame only records its features
-        due = detector.due(item.index)
-        if every_frame:
-            detections: Detections | None = detector.run(item.image)
-        elif due:
-            detections = detector.run(item.image, due, video=True)
-        elif cut:
-            detections = detector.run(item.image)
-        else:
-            detections = None
-        yield from tracker.push(item, detections, cut)
+
+    def detected() -> Iterator[AudioPacket | tuple[Frame, Detections | None, bool]]:
+        for item in source.items():
+            if isinstance(item, AudioPacket):
+                yield item
+                continue
+            if prepare is not None:
+                prepare(item.image)
+            cut = cuts(item.image)  # the first frame only records its features
+            due = detector.due(item.index)
+            if every_frame:
+                detections: Detections | None = detector.run(item.image)
+            elif due:
+                detections = detector.run(item.image, due, video=True)
+            elif cut:
+                detections = detector.run(item.image)
+            else:
+                detections = None
+            yield item, detections, cut
+
+    items = ahead(detected, "veil-stage-detect") if ahead is not None else detected()
+    with closing(items):  # an early exit stops (and joins) the detection thread here
+        for item in items:
+            if isinstance(item, AudioPacket):
+                yield item
+                continue
+            frame, detections, cut = item
+            yield from tracker.push(frame, detections, cut)
     yield from tracker.flush()

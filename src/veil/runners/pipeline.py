@@ -466,7 +466,7 @@ class Pipeline:
         # Animations: every frame is detected with the image settings (few frames, often
         # unrelated: a tracker's stride would guess across jumps).
         every = job.kind == "animation"
-        for item in tracked_frames(source, self.detect, tracker, every_frame=every, prepare=prepare):
+        for item in tracked_frames(source, self.detect, tracker, every_frame=every, prepare=prepare, ahead=prefetch):
             if isinstance(item, AudioPacket):
                 yield item
             else:
