@@ -250,3 +250,45 @@ def test_invalid_settings_are_refused(photos: dict[float, tuple[Path, Path]]) ->
     huge.tracks[0].boxes[0].box = np.asarray([1e19, 1e19, 2e19, 2e19], dtype=np.float32)
     with pytest.raises(VeilError, match="box"):
         verify(huge, src, settings, src)
+
+
+def test_boxes_judged_at_once_are_only_boxes_that_pass_one_by_one() -> None:
+    """verify judges a frame's solid boxes together from summed-area tables (`_surely_filled`)
+    and checks the rest one by one; a box it calls sure must pass the one-by-one checks (share
+    of matching pixels, median level, spread), whatever its size, level and noise."""
+    from veil.render import verify as v
+
+    rng = np.random.default_rng(7)
+    height, width, fill = 240, 320, 0.0
+    grey = np.zeros((height, width), np.float32)
+    boxes = []
+    for k in range(400):
+        w, h = int(rng.integers(2, 60)), int(rng.integers(2, 60))
+        x, y = int(rng.integers(0, width - w)), int(rng.integers(0, height - h))
+        kind = k % 4
+        if kind == 1:  # level off the fill, around LEVEL_TOL
+            grey[y : y + h, x : x + w] = fill + rng.uniform(8, 16)
+        elif kind == 2:  # codec-like noise, around the flatness bounds
+            grey[y : y + h, x : x + w] = np.abs(rng.normal(fill, rng.uniform(0.5, 3.0), (h, w)))
+        elif kind == 3:  # part of the picture left in
+            grey[y : y + h // 2, x : x + w] = rng.uniform(0, 255, (h // 2, w))
+        boxes.append((x, y, x + w, y + h))
+    pixel_boxes = np.asarray(boxes, np.int64)
+    sure = v._surely_filled(grey, pixel_boxes, fill)
+
+    def passes(x1: int, y1: int, x2: int, y2: int) -> bool:
+        small = min(x2 - x1, y2 - y1) <= 2 * v.EDGE + 2
+        e = 0 if small else v.EDGE
+        region = grey[y1 + e : y2 - e, x1 + e : x2 - e]
+        share = float((np.abs(region - fill) <= v.TOLERANCE).mean())
+        if share < (v.MIN_SHARE_SMALL if small else v.MIN_SHARE):
+            return False
+        if small:
+            return True
+        bound = v.FLAT_STD if min(region.shape) >= v.FLAT_SMALL_PX else v.FLAT_STD_SMALL
+        return abs(float(np.median(region)) - fill) <= v.LEVEL_TOL and float(region.std()) <= bound
+
+    verdicts = np.asarray([passes(*b) for b in boxes])
+    assert not (sure & ~verdicts).any(), "a box called sure fails its one-by-one check"
+    # The tables must take most of the passing boxes, or verify gains nothing from them.
+    assert sure.sum() >= 0.8 * verdicts.sum() and verdicts.sum() < len(boxes)

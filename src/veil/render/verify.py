@@ -125,6 +125,9 @@ MAX_COORD = 1e7
 GREY = np.asarray([0.299, 0.587, 0.114])
 GREY32 = GREY.astype(np.float32)
 MAX_LISTED = 100
+# `_surely_filled`: a spread or level this close to its bound is checked one box at a time (the
+# sums and numpy's float32 deviation may differ in the last digits).
+SURE_MARGIN = 1e-3
 
 
 @dataclass
@@ -480,10 +483,16 @@ def _check_frame(
     # once, not once per box and check (a crowd has hundreds of boxes a frame).
     grey = _grey(frame.image) if solid and not lossless and reference is None else None
     fill_grey = float(color.astype(np.float32) @ GREY32)
-    for i, (x1, y1, x2, y2) in enumerate(pixel_boxes.tolist()):
-        if x2 <= x1 or y2 <= y1:
-            continue  # wholly outside the picture
-        result.regions_checked += 1
+    present = (pixel_boxes[:, 2] > pixel_boxes[:, 0]) & (pixel_boxes[:, 3] > pixel_boxes[:, 1])
+    result.regions_checked += int(present.sum())  # the others lie wholly outside the picture
+    todo = present
+    if grey is not None:
+        sure = _surely_filled(grey, pixel_boxes, fill_grey)
+        if spared is not None:
+            sure &= ~spare  # partly the subject's face: checked one by one below
+        todo = present & ~sure
+    for i in np.flatnonzero(todo).tolist():
+        x1, y1, x2, y2 = pixel_boxes[i].tolist()
         small = min(x2 - x1, y2 - y1) <= 2 * EDGE + 2
         e = 0 if lossless or small else EDGE
         region = frame.image[y1 + e : y2 - e, x1 + e : x2 - e]
@@ -523,6 +532,47 @@ def _check_frame(
                 problem = f"{leak:.0%} of the detail the mask removes is still there"
         if problem:
             result.fail(_failure(index, masked, i, share, problem, (x1, y1, x2, y2)))
+
+
+def _surely_filled(grey: np.ndarray, boxes: np.ndarray, fill_grey: float) -> np.ndarray:
+    """Per solid box on a lossy frame: whether it certainly passes `_check_frame`'s checks,
+    found for every box at once from summed-area tables of the frame's grey levels.
+
+    Why: a crowd on a fixed camera has hundreds of masks a frame, and checking each one with
+    its own numpy calls took most of verify's time (6.5 s of the mall clip's first 500 frames).
+    The share of matching pixels is counted exactly; the grey level's spread is the standard
+    deviation from the sums of grey and grey squared; and the median, which the tables cannot
+    give, lies within one standard deviation of the mean, so a box whose mean is within
+    LEVEL_TOL less that deviation of the fill's level passes the level check. A box that is
+    not certain by these bounds (a spread within `SURE_MARGIN` of its bound, or any failure)
+    is checked one by one as before, so a verdict and its message never change."""
+    import cv2
+
+    n_boxes = len(boxes)
+    if not n_boxes:
+        return np.zeros(0, dtype=bool)
+    matching = (np.abs(grey - fill_grey) <= TOLERANCE).astype(np.uint8)
+    count_table = cv2.integral(matching, sdepth=cv2.CV_32S)
+    sum_table, square_table = cv2.integral2(grey, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
+    x1, y1, x2, y2 = (boxes[:, k].astype(np.int64) for k in range(4))
+    small = np.minimum(x2 - x1, y2 - y1) <= 2 * EDGE + 2
+    e = np.where(small, 0, EDGE)
+    x1, y1, x2, y2 = x1 + e, y1 + e, x2 - e, y2 - e
+    ok = (x2 > x1) & (y2 > y1)
+    x1, y1, x2, y2 = (np.where(ok, v, 0) for v in (x1, y1, x2, y2))
+
+    def box_sums(table: np.ndarray) -> np.ndarray:
+        return (table[y2, x2] - table[y1, x2] - table[y2, x1] + table[y1, x1]).astype(np.float64)
+
+    n = np.maximum((x2 - x1) * (y2 - y1), 1).astype(np.float64)
+    share = box_sums(count_table) / n
+    sure = ok & (share >= np.where(small, MIN_SHARE_SMALL, MIN_SHARE))
+    mean = box_sums(sum_table) / n
+    spread = np.sqrt(np.maximum(box_sums(square_table) / n - mean * mean, 0.0))
+    rows, cols = y2 - y1, x2 - x1
+    bound = np.where(np.minimum(rows, cols) >= FLAT_SMALL_PX, FLAT_STD, FLAT_STD_SMALL)
+    flat = (spread <= bound - SURE_MARGIN) & (np.abs(mean - fill_grey) + spread <= LEVEL_TOL - SURE_MARGIN)
+    return sure & (small | flat)
 
 
 def _failure(
