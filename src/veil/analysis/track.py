@@ -216,10 +216,13 @@ class LookaheadTracker:
         index = frame.index
         found = []
         shot_motions: dict[tuple[int, int], np.ndarray] = {}  # valid for this frame only
+        # Only tracks of this shot with a motion of their own count towards a shot's motion
+        # (`BoxPolicy._shot_motion`); filtered once here, not once per track seen once.
+        moving = [t for t in self.tracks if t.shot == shot and len(t.frames) >= 2]
         for track in self.tracks:
             if track.shot != shot:
                 continue
-            got = self.policy.box_at(track, index, self.tracks, shot_motions)
+            got = self.policy.box_at(track, index, moving, shot_motions)
             if got is not None:
                 found.append((track, *got))
         if found:

@@ -50,23 +50,26 @@ class Tracklet:
         """(dcx, dcy, dw, dh) per frame fitted to the detections nearest one end of the track
         (`forward`: the last ones before `at`; else the first ones after `at`), or None with
         fewer than two."""
+        # Frames are ascending, so the detections within `reach` of `at` on one side of it are
+        # one run of the list, found by bisection (a crowd asks this a million times a clip).
+        frames = self.frames
         if forward:
-            hi = bisect.bisect_right(self.frames, at)
-            lo = max(0, hi - span)
+            hi = bisect.bisect_right(frames, at)
+            lo = max(hi - span, bisect.bisect_left(frames, at - reach))
         else:
-            lo = bisect.bisect_left(self.frames, at)
-            hi = min(len(self.frames), lo + span)
-        idx = [i for i in range(lo, hi) if abs(self.frames[i] - at) <= reach]
-        if len(idx) < 2:
+            lo = bisect.bisect_left(frames, at)
+            hi = min(lo + span, bisect.bisect_right(frames, at + reach))
+        if hi - lo < 2:
             return None
-        key = (self.frames[idx[0]], self.frames[idx[-1]], len(idx))
-        if key not in self.motion_cache:
-            if len(self.motion_cache) > 256:
-                self.motion_cache.clear()  # bounded on long tracks; old runs are not asked again
-            self.motion_cache[key] = self._fit(idx)
-        return self.motion_cache[key]
+        key = (frames[lo], frames[hi - 1], hi - lo)
+        cache = self.motion_cache
+        if key not in cache:
+            if len(cache) > 256:
+                cache.clear()  # bounded on long tracks; old runs are not asked again
+            cache[key] = self._fit(range(lo, hi))
+        return cache[key]
 
-    def _fit(self, idx: list[int]) -> np.ndarray | None:
+    def _fit(self, idx: range) -> np.ndarray | None:
         t = np.asarray([self.frames[i] for i in idx], dtype=np.float64)
         b = np.asarray([cxcywh(self.boxes[i]) for i in idx], dtype=np.float64)
         t = t - t.mean()
