@@ -251,6 +251,78 @@ def test_motion_cue_finds_a_walker_head_on_a_fixed_camera_and_nothing_when_it_pa
     assert len(create("persons", mode="head", motion=False).detect(scene)) == 0
 
 
+def test_search_windows_cover_every_place_once_and_give_way_to_the_whole_frame_in_a_crowd() -> None:
+    from veil.analysis.detectors.ensemble import SEARCH_ALIGN, SEARCH_GROW, SEARCH_PAD, search_windows
+
+    people = np.asarray([[100, 100, 140, 200], [130, 110, 170, 210], [500, 50, 520, 90]], np.float32)
+    faces = np.asarray([[300, 300, 310, 312]], np.float32)
+    windows = search_windows(people, faces, 640, 480)
+    assert windows is not None and len(windows) == 3  # the two people overlap: one window
+    assert (windows % SEARCH_ALIGN == 0)[:, :2].all() and (windows[:, 2:] <= [640, 480]).all()
+    grown_face = faces[0] + np.asarray([-1, -1, 1, 1]) * (12 * SEARCH_GROW + SEARCH_PAD)
+    for place in [*(p + np.asarray([-1, -1, 1, 1]) * SEARCH_PAD for p in people), grown_face]:
+        assert any((w[:2] <= place[:2]).all() and (w[2:] >= np.minimum(place[2:], [640, 480])).all() for w in windows)
+    for i in range(len(windows)):  # no pixel is searched twice
+        for j in range(i + 1, len(windows)):
+            a, b = windows[i], windows[j]
+            assert min(a[2], b[2]) <= max(a[0], b[0]) or min(a[3], b[3]) <= max(a[1], b[1])
+    crowd = np.asarray([[x, y, x + 60, y + 150] for x in range(0, 640, 80) for y in (0, 200)], np.float32)
+    assert search_windows(crowd, faces, 640, 480) is None
+    assert len(search_windows(np.zeros((0, 4)), np.zeros((0, 4)), 640, 480)) == 0
+
+
+def test_a_still_face_stays_found_while_the_face_detector_searches_around_people() -> None:
+    """On a fixed camera, between whole-frame passes, CenterFace searches only around people,
+    motion and recent faces (ensemble.py, `region_search`). A face that never moves and that no
+    person cue sees is found by a whole-frame pass and searched again where it was, so every
+    frame still finds it; a walker the person cue sees is searched around."""
+    from veil.analysis.detect import FrameDetector
+    from veil.config import Settings
+
+    scene = cv2.resize(still_scene(), (640, 480), interpolation=cv2.INTER_NEAREST)
+    face = cv2.resize(rgb(SAMPLE_IMAGE), (120, 120), interpolation=cv2.INTER_AREA)
+    body = np.random.default_rng(7).integers(0, 60, size=(150, 40, 3)).astype(np.uint8)  # a walker
+    frame_detector = FrameDetector(Settings(classes=("faces", "heads")))
+    ensemble = frame_detector.classes[0].video
+    searched: list[np.ndarray | None] = []
+    detect = ensemble.centerface.detect
+
+    def spy(image: np.ndarray, regions: np.ndarray | None = None) -> object:
+        searched.append(regions)
+        return detect(image, regions)
+
+    ensemble.centerface.detect = spy
+
+    def frame(i: int) -> np.ndarray:
+        img = scene.copy()
+        img[300:420, 60:180] = face
+        img[100:250, 300 + 10 * i : 340 + 10 * i] = body
+        return img
+
+    def finds_the_face(found: object) -> bool:
+        boxes = found.xyxy[found.label == "face"]  # type: ignore[attr-defined]
+        cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        return bool(((cx > 60) & (cx < 180) & (cy > 300) & (cy < 420)).any())
+
+    # The face detector alone, told that no person or motion is anywhere.
+    for i in range(12):
+        ensemble.search_regions = np.zeros((0, 4), np.float32)
+        assert finds_the_face(ensemble.detect(frame(i))), f"frame {i}: the still face was not found"
+    assert sum(r is not None for r in searched) == 9  # every frame but the whole-frame passes
+    assert all(r is None or len(r) == 1 for r in searched)  # one window: around the face
+    # With the person cue: the walker it sees is searched around, once the camera is known still.
+    ensemble.reset()
+    searched.clear()
+    for i in range(24):
+        assert finds_the_face(frame_detector.run(frame(i), frame_detector.due(i), video=True)), f"frame {i}"
+    walker = [r for i, r in enumerate(searched) if r is not None and i >= 12]
+    assert len(walker) >= 6
+    for i, windows in enumerate(searched):
+        if windows is not None and i >= 12:
+            x = 300 + 10 * i
+            assert any(w[0] <= x and w[2] >= x + 40 and w[1] <= 100 and w[3] >= 250 for w in windows), i
+
+
 def test_redact_persons_masks_whole_bodies(tmp_path: Path) -> None:
     src = recorder_clip(tmp_path / "in.mp4", "libx264", Fraction(10), background=still_scene())
     out = tmp_path / "out.mp4"

@@ -74,8 +74,20 @@ class FrameDetector:
         """Boxes of `classes` (default: all) found in `image`."""
         started = time.perf_counter()
         try:
-            chosen = self.classes if classes is None else classes
-            return Detections.merge([(c.video if video else c.image).detect(image) for c in chosen])
+            chosen = [c.video if video else c.image for c in (self.classes if classes is None else classes)]
+            # A face detector that searches only where people may be (ensemble.py,
+            # `region_search`) runs after the person cue on the same image and is told where
+            # that cue saw people and motion; the boxes are merged in the classes' order.
+            searching = [d for d in chosen if getattr(d, "region_search", False)]
+            providers = [d for d in chosen if hasattr(d, "activity")] if searching else []
+            found: dict[int, Detections] = {id(d): d.detect(image) for d in providers}
+            for d in searching:
+                activity = [p.activity for p in providers if p.activity is not None]
+                d.search_regions = np.concatenate(activity) if activity else None  # type: ignore[attr-defined]
+            for d in chosen:
+                if id(d) not in found:
+                    found[id(d)] = d.detect(image)
+            return Detections.merge([found[id(d)] for d in chosen])
         finally:
             self.seconds += time.perf_counter() - started
 

@@ -120,6 +120,9 @@ ENSEMBLE_VIDEO: dict[str, Any] = {
     # carries a face cut by the edge from the frames where it was whole).
     "edge_pad": 0.0,
     "heads": None,
+    # On a fixed camera with the person cue (`heads`, the default), CenterFace searches only
+    # around people, motion and recent faces between its whole-frame passes (ensemble.py).
+    "region_search": True,
 }
 
 PRESETS: dict[str, Preset] = {

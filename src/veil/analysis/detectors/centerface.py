@@ -112,18 +112,31 @@ class CenterFaceDetector:
             scales.append(self.tile_size / max(width, height))
         return scales
 
-    def detect(self, image: np.ndarray) -> Detections:
+    def detect(self, image: np.ndarray, regions: np.ndarray | None = None) -> Detections:
+        """Faces in `image`; with `regions` (integer xyxy rectangles), only inside those, each
+        run at the scales of the whole image's pyramid, so a face is seen at the size it would
+        be seen at in the whole image."""
         height, width = image.shape[:2]
         boxes, scores = [], []
+        windows = [(0, 0, width, height)] if regions is None else [tuple(int(v) for v in r) for r in regions]
         for scale in self.levels(width, height):
-            b, s = self._detect_level(image, scale)
-            boxes.append(b)
-            scores.append(s)
-            if self.flip:
-                b, s = self._detect_level(image[:, ::-1], scale)
-                b[:, [0, 2]] = width - b[:, [2, 0]]
+            for x0, y0, x1, y1 in windows:
+                crop = image[y0:y1, x0:x1]
+                if not crop.size:
+                    continue
+                b, s = self._detect_level(crop, scale)
+                b[:, 0::2] += x0
+                b[:, 1::2] += y0
                 boxes.append(b)
                 scores.append(s)
+                if self.flip:
+                    b, s = self._detect_level(crop[:, ::-1], scale)
+                    b[:, [0, 2]] = x0 + (x1 - x0) - b[:, [2, 0]]
+                    b[:, 1::2] += y0
+                    boxes.append(b)
+                    scores.append(s)
+        if not boxes:
+            return Detections.empty()
         xyxy = np.concatenate(boxes)
         conf = np.concatenate(scores)
         if self.large_height > 0 and len(xyxy):

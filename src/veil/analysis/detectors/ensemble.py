@@ -45,6 +45,16 @@ Video: `second_every` = k runs BlazeFace on every k-th call only (the tracker ca
 between), which keeps the cost per frame near CenterFace's alone; `yunet_every` does the same
 for YuNet.
 
+`region_search` (video, a fixed camera): between those whole-frame calls, CenterFace searches
+only where a face can be (`search_windows`): around the people and moving blobs the person cue
+saw in the same frame (`search_regions`, set by the caller, analysis/detect.py) and around the
+faces found since the last whole-frame call. Why it is safe: on a fixed camera a face that
+enters the picture moves (the motion cue's blobs) or belongs to a person the network sees; a
+face that is neither, someone who stood still from the start and whom the network misses, is
+found by the next whole-frame call at most k - 1 frames later, and the tracker's look-ahead
+carries its box back over those frames. When the windows would cover most of the frame (a
+crowd), the whole frame runs: cropping saves nothing there.
+
 What each rule gave on the dev set, and every configuration tried: docs/detection.md.
 
 `second_opinion` looks at a rendered frame with a detector that did not drive the redaction
@@ -215,6 +225,7 @@ class EnsembleDetector:
         floor_cover: float = 0.0,
         edge_pad: float = 0.0,
         heads: dict[str, float] | None = None,
+        region_search: bool = False,
     ) -> None:
         cf_rule = {**CENTERFACE_RULE, **(centerface_rule or {})}
         if threshold is not None:
@@ -250,6 +261,12 @@ class EnsembleDetector:
                 "people", mode="body", motion=False, threshold=heads["threshold"], tile_min=people_tile_min(heads)
             )
         self.calls = 0
+        self.region_search = region_search
+        # Where people are or may be in the next image (xyxy), from the person cue that ran on
+        # it (analysis/detect.py); read and cleared by the next call. None: unknown.
+        self.search_regions: np.ndarray | None = None
+        # The fused faces of the calls since the last whole-frame one (each an N x 4 array).
+        self._recent: list[np.ndarray] = []
 
     def _native_pass(self, floor: float) -> Any:
         if floor <= 0:
@@ -295,6 +312,7 @@ class EnsembleDetector:
                 "yunet_every",
                 "floor_cover",
                 "edge_pad",
+                "region_search",
             )
             if key == "heads":
                 if value is not None and self.people is None:
@@ -306,6 +324,8 @@ class EnsembleDetector:
             setattr(clone, key, value)
         clone.native = clone._native_pass(clone.deface_floor)
         clone.calls = 0
+        clone.search_regions = None
+        clone._recent = []
         return clone
 
     def settings(self) -> dict[str, Any]:
@@ -319,6 +339,13 @@ class EnsembleDetector:
             "second_every": self.second_every,
             "edge_pad": self.edge_pad,
             "heads": self.heads,
+            "region_search": (
+                f"between whole-frame passes, CenterFace searches around people, motion and recent faces "
+                f"(grown by {SEARCH_GROW} of their size and {SEARCH_PAD} px; the whole frame above "
+                f"{SEARCH_MAX_SHARE:.0%} of it)"
+                if self.region_search
+                else None
+            ),
         }
         if self.yunet is not None:
             out["members"]["yunet"] = self.yunet.settings()
@@ -330,10 +357,21 @@ class EnsembleDetector:
         """A new clip: BlazeFace's every-k-th-frame schedule starts again at its first frame, so a
         file's output never depends on the files before it."""
         self.calls = 0
+        self.search_regions = None
+        self._recent = []
 
     def members(self, image: np.ndarray) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[MemberRule]]:
         """Each member's raw boxes on this image, and the rule each is judged by."""
-        cf = self.centerface.detect(image)
+        whole = self.calls % self.second_every == 0
+        regions, self.search_regions = self.search_regions, None
+        windows = None
+        if self.region_search and not whole and regions is not None:
+            height, width = image.shape[:2]
+            recent = np.concatenate([np.zeros((0, 4), np.float32), *self._recent])
+            windows = search_windows(regions, recent, width, height)
+        if whole:
+            self._recent = []
+        cf = self.centerface.detect(image, windows) if windows is not None else self.centerface.detect(image)
         members = [(cf.xyxy, cf.confidence)]
         rules = [self.rules[0]]
         if self.calls % self.second_every == 0:
@@ -386,6 +424,8 @@ class EnsembleDetector:
     def detect(self, image: np.ndarray) -> Detections:
         members, rules = self.members(image)
         xyxy, scores = fuse(members, rules, self.agree_iou, self.fuse_iou)
+        if self.region_search:
+            self._recent.append(np.asarray(xyxy, np.float32).reshape(-1, 4))
         if self.floor_cover > 0 and self.deface_floor > 0:
             # deface's own boxes: the native pass (the last member), or CenterFace's when its
             # pyramid is the single native level.
@@ -403,6 +443,57 @@ class EnsembleDetector:
                 xyxy = np.concatenate([xyxy, heads])
                 scores = np.concatenate([scores, np.full(len(heads), float(sure.min()), np.float32)])
         return Detections.from_boxes(xyxy, scores, self.label)
+
+
+# `search_windows`: a face found in an earlier frame is grown by SEARCH_GROW of its larger side
+# per side: a face moves less than its own height between frames at 10 fps and more (a walk is
+# about 0.6 face heights a frame at 10 fps, tracklets.py). People and moving blobs are of the
+# same frame and hold their faces. Every window is grown by SEARCH_PAD px more on every side,
+# so CenterFace sees context around a face at its edge.
+SEARCH_GROW = 1.0
+SEARCH_PAD = 48
+# Windows covering more than this share of the frame: the whole frame runs instead (a crowd).
+SEARCH_MAX_SHARE = 0.6
+# Windows are aligned to CenterFace's output stride grid (32 px), so a face inside a window is
+# seen on the same grid as in the whole frame.
+SEARCH_ALIGN = 32
+
+
+def search_windows(people: np.ndarray, faces: np.ndarray, width: int, height: int) -> np.ndarray | None:
+    """Integer xyxy windows, aligned to SEARCH_ALIGN and not overlapping one another, that cover
+    `people` (xyxy: people and moving blobs of this frame) and `faces` (xyxy, found in earlier
+    frames) grown as SEARCH_GROW and SEARCH_PAD say; None when they would cover more than
+    SEARCH_MAX_SHARE of the frame. Nothing anywhere: no window (nothing to search)."""
+    faces = np.asarray(faces, np.float32).reshape(-1, 4)
+    size = np.maximum(faces[:, 2] - faces[:, 0], faces[:, 3] - faces[:, 1])[:, None] * SEARCH_GROW
+    faces = faces + np.concatenate([-size, -size, size, size], axis=1)
+    grown = np.concatenate([np.asarray(people, np.float32).reshape(-1, 4), faces])
+    if not len(grown):
+        return np.zeros((0, 4), np.int64)
+    grown += np.asarray([-SEARCH_PAD, -SEARCH_PAD, SEARCH_PAD, SEARCH_PAD], np.float32)
+    a = SEARCH_ALIGN
+    rects = np.concatenate([np.floor(grown[:, :2] / a) * a, np.ceil(grown[:, 2:] / a) * a], axis=1)
+    rects[:, 0::2] = rects[:, 0::2].clip(0, width)
+    rects[:, 1::2] = rects[:, 1::2].clip(0, height)
+    rects = rects[(rects[:, 2] > rects[:, 0]) & (rects[:, 3] > rects[:, 1])].astype(np.int64)
+    # Overlapping windows become their bounding window, until none overlap: each pixel is then
+    # searched once.
+    while len(rects) > 1:
+        across = np.minimum(rects[:, None, 2], rects[None, :, 2]) > np.maximum(rects[:, None, 0], rects[None, :, 0])
+        down = np.minimum(rects[:, None, 3], rects[None, :, 3]) > np.maximum(rects[:, None, 1], rects[None, :, 1])
+        overlap = across & down
+        np.fill_diagonal(overlap, False)
+        if not overlap.any():
+            break
+        first = int(np.flatnonzero(overlap.any(axis=1))[0])
+        group = overlap[first].copy()
+        group[first] = True
+        joined = np.concatenate([rects[group, :2].min(axis=0), rects[group, 2:].max(axis=0)])
+        rects = np.concatenate([rects[~group], joined[None]])
+    area = float(((rects[:, 2] - rects[:, 0]) * (rects[:, 3] - rects[:, 1])).sum())
+    if area > SEARCH_MAX_SHARE * width * height:
+        return None
+    return rects
 
 
 def people_tile_min(heads: dict[str, float]) -> int:

@@ -34,6 +34,11 @@ three strides and a 10-bin box distribution) trained on COCO, from the npm packa
    or walking, facing or not; a moving camera is left to the face detector and the tracker, at
    the face detector's cost.
 
+4. `activity`: after each frame, where people are or may be (every moving blob and the
+   network's last person boxes), known only on a still camera. The face ensemble searches only
+   there, and around its recent faces, between its whole-frame passes (ensemble.py,
+   `region_search`).
+
 Where a face detector also sees the face, the face mask and the head mask overlap; the head box
 is small (about 1.5 x 1.6 heads with veil's margin), so the union adds little.
 """
@@ -124,6 +129,12 @@ class PeopleDetector:
         self.network_due: bool | None = None
         # Time spent in the network (seconds, cumulative): live's load model reads it.
         self.network_seconds = 0.0
+        # Where people are or may be in the last frame (full-resolution xyxy): every moving blob
+        # and every person box of the network's last run. None: not known (no background model
+        # yet, a moving camera, or no motion cue). The face detector searches only there between
+        # its whole-frame passes (ensemble.py, `search_regions`).
+        self.activity: np.ndarray | None = None
+        self._persons = np.zeros((0, 4), np.float32)
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -146,6 +157,8 @@ class PeopleDetector:
         """A new clip: the motion cue's background and the schedule start afresh."""
         self._calls = 0
         self._runs = 0
+        self.activity = None
+        self._persons = np.zeros((0, 4), np.float32)
         if self._motion is not None:
             self._motion.reset()
 
@@ -240,7 +253,14 @@ class PeopleDetector:
 
     def detect(self, image: np.ndarray) -> Detections:
         self._calls += 1
+        self.activity = None
         motion = self._motion.detect(image) if self._motion is not None else Detections.empty()
+        found = self._people(image, motion)
+        if self._motion is not None and self._motion.still and self._motion.moving is not None:
+            self.activity = np.concatenate([self._motion.moving, self._persons])
+        return found
+
+    def _people(self, image: np.ndarray, motion: Detections) -> Detections:
         if len(motion) and self._session is not None:
             # A motion blob wider than it is tall at the head is a crowd merged into one blob
             # (or a person and their ghost): its box spans several people and, tracked,
@@ -257,6 +277,7 @@ class PeopleDetector:
         started = time.perf_counter()
         boxes, scores = self.persons(image, tiles=(self._runs - 1) % self.tile_every == 0)
         self.network_seconds += time.perf_counter() - started
+        self._persons = boxes
         if self.mode == "head" and len(boxes):
             boxes = heads_of(boxes)
         if len(motion) and len(boxes):

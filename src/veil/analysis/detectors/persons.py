@@ -98,6 +98,9 @@ class MotionPersonDetector:
         self._shape: tuple[int, ...] | None = None
         self.still = False  # see reset()
         self._recent: deque[bool] = deque(maxlen=STILL_WINDOW)
+        # Every foreground blob of the last frame (full-resolution xyxy), person-shaped or not;
+        # None while there is no background to compare with (a restart, a moving camera).
+        self.moving: np.ndarray | None = None
         self._open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         self._close = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 9))
 
@@ -120,6 +123,7 @@ class MotionPersonDetector:
         self._shape = None
         # Whether the camera has held still (a fixed camera): see STILL_CORNER_PX.
         self.still = False
+        self.moving = None
         self._recent = deque(maxlen=STILL_WINDOW)
 
     def _restart(self, small: np.ndarray) -> None:
@@ -170,9 +174,12 @@ class MotionPersonDetector:
             return Detections.empty()
         fg, scale = self.foreground(image)
         if fg is None:
+            self.moving = None
             return Detections.empty()
+        bodies = _bodies(fg)
+        self.moving = np.asarray([(x, y, x + w, y + h) for x, y, w, h, _ in bodies], np.float32).reshape(-1, 4) / scale
         boxes, scores = [], []
-        for x, y, w, h, area in _bodies(fg):
+        for x, y, w, h, area in bodies:
             if h / scale < self.min_height or h * 3 < w or area < 0.3 * w * h:
                 continue
             if self.mode == "body":
