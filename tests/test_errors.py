@@ -194,15 +194,15 @@ def test_detector_failure_mid_video_writes_nothing(tmp_path: Path, monkeypatch: 
     """Fail closed: if frame 7 cannot be analysed, no frame of the file is published."""
     src = make_video(tmp_path / "in.mp4", frames=12)
     calls = {"n": 0}
-    real = FrameDetector.run
+    real = FrameDetector.finish
 
-    def flaky(self: FrameDetector, image: object, *args: object, **kwargs: object) -> object:
+    def flaky(self: FrameDetector, started: object) -> object:
         calls["n"] += 1
         if calls["n"] == 7:
             raise RuntimeError("inference failed")
-        return real(self, image, *args, **kwargs)  # type: ignore[arg-type]
+        return real(self, started)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(FrameDetector, "run", flaky)
+    monkeypatch.setattr(FrameDetector, "finish", flaky)
     out = tmp_path / "out.mp4"
     assert main([str(src), "-o", str(out), "-q"]) == 1
     assert not out.exists()

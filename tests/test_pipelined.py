@@ -186,7 +186,8 @@ def fail_at(monkeypatch: pytest.MonkeyPatch, cls: type, name: str, after: int) -
     ("stage", "cls", "name"),
     [
         ("decode", VideoSource, "_to_frame"),
-        ("analyse", FrameDetector, "run"),
+        ("people", FrameDetector, "start"),
+        ("detect", FrameDetector, "finish"),
         ("paint", FrameRenderer, "paint"),
         ("encode", VideoSink, "write_frame"),
     ],

@@ -209,9 +209,12 @@ def test_stride_frames_are_covered_and_a_cut_triggers_a_detection() -> None:
         def due(self, index: int) -> list[str]:
             return ["faces"] if index % 3 == 0 else []
 
-        def run(self, image: np.ndarray, classes: Any = None, video: bool = False) -> Detections:
+        def start(self, image: np.ndarray, classes: Any = None, video: bool = False) -> int:
             calls.append((now["frame"], video))
-            return face(true_box(now["frame"]))
+            return now["frame"]
+
+        def finish(self, frame: int) -> Detections:
+            return face(true_box(frame))
 
     tracker = LookaheadTracker(window=0, stride=3)
     out = {f.index: d for f, d in tracked_frames(Source(), Detector(), tracker)}  # type: ignore[arg-type, misc]
@@ -303,17 +306,17 @@ def test_face_missed_by_the_detector_is_covered_in_every_frame(
     clip = make_video(tmp_path / "clip.mp4", frames=frames, size=size, fps=10)
     # Frames the detector "misses": the first ones (only look-ahead can cover them) and a gap.
     dropped = {0, 1, 2, 9, 10, 11, 12}
-    real_run = FrameDetector.run
+    real_finish = FrameDetector.finish
     seen: list[int] = []
     frame_no = iter(range(frames))
 
-    def flaky(self: FrameDetector, image: np.ndarray, classes: Any = None, video: bool = False) -> Detections:
+    def flaky(self: FrameDetector, started: Any) -> Detections:
         index = next(frame_no)
         seen.append(index)
-        found = real_run(self, image, classes, video)
+        found = real_finish(self, started)
         return Detections.empty() if index in dropped else found
 
-    monkeypatch.setattr(FrameDetector, "run", flaky)
+    monkeypatch.setattr(FrameDetector, "finish", flaky)
     settings = Settings(lookahead_s=lookahead)
     jobs, failed = plan_jobs([str(clip)], str(tmp_path / "out.mp4"), settings, str(tmp_path / "out.plan.json"))
     assert not failed

@@ -19,6 +19,16 @@ from veil.types import Detections
 
 
 @dataclass
+class Started:
+    """A frame whose person cues have run (`FrameDetector.start`), waiting for the rest."""
+
+    image: np.ndarray
+    chosen: list[Detector]  # every detector of the frame, in the classes' order
+    found: dict[int, Detections]  # by id of the detector: the person cues' boxes
+    activity: np.ndarray | None  # where they saw people and motion (xyxy); None: not known
+
+
+@dataclass
 class ClassDetector:
     cls: RedactionClass
     image: Detector  # photos and the first frame of a shot
@@ -33,7 +43,10 @@ class FrameDetector:
         preset = settings.preset_obj
         face_stride = max(1, preset.detect_stride)
         self.classes: list[ClassDetector] = []
-        self.seconds = 0.0  # time spent detecting, for the report's timings
+        # Time spent in `start` and in `finish` (each half counts its own: they may run in two
+        # threads at once).
+        self.start_seconds = 0.0
+        self.finish_seconds = 0.0
         built: dict[str, Detector] = {}
         for name in settings.classes:
             cls = CLASSES[name]
@@ -72,24 +85,45 @@ class FrameDetector:
 
     def run(self, image: np.ndarray, classes: list[ClassDetector] | None = None, video: bool = False) -> Detections:
         """Boxes of `classes` (default: all) found in `image`."""
-        started = time.perf_counter()
-        try:
-            chosen = [c.video if video else c.image for c in (self.classes if classes is None else classes)]
-            # A face detector that searches only where people may be (ensemble.py,
-            # `region_search`) runs after the person cue on the same image and is told where
-            # that cue saw people and motion; the boxes are merged in the classes' order.
-            searching = [d for d in chosen if getattr(d, "region_search", False)]
-            providers = [d for d in chosen if hasattr(d, "activity")] if searching else []
-            found: dict[int, Detections] = {id(d): d.detect(image) for d in providers}
-            for d in searching:
-                activity = [p.activity for p in providers if p.activity is not None]
-                d.search_regions = np.concatenate(activity) if activity else None  # type: ignore[attr-defined]
-            for d in chosen:
-                if id(d) not in found:
-                    found[id(d)] = d.detect(image)
-            return Detections.merge([found[id(d)] for d in chosen])
-        finally:
-            self.seconds += time.perf_counter() - started
+        return self.finish(self.start(image, classes, video))
+
+    def start(self, image: np.ndarray, classes: list[ClassDetector] | None = None, video: bool = False) -> Started:
+        """The first half of `run`: the person cues (detectors that report `activity`), which a
+        face detector searching only where people may be (ensemble.py, `region_search`) needs
+        first. `finish` runs the rest; a video's analysis runs the two halves in threads of their
+        own, a frame apart (analysis/scan.py), so the person network and the face detector work
+        at once."""
+        began = time.perf_counter()
+        chosen = [c.video if video else c.image for c in (self.classes if classes is None else classes)]
+        found: dict[int, Detections] = {}
+        activity = []
+        for d in chosen:
+            if hasattr(d, "activity") and id(d) not in found:
+                found[id(d)] = d.detect(image)
+                if d.activity is not None:  # type: ignore[attr-defined]
+                    activity.append(d.activity)  # type: ignore[attr-defined]
+        self.start_seconds += time.perf_counter() - began
+        return Started(image, chosen, found, np.concatenate(activity) if activity else None)
+
+    def finish(self, started: Started) -> Detections:
+        """The second half of `run` (`start`): the other detectors, each searching face
+        detector told where the person cues saw people and motion; the boxes merged in the
+        classes' order."""
+        began = time.perf_counter()
+        found = dict(started.found)
+        for d in started.chosen:
+            if id(d) in found:
+                continue
+            if getattr(d, "region_search", False):
+                d.search_regions = started.activity  # type: ignore[attr-defined]
+            found[id(d)] = d.detect(started.image)
+        self.finish_seconds += time.perf_counter() - began
+        return Detections.merge([found[id(d)] for d in started.chosen])
+
+    @property
+    def seconds(self) -> float:
+        """Time spent detecting (both halves), for the report's timings."""
+        return self.start_seconds + self.finish_seconds
 
     def describe(self) -> list[dict[str, Any]]:
         out = []

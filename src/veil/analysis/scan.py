@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from veil.analysis.detect import FrameDetector
+from veil.analysis.detect import FrameDetector, Started
 from veil.analysis.track import CutDetector, LookaheadTracker
 from veil.media.source import AudioPacket, VideoSource
 from veil.types import Detections, Frame
@@ -42,7 +42,7 @@ def tracked_frames(
     sees the same frames and detections in the same order either way."""
     cuts = cuts if cuts is not None else CutDetector()
 
-    def detected() -> Iterator[AudioPacket | tuple[Frame, Detections | None, bool]]:
+    def started() -> Iterator[AudioPacket | tuple[Frame, Started | None, bool]]:
         for item in source.items():
             if isinstance(item, AudioPacket):
                 yield item
@@ -52,14 +52,24 @@ def tracked_frames(
             cut = cuts(item.image)  # the first frame only records its features
             due = detector.due(item.index)
             if every_frame:
-                detections: Detections | None = detector.run(item.image)
+                begun: Started | None = detector.start(item.image)
             elif due:
-                detections = detector.run(item.image, due, video=True)
+                begun = detector.start(item.image, due, video=True)
             elif cut:
-                detections = detector.run(item.image)
+                begun = detector.start(item.image)
             else:
-                detections = None
-            yield item, detections, cut
+                begun = None
+            yield item, begun, cut
+
+    def detected() -> Iterator[AudioPacket | tuple[Frame, Detections | None, bool]]:
+        items = ahead(started, "veil-stage-people") if ahead is not None else started()
+        with closing(items):
+            for item in items:
+                if isinstance(item, AudioPacket):
+                    yield item
+                    continue
+                frame, begun, cut = item
+                yield frame, detector.finish(begun) if begun is not None else None, cut
 
     items = ahead(detected, "veil-stage-detect") if ahead is not None else detected()
     with closing(items):  # an early exit stops (and joins) the detection thread here
