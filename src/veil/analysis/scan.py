@@ -35,11 +35,13 @@ def tracked_frames(
     `every_frame`: run every detector with the image options on every frame (animations).
     `prepare`: paints each frame before anything looks at it (privacy zones: never shown, and
     motion there never reaches the person cue).
-    `ahead(make, name)`: iterates the detection loop `make()` ahead of the tracker, in a thread
-    of its own (runners/stages.prefetch). The tracker's linking and boxes are Python that holds
-    the GIL, the detectors' networks are not: on a crowded fixed camera the tracker is a third
-    of the analysis, and overlapped it costs no wall time (docs/cctv.md, "Speed"). The tracker
-    sees the same frames and detections in the same order either way."""
+    `ahead(make, name)`: iterates a loop `make()` ahead of its consumer, in a thread of its own
+    (runners/stages.prefetch): the person cues (`FrameDetector.start`) a frame ahead of the rest
+    of detection (`finish`), and detection ahead of the tracker. The tracker's linking and boxes
+    are Python that holds the GIL, the networks are not, and one network alone keeps neither
+    core busy: on a crowded fixed camera the tracker is a third of the analysis, and overlapped
+    it costs no wall time (docs/cctv.md, "Speed"). Every detector and the tracker see the same
+    frames in the same order either way."""
     cuts = cuts if cuts is not None else CutDetector()
 
     def started() -> Iterator[AudioPacket | tuple[Frame, Started | None, bool]]:

@@ -8,12 +8,13 @@ the same order, so the encoder is handed exactly the frames, timestamps and audi
 serial run (tests/test_pipelined.py; the files themselves are not compared byte for byte, as
 libx264 here does not write the same bytes twice even for the same frames).
 
-The analysis stage runs its detectors one stage further ahead of its tracker
-(analysis/scan.py, `ahead`): decode -> detect -> track and plan -> paint -> encode.
+The analysis stage runs its detectors in two more stages ahead of its tracker (analysis/scan.py,
+`ahead`): decode -> person cues -> face detector and the rest -> track and plan -> paint ->
+encode.
 
-Bounded: each queue holds at most `QUEUE_ITEMS` items, so at most 4 x QUEUE_ITEMS frames (plus
+Bounded: each queue holds at most `QUEUE_ITEMS` items, so at most 5 x QUEUE_ITEMS frames (plus
 one in the hands of each stage) are in flight beyond what the tracker's look-ahead holds
-anyway: 16 frames, 42 MiB at 720p, 100 MiB at 1080p.
+anyway: 20 frames, 53 MiB at 720p, 119 MiB at 1080p.
 
 Failure: an exception in any stage travels down the queues and is raised, as it was, in the
 thread that consumes the last stage; closing the chain (on an error or early exit) stops every
