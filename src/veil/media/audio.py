@@ -24,7 +24,6 @@ from typing import Any
 
 import av
 import numpy as np
-from scipy.signal import lfilter
 
 from veil.errors import MediaError, VeilError
 from veil.timerange import parse_time
@@ -262,6 +261,10 @@ class McAdams:
         new_angle = np.where(complex_pole, np.sign(angle) * warped, angle)
         new_poles = np.abs(poles) * np.exp(1j * new_angle)
         a_new = _poly(new_poles)
+        # Imported here: scipy.signal takes about half a second to import, and only a disguised
+        # voice needs it, not every run that imports this module.
+        from scipy.signal import lfilter
+
         out = np.empty_like(frames)
         for i in range(n_frames):
             # Residual through the frame's inverse filter, resynthesised through the warped one.
