@@ -340,9 +340,10 @@ class EnsembleDetector:
             "edge_pad": self.edge_pad,
             "heads": self.heads,
             "region_search": (
-                f"between whole-frame passes, CenterFace searches around people, motion and recent faces "
-                f"(grown by {SEARCH_GROW} of their size and {SEARCH_PAD} px; the whole frame above "
-                f"{SEARCH_MAX_SHARE:.0%} of it)"
+                f"between whole-frame passes, CenterFace searches only around the frame's people and "
+                f"motion ({SEARCH_PAD} px around them) and the faces found since the last pass (grown by "
+                f"{SEARCH_GROW} of their size and {SEARCH_PAD} px); the whole frame when that is over "
+                f"{SEARCH_MAX_SHARE:.0%} of it"
                 if self.region_search
                 else None
             ),
@@ -454,8 +455,8 @@ SEARCH_GROW = 1.0
 SEARCH_PAD = 48
 # Windows covering more than this share of the frame: the whole frame runs instead (a crowd).
 SEARCH_MAX_SHARE = 0.6
-# Windows are aligned to CenterFace's output stride grid (32 px), so a face inside a window is
-# seen on the same grid as in the whole frame.
+# Windows are aligned to 32 px, CenterFace's coarsest stride, so every feature map of a window
+# lies on the whole frame's grid and a face inside it is seen as in the whole frame.
 SEARCH_ALIGN = 32
 
 
