@@ -110,7 +110,7 @@ class BoxPolicy:
         if d > self.window or d == 0:
             return None
         v = track.motion(t_anchor, forward=forward)
-        c = cxcywh(anchor)
+        last = cxcywh(anchor)
         grow = self.config.grow_extrap
         if v is None:
             if shot_motions is None:
@@ -129,17 +129,15 @@ class BoxPolicy:
         # within MAX_GROWTH of that size: camera zoom is already out of scene coordinates, and a
         # size speed fitted to two boxes of different sizes (a weak box on part of a face, then
         # a large one around it) carried on for the look-ahead masked the whole frame.
-        c = c + v * self._decayed_steps(d) * (1 if forward else -1)
-        last_size = cxcywh(anchor)[2:]
-        c[2:] = np.clip(c[2:], last_size, MAX_GROWTH * last_size)
+        c = last + v * self._decayed_steps(d) * (1 if forward else -1)
+        c[2:] = np.clip(c[2:], last[2:], MAX_GROWTH * last[2:])
         size = float(max(c[2], c[3]))
         speed = float(np.hypot(v[0], v[1]))
         speed += self.config.camera_error * self.scene.speed(index)
         pad = size * min(self.config.grow_cap, grow * d) + self.config.speed_extrap * speed * d
         box = xyxy(c)
         if self.scene.fixed(self.config.fixed_camera_speed):
-            held = cxcywh(anchor)
-            held[2:] = c[2:]
+            held = np.concatenate([last[:2], c[2:]])  # where it was last seen, at its carried size
             box = union(box, xyxy(held))
         return self._grown(box, pad, size), False
 

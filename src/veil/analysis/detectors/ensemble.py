@@ -375,7 +375,7 @@ class EnsembleDetector:
         cf = self.centerface.detect(image, windows) if windows is not None else self.centerface.detect(image)
         members = [(cf.xyxy, cf.confidence)]
         rules = [self.rules[0]]
-        if self.calls % self.second_every == 0:
+        if whole:
             bf = self.blazeface.detect(image)
             members.append(self._with_edge((bf.xyxy, bf.confidence), self.blazeface, {"windows": (0,)}, image))
             rules.append(self.rules[1])

@@ -51,6 +51,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from veil.analysis.boxes import inside_matrix
 from veil.analysis.detectors import MODELS_DIR, onnx_session, register
 from veil.analysis.detectors.persons import MotionPersonDetector
 from veil.types import Detections
@@ -246,8 +247,8 @@ class PeopleDetector:
             # mask on a chest or knees.
             order = np.argsort(-scores)
             boxes, scores = boxes[order], scores[order]
-            inside = _inside(boxes)
-            drop = (np.triu(inside >= self.contained, k=1)).any(axis=0)
+            inside = inside_matrix(boxes)  # [i, j]: the share of box i inside box j
+            drop = (np.tril(inside >= self.contained, k=-1)).any(axis=1)
             boxes, scores = boxes[~drop], scores[~drop]
         return boxes, scores
 
@@ -309,11 +310,3 @@ def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_a = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None]
     area_b = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[None, :]
     return (inter >= np.minimum(area_a, area_b) / 3).any(axis=1)
-
-
-def _inside(boxes: np.ndarray) -> np.ndarray:
-    """[i, j]: the share of box j's area that lies inside box i."""
-    ix = np.minimum(boxes[:, None, 2], boxes[None, :, 2]) - np.maximum(boxes[:, None, 0], boxes[None, :, 0])
-    iy = np.minimum(boxes[:, None, 3], boxes[None, :, 3]) - np.maximum(boxes[:, None, 1], boxes[None, :, 1])
-    area = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).clip(1e-6)
-    return ix.clip(0) * iy.clip(0) / area[None, :]
