@@ -15,7 +15,7 @@ import pytest
 from conftest import SAMPLE_FACE, SAMPLE_IMAGE, SHARED, covered_fraction, decode_frames, rgb, run_cli
 
 from veil.analysis.detectors import create
-from veil.analysis.detectors.people import heads_of
+from veil.analysis.detectors.people import heads_of, merged_heads
 
 # The shared clip; VEIL_SHARED_DATA points elsewhere (a worktree has no ../shared beside it).
 MALL = Path(os.environ.get("VEIL_SHARED_DATA", SHARED)) / "cctv"
@@ -55,6 +55,20 @@ def test_head_box_is_the_top_of_the_person_box() -> None:
     sitting = np.array([[100, 100, 160, 170]], np.float32)  # wide and short: head from the width
     (sx1, _, sx2, sy2) = heads_of(sitting)[0]
     assert sx2 - sx1 > x2 - x1 and sy2 < 170
+
+
+def test_two_person_boxes_of_one_person_give_one_head() -> None:
+    # One walker's whole body and a box to the waist with an arm out (IoU 0.44: suppression at
+    # 0.55 keeps both; their heads overlap by 0.59), and a neighbour a head's width away.
+    persons = np.array([[100, 300, 140, 450], [100, 300, 155, 380], [160, 300, 200, 450]], np.float32)
+    scores = np.array([0.29, 0.34, 0.5], np.float32)
+    heads = heads_of(persons)
+    merged, best = merged_heads(heads, scores)
+    assert len(merged) == 2 and sorted(best.tolist()) == pytest.approx([0.34, 0.5])
+    one = merged[np.argmax(best == np.float32(0.34))]
+    # The box around both heads: every pixel either head box covered is still covered.
+    assert (one[:2] <= heads[:2, :2].min(axis=0)).all() and (one[2:] >= heads[:2, 2:].max(axis=0)).all()
+    assert np.array_equal(merged[np.argmax(best)], heads[2])  # the neighbour's head is its own
 
 
 def test_whole_frame_on_every_call_tiles_on_every_fourth() -> None:

@@ -17,6 +17,7 @@ three strides and a 10-bin box distribution) trained on COCO, from the npm packa
    tall, so the head size is the larger of box height / `HEADS_TALL` and box width /
    `HEADS_WIDE`. The box covers from a tenth of a head above the box's top to `HEAD_DOWN` heads
    below it, `HEAD_ACROSS` heads wide, centred on the box. veil's mask margin is added on top.
+   Head boxes overlapping by half or more are one head: the box around them (`merged_heads`).
    `mode="body"`: the person box itself.
 3. `motion=True` (video on a fixed camera) also runs the background-subtraction cue of
    persons.py on every frame and keeps each of its head boxes that no person-derived head box
@@ -51,7 +52,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from veil.analysis.boxes import inside_matrix
+from veil.analysis.boxes import inside_matrix, iou_matrix
 from veil.analysis.detectors import MODELS_DIR, onnx_session, register
 from veil.analysis.detectors.persons import MotionPersonDetector
 from veil.types import Detections
@@ -70,6 +71,8 @@ HEADS_TALL = 7.0
 HEADS_WIDE = 2.6
 HEAD_DOWN = 1.4
 HEAD_ACROSS = 1.4
+# Head boxes overlapping this much are one head (`merged_heads`).
+HEAD_MERGE_IOU = 0.5
 # Motion-cue head boxes wider than this many times their height are dropped (see `detect`).
 MOTION_MAX_ASPECT = 1.5
 
@@ -280,7 +283,7 @@ class PeopleDetector:
         self.network_seconds += time.perf_counter() - started
         self._persons = boxes
         if self.mode == "head" and len(boxes):
-            boxes = heads_of(boxes)
+            boxes, scores = merged_heads(heads_of(boxes), scores)
         if len(motion) and len(boxes):
             # Keep the motion cue's boxes that no network box overlaps: people it found that
             # the network missed.
@@ -300,6 +303,31 @@ def heads_of(persons: np.ndarray) -> np.ndarray:
     cx = (x1 + x2) / 2
     half = HEAD_ACROSS * head / 2
     return np.stack([cx - half, y1 - 0.1 * head, cx + half, y1 + HEAD_DOWN * head], axis=1).astype(np.float32)
+
+
+def merged_heads(heads: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Head boxes that overlap by HEAD_MERGE_IOU or more, as one box around them all, with the
+    best score. Two person boxes of one person (the whole body, and the body to the waist; or
+    two passes' boxes that suppression kept apart) give two head boxes on one head, which the
+    tracker follows as two tracks and pads twice. Two different people's heads overlap that
+    much only when one hides most of the other; the box around both still covers both."""
+    if len(heads) < 2:
+        return heads, scores
+    order = np.argsort(-scores, kind="stable")
+    heads, scores = heads[order], scores[order]
+    near = iou_matrix(heads, heads) >= HEAD_MERGE_IOU
+    taken = np.zeros(len(heads), dtype=bool)
+    out, best = [], []
+    for i in range(len(heads)):
+        if taken[i]:
+            continue
+        group = near[i] & ~taken
+        group[i] = True
+        taken |= group
+        g = heads[group]
+        out.append((g[:, 0].min(), g[:, 1].min(), g[:, 2].max(), g[:, 3].max()))
+        best.append(scores[i])
+    return np.asarray(out, dtype=np.float32), np.asarray(best, dtype=np.float32)
 
 
 def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
