@@ -366,11 +366,11 @@ def test_mall_walker_in_three_clicks_masks_every_bystander(walker: dict[str, Any
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured 2026-12-06 (fourth time, with the final linking of docs/cctv.md): the walker (4 tracks; a head "
-    "point in their boxes at 17 annotated frames, in view at 28) is visible at 0. Their head point goes from (430, 79) "
-    "at frame 500 to (237, 154) at frame 635, through the crowd. The point lies inside the subject's own boxes, so "
-    "what covers it is other tracks' masks: show_only keeps every other track's mask, and in this crowd the head "
-    "boxes (each 1.4 heads wide, grown by the margin) overlap the subject's head (issue 23)",
+    reason="measured 2026-12-06 (fifth time, with head boxes merged, docs/cctv.md): the walker (7 tracks; a head "
+    "point in their boxes at 24 annotated frames, in view at 28) is visible at 0. Their head point goes from "
+    "(482, 208) at frame 505 to (359, 237) at frame 640, through the crowd. The point lies inside the subject's own "
+    "boxes, so what covers it is other tracks' masks: show_only keeps every other track's mask, and in this crowd the "
+    "head boxes (each 1.4 heads wide, grown by the margin) overlap the subject's head (issue 23)",
 )
 def test_mall_walker_visible_in_90_percent(walker: dict[str, Any]) -> None:
     r = walker
@@ -383,8 +383,8 @@ def test_mall_best_linked_person_masks_every_bystander(linked: dict[str, Any]) -
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured 2026-12-06 (fourth time): the best-linked person (2 tracks in the seated group; a head point in "
-    "their boxes at 27 annotated frames, from (346, 225) to (350, 229), in view at 29) is visible at 0: other tracks' "
+    reason="measured 2026-12-06 (fifth time): the best-linked person (3 tracks in the seated group; a head point in "
+    "their boxes at 30 annotated frames, from (321, 251) to (323, 254), in view at 30) is visible at 1: other tracks' "
     "head boxes lie on their head (the group's heads, duplicates, large false-positive head boxes) and show_only "
     "keeps every other track's mask",
 )
