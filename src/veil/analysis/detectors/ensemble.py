@@ -480,9 +480,7 @@ def search_windows(people: np.ndarray, faces: np.ndarray, width: int, height: in
     # Overlapping windows become their bounding window, until none overlap: each pixel is then
     # searched once.
     while len(rects) > 1:
-        across = np.minimum(rects[:, None, 2], rects[None, :, 2]) > np.maximum(rects[:, None, 0], rects[None, :, 0])
-        down = np.minimum(rects[:, None, 3], rects[None, :, 3]) > np.maximum(rects[:, None, 1], rects[None, :, 1])
-        overlap = across & down
+        overlap = iou_matrix(rects, rects) > 0
         np.fill_diagonal(overlap, False)
         if not overlap.any():
             break
