@@ -104,11 +104,25 @@ def test_a_walker_crossed_and_stopped_out_of_sight_keeps_one_person(tmp_path: Pa
     assert sorted(persons["A"] | persons["B"]) == [0, 1]
 
 
+def detect(ids: PersonIds, found: dict[int, tuple[str, list[float]]]) -> None:
+    """One detection pass: track id -> (label, box) of what it found."""
+    tids = list(found)
+    ids.contain(tids, np.asarray([found[t][0] for t in tids], dtype=object), np.asarray([found[t][1] for t in tids]))
+
+
 def test_two_heads_seen_at_once_are_never_one_person() -> None:
     ids = PersonIds()
     ids.track(0, "head", 0, 10)
     ids.track(1, "head", 5, 20)
     ids.track(2, "face", 6, 6)
+    head_0, head_1 = [100.0, 100.0, 130.0, 130.0], [200.0, 100.0, 230.0, 130.0]
+    for frame in range(21):
+        found: dict[int, tuple[str, list[float]]] = {}
+        if frame <= 10:
+            found[0] = ("head", head_0)
+        if frame >= 5:
+            found[1] = ("head", head_1)
+        detect(ids, found)
     assert ids.union(2, 0, "containment")
     assert not ids.union(1, 2, "containment"), "would put heads 0 and 1 (both seen at 5-10) in one person"
     assert ids.person(1) != ids.person(0)
@@ -117,6 +131,41 @@ def test_two_heads_seen_at_once_are_never_one_person() -> None:
     assert not ids.continues(4, 0), "an unknown track"
     ids.track(4, "head", 31, 40)
     assert not ids.continues(4, 0), "track 0 is already continued"
+
+
+def test_tracks_never_found_at_once_may_be_one_person() -> None:
+    """Spans that overlap are no evidence of two people when no pass found both: a head found in
+    alternate frames by two tracks (each pass's box a little off the other's) can be one
+    person, and a face lying in it joins it; two heads found side by side in one pass cannot."""
+    ids = PersonIds()
+    ids.track(0, "head", 0, 10)
+    ids.track(1, "head", 1, 11)
+    ids.track(2, "face", 4, 4)
+    for frame in range(12):
+        tid = frame % 2
+        detect(ids, {tid: ("head", [100.0 + 8 * tid, 100.0, 130.0 + 8 * tid, 130.0])})
+    assert ids.union(2, 0, "containment")
+    assert ids.union(1, 2, "continuation"), "heads 0 and 1 were never found at once"
+    ids.track(3, "head", 12, 12)
+    ids.track(0, "head", 0, 12)
+    detect(ids, {0: ("head", [100.0, 100.0, 130.0, 130.0]), 3: ("head", [200.0, 100.0, 230.0, 130.0])})
+    assert not ids.union(3, 0, "continuation"), "heads 0 and 3 were found side by side in one pass"
+
+
+def test_a_box_on_a_head_found_once_with_it_is_a_double() -> None:
+    """A head box from one pass of the network, lying on a head track's box in the one pass that
+    found both (and found alone in the next, where the head track was missed), is that head's:
+    one person once the clip is done."""
+    ids = PersonIds()
+    ids.track(0, "head", 0, 9)
+    ids.track(1, "head", 4, 5)
+    for frame in range(10):
+        found = {0: ("head", [100.0, 100.0, 130.0, 130.0])} if frame != 5 else {}
+        if frame in (4, 5):
+            found[1] = ("head", [104.0, 96.0, 138.0, 132.0])
+        detect(ids, found)
+    ids.numbering([0, 1])
+    assert ids.person(1) == ids.person(0)
 
 
 def face_in_head_frame(faces: list[list[float]]) -> tuple[list[int], np.ndarray, np.ndarray]:

@@ -23,6 +23,7 @@ two people) into one person, and each track continues at most one earlier track.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,8 +65,8 @@ HOSTS: dict[str, frozenset[str]] = {
 # one by more than TOUCH is near it (ambiguous unless every such box is one person's).
 HOSTED = 0.5
 TOUCH = 0.25
-# Two tracks of one label seen in a common span are one person's boxes when they overlapped in
-# at least this share of the span's detection frames (`PersonIds._doubles`).
+# Two tracks of one label are one person's boxes when they overlapped in at least this share of
+# the detection passes that found both (`PersonIds._doubles`).
 DOUBLES = 0.5
 # A track of its own detected in at most this many frames is slight: a stray touching it is not
 # thereby near a second person.
@@ -95,10 +96,7 @@ class PersonIds:
     per track, kept until the clip's plan is written (the mall clip's 10,000 tracks: a few MB);
     a live stream, which writes no plan, does without (`LookaheadTracker(group_persons=False)`)."""
 
-    def __init__(self, stride: int = 1) -> None:
-        # Detectors run on every `stride`-th frame: two tracks can be seen together at most once
-        # in that many frames of their common span.
-        self.stride = max(1, stride)
+    def __init__(self) -> None:
         self._parent: dict[int, int] = {}
         self._members: dict[int, list[int]] = {}  # root -> member ids
         self._span: dict[int, _Span] = {}  # id -> label and first/last detected frame
@@ -109,6 +107,10 @@ class PersonIds:
         # (id, id) of one label, smaller first -> [frames their boxes overlapped (`_doubles`),
         # frames one lay at least HOSTED within the other (`satellites`)].
         self._overlaps: dict[tuple[int, int], list[int]] = {}
+        # Id -> the detection passes (calls of `contain`) it was detected in, for `_doubles` and
+        # `compatible` (4 bytes a detection: an hour of a crowd's boxes is a few MB).
+        self._passes: dict[int, array[int]] = {}
+        self._pass = 0
         self.links = {"containment": 0, "continuation": 0, "double": 0, "satellite": 0, "refused": 0}
 
     def __contains__(self, tid: int) -> bool:
@@ -140,7 +142,9 @@ class PersonIds:
 
     def compatible(self, a: int, b: int) -> bool:
         """Whether the groups of `a` and `b` could be one person: no two tracks of one label,
-        one from each, were detected in a common frame."""
+        one from each, were detected in a common detection pass (unless they are `_doubles`).
+        Tracks of one label whose spans overlap but that were never detected at once (a face
+        found in alternate frames) are no evidence of two people."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return True
@@ -148,21 +152,35 @@ class PersonIds:
             sx = self._span[x]
             for y in self._members[rb]:
                 sy = self._span[y]
-                if sx.label == sy.label and sx.first <= sy.last and sy.first <= sx.last and not self._doubles(x, y):
+                if (
+                    sx.label == sy.label
+                    and sx.first <= sy.last
+                    and sy.first <= sx.last
+                    and self._seen_together(x, y)
+                    and not self._doubles(x, y)
+                ):
                     return False
         return True
 
     def _doubles(self, x: int, y: int, together: int | None = None) -> bool:
         """Whether tracks `x` and `y` (one label, seen in a common span) are two boxes on one
         person rather than two people: their boxes overlapped (one by more than TOUCH of its
-        area) in at least half the frames of the common span the detectors ran on. Two faces or
-        two heads of different people overlap that much only while one hides the other, and a
-        hidden face or head is not found."""
-        sx, sy = self._span[x], self._span[y]
-        common = min(sx.last, sy.last) - max(sx.first, sy.first) + 1
+        area) in at least half the detection passes that found both. Two faces or two heads of
+        different people overlap that much only while one hides the other, and a hidden face or
+        head is not found. Passes that found only one of them say nothing either way: counting
+        them (the whole common span, as before) kept a face found in every other frame beside a
+        second box on it from ever counting as one person's (docs/tracking.md)."""
         if together is None:
             together = self._overlaps.get((min(x, y), max(x, y)), [0, 0])[0]
-        return together >= DOUBLES * -(-common // self.stride)
+        both = self._seen_together(x, y)
+        return both > 0 and together >= DOUBLES * both
+
+    def _seen_together(self, x: int, y: int) -> int:
+        """In how many detection passes both `x` and `y` were detected."""
+        a, b = self._passes.get(x, ()), self._passes.get(y, ())
+        if not a or not b or a[-1] < b[0] or b[-1] < a[0]:
+            return 0
+        return len(set(a).intersection(b))
 
     def union(self, a: int, b: int, why: str) -> bool:
         """Put the tracks `a` and `b` in one group unless that is refused (see `compatible`)."""
@@ -191,6 +209,9 @@ class PersonIds:
         count, for each inner box, the one outer box it sits inside, where that pairing is
         unique; `settle` links the tracks when the inner one ends."""
         n = len(tids)
+        self._pass += 1
+        for tid in set(tids):
+            self._passes.setdefault(tid, array("i")).append(self._pass)
         if n < 2:
             for i in range(n):
                 if labels[i] in HOSTS:
@@ -250,10 +271,12 @@ class PersonIds:
         moment are one thing). A stray that touched two persons stays alone. Decided last, so it
         moves no other link, and not bound by the one-label-at-once rule: the boxes overlapped,
         so they were not two people side by side."""
-        # Two tracks of one label that were seen together at least twice, one lying on the
-        # other in at least half the frames they could have been, are two boxes on one person.
+        # Two tracks of one label, one lying at least half on the other in at least half the
+        # passes that found both, are two boxes on one person. Once is enough when they were
+        # found together once: a head box of one pass on a walker's head track (docs/tracking.md,
+        # "Doubles and strays": the generated walkers went from 6.31 to 5.52 persons each).
         for (x, y), (_, on) in self._overlaps.items():
-            if x in self._parent and y in self._parent and on >= 2 and self._doubles(x, y, on):
+            if x in self._parent and y in self._parent and self._doubles(x, y, on):
                 self.union(x, y, "double")
 
         def alone(tid: int) -> bool:
@@ -272,6 +295,7 @@ class PersonIds:
                 self._join(tid, other, "satellite")
         self._seats.clear()
         self._overlaps.clear()
+        self._passes.clear()
 
     def _join(self, a: int, b: int, why: str) -> None:
         """Merge the groups of `a` and `b`, unchecked; the older id (the smaller) stays the key."""

@@ -151,7 +151,7 @@ class LookaheadTracker:
         # track that could have been re-found instead is settled, before they are matched to a
         # lost one; lost tracks stay candidates for `continue_reach` frames after they are dropped.
         # `group_persons` False (a live stream: no plan, and no end to keep its groups for).
-        self.persons = PersonIds(self.stride) if group_persons else None
+        self.persons = PersonIds() if group_persons else None
         self.continue_reach = CONTINUE_WINDOWS * self._reach
         self._young: deque[Tracklet] = deque()
         self._lost: deque[Tracklet] = deque()
