@@ -168,6 +168,23 @@ def test_a_box_on_a_head_found_once_with_it_is_a_double() -> None:
     assert ids.person(1) == ids.person(0)
 
 
+def test_a_track_drifting_between_two_heads_is_no_double() -> None:
+    """A head track that lies on A's head in most of the passes that found both, and on the
+    neighbour's beside it in the rest (apart from A's box), is not a second box on A's head: it
+    joins neither by the double rule, so a subject-access render of A does not show the
+    neighbour. A second box that stays on A's head, jittering, is a double."""
+    head_a, neighbour = [100.0, 100.0, 130.0, 130.0], [140.0, 100.0, 170.0, 130.0]
+    for drifting, double in ((True, False), (False, True)):
+        ids = PersonIds()
+        ids.track(0, "head", 0, 19)
+        ids.track(1, "head", 0, 19)
+        for frame in range(20):
+            on_a = [104.0 + frame % 3, 98.0, 134.0 + frame % 3, 128.0]
+            detect(ids, {0: ("head", head_a), 1: ("head", neighbour if drifting and frame % 3 == 0 else on_a)})
+        ids.numbering([0, 1])
+        assert (ids.person(1) == ids.person(0)) is double, drifting
+
+
 def face_in_head_frame(faces: list[list[float]]) -> tuple[list[int], np.ndarray, np.ndarray]:
     head = [100.0, 100.0, 140.0, 128.0]
     labels = np.asarray(["head"] + ["face"] * len(faces), dtype=object)

@@ -68,6 +68,10 @@ TOUCH = 0.25
 # Two tracks of one label are one person's boxes when they overlapped in at least this share of
 # the detection passes that found both (`PersonIds._doubles`).
 DOUBLES = 0.5
+# ... and when they were apart (their boxes not meeting at all) in at most this share of those
+# passes: two boxes of one head jitter but always meet, while a track that drifts between two
+# neighbours' heads (a seated group) lies apart from either now and then.
+APART = 0.1
 # A track of its own detected in at most this many frames is slight: a stray touching it is not
 # thereby near a second person.
 SLIGHT = 2
@@ -104,8 +108,9 @@ class PersonIds:
         # Inner track id -> {outer track id: frames it was seen inside it}, until it ends.
         self._votes: dict[int, dict[int, int]] = {}
         self._seats: dict[int, _Seat] = {}  # id -> where its boxes sat, for `satellites`
-        # (id, id) of one label, smaller first -> [frames their boxes overlapped (`_doubles`),
-        # frames one lay at least HOSTED within the other (`satellites`)].
+        # (id, id) of one label, smaller first -> [passes their boxes overlapped by more than TOUCH
+        # (`_doubles`), passes one lay at least HOSTED within the other (`satellites`), passes
+        # their boxes intersected at all]; pairs whose boxes never met are not kept.
         self._overlaps: dict[tuple[int, int], list[int]] = {}
         # Id -> the detection passes (calls of `contain`) it was detected in, for `_doubles` and
         # `compatible` (4 bytes a detection: an hour of a crowd's boxes is a few MB).
@@ -169,11 +174,13 @@ class PersonIds:
         different people overlap that much only while one hides the other, and a hidden face or
         head is not found. Passes that found only one of them say nothing either way: counting
         them (the whole common span, as before) kept a face found in every other frame beside a
-        second box on it from ever counting as one person's (docs/tracking.md)."""
-        if together is None:
-            together = self._overlaps.get((min(x, y), max(x, y)), [0, 0])[0]
+        second box on it from ever counting as one person's. Boxes of one head always meet: a
+        pair apart in more than APART of those passes is a track drifting between neighbours
+        (docs/tracking.md)."""
+        touched, _, met = self._overlaps.get((min(x, y), max(x, y)), (0, 0, 0))
+        together = touched if together is None else together
         both = self._seen_together(x, y)
-        return both > 0 and together >= DOUBLES * both
+        return both > 0 and together >= DOUBLES * both and both - met <= APART * both
 
     def _seen_together(self, x: int, y: int) -> int:
         """In how many detection passes both `x` and `y` were detected."""
@@ -219,13 +226,15 @@ class PersonIds:
             return
         area = np.maximum((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1]), 1e-6)
         inside = inside_matrix(xyxy)  # share of box i inside box j
-        near = np.maximum(inside, inside.T) > TOUCH
+        share = np.maximum(inside, inside.T)
+        near = share > TOUCH
         self._seat(tids, labels, inside)
-        for i, j in zip(*np.nonzero(np.triu(near, 1)), strict=True):
+        for i, j in zip(*np.nonzero(np.triu(share > 0, 1)), strict=True):
             if labels[i] == labels[j] and tids[i] != tids[j]:
-                counts = self._overlaps.setdefault((min(tids[i], tids[j]), max(tids[i], tids[j])), [0, 0])
-                counts[0] += 1
-                counts[1] += int(max(inside[i, j], inside[j, i]) >= HOSTED)
+                counts = self._overlaps.setdefault((min(tids[i], tids[j]), max(tids[i], tids[j])), [0, 0, 0])
+                counts[0] += int(near[i, j])
+                counts[1] += int(share[i, j] >= HOSTED)
+                counts[2] += 1
         for inner_label, outers in PART_OF.items():
             inner = [i for i in range(n) if labels[i] == inner_label]
             for outer_label, min_share in outers:
@@ -272,10 +281,10 @@ class PersonIds:
         moves no other link, and not bound by the one-label-at-once rule: the boxes overlapped,
         so they were not two people side by side."""
         # Two tracks of one label, one lying at least half on the other in at least half the
-        # passes that found both, are two boxes on one person. Once is enough when they were
-        # found together once: a head box of one pass on a walker's head track (docs/tracking.md,
-        # "Doubles and strays": the generated walkers went from 6.31 to 5.52 persons each).
-        for (x, y), (_, on) in self._overlaps.items():
+        # passes that found both (and apart in few), are two boxes on one person. Once is
+        # enough when one pass found both: a head box of one pass on a walker's head track
+        # (docs/cctv.md, "Linking on the passes that found both").
+        for (x, y), (_, on, _) in self._overlaps.items():
             if x in self._parent and y in self._parent and self._doubles(x, y, on):
                 self.union(x, y, "double")
 
