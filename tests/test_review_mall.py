@@ -366,7 +366,8 @@ def test_mall_walker_in_three_clicks_masks_every_bystander(walker: dict[str, Any
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured 2026-12-06 (fifth time, with head boxes merged, docs/cctv.md): the walker (7 tracks; a head "
+    reason="measured 2026-12-06 (sixth time, the same with linking on the passes that found both; docs/cctv.md): "
+    "the walker (7 tracks; a head "
     "point in their boxes at 24 annotated frames, in view at 28) is visible at 0. Their head point goes from "
     "(482, 208) at frame 505 to (359, 237) at frame 640, through the crowd. The point lies inside the subject's own "
     "boxes, so what covers it is other tracks' masks: show_only keeps every other track's mask, and in this crowd the "
@@ -383,10 +384,10 @@ def test_mall_best_linked_person_masks_every_bystander(linked: dict[str, Any]) -
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured 2026-12-06 (fifth time): the best-linked person (3 tracks in the seated group; a head point in "
-    "their boxes at 30 annotated frames, from (321, 251) to (323, 254), in view at 30) is visible at 1: other tracks' "
-    "head boxes lie on their head (the group's heads, duplicates, large false-positive head boxes) and show_only "
-    "keeps every other track's mask",
+    reason="measured 2026-12-06 (sixth time, linking on the passes that found both, docs/cctv.md): the best-linked "
+    "person (6 tracks in the seated group, where before it was 3; a head point in their boxes at 30 annotated frames, "
+    "from (321, 251) to (323, 254), in view at 30) is visible at 4 (before: 1): other tracks' head boxes lie on their "
+    "head (the group's heads, large false-positive head boxes) and show_only keeps every other track's mask",
 )
 def test_mall_best_linked_person_visible_in_90_percent(linked: dict[str, Any]) -> None:
     r = linked
