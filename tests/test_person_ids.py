@@ -185,6 +185,36 @@ def test_a_track_drifting_between_two_heads_is_no_double() -> None:
         assert (ids.person(1) == ids.person(0)) is double, drifting
 
 
+def test_a_face_beside_a_found_head_does_not_continue_its_face() -> None:
+    """A walker's head is found in every frame; their face is found at frames 0-2 (standing
+    still in the head box, so its own motion says it stays put), then lost. At frame 8 a face
+    box appears where that face was last seen, on its path, but the head has walked on and the
+    box lies beside it: it is someone or something else and starts a person of its own. The
+    same box inside the head continues the face."""
+    img = scene()
+
+    def head(i: int) -> np.ndarray:
+        return np.array([50.0 + 4 * i, 100.0, 90.0 + 4 * i, 140.0], np.float32)
+
+    for inside in (False, True):
+        tracker = LookaheadTracker(window=4)
+        for i in range(30):
+            boxes, labels = [head(i)], ["head"]
+            if i <= 2:
+                boxes.append(np.array([62.0, 108.0, 78.0, 126.0], np.float32)), labels.append("face")
+            elif 8 <= i <= 14:
+                x = head(i)[0] + 12.0 if inside else 62.0
+                boxes.append(np.array([x, 108.0, x + 16.0, 126.0], np.float32)), labels.append("face")
+            found = Detections(np.stack(boxes), np.full(len(boxes), 0.8), np.asarray(labels, dtype=object))
+            tracker.push(Frame(img.copy(), i), found)
+        tracker.flush()
+        ids = tracker.persons
+        faces = sorted({t for t in ids._span if ids._span[t].label == "face"})
+        heads = [t for t in ids._span if ids._span[t].label == "head"]
+        assert len(faces) == 2 and len(heads) == 1, (faces, heads)
+        assert (ids.person(faces[1]) == ids.person(heads[0])) is inside, inside
+
+
 def face_in_head_frame(faces: list[list[float]]) -> tuple[list[int], np.ndarray, np.ndarray]:
     head = [100.0, 100.0, 140.0, 128.0]
     labels = np.asarray(["head"] + ["face"] * len(faces), dtype=object)

@@ -23,6 +23,7 @@ two people) into one person, and each track continues at most one earlier track.
 
 from __future__ import annotations
 
+import bisect
 from array import array
 from dataclasses import dataclass
 
@@ -140,6 +141,10 @@ class PersonIds:
         while self._parent[tid] != root:  # path compression
             self._parent[tid], tid = root, self._parent[tid]
         return root
+
+    def members(self, tid: int) -> list[int]:
+        """The ids of the tracks grouped with `tid` (itself included)."""
+        return list(self._members[self.find(tid)]) if tid in self._parent else [tid]
 
     def person(self, tid: int) -> int | None:
         """The group key of track `tid`, or None for a track that is not a person's."""
@@ -394,6 +399,29 @@ def continuation_costs(lost: Lost, later: Tracklet, reach: int) -> np.ndarray:
     ok &= cost <= gate
     out[ok] = cost[ok]
     return out
+
+
+def off_its_person(later: Tracklet, group: list[Tracklet]) -> bool:
+    """Whether `later`'s first box lies off the person it would continue: a track of that person
+    that `later` sits in (a head for a face, a body for a head; PART_OF) was found in the same
+    frame and `later`'s box touches none of its boxes there (by more than TOUCH of its area). A
+    person whose head is still found has their face in it; a face box beside the head is someone
+    or something else, however well it fits the lost face's path. No such outer box found then:
+    no evidence, and the continuation is judged on its path alone."""
+    outer = {label for label, _ in PART_OF.get(later.label, ())}
+    start = later.first_det
+    box = np.asarray(later.boxes[0], dtype=np.float64)
+    found = []
+    for track in group:
+        if track.label not in outer:
+            continue
+        at = bisect.bisect_left(track.frames, start)
+        if at < len(track.frames) and track.frames[at] == start:
+            found.append(track.boxes[at])
+    if not found:
+        return False
+    shares = inside_matrix(np.vstack([box[None, :4], np.asarray(found, dtype=np.float64)[:, :4]]))[0, 1:]
+    return bool((shares <= TOUCH).all())
 
 
 def _to_segment(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ import numpy as np
 
 from veil.analysis.box_policy import BoxPolicy, TrackerConfig
 from veil.analysis.motion import CameraMotion
-from veil.analysis.person_ids import Lost, PersonIds, continuation_costs
+from veil.analysis.person_ids import Lost, PersonIds, continuation_costs, off_its_person
 from veil.analysis.scene import SceneFrames
 from veil.analysis.tracklets import Linker, Tracklet
 from veil.types import Detections, Frame
@@ -285,13 +285,18 @@ class LookaheadTracker:
         if not ready:
             return
         lost = Lost([t for t in (*self._lost, *self.tracks) if t.frames])
+        assert self.persons is not None  # only person tracks of a grouping tracker are young
+        alive = {t.id: t for t in self.tracks}
         pairs = []
         for later in ready:
             costs = continuation_costs(lost, later, self.continue_reach)
             for k in np.flatnonzero(np.isfinite(costs)):
-                pairs.append((float(costs[k]), later.id, lost.tracks[k].id))
+                earlier = lost.tracks[k]
+                group = [alive[m] for m in self.persons.members(earlier.id) if m in alive and m != later.id]
+                if off_its_person(later, group):
+                    continue
+                pairs.append((float(costs[k]), later.id, earlier.id))
         done: set[int] = set()
-        assert self.persons is not None  # only person tracks of a grouping tracker are young
         for _, later_id, earlier_id in sorted(pairs):
             if later_id not in done and self.persons.continues(later_id, earlier_id):
                 done.add(later_id)
