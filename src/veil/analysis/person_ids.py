@@ -70,8 +70,10 @@ TOUCH = 0.25
 # the detection passes that found both (`PersonIds._doubles`).
 DOUBLES = 0.5
 # ... and when they were apart (their boxes not meeting at all) in at most this share of those
-# passes: two boxes of one head jitter but always meet, while a track that drifts between two
-# neighbours' heads (a seated group) lies apart from either now and then.
+# passes, or in one: two boxes of one head jitter but meet, while a track that drifts between
+# two neighbours' heads (a seated group) lies apart from either now and then. One pass is
+# allowed whatever the count: a single stray box of a track seen together 6 times was apart in
+# a sixth of them.
 APART = 0.1
 # A track of its own detected in at most this many frames is slight: a stray touching it is not
 # thereby near a second person.
@@ -180,12 +182,12 @@ class PersonIds:
         head is not found. Passes that found only one of them say nothing either way: counting
         them (the whole common span, as before) kept a face found in every other frame beside a
         second box on it from ever counting as one person's. Boxes of one head always meet: a
-        pair apart in more than APART of those passes is a track drifting between neighbours
-        (docs/tracking.md)."""
+        pair apart in more than APART of those passes (and more than one) is a track drifting
+        between neighbours (docs/tracking.md)."""
         touched, _, met = self._overlaps.get((min(x, y), max(x, y)), (0, 0, 0))
         together = touched if together is None else together
         both = self._seen_together(x, y)
-        return both > 0 and together >= DOUBLES * both and both - met <= APART * both
+        return both > 0 and together >= DOUBLES * both and both - met <= max(1.0, APART * both)
 
     def _seen_together(self, x: int, y: int) -> int:
         """In how many detection passes both `x` and `y` were detected."""
