@@ -111,9 +111,8 @@ class PersonIds:
         # Inner track id -> {outer track id: frames it was seen inside it}, until it ends.
         self._votes: dict[int, dict[int, int]] = {}
         self._seats: dict[int, _Seat] = {}  # id -> where its boxes sat, for `satellites`
-        # (id, id) of one label, smaller first -> [passes their boxes overlapped by more than TOUCH
-        # (`_doubles`), passes one lay at least HOSTED within the other (`satellites`), passes
-        # their boxes intersected at all]; pairs whose boxes never met are not kept.
+        # (id, id) of one label, smaller first -> [passes their boxes overlapped by more than TOUCH,
+        # passes their boxes met at all] (`_doubles`); pairs whose boxes never met are not kept.
         self._overlaps: dict[tuple[int, int], list[int]] = {}
         # Id -> the detection passes (calls of `contain`) it was detected in, for `_doubles` and
         # `compatible` (4 bytes a detection: an hour of a crowd's boxes is a few MB).
@@ -174,7 +173,7 @@ class PersonIds:
                     return False
         return True
 
-    def _doubles(self, x: int, y: int, together: int | None = None) -> bool:
+    def _doubles(self, x: int, y: int) -> bool:
         """Whether tracks `x` and `y` (one label, seen in a common span) are two boxes on one
         person rather than two people: their boxes overlapped (one by more than TOUCH of its
         area) in at least half the detection passes that found both. Two faces or two heads of
@@ -184,10 +183,9 @@ class PersonIds:
         second box on it from ever counting as one person's. Boxes of one head always meet: a
         pair apart in more than APART of those passes (and more than one) is a track drifting
         between neighbours (docs/tracking.md)."""
-        touched, _, met = self._overlaps.get((min(x, y), max(x, y)), (0, 0, 0))
-        together = touched if together is None else together
+        touched, met = self._overlaps.get((min(x, y), max(x, y)), (0, 0))
         both = self._seen_together(x, y)
-        return both > 0 and together >= DOUBLES * both and both - met <= max(1.0, APART * both)
+        return both > 0 and touched >= DOUBLES * both and both - met <= max(1.0, APART * both)
 
     def _seen_together(self, x: int, y: int) -> int:
         """In how many detection passes both `x` and `y` were detected."""
@@ -238,10 +236,9 @@ class PersonIds:
         self._seat(tids, labels, inside)
         for i, j in zip(*np.nonzero(np.triu(share > 0, 1)), strict=True):
             if labels[i] == labels[j] and tids[i] != tids[j]:
-                counts = self._overlaps.setdefault((min(tids[i], tids[j]), max(tids[i], tids[j])), [0, 0, 0])
+                counts = self._overlaps.setdefault((min(tids[i], tids[j]), max(tids[i], tids[j])), [0, 0])
                 counts[0] += int(near[i, j])
-                counts[1] += int(share[i, j] >= HOSTED)
-                counts[2] += 1
+                counts[1] += 1
         for inner_label, outers in PART_OF.items():
             inner = [i for i in range(n) if labels[i] == inner_label]
             for outer_label, min_share in outers:
@@ -287,12 +284,12 @@ class PersonIds:
         moment are one thing). A stray that touched two persons stays alone. Decided last, so it
         moves no other link, and not bound by the one-label-at-once rule: the boxes overlapped,
         so they were not two people side by side."""
-        # Two tracks of one label, one lying at least half on the other in at least half the
-        # passes that found both (and apart in few), are two boxes on one person. Once is
-        # enough when one pass found both: a head box of one pass on a walker's head track
-        # (docs/cctv.md, "Linking on the passes that found both").
-        for (x, y), (_, on, _) in self._overlaps.items():
-            if x in self._parent and y in self._parent and self._doubles(x, y, on):
+        # Two tracks of one label that are `_doubles` (the rule that keeps them from counting as
+        # two people at once) are two boxes on one person: a head box of one pass on a walker's
+        # head track, two small boxes a few pixels apart on one small face (docs/cctv.md,
+        # "Linking on the passes that found both").
+        for x, y in self._overlaps:
+            if x in self._parent and y in self._parent and self._doubles(x, y):
                 self.union(x, y, "double")
 
         def alone(tid: int) -> bool:
