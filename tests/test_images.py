@@ -154,3 +154,27 @@ def test_annotated_faces_are_covered_and_the_rest_untouched(tmp_path: Path) -> N
         assert (before[untouched] == after[untouched]).all(), stem
     assert covered[">=64"][0] / covered[">=64"][1] >= 0.9, covered
     assert covered["16-64"][0] / covered["16-64"][1] >= 0.85, covered
+
+
+def test_solid_fill_paints_exactly_its_box() -> None:
+    """The solid mask fills a box through OpenCV on a contiguous RGB frame and through numpy on
+    anything else (a strided view, 16-bit pages): the same pixels either way, the box's and no
+    other, and nothing for an empty box."""
+    from veil.render.masks import create as create_mask
+
+    mask = create_mask("solid", color="10,200,30")
+    rng = np.random.default_rng(7)
+    for box in [(0, 0, 1, 1), (5, 7, 40, 33), (60, 40, 64, 48), (0, 0, 64, 48), (10, 10, 10, 20), (30, 5, 20, 9)]:
+        image = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        expected = image.copy()
+        x1, y1, x2, y2 = box
+        expected[y1:y2, x1:x2] = (10, 200, 30)
+        contiguous = image.copy()
+        mask.apply(contiguous, box)
+        np.testing.assert_array_equal(contiguous, expected)
+        wide = np.zeros((48, 128, 3), np.uint8)
+        wide[:, ::2] = image  # a strided view: numpy's path
+        view = wide[:, ::2]
+        assert not view.flags.c_contiguous
+        mask.apply(view, box)
+        np.testing.assert_array_equal(view, expected)

@@ -78,10 +78,11 @@ class BoxPolicy:
     ) -> tuple[np.ndarray, bool] | None:
         """The box of `track` in frame `index` and whether it was detected there, or None.
 
-        `shot_motions`: a memo of `_shot_motion` by (shot, frame) that the caller keeps while
-        `tracks` and their detections stay as they are (one emitted frame): in a crowd most
-        tracks are seen once and share a few anchor frames, and each lookup walks every track
-        (on the mall clip it was half the analysis time)."""
+        `shot_motions`: a memo of `_shot_motion` by (shot, anchor frame) that the tracker keeps
+        across frames, so a shot's motion at a frame is what the tracks known when a box first
+        needed it gave, not refitted for every frame carried from it: in a crowd most tracks are
+        seen once and share a few anchor frames, and each fit walks every track (refitted once
+        per emitted frame, it was a quarter of the tracker's time on the mall clip)."""
         frames = track.frames
         pos = bisect.bisect_left(frames, index)
         if pos < len(frames) and frames[pos] == index:

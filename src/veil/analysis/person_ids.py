@@ -349,23 +349,36 @@ class PersonIds:
         return out
 
 
-class Lost:
-    """The ends of the tracks a new track may continue, as arrays, built once per batch."""
+LostRow = tuple[str, int, int, bool, float, float, float, float, float]
 
-    def __init__(self, tracks: list[Tracklet]) -> None:
+
+def lost_row(track: Tracklet) -> LostRow:
+    """What continuation needs of a track's end: label, shot, last detection, seen twice, centre
+    x and y, size, velocity x and y. A lost track's row never changes: the tracker keeps it."""
+    cx, cy, w, h = (float(x) for x in cxcywh(track.boxes[-1]))
+    v = track.motion(track.last_det, forward=True)
+    vx, vy = (0.0, 0.0) if v is None else (float(v[0]), float(v[1]))
+    # A track detected once is often a second box on someone's face or a detector's guess,
+    # with no motion to follow: it is continued only soon after and close by.
+    return (track.label, track.shot, track.last_det, len(track.frames) >= 2, cx, cy, max(w, h), vx, vy)
+
+
+class Lost:
+    """The ends of the tracks a new track may continue, as arrays, built once per batch from
+    each track's `lost_row`."""
+
+    def __init__(self, tracks: list[Tracklet], rows: list[LostRow] | None = None) -> None:
         self.tracks = tracks
+        rows = [lost_row(t) for t in tracks] if rows is None else rows
         n = len(tracks)
-        self.label = np.asarray([t.label for t in tracks], dtype=object)
-        self.shot = np.asarray([t.shot for t in tracks], dtype=np.int64)
-        self.last = np.asarray([t.last_det for t in tracks], dtype=np.int64)
-        # A track detected once is often a second box on someone's face or a detector's guess,
-        # with no motion to follow: it is continued only soon after and close by.
-        self.seen_twice = np.asarray([len(t.frames) >= 2 for t in tracks], dtype=bool)
-        ends = np.asarray([cxcywh(t.boxes[-1]) for t in tracks], dtype=np.float64).reshape(n, 4)
-        self.centre = ends[:, :2]
-        self.size = ends[:, 2:].max(axis=1) if n else np.zeros(0)
-        v = [t.motion(t.last_det, forward=True) for t in tracks]
-        self.velocity = np.asarray([np.zeros(2) if x is None else x[:2] for x in v], dtype=np.float64).reshape(n, 2)
+        label, shot, last, twice, cx, cy, size, vx, vy = zip(*rows, strict=True) if n else ((),) * 9
+        self.label = np.asarray(label, dtype=object)
+        self.shot = np.asarray(shot, dtype=np.int64)
+        self.last = np.asarray(last, dtype=np.int64)
+        self.seen_twice = np.asarray(twice, dtype=bool)
+        self.centre = np.stack([np.asarray(cx, dtype=np.float64), np.asarray(cy, dtype=np.float64)], axis=1)
+        self.size = np.asarray(size, dtype=np.float64)
+        self.velocity = np.stack([np.asarray(vx, dtype=np.float64), np.asarray(vy, dtype=np.float64)], axis=1)
 
 
 def continuation_costs(lost: Lost, later: Tracklet, reach: int) -> np.ndarray:

@@ -42,7 +42,7 @@ import numpy as np
 
 from veil.analysis.box_policy import BoxPolicy, TrackerConfig
 from veil.analysis.motion import CameraMotion
-from veil.analysis.person_ids import Lost, PersonIds, continuation_costs, off_its_person
+from veil.analysis.person_ids import Lost, LostRow, PersonIds, continuation_costs, lost_row, off_its_person
 from veil.analysis.scene import SceneFrames
 from veil.analysis.tracklets import Linker, Tracklet
 from veil.types import Detections, Frame
@@ -155,6 +155,10 @@ class LookaheadTracker:
         self.continue_reach = CONTINUE_WINDOWS * self._reach
         self._young: deque[Tracklet] = deque()
         self._lost: deque[Tracklet] = deque()
+        self._lost_rows: dict[int, LostRow] = {}  # by track id: a lost track's end never changes
+        # A shot's motion at an anchor frame (`BoxPolicy._shot_motion`), by (shot, frame): fixed
+        # when a box first needs it, kept while a pending frame can still be carried from it.
+        self._shot_motions: dict[tuple[int, int], np.ndarray] = {}
 
     @property
     def _reach(self) -> int:
@@ -215,14 +219,13 @@ class LookaheadTracker:
     def _emit(self, frame: Frame, shot: int) -> tuple[Frame, Detections]:
         index = frame.index
         found = []
-        shot_motions: dict[tuple[int, int], np.ndarray] = {}  # valid for this frame only
         # Only tracks of this shot with a motion of their own count towards a shot's motion
         # (`BoxPolicy._shot_motion`); filtered once here, not once per track seen once.
         moving = [t for t in self.tracks if t.shot == shot and len(t.frames) >= 2]
         for track in self.tracks:
             if track.shot != shot:
                 continue
-            got = self.policy.box_at(track, index, moving, shot_motions)
+            got = self.policy.box_at(track, index, moving, self._shot_motions)
             if got is not None:
                 found.append((track, *got))
         if found:
@@ -263,6 +266,8 @@ class LookaheadTracker:
                 if self.persons is not None and track.label in PERSON_TRACKS:
                     self.persons.settle(track.id)
                     self._lost.append(track)
+                    if track.frames:
+                        self._lost_rows[track.id] = lost_row(track)
                 continue
             # Keep the detections a pending frame can still need: those from the front on,
             # plus a few before it for interpolation and the velocity fit.
@@ -271,6 +276,10 @@ class LookaheadTracker:
                 del track.frames[:cut], track.boxes[:cut], track.scores[:cut]
             keep.append(track)
         self.tracks = keep
+        # A frame from `front` on is carried from anchors at most `window` frames before it.
+        oldest = front - self.window
+        if self._shot_motions and min(t for _, t in self._shot_motions) < oldest:
+            self._shot_motions = {k: v for k, v in self._shot_motions.items() if k[1] >= oldest}
 
     def _continue(self, index: int | None) -> None:
         """Match each new person track whose start is settled (`index` None: all) to the lost
@@ -281,10 +290,13 @@ class LookaheadTracker:
         now = index if index is not None else self._last_index
         # A new track is settled `_reach` frames after it starts: keep what it could continue.
         while self._lost and self._lost[0].last_det + self.continue_reach + self._reach + 1 < now:
-            self._lost.popleft()
+            self._lost_rows.pop(self._lost.popleft().id, None)
         if not ready:
             return
-        lost = Lost([t for t in (*self._lost, *self.tracks) if t.frames])
+        gone = [t for t in self._lost if t.frames]
+        alive_ends = [t for t in self.tracks if t.frames]
+        rows = [self._lost_rows[t.id] for t in gone] + [lost_row(t) for t in alive_ends]
+        lost = Lost(gone + alive_ends, rows)
         assert self.persons is not None  # only person tracks of a grouping tracker are young
         alive = {t.id: t for t in self.tracks}
         pairs = []

