@@ -450,7 +450,9 @@ def _track(raw: Any, at: str, warnings: list[str], context: dict[str, Any] | Non
         # Fail closed: only an explicit `false` keeps a track visible.
         warnings.append(f"track {checked.id}: redact is {_short(redact)}, not true or false; it is redacted")
         redact = True
-    boxes = [PlanBox(b.frame, quantize(b.box), b.detected, b.score) for b in checked.boxes]
+    # Rounded together, row by row as `quantize` rounds one box (a plan holds many thousands).
+    rounded = quantize(np.asarray([b.box for b in checked.boxes], dtype=np.float64).reshape(-1, 4))
+    boxes = [PlanBox(b.frame, q, b.detected, b.score) for b, q in zip(checked.boxes, rounded, strict=True)]
     for j, b in enumerate(boxes):
         if not (b.box[2] > b.box[0] and b.box[3] > b.box[1]):
             # Checked again at the plan's precision: a box thinner than 0.05 px rounds to nothing.
@@ -595,10 +597,10 @@ def simplify(boxes: list[PlanBox]) -> list[PlanBox]:
         j = i + 1
         while j < len(boxes) and j - anchor <= MAX_KEYFRAME_GAP and not boxes[j - 1].detected:
             a, b = boxes[anchor], boxes[j]
-            if all(
-                np.array_equal(interpolate(a.box, b.box, a.frame, b.frame, boxes[k].frame), boxes[k].box)
-                for k in range(anchor + 1, j)
-            ):
+            between = boxes[anchor + 1 : j]
+            # `interpolate` for every box between at once: the same operations, element by element.
+            w = (np.asarray([x.frame for x in between], dtype=np.int64) - a.frame) / (b.frame - a.frame)
+            if np.array_equal(quantize(a.box + (b.box - a.box) * w[:, None]), np.stack([x.box for x in between])):
                 best = j
                 j += 1
             else:

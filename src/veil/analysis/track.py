@@ -155,7 +155,9 @@ class LookaheadTracker:
         self.continue_reach = CONTINUE_WINDOWS * self._reach
         self._young: deque[Tracklet] = deque()
         self._lost: deque[Tracklet] = deque()
-        self._lost_rows: dict[int, LostRow] = {}  # by track id: a lost track's end never changes
+        # Each person track's end as continuation reads it (`lost_row`), by track id, with the
+        # detection it was taken at: it changes only when the track is found again.
+        self._end_rows: dict[int, tuple[int, LostRow]] = {}
         # A shot's motion at an anchor frame (`BoxPolicy._shot_motion`), by (shot, frame): fixed
         # when a box first needs it, kept while a pending frame can still be carried from it.
         self._shot_motions: dict[tuple[int, int], np.ndarray] = {}
@@ -266,8 +268,8 @@ class LookaheadTracker:
                 if self.persons is not None and track.label in PERSON_TRACKS:
                     self.persons.settle(track.id)
                     self._lost.append(track)
-                    if track.frames:
-                        self._lost_rows[track.id] = lost_row(track)
+                else:
+                    self._end_rows.pop(track.id, None)
                 continue
             # Keep the detections a pending frame can still need: those from the front on,
             # plus a few before it for interpolation and the velocity fit.
@@ -290,13 +292,11 @@ class LookaheadTracker:
         now = index if index is not None else self._last_index
         # A new track is settled `_reach` frames after it starts: keep what it could continue.
         while self._lost and self._lost[0].last_det + self.continue_reach + self._reach + 1 < now:
-            self._lost_rows.pop(self._lost.popleft().id, None)
+            self._end_rows.pop(self._lost.popleft().id, None)
         if not ready:
             return
-        gone = [t for t in self._lost if t.frames]
-        alive_ends = [t for t in self.tracks if t.frames]
-        rows = [self._lost_rows[t.id] for t in gone] + [lost_row(t) for t in alive_ends]
-        lost = Lost(gone + alive_ends, rows)
+        ends = [t for t in (*self._lost, *self.tracks) if t.frames]
+        lost = Lost(ends, [self._end_row(t) for t in ends])
         assert self.persons is not None  # only person tracks of a grouping tracker are young
         alive = {t.id: t for t in self.tracks}
         pairs = []
@@ -312,6 +312,14 @@ class LookaheadTracker:
         for _, later_id, earlier_id in sorted(pairs):
             if later_id not in done and self.persons.continues(later_id, earlier_id):
                 done.add(later_id)
+
+    def _end_row(self, track: Tracklet) -> LostRow:
+        known = self._end_rows.get(track.id)
+        if known is not None and known[0] == track.last_det:
+            return known[1]
+        row = lost_row(track)
+        self._end_rows[track.id] = (track.last_det, row)
+        return row
 
     def _record(self, track: Tracklet) -> None:
         if track.emitted_first is None:
