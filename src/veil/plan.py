@@ -597,10 +597,10 @@ def simplify(boxes: list[PlanBox]) -> list[PlanBox]:
         j = i + 1
         while j < len(boxes) and j - anchor <= MAX_KEYFRAME_GAP and not boxes[j - 1].detected:
             a, b = boxes[anchor], boxes[j]
-            between = boxes[anchor + 1 : j]
-            # `interpolate` for every box between at once: the same operations, element by element.
-            w = (np.asarray([x.frame for x in between], dtype=np.int64) - a.frame) / (b.frame - a.frame)
-            if np.array_equal(quantize(a.box + (b.box - a.box) * w[:, None]), np.stack([x.box for x in between])):
+            if all(
+                np.array_equal(interpolate(a.box, b.box, a.frame, b.frame, boxes[k].frame), boxes[k].box)
+                for k in range(anchor + 1, j)
+            ):
                 best = j
                 j += 1
             else:
