@@ -131,7 +131,7 @@ class BoxPolicy:
         # size speed fitted to two boxes of different sizes (a weak box on part of a face, then
         # a large one around it) carried on for the look-ahead masked the whole frame.
         c = last + v * self._decayed_steps(d) * (1 if forward else -1)
-        c[2:] = np.clip(c[2:], last[2:], MAX_GROWTH * last[2:])
+        c[2:] = np.minimum(np.maximum(c[2:], last[2:]), MAX_GROWTH * last[2:])  # np.clip, without its overhead
         size = float(max(c[2], c[3]))
         speed = float(np.hypot(v[0], v[1]))
         speed += self.config.camera_error * self.scene.speed(index)
