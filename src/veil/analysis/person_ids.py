@@ -354,7 +354,8 @@ LostRow = tuple[str, int, int, bool, float, float, float, float, float]
 
 def lost_row(track: Tracklet) -> LostRow:
     """What continuation needs of a track's end: label, shot, last detection, seen twice, centre
-    x and y, size, velocity x and y. A lost track's row never changes: the tracker keeps it."""
+    x and y, size, velocity x and y. It changes only when the track is found again (the fit
+    reads detections up to its last), so the tracker keeps it until then."""
     cx, cy, w, h = (float(x) for x in cxcywh(track.boxes[-1]))
     v = track.motion(track.last_det, forward=True)
     vx, vy = (0.0, 0.0) if v is None else (float(v[0]), float(v[1]))
