@@ -263,35 +263,6 @@ def test_shot_motion_memo_changes_no_box() -> None:
     assert compared > 200
 
 
-def test_shot_motion_fitted_once_per_anchor_and_forgotten() -> None:
-    """The tracker keeps its shot-motion memo across frames: each (shot, anchor frame) is fitted
-    once over the clip, not once for every frame carried from it, and the memo holds only
-    anchors a pending frame can still be carried from (bounded on an endless stream)."""
-    rng = np.random.default_rng(5)
-    window = 6
-    tracker = LookaheadTracker(window=window)
-    fitted: dict[tuple[int, int], int] = {}
-    fit = tracker.policy._shot_motion
-
-    def counted(track: Any, index: int, tracks: Any) -> np.ndarray:
-        fitted[(track.shot, index)] = fitted.get((track.shot, index), 0) + 1
-        return fit(track, index, tracks)
-
-    tracker.policy._shot_motion = counted  # type: ignore[method-assign]
-    img = texture(0)
-    walkers = [np.array([20.0 + 40 * k, 60.0, 44.0 + 40 * k, 84.0], np.float32) for k in range(4)]
-    for i in range(60):
-        boxes = [w + np.float32(1.5 * i) * np.array([1, 0, 1, 0], np.float32) for w in walkers if rng.random() < 0.7]
-        boxes += [np.array([x, 180.0, x + 12, 192.0], np.float32) for x in rng.uniform(0, 280, 2)]
-        tracker.push(Frame(img.copy(), i), Detections.from_boxes(np.stack(boxes), np.full(len(boxes), 0.9), "face"))
-        front = tracker.pending[0][0].index
-        assert all(t >= front - window for _, t in tracker._shot_motions), "an anchor no frame needs is kept"
-        assert len(tracker._shot_motions) <= 2 * window + 2
-    tracker.flush()
-    assert len(fitted) >= 30, "boxes seen once were carried along their shot's motion"
-    assert max(fitted.values()) == 1, "an anchor's shot motion was fitted again"
-
-
 def test_labels_stay_apart_and_summary_counts_frames() -> None:
     tracker = LookaheadTracker(window=4)
     img = texture(0)
