@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from veil.analysis.scene import SceneFrames
-from veil.analysis.tracklets import Tracklet, cxcywh, pad_box, union, xyxy
+from veil.analysis.tracklets import Tracklet, pad_box, union, xyxy
 
 # The most an extrapolated box's own size may grow over the look-ahead (`BoxPolicy.box_at`). On
 # the generated moving-camera clips (bench/video_bench.py, seeds 1-3) 1.0 leaked more face-frames
@@ -78,11 +78,10 @@ class BoxPolicy:
     ) -> tuple[np.ndarray, bool] | None:
         """The box of `track` in frame `index` and whether it was detected there, or None.
 
-        `shot_motions`: a memo of `_shot_motion` by (shot, anchor frame) that the tracker keeps
-        across frames, so a shot's motion at a frame is what the tracks known when a box first
-        needed it gave, not refitted for every frame carried from it: in a crowd most tracks are
-        seen once and share a few anchor frames, and each fit walks every track (refitted once
-        per emitted frame, it was a quarter of the tracker's time on the mall clip)."""
+        `shot_motions`: a memo of `_shot_motion` by (shot, frame) that the caller keeps while
+        `tracks` and their detections stay as they are (one emitted frame): in a crowd most
+        tracks are seen once and share a few anchor frames, and each lookup walks every track
+        (on the mall clip it was half the analysis time)."""
         frames = track.frames
         pos = bisect.bisect_left(frames, index)
         if pos < len(frames) and frames[pos] == index:
@@ -94,7 +93,7 @@ class BoxPolicy:
         if 0 < pos < len(frames):
             # Between two detections: interpolate.
             t0, t1 = frames[pos - 1], frames[pos]
-            a, b = cxcywh(track.boxes[pos - 1]), cxcywh(track.boxes[pos])
+            a, b = track.centres[pos - 1], track.centres[pos]
             w = (index - t0) / (t1 - t0)
             c = a * (1 - w) + b * w
             d = min(index - t0, t1 - index)
@@ -104,14 +103,13 @@ class BoxPolicy:
             pad = size * min(self.config.grow_cap, self.config.grow_interp * d) + self.config.speed_detected * step
             return self._grown(xyxy(c), pad, size), False
         if pos == 0:
-            anchor, t_anchor, forward = track.boxes[0], frames[0], False
+            last, t_anchor, forward = track.centres[0], frames[0], False
         else:
-            anchor, t_anchor, forward = track.boxes[-1], frames[-1], True
+            last, t_anchor, forward = track.centres[-1], frames[-1], True
         d = abs(index - t_anchor)
         if d > self.window or d == 0:
             return None
         v = track.motion(t_anchor, forward=forward)
-        last = cxcywh(anchor)
         grow = self.config.grow_extrap
         if v is None:
             if shot_motions is None:

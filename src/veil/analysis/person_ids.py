@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from veil.analysis.boxes import inside_matrix
-from veil.analysis.tracklets import Tracklet, cxcywh
+from veil.analysis.tracklets import Tracklet
 
 # Labels that belong to people, and what each can sit inside: (outer label, the smallest share
 # of the outer box's area the inner box must have). A face is 0.3-0.5 of a head box (1.4 heads
@@ -356,7 +356,7 @@ def lost_row(track: Tracklet) -> LostRow:
     """What continuation needs of a track's end: label, shot, last detection, seen twice, centre
     x and y, size, velocity x and y. It changes only when the track is found again (the fit
     reads detections up to its last), so the tracker keeps it until then."""
-    cx, cy, w, h = (float(x) for x in cxcywh(track.boxes[-1]))
+    cx, cy, w, h = (float(x) for x in track.centres[-1])
     v = track.motion(track.last_det, forward=True)
     vx, vy = (0.0, 0.0) if v is None else (float(v[0]), float(v[1]))
     # A track detected once is often a second box on someone's face or a detector's guess,
@@ -398,7 +398,7 @@ def continuation_costs(lost: Lost, later: Tracklet, reach: int) -> np.ndarray:
     out = np.full(len(lost.tracks), np.inf)
     if not ok.any():
         return out
-    first = cxcywh(later.boxes[0]).astype(np.float64)
+    first = later.centres[0].astype(np.float64)
     size_b = float(max(first[2], first[3]))
     size = np.maximum(np.maximum(lost.size, size_b), 1.0)
     ok &= size / np.maximum(np.minimum(lost.size, size_b), 1.0) <= MAX_SIZE_RATIO

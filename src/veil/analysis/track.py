@@ -276,7 +276,7 @@ class LookaheadTracker:
             # plus a few before it for interpolation and the velocity fit.
             cut = bisect.bisect_left(track.frames, front) - 8
             if cut > 0:
-                del track.frames[:cut], track.boxes[:cut], track.scores[:cut]
+                del track.frames[:cut], track.boxes[:cut], track.centres[:cut], track.scores[:cut]
             keep.append(track)
         self.tracks = keep
 

@@ -26,6 +26,9 @@ class Tracklet:
     # Detection history, frame indices ascending; old entries are pruned as frames leave.
     frames: list[int] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)
+    # The same boxes as centre, width and height (`cxcywh`), computed once: the box policy, the
+    # motion fit and continuation read them for every frame a track is on screen.
+    centres: list[np.ndarray] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     first_det: int = 0
     last_det: int = 0
@@ -43,6 +46,7 @@ class Tracklet:
             self.first_det = index
         self.frames.append(index)
         self.boxes.append(box.astype(np.float32))
+        self.centres.append(cxcywh(self.boxes[-1]))
         self.scores.append(score)
         self.last_det = index
 
@@ -71,7 +75,7 @@ class Tracklet:
 
     def _fit(self, idx: range) -> np.ndarray | None:
         t = np.asarray([self.frames[i] for i in idx], dtype=np.float64)
-        b = np.asarray([cxcywh(self.boxes[i]) for i in idx], dtype=np.float64)
+        b = np.asarray([self.centres[i] for i in idx], dtype=np.float64)
         t = t - t.mean()
         denom = float((t * t).sum())
         if denom <= 0:
@@ -144,11 +148,10 @@ class Linker:
 
     @staticmethod
     def _predict(track: Tracklet, index: int) -> np.ndarray:
-        last = track.boxes[-1]
         v = track.motion(track.last_det, forward=True)
         if v is None:
-            return last
-        return xyxy(cxcywh(last) + v * (index - track.last_det))
+            return track.boxes[-1]
+        return xyxy(track.centres[-1] + v * (index - track.last_det))
 
     def link(self, tracks: list[Tracklet], index: int, dets: Detections, shot: int, reach: int) -> list[Tracklet]:
         """Add `dets` (frame `index`, scene coordinates) to `tracks` of `shot` last detected at
