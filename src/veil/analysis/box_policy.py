@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from veil.analysis.boxes import rows
 from veil.analysis.scene import SceneFrames
 from veil.analysis.tracklets import Tracklet, pad_box, union, xyxy
 
@@ -167,7 +168,7 @@ class BoxPolicy:
             # The median of the centres' motion only (the size's is not used), by sorting: what
             # np.median computes, without its overhead, which on a crowd's thousands of calls
             # was most of this method's time.
-            shifts = np.sort(np.stack(vs)[:, :2], axis=0)
+            shifts = np.sort(rows(vs)[:, :2], axis=0)
             mid = len(shifts) // 2
             v[:2] = shifts[mid] if len(shifts) % 2 else (shifts[mid - 1] + shifts[mid]) / 2
         return v

@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from veil.analysis.box_policy import BoxPolicy, TrackerConfig
+from veil.analysis.boxes import rows
 from veil.analysis.motion import CameraMotion
 from veil.analysis.person_ids import Lost, LostRow, PersonIds, continuation_costs, lost_row, off_its_person
 from veil.analysis.scene import SceneFrames
@@ -232,7 +233,7 @@ class LookaheadTracker:
             if got is not None:
                 found.append((track, *got))
         if found:
-            in_frame = self.scene.to_frame(index, np.stack([box for _, box, _ in found]))
+            in_frame = self.scene.to_frame(index, rows([box for _, box, _ in found]))
             found = [(track, box, detected) for (track, _, detected), box in zip(found, in_frame, strict=True)]
         self.scene.release(index)
         boxes, scores, labels, ids, filled = [], [], [], [], []
@@ -255,7 +256,7 @@ class LookaheadTracker:
             track.emitted_last = index
         if not boxes:
             return frame, Detections.empty()
-        return frame, Detections(np.stack(boxes), np.asarray(scores), np.asarray(labels, dtype=object), ids, filled)
+        return frame, Detections(rows(boxes), np.asarray(scores), np.asarray(labels, dtype=object), ids, filled)
 
     def _retire(self, final: bool = False) -> None:
         """Drop tracks no pending or future frame can use, and detections too old to matter."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from veil.analysis.boxes import inside_matrix, iou_matrix
+from veil.analysis.boxes import inside_matrix, iou_matrix, rows
 from veil.types import Detections
 
 
@@ -70,12 +70,12 @@ class Tracklet:
         if key not in cache:
             if len(cache) > 256:
                 cache.clear()  # bounded on long tracks; old runs are not asked again
-            cache[key] = self._fit(range(lo, hi))
+            cache[key] = self._fit(lo, hi)
         return cache[key]
 
-    def _fit(self, idx: range) -> np.ndarray | None:
-        t = np.asarray([self.frames[i] for i in idx], dtype=np.float64)
-        b = np.asarray([self.centres[i] for i in idx], dtype=np.float64)
+    def _fit(self, lo: int, hi: int) -> np.ndarray | None:
+        t = np.asarray(self.frames[lo:hi], dtype=np.float64)
+        b = rows(self.centres[lo:hi]).astype(np.float64)
         t = t - t.mean()
         denom = float((t * t).sum())
         if denom <= 0:
@@ -196,7 +196,7 @@ class Linker:
     def _gate(self, live: list[Tracklet], index: int, dets: Detections) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(may track t take detection d, the cost of it, could a track with no speed yet have
         walked to d) for every pair."""
-        pred = np.stack([self._predict(t, index) for t in live])
+        pred = rows([self._predict(t, index) for t in live])
         iou = iou_matrix(pred, dets.xyxy)
         pc = (pred[:, :2] + pred[:, 2:]) / 2
         dc = (dets.xyxy[:, :2] + dets.xyxy[:, 2:]) / 2
