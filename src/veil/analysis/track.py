@@ -219,9 +219,10 @@ class LookaheadTracker:
     def _emit(self, frame: Frame, shot: int) -> tuple[Frame, Detections]:
         index = frame.index
         found = []
-        # A shot's motion at an anchor frame, by (shot, frame), for this frame only: kept across
-        # frames (fitted once, when first needed) it cost 1 more leaked face-frame of 943 on the
-        # moving clips' seed 3 and a head point on the mall for 4 % of the mall run's time.
+        # A shot's motion at an anchor frame, by (shot, frame), for this frame only. Kept across
+        # frames (fitted once, when first needed, from less look-ahead) it saved a tenth of the
+        # mall run's time but leaked one more face-frame on two of six generated moving clips,
+        # none fewer, and lost a head point on the mall (docs/cctv.md).
         shot_motions: dict[tuple[int, int], np.ndarray] = {}
         # Only tracks of this shot with a motion of their own count towards a shot's motion
         # (`BoxPolicy._shot_motion`); filtered once here, not once per track seen once.

@@ -34,7 +34,8 @@ class SolidMask:
     irreversible = True
 
     def __init__(self, color: str | tuple[int, int, int] = (0, 0, 0)) -> None:
-        self.color = parse_color(color) if isinstance(color, str) else tuple(color)
+        rgb = parse_color(color) if isinstance(color, str) else tuple(color)
+        self.color = (int(rgb[0]), int(rgb[1]), int(rgb[2]))  # plain ints: OpenCV's colour
 
     def apply(self, image: np.ndarray, box: tuple[int, int, int, int]) -> None:
         x1, y1, x2, y2 = box
