@@ -364,3 +364,54 @@ def test_stray_and_double_boxes_join_the_person_they_lie_on() -> None:
     assert ids.person(3) == ids.person(0), "a face guess lying on A's head joins A"
     assert ids.person(1) != ids.person(0), "two heads side by side are two people"
     assert ids.person(4) not in (ids.person(0), ids.person(1)), "a guess touching both joins neither"
+
+
+def test_continuation_reads_kept_rows_as_fresh_ones() -> None:
+    """The tracker keeps each track's end row until it is found again and reads only tracks last
+    found before a new track started (`LookaheadTracker._continue`). On a crowd of walkers that
+    the detector loses now and then, every continuation candidate and cost is the one a fresh
+    reading of every lost and live track gives."""
+    import veil.analysis.track as track_module
+    from veil.analysis.person_ids import Lost, continuation_costs
+
+    rng = np.random.default_rng(11)
+    tracker = LookaheadTracker.for_video(10.0)
+    compared = calls = 0
+
+    def checked(lost: Lost, later: object, reach: int) -> np.ndarray:
+        nonlocal compared, calls
+        calls += 1
+        rebuilt = Lost(list(lost.tracks))  # the same tracks' rows, read now
+        for name in ("label", "shot", "last", "seen_twice", "centre", "size", "velocity"):
+            np.testing.assert_array_equal(getattr(lost, name), getattr(rebuilt, name), err_msg=name)
+        fresh = Lost([t for t in (*tracker._lost, *tracker.tracks) if t.frames])
+        got = continuation_costs(lost, later, reach)  # type: ignore[arg-type]
+        want = continuation_costs(fresh, later, reach)  # type: ignore[arg-type]
+        kept = {(lost.tracks[k].id, float(got[k])) for k in np.flatnonzero(np.isfinite(got))}
+        assert kept == {(fresh.tracks[k].id, float(want[k])) for k in np.flatnonzero(np.isfinite(want))}
+        compared += len(kept)
+        return got
+
+    original = track_module.continuation_costs
+    track_module.continuation_costs = checked  # type: ignore[assignment]
+    try:
+        start = rng.uniform([0, 40], [W - 30, H - 40], size=(8, 2))
+        step = rng.uniform(-4, 4, size=(8, 2))
+        # Each walker is missed now and then, and lost for 12-20 frames (past the 10-frame
+        # look-ahead, so a new track starts) twice.
+        gaps = [(int(g), int(rng.integers(12, 21))) for _ in range(8) for g in rng.integers(0, 180, 2)]
+        gone = [{g + d for g, n in gaps[2 * k : 2 * k + 2] for d in range(n)} for k in range(8)]
+        image = scene()
+        for i in range(200):
+            boxes = []
+            for k in range(8):
+                if i in gone[k] or rng.random() < 0.15:
+                    continue
+                x, y = (start[k] + step[k] * i) % [W - 24, H - 24]
+                boxes.append([x, y, x + 20.0, y + 20.0])
+            dets = Detections.from_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), 0.8), "head")
+            tracker.push(Frame(image, i), dets)
+        tracker.flush()
+    finally:
+        track_module.continuation_costs = original
+    assert calls >= 25 and compared >= 10, "the crowd gave continuations to compare"
