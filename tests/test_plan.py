@@ -275,6 +275,46 @@ def test_simplify_keeps_every_frame_exact_and_drops_linear_runs() -> None:
         assert got is not None and np.array_equal(got[0], b.box), b.frame
 
 
+def test_simplify_drops_what_numpys_interpolate_reproduces() -> None:
+    """simplify checks a box against the line in plain floats; it keeps and drops the same boxes
+    as a check through `interpolate` (numpy) would, on lines whose points fall on and near the
+    plan's rounding boundaries (x.x5), negative ones and large ones included."""
+    from veil.plan import MAX_KEYFRAME_GAP, interpolate
+
+    def with_numpy(boxes: list[PlanBox]) -> list[int]:
+        kept, anchor, i = [boxes[0].frame], 0, 1
+        while i < len(boxes):
+            best, j = i, i + 1
+            while j < len(boxes) and j - anchor <= MAX_KEYFRAME_GAP and not boxes[j - 1].detected:
+                a, b = boxes[anchor], boxes[j]
+                if all(
+                    np.array_equal(interpolate(a.box, b.box, a.frame, b.frame, boxes[k].frame), boxes[k].box)
+                    for k in range(anchor + 1, j)
+                ):
+                    best, j = j, j + 1
+                else:
+                    break
+            kept.append(boxes[best].frame)
+            anchor, i = best, best + 1
+        return kept
+
+    rng = np.random.default_rng(8)
+    dropped = 0
+    for _ in range(300):
+        n = int(rng.integers(3, 90))
+        a = quantize(rng.uniform(-3000, 3000, 4))
+        b = quantize(a + rng.integers(-400, 400, 4) * 0.05)  # steps of 0.05: halves to round
+        boxes = []
+        for f in range(n + 1):
+            off_line = f not in (0, n) and rng.random() < 0.1
+            box = quantize(rng.uniform(-3000, 3000, 4)) if off_line else interpolate(a, b, 0, n, f)
+            boxes.append(PlanBox(f, box, bool(rng.random() < 0.03)))
+        kept = [x.frame for x in simplify(boxes)]
+        assert kept == with_numpy(boxes)
+        dropped += len(boxes) - len(kept)
+    assert dropped > 1000, "the lines were long enough to drop boxes"
+
+
 def test_second_opinion_flags_a_face_the_plan_left_visible(image_plan: Any, tmp_path: Path) -> None:
     """A track removed from the plan (a face the detector "missed") leaves a face in the output;
     the second detector's look at the output puts that frame on the review list."""
