@@ -372,14 +372,13 @@ class Lost:
         self.tracks = tracks
         rows = [lost_row(t) for t in tracks] if rows is None else rows
         n = len(tracks)
-        label, shot, last, twice, cx, cy, size, vx, vy = zip(*rows, strict=True) if n else ((),) * 9
+        label, shot, last, twice = zip(*(row[:4] for row in rows), strict=True) if n else ((),) * 4
         self.label = np.asarray(label, dtype=object)
         self.shot = np.asarray(shot, dtype=np.int64)
         self.last = np.asarray(last, dtype=np.int64)
         self.seen_twice = np.asarray(twice, dtype=bool)
-        self.centre = np.stack([np.asarray(cx, dtype=np.float64), np.asarray(cy, dtype=np.float64)], axis=1)
-        self.size = np.asarray(size, dtype=np.float64)
-        self.velocity = np.stack([np.asarray(vx, dtype=np.float64), np.asarray(vy, dtype=np.float64)], axis=1)
+        ends = np.asarray([row[4:] for row in rows], dtype=np.float64).reshape(n, 5)  # cx, cy, size, vx, vy
+        self.centre, self.size, self.velocity = ends[:, :2], ends[:, 2], ends[:, 3:]
 
 
 def continuation_costs(lost: Lost, later: Tracklet, reach: int) -> np.ndarray:
