@@ -278,3 +278,71 @@ def test_a_face_track_seen_once_on_the_subjects_face_does_not_hide_them(clip: Pa
                 assert diff < 6, f"seen {seen}, frame {i}: a duplicate of the subject's face hides them ({diff:.1f})"
             assert inner(after[i], bystander_box(i)).mean() < 12, f"frame {i}: the bystander shows"
         assert run_cli("verify", plan, out).returncode == 0
+
+
+def test_the_subjects_detected_head_shows_through_a_neighbours_head_box(clip: Path, tmp_path: Path) -> None:
+    """A neighbour's head box (1.4 heads wide) reaching over the subject's head does not hide the
+    subject's head where a detector found it (`ShownRegion.seen`: the head inside the subject's
+    head box); the neighbour's own head beside it stays masked, and a frame where the subject's
+    head box was only carried spares nothing."""
+    from veil.analysis.detectors.people import head_within
+
+    data = json.loads(subject_plan(clip, tmp_path / "base.plan.json").read_text())
+    head = 64.0  # the subject's head: inside the photo, 16 px from its left and top
+
+    def head_box(i: int, shift: float = 0.0) -> list[float]:
+        x = subject_box(i)[0] + 16 + shift
+        return [x - 0.2 * head, 24 - 0.1 * head, x + 1.2 * head, 24 + 1.4 * head]
+
+    data["tracks"] = [
+        {
+            "id": 4,
+            "label": "head",
+            "redact": False,
+            "source": "detector",
+            "boxes": [{"frame": i, "box": head_box(i), "detected": i % 2 == 0} for i in range(SUBJECT_LAST + 1)],
+        },
+        {
+            "id": 5,
+            "label": "head",
+            "redact": True,
+            "source": "detector",
+            "boxes": [{"frame": i, "box": head_box(i, 0.9 * head), "detected": True} for i in range(SUBJECT_LAST + 1)],
+        },
+    ]
+    data["show_only"] = {"tracks": [4], "margin": 0.1}
+    plan = tmp_path / "s.plan.json"
+    plan.write_text(json.dumps(data))
+    out = tmp_path / "out.mp4"
+    proc = run_cli("render", plan, "-o", out, "-q")
+    assert proc.returncode == 0, proc.stderr
+    before, after = decode_frames(clip), decode_frames(out)
+    for i in range(SUBJECT_LAST + 1):
+        x1, y1, x2, y2 = head_within(np.asarray([head_box(i)]))[0]
+        # The subject's head where the neighbour's box lies over it.
+        under = (round(x1 + 0.75 * head), round(y1), round(x2), round(y2))
+        diff = np.abs(inner(after[i], under) - inner(before[i], under)).mean()
+        if i % 2 == 0:
+            assert diff < 6, f"frame {i}: the neighbour's head box hides the subject's detected head ({diff:.1f})"
+        else:
+            assert diff > 20, f"frame {i}: a carried head box spared its neighbour's mask ({diff:.1f})"
+        # The neighbour's head, beside the subject's and inside the shown region.
+        beside = (round(x2) + 1, round(y1), round(head_box(i)[2] + 0.1 * 1.4 * head), round(y2))
+        assert inner(after[i], beside).mean() < 12, f"frame {i}: the neighbour's head shows"
+        assert inner(after[i], bystander_box(i)).mean() < 12, f"frame {i}: the bystander shows"
+    assert run_cli("verify", plan, out).returncode == 0
+
+
+def test_the_head_inside_a_head_box_is_where_heads_of_put_it() -> None:
+    """`head_within` reads `heads_of`'s box backwards: one head wide at the box's middle, from the
+    person box's top to one head below; a box of two heads side by side is not `one_head`."""
+    from veil.analysis.detectors.people import HEADS_TALL, head_within, heads_of, one_head
+
+    person = np.asarray([[100.0, 50.0, 150.0, 50.0 + 7 * 20.0]])  # 20 px heads, 7 heads tall
+    assert 7 * 20.0 / HEADS_TALL == 20.0
+    boxes = heads_of(person)
+    np.testing.assert_allclose(head_within(boxes), [[115.0, 50.0, 135.0, 70.0]], atol=1e-4)
+    assert one_head(boxes).tolist() == [True]
+    two = boxes.copy()
+    two[:, 2] += 20.0  # the box around two heads side by side
+    assert one_head(two).tolist() == [False]

@@ -148,9 +148,9 @@ class FrameRenderer:
         self.last_shown = shown if shown is not None else np.zeros((0, 4), np.int64)
         if shown is not None and not len(shown) and not whole:
             self.frames_subject_absent += 1
-        faces = self.show.faces(frame.index, frame.width, frame.height) if self.show is not None else None
+        seen = self.show.seen(frame.index, frame.width, frame.height) if self.show is not None else None
         duplicates = self.show.duplicates if self.show is not None else frozenset()
-        painted = self.redactor(frame.image, masked, whole_frame=whole, shown=shown, faces=faces, duplicates=duplicates)
+        painted = self.redactor(frame.image, masked, whole_frame=whole, shown=shown, seen=seen, duplicates=duplicates)
         self.frames += 1
         area = frame.width * frame.height
         covered = area if whole else masked_area(painted, frame.width, frame.height)

@@ -68,22 +68,32 @@ class ShownRegion:
         xyxy = np.concatenate([masked.xyxy, kept.xyxy]).reshape(-1, 4)
         return to_pixels(grow(xyxy, np.float32(self.spec.margin)), width, height)
 
-    def faces(self, frame: int, width: int, height: int) -> np.ndarray:
-        """The subject's faces a detector found in `frame` (pixel boxes as planned): there the
-        picture shows the subject's own face. Another track's head or body box over it is most
-        likely the subject's own head or body that the scan did not link to them, and masking it
-        hides the very person the request is about; another face there stays masked (`spared`)."""
+    def seen(self, frame: int, width: int, height: int) -> np.ndarray:
+        """The subject as a detector found them in `frame` (pixel boxes): their detected faces, as
+        planned, and the head inside each of their detected head boxes that holds one head
+        (`people.head_within`, `people.one_head`): there the picture shows the subject's own
+        face or head. Another track's head or body box over it is most likely the subject's own
+        head or body that the scan did not link to them, or a neighbour's head box (1.4 heads
+        wide) reaching over the subject's head, and masking it hides the very person the request
+        is about; another face there stays masked (`sparable`). Heads are taken at the head the
+        box was drawn around, not the whole box, so a neighbour's head beside the subject's
+        stays under its own mask."""
+        from veil.analysis.detectors.people import head_within, one_head
+
         if self._last is None or self._last[0] != frame:
             self.at(frame, width, height)
         assert self._last is not None
         boxes = self._last[1]
         if not len(boxes):
             return np.zeros((0, 4), np.int64)
-        seen = (boxes.label == "face") & ~boxes.filled
-        return to_pixels(boxes.xyxy[seen], width, height)
+        detected = ~boxes.filled
+        faces = boxes.xyxy[(boxes.label == "face") & detected]
+        heads = boxes.xyxy[(boxes.label == "head") & detected]
+        heads = head_within(heads[one_head(heads)]).astype(np.float32)
+        return to_pixels(np.concatenate([faces, heads]).reshape(-1, 4), width, height)
 
 
-# Box labels a subject's detected face is shown through (ShownRegion.faces): coarse person
+# Box labels a subject's detected face or head is shown through (ShownRegion.seen): coarse person
 # evidence, not another face, plate or text.
 SPARED_UNDER = frozenset({"head", "person"})
 # A face track outside the subject seen once, this close to a detection of the subject's face in
@@ -124,8 +134,9 @@ def duplicate_faces(plan: Plan, shown: set[int]) -> frozenset[int]:
 
 
 def sparable(detections: Detections, duplicates: frozenset[int] = frozenset()) -> np.ndarray:
-    """Per box of `detections`: may the subject's detected face show through it (another
-    track's head or body box, or a duplicate of the subject's own face, `duplicate_faces`)."""
+    """Per box of `detections`: may the subject's detected face or head show through it
+    (another track's head or body box, or a duplicate of the subject's own face,
+    `duplicate_faces`)."""
     return np.asarray(
         [
             str(label) in SPARED_UNDER or int(track) in duplicates
@@ -135,10 +146,11 @@ def sparable(detections: Detections, duplicates: frozenset[int] = frozenset()) -
     )
 
 
-def spared_mask(faces: np.ndarray, boxes: np.ndarray, spare: np.ndarray, height: int, width: int) -> np.ndarray:
-    """H x W bool: the pixels of the subject's detected `faces` that no masked box (`boxes`,
-    pixel xyxy) covers other than those `spare` marks (`sparable`): shown, not painted."""
-    keep = shown_mask(faces, height, width)
+def spared_mask(seen: np.ndarray, boxes: np.ndarray, spare: np.ndarray, height: int, width: int) -> np.ndarray:
+    """H x W bool: the pixels of the subject's detected face and head (`seen`,
+    `ShownRegion.seen`) that no masked box (`boxes`, pixel xyxy) covers other than those
+    `spare` marks (`sparable`): shown, not painted."""
+    keep = shown_mask(seen, height, width)
     if not keep.any():
         return keep
     for (x1, y1, x2, y2), ok in zip(np.asarray(boxes).reshape(-1, 4).tolist(), spare, strict=True):
@@ -195,15 +207,15 @@ class Redactor:
         detections: Detections,
         whole_frame: bool = False,
         shown: np.ndarray | None = None,
-        faces: np.ndarray | None = None,
+        seen: np.ndarray | None = None,
         duplicates: frozenset[int] = frozenset(),
     ) -> np.ndarray:
         """Paint `image` in place; return the pixel boxes painted for `detections`. `shown`:
         with show_only, the pixel boxes of the subject (`ShownRegion.at`); everything outside
         them is masked after the boxes, so a bystander's box inside the subject stays masked,
         except a head or body box, or a `duplicates` track (`ShownRegion.duplicates`), over the
-        subject's detected `faces` (`ShownRegion.faces`): those pixels keep the subject's face
-        (`spared_mask`)."""
+        subject's detected face or head (`seen`, `ShownRegion.seen`): those pixels keep the
+        subject (`spared_mask`)."""
         self.paint_zones(image)
         if whole_frame:
             image[:] = self.fill
@@ -211,8 +223,8 @@ class Redactor:
         if not whole_frame:
             h, w = image.shape[:2]
             spared = (
-                spared_mask(faces, boxes, sparable(detections, duplicates), h, w)
-                if self.show_only and faces is not None and len(faces) and len(boxes)
+                spared_mask(seen, boxes, sparable(detections, duplicates), h, w)
+                if self.show_only and seen is not None and len(seen) and len(boxes)
                 else None
             )
             before = image[spared] if spared is not None and spared.any() else None

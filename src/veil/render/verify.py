@@ -463,20 +463,20 @@ def _check_frame(
         return
     masked = in_paint_order(masked)
     pixel_boxes = redactor.mask_boxes(masked, w, h)
-    # show_only: the subject's detected faces are shown through head and body boxes of other
-    # tracks and duplicates of their own face (ShownRegion.faces, .duplicates); those pixels
-    # are not the boxes' to check.
-    faces = shown.faces(index, w, h) if shown is not None else None
+    # show_only: the subject's detected face and head are shown through head and body boxes of
+    # other tracks and duplicates of their own face (ShownRegion.seen, .duplicates); those
+    # pixels are not the boxes' to check.
+    seen = shown.seen(index, w, h) if shown is not None else None
     duplicates = shown.duplicates if shown is not None else frozenset()
     spare = sparable(masked, duplicates)
     spared = (
-        spared_mask(faces, pixel_boxes, spare, h, w) if faces is not None and len(faces) and len(pixel_boxes) else None
+        spared_mask(seen, pixel_boxes, spare, h, w) if seen is not None and len(seen) and len(pixel_boxes) else None
     )
     reference = None
     if original is not None:
         # What the render painted: the input's frame through the same redactor.
         reference = original.image[:h, :w].copy()
-        redactor(reference, masked, shown=subject, faces=faces, duplicates=duplicates)
+        redactor(reference, masked, shown=subject, seen=seen, duplicates=duplicates)
     if subject is not None:
         _check_outside(frame, original, reference, subject, redactor, color, lossless, result)
     fill_grey = float(color.astype(np.float32) @ GREY32)

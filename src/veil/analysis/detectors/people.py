@@ -71,6 +71,9 @@ HEADS_TALL = 7.0
 HEADS_WIDE = 2.6
 HEAD_DOWN = 1.4
 HEAD_ACROSS = 1.4
+# A head box is HEAD_ACROSS / (HEAD_DOWN + 0.1) = 0.93 (heads_of) or 1.0 (the motion cue) times as
+# wide as tall; one much wider than that is more than one head (`one_head`).
+ONE_HEAD_WIDE = 1.25
 # Head boxes overlapping this much are one head (`merged_heads`).
 HEAD_MERGE_IOU = 0.5
 # Motion-cue head boxes wider than this many times their height are dropped (see `detect`).
@@ -310,6 +313,26 @@ def heads_of(persons: np.ndarray) -> np.ndarray:
     cx = (x1 + x2) / 2
     half = HEAD_ACROSS * head / 2
     return np.stack([cx - half, y1 - 0.1 * head, cx + half, y1 + HEAD_DOWN * head], axis=1).astype(np.float32)
+
+
+def head_within(heads: np.ndarray) -> np.ndarray:
+    """The head each head box was drawn around (x1, y1, x2, y2): one head wide in the box's
+    middle, one head tall from a tenth of a head below its top, the head being the box's width
+    / `HEAD_ACROSS` or its height / (`HEAD_DOWN` + 0.1), whichever is less. That is `heads_of`'s
+    box read backwards; the motion cue's boxes (persons.py: the crown at the top, 1.4 heads
+    wide and tall) put it a tenth of a head low, over the face."""
+    x1, y1, x2, y2 = np.asarray(heads, np.float64).reshape(-1, 4).T
+    head = np.minimum((x2 - x1) / HEAD_ACROSS, (y2 - y1) / (HEAD_DOWN + 0.1))
+    cx = (x1 + x2) / 2
+    return np.stack([cx - head / 2, y1 + 0.1 * head, cx + head / 2, y1 + 1.1 * head], axis=1)
+
+
+def one_head(heads: np.ndarray) -> np.ndarray:
+    """Per head box: is it shaped like one head's box? A box wider than `ONE_HEAD_WIDE` times its
+    height holds two heads side by side (the motion cue widens its box to the blob's top rows;
+    `merged_heads` joins overlapping boxes), and its middle may be neither head."""
+    xyxy = np.asarray(heads, np.float64).reshape(-1, 4)
+    return (xyxy[:, 2] - xyxy[:, 0]) <= ONE_HEAD_WIDE * (xyxy[:, 3] - xyxy[:, 1])
 
 
 def merged_heads(heads: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

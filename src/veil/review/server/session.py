@@ -239,7 +239,7 @@ class ReviewSession:
             if renderer.show is not None:
                 h, w = image.shape[:2]
                 show = renderer.show
-                fixed = _Fixed(show.at(frame, w, h), show.faces(frame, w, h), show.duplicates)
+                fixed = _Fixed(show.at(frame, w, h), show.seen(frame, w, h), show.duplicates)
         if fixed is not None:
             renderer.show = fixed  # type: ignore[assignment]
         renderer.paint(Frame(image, frame), masked, kept, whole)
@@ -745,19 +745,19 @@ class ReviewSession:
 
 
 class _Fixed:
-    """A `ShownRegion` already read for one frame: its region, the subject's detected faces and
-    the duplicates of their face."""
+    """A `ShownRegion` already read for one frame: its region, the subject's detected face and
+    head, and the duplicates of their face."""
 
-    def __init__(self, boxes: np.ndarray, faces: np.ndarray, duplicates: frozenset[int]) -> None:
+    def __init__(self, boxes: np.ndarray, seen: np.ndarray, duplicates: frozenset[int]) -> None:
         self.boxes = boxes
-        self.detected_faces = faces
+        self.detected = seen
         self.duplicates = duplicates
 
     def at(self, _frame: int, _width: int, _height: int) -> np.ndarray:
         return self.boxes
 
-    def faces(self, _frame: int, _width: int, _height: int) -> np.ndarray:
-        return self.detected_faces
+    def seen(self, _frame: int, _width: int, _height: int) -> np.ndarray:
+        return self.detected
 
 
 def forget_shown(plan: Plan, track_id: int) -> None:
