@@ -212,6 +212,18 @@ def test_require_review_refuses_an_unsigned_or_changed_plan(clip: Path, tmp_path
     assert proc.returncode != 0 and "changed after Ana marked it reviewed" in proc.stderr
 
 
+def render_request(clip: Path, tmp_path: Path, data: dict[str, Any], name: str = "s") -> tuple[Path, Path, Any, Any]:
+    """`data` as a plan that shows only track 4 (margin 0.1), rendered: (the plan, the output,
+    the input's frames, the output's frames)."""
+    data["show_only"] = {"tracks": [4], "margin": 0.1}
+    plan = tmp_path / f"{name}.plan.json"
+    plan.write_text(json.dumps(data))
+    out = tmp_path / f"{name}.mp4"
+    proc = run_cli("render", plan, "-o", out, "-q")
+    assert proc.returncode == 0, proc.stderr
+    return plan, out, decode_frames(clip), decode_frames(out)
+
+
 def test_the_subjects_detected_face_shows_through_another_tracks_head_box(clip: Path, tmp_path: Path) -> None:
     """An unlinked head track over the subject's detected face (the subject's own head, which the
     scan did not link to them) does not hide the subject; another face over it stays masked."""
@@ -229,13 +241,7 @@ def test_the_subjects_detected_face_shows_through_another_tracks_head_box(clip: 
         {"id": 5, "label": "head", "redact": True, "source": "detector", "boxes": boxes(SUBJECT_LAST, 6)},
         {"id": 6, "label": "face", "redact": True, "source": "detector", "boxes": boxes(3, 2)},
     ]
-    data["show_only"] = {"tracks": [4], "margin": 0.1}
-    plan = tmp_path / "s.plan.json"
-    plan.write_text(json.dumps(data))
-    out = tmp_path / "out.mp4"
-    proc = run_cli("render", plan, "-o", out, "-q")
-    assert proc.returncode == 0, proc.stderr
-    before, after = decode_frames(clip), decode_frames(out)
+    plan, out, before, after = render_request(clip, tmp_path, data)
     for i in range(SUBJECT_LAST + 1):
         diff = np.abs(inner(after[i], subject_box(i)) - inner(before[i], subject_box(i))).mean()
         if i <= 3:  # another face over the subject's: masked
@@ -263,13 +269,7 @@ def test_a_face_track_seen_once_on_the_subjects_face_does_not_hide_them(clip: Pa
             {"id": 4, "label": "face", "redact": False, "source": "detector", "boxes": subject},
             {"id": 6, "label": "face", "redact": True, "source": "detector", "boxes": twin},
         ]
-        data["show_only"] = {"tracks": [4], "margin": 0.1}
-        plan = tmp_path / f"seen{seen}.plan.json"
-        plan.write_text(json.dumps(data))
-        out = tmp_path / f"seen{seen}.mp4"
-        proc = run_cli("render", plan, "-o", out, "-q")
-        assert proc.returncode == 0, proc.stderr
-        before, after = decode_frames(clip), decode_frames(out)
+        plan, out, before, after = render_request(clip, tmp_path, data, f"seen{seen}")
         for i in range(5, 10):
             diff = np.abs(inner(after[i], subject_box(i)) - inner(before[i], subject_box(i))).mean()
             if hidden:
@@ -310,13 +310,7 @@ def test_the_subjects_detected_head_shows_through_a_neighbours_head_box(clip: Pa
             "boxes": [{"frame": i, "box": head_box(i, 0.9 * head), "detected": True} for i in range(SUBJECT_LAST + 1)],
         },
     ]
-    data["show_only"] = {"tracks": [4], "margin": 0.1}
-    plan = tmp_path / "s.plan.json"
-    plan.write_text(json.dumps(data))
-    out = tmp_path / "out.mp4"
-    proc = run_cli("render", plan, "-o", out, "-q")
-    assert proc.returncode == 0, proc.stderr
-    before, after = decode_frames(clip), decode_frames(out)
+    plan, out, before, after = render_request(clip, tmp_path, data)
     for i in range(SUBJECT_LAST + 1):
         x1, y1, x2, y2 = head_within(np.asarray([head_box(i)]))[0]
         # The subject's head where the neighbour's box lies over it.
