@@ -143,3 +143,28 @@ def test_a_pan_behind_a_burned_in_clock_is_still_a_pan() -> None:
         frame[4:20, 4:74] = clock
         got = camera(frame)
     assert abs(got[0, 2] + 5.0) < 0.5 and abs(got[1, 2]) < 0.5, got
+
+
+def test_a_camera_that_held_still_needs_a_wider_move() -> None:
+    """The still-camera check on corner flows made up to sit on its bar: 8 corners stand still in
+    4 cells of the 4 x 4 grid, 24 move together as a 3 % zoom over 5 cells. With no history that is a
+    move (the moving corners spread wider than the still ones); once the camera has held still
+    for HELD_FRAMES frames it needs HELD_CELLS more cells, and the same flow is people moving."""
+    from veil.analysis.motion import HELD_CELLS, HELD_FRAMES, _cells
+
+    width, height = 160, 120
+    still = np.asarray(
+        [[x, y] for x in (10, 50) for y in (10, 20, 70, 80)], np.float64
+    )  # cells (0,0),(0,1),(2,0),(2,1)
+    walkers = [[x, y] for x in (90, 100) for y in (12, 20, 40, 50, 75, 80, 100, 110)]  # 4 cells in column 2
+    walkers += [[x, y] for x in (125, 140) for y in (10, 15, 20, 25)]  # and cell (0, 3)
+    moving = np.asarray(walkers, np.float64)
+    zoom = (moving - [width / 2, height / 2]) * 1.03 + [width / 2, height / 2]
+    before = np.concatenate([still, moving])
+    after = np.concatenate([still, zoom])
+    assert HELD_CELLS >= 2 and _cells(still, (height, width)) == 4 and _cells(moving, (height, width)) == 5
+    fresh = CameraMotion()
+    assert not fresh._still(before, after, (height, width))
+    held = CameraMotion()
+    held._recent.extend([True] * HELD_FRAMES)
+    assert held._still(before, after, (height, width))

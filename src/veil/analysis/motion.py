@@ -12,7 +12,7 @@ what the tracker assumed before; the tracker's margins cover the error either wa
 
 On a fixed camera over a plain background most corners can lie on the people, and RANSAC with
 its one-pixel tolerance then takes two or three walkers and the background near one point for
-a zoom about that point (2-4 % a frame; on 3 of 12 generated CCTV clips, 116 of 1,800 frames).
+a zoom about that point (2-4 % a frame; on 3 of 12 generated CCTV clips, 116 of 1,788 frame pairs).
 The tracker's scene coordinates then jump, a walker's track breaks at such frames, and the
 motion cue restarts its background model as if the camera had moved. So a fitted move is
 checked against a still camera first (`_still`).
@@ -21,6 +21,8 @@ It only measures the picture's motion; it never looks at who is in it.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 import cv2
 import numpy as np
@@ -35,6 +37,15 @@ IDENTITY = np.eye(3, dtype=np.float64)
 STILL_PX = 0.15
 STILL_MIN = 5
 STILL_GRID = 4
+# A camera that held still (its estimate moved the frame's corners under HELD_PX) in at least
+# HELD_SHARE of the last HELD_FRAMES frames, as the motion cue judges a fixed camera
+# (persons.py), is taken to move only when the moving corners' motion spreads over at least
+# HELD_CELLS more cells than the still corners: a few walkers' corners that happen to fit a
+# zoom are likelier than a fixed camera starting to zoom with part of its picture standing still.
+HELD_PX = 1.0
+HELD_FRAMES = 10
+HELD_SHARE = 0.8
+HELD_CELLS = 2
 
 
 class CameraMotion:
@@ -47,10 +58,17 @@ class CameraMotion:
         self.min_inliers = min_inliers
         self._prev: np.ndarray | None = None
         self._scale = 1.0
+        # Whether each of the last HELD_FRAMES estimates held still (`_held`).
+        self._recent: deque[bool] = deque(maxlen=HELD_FRAMES)
 
     def reset(self) -> None:
         """Forget the previous frame (at a scene cut: the next frame starts a new shot)."""
         self._prev = None
+        self._recent.clear()
+
+    def _held(self) -> bool:
+        """Whether the camera held still in at least HELD_SHARE of the last HELD_FRAMES frames."""
+        return len(self._recent) == HELD_FRAMES and sum(self._recent) >= HELD_SHARE * HELD_FRAMES
 
     def _grey(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
@@ -66,6 +84,14 @@ class CameraMotion:
         return grey
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
+        step = self._estimate(image)
+        h, w = image.shape[:2]
+        corners = np.asarray([[0.0, 0.0, 1.0], [w, 0.0, 1.0], [0.0, h, 1.0], [w, h, 1.0]])
+        moved = np.hypot(*((corners @ step.T)[:, :2] - corners[:, :2]).T).max()
+        self._recent.append(bool(moved < HELD_PX))
+        return step
+
+    def _estimate(self, image: np.ndarray) -> np.ndarray:
         grey = self._grey(image)
         prev, self._prev = self._prev, grey
         if prev is None or prev.shape != grey.shape:
@@ -97,7 +123,8 @@ class CameraMotion:
         People moving in front of a still camera each move their own way; the most one motion
         gathers is a person or two in part of the picture, while the background's corners stand
         still. With fewer than STILL_MIN corners standing still (a moving camera; a dashboard
-        camera's bonnet or a burned-in clock are a few) the fitted move stands."""
+        camera's bonnet or a burned-in clock are a few) the fitted move stands. A camera that has
+        held still (`_held`) must show its move over HELD_CELLS more cells than stand still."""
         still = np.linalg.norm(after - before, axis=1) <= STILL_PX
         if int(still.sum()) < STILL_MIN:
             return False
@@ -112,7 +139,8 @@ class CameraMotion:
         shared = inliers.ravel() == 1
         if int(shared.sum()) < max(self.min_inliers, len(before) / 2):
             return True
-        return _cells(before[moving][shared], shape) < _cells(before[still], shape)
+        margin = HELD_CELLS if self._held() else 0
+        return _cells(before[moving][shared], shape) < _cells(before[still], shape) + margin
 
 
 def _cells(points: np.ndarray, shape: tuple[int, ...]) -> int:
