@@ -325,6 +325,14 @@ def test_the_subjects_detected_head_shows_through_a_neighbours_head_box(clip: Pa
         assert inner(after[i], beside).mean() < 12, f"frame {i}: the neighbour's head shows"
         assert inner(after[i], bystander_box(i)).mean() < 12, f"frame {i}: the bystander shows"
     assert run_cli("verify", plan, out).returncode == 0
+    # The subject's head track left redact: true is shown as a region, its own box still masked.
+    data["tracks"][0]["redact"] = True
+    plan, out, before, after = render_request(clip, tmp_path, data, "masked")
+    for i in range(0, SUBJECT_LAST + 1, 2):
+        x1, y1, x2, y2 = head_within(np.asarray([head_box(i)]))[0]
+        own = (round(x1), round(y1), round(x2), round(y2))
+        assert inner(after[i], own).mean() < 12, f"frame {i}: a masked head shows"
+    assert run_cli("verify", plan, out).returncode == 0
 
 
 def test_the_head_inside_a_head_box_is_where_heads_of_put_it() -> None:

@@ -155,8 +155,8 @@ class ShowOnly:
     `margin`, a fraction of its size) and masks everything else in every frame; a frame where
     none of them is present is masked whole. `mask`: "solid" (default, irreversible) or "blur"
     (reversible; a render warns). Boxes of other tracks inside the shown region stay masked, but a
-    head or body box does not cover a face of the subject detected in that frame (render/redact.py
-    `ShownRegion.faces`)."""
+    head or body box does not cover a face or head of the subject detected in that frame
+    (render/redact.py `ShownRegion.seen`)."""
 
     tracks: tuple[int, ...]
     margin: float = 0.2

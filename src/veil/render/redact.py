@@ -59,17 +59,19 @@ class ShownRegion:
         assert plan.show_only is not None
         self.spec = plan.show_only
         self._boxes = FrameBoxes(plan, only=set(plan.show_only.tracks))
+        # The subject's boxes kept visible in the last frame asked for (`seen` reads them).
         self._last: tuple[int, Detections] | None = None
         self.duplicates = duplicate_faces(plan, set(plan.show_only.tracks))
 
     def at(self, frame: int, width: int, height: int) -> np.ndarray:
         masked, kept = self._boxes.at(frame)
-        self._last = (frame, Detections.merge([masked, kept]))
+        self._last = (frame, kept)
         xyxy = np.concatenate([masked.xyxy, kept.xyxy]).reshape(-1, 4)
         return to_pixels(grow(xyxy, np.float32(self.spec.margin)), width, height)
 
     def seen(self, frame: int, width: int, height: int) -> np.ndarray:
-        """The subject as a detector found them in `frame` (pixel boxes): their detected faces, as
+        """The subject as a detector found them in `frame` (pixel boxes of their tracks kept
+        visible; a subject track left `redact: true` stays masked): their detected faces, as
         planned, and the head inside each of their detected head boxes that holds one head
         (`people.head_within`, `people.one_head`): there the picture shows the subject's own
         face or head. Another track's head or body box over it is most likely the subject's own
