@@ -12,7 +12,7 @@ what the tracker assumed before; the tracker's margins cover the error either wa
 
 On a fixed camera over a plain background most corners can lie on the people, and RANSAC with
 its one-pixel tolerance then takes two or three walkers and the background near one point for
-a zoom about that point (2-4 % a frame; on 3 of 12 generated CCTV clips, 116 of 1,788 frame pairs).
+a zoom about that point (2-4 % a frame; on 5 of 12 generated CCTV clips, 116 of 1,788 frame pairs).
 The tracker's scene coordinates then jump, a walker's track breaks at such frames, and the
 motion cue restarts its background model as if the camera had moved. So a fitted move is
 checked against a still camera first (`_still`).
