@@ -133,16 +133,23 @@ def test_people_moving_in_front_of_a_still_camera_are_not_a_camera_move() -> Non
 
 def test_a_pan_behind_a_burned_in_clock_is_still_a_pan() -> None:
     """A few corners that stand still (an overlay the camera burns in) do not stop a real pan
-    from being seen: the moving corners share one motion over most of the picture."""
+    from being seen: the moving corners share one motion over most of the picture. That holds
+    too when the camera first stood still for longer than the held-still history (HELD_FRAMES)
+    and then starts to pan."""
+    from veil.analysis.motion import HELD_FRAMES
+
     canvas = scene()
     clock = scene(70, 16, seed=5)
     camera = CameraMotion()
-    got = IDENTITY
-    for i in range(4):
-        frame = view(canvas, similarity(1.0, -5.0 * i, 0.0))
+    still = HELD_FRAMES + 2
+    for i in range(still + 3):
+        frame = view(canvas, similarity(1.0, -5.0 * max(0, i - still), 0.0))
         frame[4:20, 4:74] = clock
         got = camera(frame)
-    assert abs(got[0, 2] + 5.0) < 0.5 and abs(got[1, 2]) < 0.5, got
+        if i <= still:
+            assert np.allclose(got, IDENTITY), f"frame {i}: a still camera reported a move"
+        else:
+            assert abs(got[0, 2] + 5.0) < 0.5 and abs(got[1, 2]) < 0.5, f"frame {i}: {got}"
 
 
 def test_a_camera_that_held_still_needs_a_wider_move() -> None:
