@@ -110,7 +110,7 @@ def test_default_heads_run_the_network_while_the_camera_holds_still() -> None:
     import cv2
 
     from veil.analysis.detect import FrameDetector
-    from veil.analysis.detectors.persons import STILL_WINDOW
+    from veil.analysis.motion import HELD_FRAMES
     from veil.config import Settings
 
     heads = FrameDetector(Settings(classes=("faces", "heads"))).classes[1].video
@@ -124,7 +124,7 @@ def test_default_heads_run_the_network_while_the_camera_holds_still() -> None:
 
     heads._run = counted  # type: ignore[method-assign]
     scene = still_person_frame()
-    for _ in range(STILL_WINDOW + 4):
+    for _ in range(HELD_FRAMES + 4):
         heads.detect(scene)
     # From the window's last frame on, the whole frame each frame (no tiles at 320 x 240).
     assert runs == 5
@@ -140,10 +140,10 @@ def test_default_heads_run_the_network_while_the_camera_holds_still() -> None:
         assert runs == 0, f"a {name} is the face detector's"
     heads.reset()
     runs = 0
-    for i in range(STILL_WINDOW + 6):
+    for i in range(HELD_FRAMES + 6):
         heads.network_due = i % 3 == 0  # live's own schedule: every 3rd frame
         heads.detect(scene)
-    assert runs == len([i for i in range(STILL_WINDOW - 1, STILL_WINDOW + 6) if i % 3 == 0])
+    assert runs == len([i for i in range(HELD_FRAMES - 1, HELD_FRAMES + 6) if i % 3 == 0])
     assert heads.network_seconds > 0
     heads.network_due = True
     heads.reset()

@@ -37,11 +37,16 @@ IDENTITY = np.eye(3, dtype=np.float64)
 STILL_PX = 0.15
 STILL_MIN = 5
 STILL_GRID = 4
-# A camera that held still (its estimate moved the frame's corners under HELD_PX) in at least
-# HELD_SHARE of the last HELD_FRAMES frames, as the motion cue judges a fixed camera
-# (persons.py), is taken to move only when the moving corners' motion spreads over at least
-# HELD_CELLS more cells than the still corners: a few walkers' corners that happen to fit a
-# zoom are likelier than a fixed camera starting to zoom with part of its picture standing still.
+# A camera that held still (`CameraMotion.held`): its estimate moved the frame's corners at most
+# HELD_PX in at least HELD_SHARE of the last HELD_FRAMES frames. A zoom leaves the centre in
+# place and moves the corners (the bundled sample: over 1 px in every frame, median 2.4), and a
+# handheld camera holds still for a frame now and then (20 % of a walking 720p clip's frames by
+# the centre alone, 15 % by the corners); on the fixed mall camera the corners' estimated shift
+# stays under 1 px in 98 % of frames (largest 1.3 px). The motion cue runs the person network
+# only then (persons.py); and a camera that held still is taken to move only when the moving
+# corners' motion spreads over at least HELD_CELLS more cells than the still corners: a few
+# walkers' corners that happen to fit a zoom are likelier than a fixed camera starting to zoom
+# with part of its picture standing still.
 HELD_PX = 1.0
 HELD_FRAMES = 10
 HELD_SHARE = 0.8
@@ -58,7 +63,7 @@ class CameraMotion:
         self.min_inliers = min_inliers
         self._prev: np.ndarray | None = None
         self._scale = 1.0
-        # Whether each of the last HELD_FRAMES estimates held still (`_held`).
+        # Whether each of the last HELD_FRAMES estimates held still (`held`).
         self._recent: deque[bool] = deque(maxlen=HELD_FRAMES)
 
     def reset(self) -> None:
@@ -66,8 +71,9 @@ class CameraMotion:
         self._prev = None
         self._recent.clear()
 
-    def _held(self) -> bool:
-        """Whether the camera held still in at least HELD_SHARE of the last HELD_FRAMES frames."""
+    def held(self) -> bool:
+        """Whether the camera held still in at least HELD_SHARE of the last HELD_FRAMES frames
+        (unknown until that many frames were compared: no)."""
         return len(self._recent) == HELD_FRAMES and sum(self._recent) >= HELD_SHARE * HELD_FRAMES
 
     def _grey(self, image: np.ndarray) -> np.ndarray:
@@ -88,7 +94,7 @@ class CameraMotion:
         h, w = image.shape[:2]
         corners = np.asarray([[0.0, 0.0, 1.0], [w, 0.0, 1.0], [0.0, h, 1.0], [w, h, 1.0]])
         moved = np.hypot(*((corners @ step.T)[:, :2] - corners[:, :2]).T).max()
-        self._recent.append(bool(moved < HELD_PX))
+        self._recent.append(bool(moved <= HELD_PX))
         return step
 
     def _estimate(self, image: np.ndarray) -> np.ndarray:
@@ -124,7 +130,7 @@ class CameraMotion:
         gathers is a person or two in part of the picture, while the background's corners stand
         still. With fewer than STILL_MIN corners standing still (a moving camera; a dashboard
         camera's bonnet or a burned-in clock are a few) the fitted move stands. A camera that has
-        held still (`_held`) must show its move over HELD_CELLS more cells than stand still."""
+        held still (`held`) must show its move over HELD_CELLS more cells than stand still."""
         still = np.linalg.norm(after - before, axis=1) <= STILL_PX
         if int(still.sum()) < STILL_MIN:
             return False
@@ -139,7 +145,7 @@ class CameraMotion:
         shared = inliers.ravel() == 1
         if int(shared.sum()) < max(self.min_inliers, len(before) / 2):
             return True
-        margin = HELD_CELLS if self._held() else 0
+        margin = HELD_CELLS if self.held() else 0
         return _cells(before[moving][shared], shape) < _cells(before[still], shape) + margin
 
 

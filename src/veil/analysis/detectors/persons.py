@@ -35,7 +35,6 @@ detector and the tracker still cover a face it can see.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import cv2
@@ -51,15 +50,6 @@ HEAD_BOX_HEIGHT = 1.4
 HEAD_BOX_WIDTH = 1.4
 # Frames after a restart during which the background model learns at OpenCV's fast start rate.
 WARM_UP = 5
-# `still` (a fixed camera, for the person network of people.py): besides the centre's shift, the
-# frame's corners moved at most STILL_CORNER_PX in at least STILL_SHARE of the last STILL_WINDOW
-# frames. A zoom leaves the centre in place and moves the corners (the bundled sample: over 1 px
-# in every frame, median 2.4), and a handheld camera holds still for a frame now and then (20 %
-# of a walking 720p clip's frames by the centre alone, 15 % by the corners); on the fixed mall
-# camera the corners' estimated shift stays under 1 px in 98 % of frames (largest 1.3 px).
-STILL_CORNER_PX = 1.0
-STILL_WINDOW = 10
-STILL_SHARE = 0.8
 
 
 @register("persons")
@@ -98,7 +88,6 @@ class MotionPersonDetector:
         self._age = 0
         self._shape: tuple[int, ...] | None = None
         self.still = False  # see reset()
-        self._recent: deque[bool] = deque(maxlen=STILL_WINDOW)
         # Every foreground blob of the last frame (full-resolution xyxy), person-shaped or not;
         # None while there is no background to compare with (a restart, a moving camera).
         self.moving: np.ndarray | None = None
@@ -123,10 +112,9 @@ class MotionPersonDetector:
         self._seed = None
         self._age = 0
         self._shape = None
-        # Whether the camera has held still (a fixed camera): see STILL_CORNER_PX.
+        # Whether the camera has held still (a fixed camera): see `foreground`.
         self.still = False
         self.moving = None
-        self._recent = deque(maxlen=STILL_WINDOW)
 
     def _restart(self, small: np.ndarray) -> None:
         # The new model is built from `small` only when the next frame needs it: a moving
@@ -156,16 +144,10 @@ class MotionPersonDetector:
         step = self._camera(image)
         centre = np.asarray([w / 2, h / 2, 1.0])
         moved = float(np.hypot(*((step @ centre)[:2] - centre[:2])))
-        corners = np.asarray([[0.0, 0.0, 1.0], [w, 0.0, 1.0], [0.0, h, 1.0], [w, h, 1.0]])
-        self._recent.append(float(np.hypot(*((corners @ step.T)[:, :2] - corners[:, :2]).T).max()) <= STILL_CORNER_PX)
-        # Unknown until a window of frames has been compared: not still.
         started = self._model is not None or self._seed is not None
-        self.still = (
-            started
-            and moved <= self.still_px
-            and len(self._recent) == STILL_WINDOW
-            and sum(self._recent) >= STILL_SHARE * STILL_WINDOW
-        )
+        # A fixed camera, for the person network of people.py: the centre moved at most
+        # `still_px` and the camera held still over a window of frames (`CameraMotion.held`).
+        self.still = started and moved <= self.still_px and self._camera.held()
         if not started or self._shape != small.shape or moved > self.still_px:
             self._shape = small.shape
             self._restart(small)
