@@ -145,6 +145,11 @@ def test_numerals_and_hyphenated_numbers() -> None:
     assert covered(find(ws), spans(ws, 4, 6))
     ws = words("the code is four-one-seven nine thanks")
     assert covered(find(ws), spans(ws, 3, 4))
+    # Digits written one word each keep their own times: no reach past them into the next
+    # sentence ("9, 3, 6, 7, 3, 2, 6, 1, 9." then "He should" after a pause).
+    ws = [*words("9, 3, 6, 7, 3, 2, 6, 1, 9.", start=1.0), *words("He should make", start=5.0)]
+    found = find(ws)
+    assert covered(found, spans(ws, 0, 8)) and ws[8].end + PAD_END_S <= found[0].end < ws[9].start
 
 
 def test_capitalised_names_inside_a_sentence() -> None:
@@ -276,6 +281,9 @@ def test_a_decoding_loop_is_unheard_speech() -> None:
         return _transcribe(model, np.zeros(RATE * 4, np.int16), 10.0, {})
 
     got = transcribed(segment("my name is", 1.0, 2.0), segment("I'm not sure " * 20, 2.0, 3.3))
+    # A loop written without spaces is one "word" 20 s long with a number under it.
+    unspaced = transcribed(segment("Tell me what happened,", 0.0, 1.4), segment("何三" + "八" * 300, 1.98, 22.0))
+    assert [w.text for w in unspaced] == ["Tell", "me", "what", "happened,", UNHEARD]
     assert [w.text for w in got] == ["my", "name", "is", UNHEARD]
     assert (got[-1].start, got[-1].end, got[-1].probability) == (12.0, 13.3, 0.0)
     said = "he should obtain technical assistance from someone."
@@ -291,6 +299,81 @@ def test_a_decoding_loop_is_unheard_speech() -> None:
         segment("my name is", 0.0, 1.0), *(segment("I can get a number.", t, t + 1) for t in (1, 2, 3))
     )
     assert [w.text for w in thrice] == ["my", "name", "is", UNHEARD, UNHEARD, UNHEARD]
+
+
+def test_a_decoding_loop_is_heard_again_in_pieces() -> None:
+    """A loop over a whole window (whisper-base wrote "二 二 二 ..." for two sentences and a number)
+    is transcribed again in pieces cut at the pauses, which Whisper reads; a piece that loops
+    again is cut in two, and what loops down to LOOP_MIN_S stays unheard speech."""
+    from types import SimpleNamespace
+
+    from veil.speech.recognizer import LOOP_MIN_S, LOOP_PIECE_S, UNHEARD, _relisten_loops
+
+    duration, pause_at = 24.0, (6.0, 13.0, 19.0)
+    samples = np.zeros(int(duration * RATE), np.int16)
+    loud = np.ones(int(duration / 0.02), bool)
+    for t in pause_at:  # 0.4 s pauses between the sentences
+        loud[int(t / 0.02) : int((t + 0.4) / 0.02)] = False
+    heard: list[float] = []
+
+    def transcribe(audio: np.ndarray, **_options: object) -> tuple[object, None]:
+        seconds = len(audio) / RATE
+        heard.append(seconds)
+        if seconds > LOOP_PIECE_S or stubborn:
+            text = "二 " * 60
+            w = [SimpleNamespace(word="二", start=0.0, end=seconds, probability=0.5)]
+            return iter([SimpleNamespace(start=0.0, end=seconds, text=text, words=w)]), None
+        w = [SimpleNamespace(word="word", start=0.1, end=seconds - 0.1, probability=0.9)]
+        return iter([SimpleNamespace(start=0.0, end=seconds, text="word", words=w)]), None
+
+    model = SimpleNamespace(transcribe=transcribe)
+    first = [Word("my", 0.0, 0.3), Word(UNHEARD, 0.3, 23.9, 0.0)]
+    stubborn = False
+    got = _relisten_loops(model, samples, first, loud)
+    assert UNHEARD not in [w.text for w in got]
+    assert all(s <= LOOP_PIECE_S for s in heard) and len(heard) >= 3
+    # Cut in the middle of the pauses: no piece starts or ends inside a sentence.
+    cuts = sorted({round(w.start - 0.1, 1) for w in got if w.text == "word"} - {0.3})
+    assert all(any(t <= c <= t + 0.4 for t in pause_at) for c in cuts), cuts
+    # Whisper loops on every piece: each is cut in two once (at least LOOP_MIN_S a half), and the
+    # stretch stays unheard speech from end to end (so it is still muted).
+    pieces, stubborn, heard[:] = len(heard), True, []
+    got = _relisten_loops(model, samples, first, loud)
+    assert [w.text for w in got][0] == "my" and all(w.text == UNHEARD for w in got[1:])
+    assert got[1].start == pytest.approx(0.3) and got[-1].end == pytest.approx(23.9)
+    assert all(b.start == pytest.approx(a.end) for a, b in zip(got[1:], got[2:], strict=False))
+    assert len(heard) == 3 * pieces and min(heard) >= LOOP_MIN_S
+
+
+def test_a_long_skipped_stretch_is_heard_again_in_pieces() -> None:
+    """Whisper skipped 21 s of a window (two sentences and the number between them) and skipped
+    them again when they were heard as one clip: the second look hears a long stretch in pieces."""
+    from types import SimpleNamespace
+
+    from veil.speech.recognizer import LOOP_PIECE_S, _look_again
+
+    duration = 30.0
+    samples = np.zeros(int(duration * RATE), np.int16)
+    loud = np.ones(int(duration / 0.02), bool)
+    for t in (15.0, 20.0):  # pauses
+        loud[int(t / 0.02) : int((t + 0.4) / 0.02)] = False
+    heard: list[float] = []
+
+    def transcribe(audio: np.ndarray, **_options: object) -> tuple[object, None]:
+        seconds = len(audio) / RATE
+        heard.append(seconds)
+        if seconds > LOOP_PIECE_S:  # a long clip: skipped again
+            return iter([]), None
+        w = [SimpleNamespace(word="four", start=0.1, end=seconds - 0.1, probability=0.9)]
+        return iter([SimpleNamespace(start=0.0, end=seconds, text="four", words=w)]), None
+
+    first = [Word("before.", 8.7, 9.2), Word("of", 30.0, 30.2)]
+    got = _look_again(SimpleNamespace(transcribe=transcribe), samples, first, [(9.2, 29.9)], lambda o, n: True, loud)
+    texts = [w.text for w in got]
+    assert texts[0] == "before." and texts[-1] == "of" and set(texts[1:-1]) == {"four"} and len(texts) >= 5
+    assert max(heard) <= LOOP_PIECE_S  # never the long clip that was skipped
+    # The pieces are cut in the pauses.
+    assert any(15.0 <= w.start - 0.1 <= 15.4 for w in got) and any(20.0 <= w.start - 0.1 <= 20.4 for w in got)
 
 
 @needs_speech
@@ -397,6 +480,15 @@ def test_digits_misheard_as_words() -> None:
     ws = words("it is six or zero seven two seven nine then")
     assert covered(find(ws), spans(ws, 2, 8))
     assert find(words("we saw one or two of them")) == []
+    # An unsure word after a pause that its own letters fill is a word, not a stretched digit.
+    ws = [*words("eight four seven one five", start=1.0), Word("According", 3.2, 3.58, 0.3)]
+    assert find(ws)[0].end == pytest.approx(ws[4].end + PAD_END_S)
+    # An unsure word right against the number counts up to one digit's time: the alignment
+    # stretched "and" over the pause into the next sentence.
+    ws = [*words("nine two four three zero eight two", start=1.0), Word("and", 3.4, 4.7, 0.2), Word("he", 4.7, 5.0)]
+    found = find(ws)
+    assert covered(found, spans(ws, 0, 6))
+    assert found[0].end == pytest.approx(3.4 + DIGIT_S + PAD_END_S)
     # Numbers are read in groups: a short group soon after a found number is more of it.
     ws = words("four one seven you know two six and that was it", pause_after={4: 0.3})
     found = find(ws)

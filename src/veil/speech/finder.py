@@ -12,7 +12,7 @@ What is found, and why these rules (docs/audio.md has the measured recall):
   "ate", "won", "free", "fine") count only inside a run: alone they are ordinary speech; up to BRIDGE of them,
   or of words the recognizer is unsure of, may stand between two number words of a run. A
   numeral's time from the recognizer can be squeezed (one token for seven digits), so a run
-  with numerals reaches to its neighbouring words, up to NUMERAL_REACH_S per digit each way.
+  with numerals reaches towards its neighbouring words by the time its digits lack (DIGIT_S each).
   Where the recognizer lost digits, a run also takes in speech beside it that no word accounts
   for (recognizer.UNHEARD: a swallowed first digit, digits written as "Chapter 17."), unless
   that speech runs on into the word beyond it, and one word it is unsure of said right against
@@ -60,7 +60,6 @@ CUE_WINDOW_S = 4.0
 NAME_WINDOW_S = 1.5
 NAME_PAUSE_S = 0.5
 NAME_WORDS = 3
-NUMERAL_REACH_S = 0.35
 # Below this confidence a word after a naming phrase is taken as a misheard name.
 UNSURE = 0.5
 BRIDGE = 2
@@ -265,6 +264,12 @@ def _unsure_word(t: Token) -> bool:
     return t.probability < UNSURE and not t.unheard and not _is_number(t)
 
 
+def _stretched_unsure(t: Token) -> bool:
+    """An unsure word (`_unsure_word`) the alignment stretched (over STRETCHED_S and twice its
+    typical time): it was given time it did not fill with itself."""
+    return _unsure_word(t) and t.end - t.start > max(STRETCHED_S, 2 * _typical_s(t))
+
+
 def _numbers(toks: Sequence[Token]) -> list[Finding]:
     found: list[Finding] = []
     texts = [t.text for t in toks]
@@ -305,7 +310,9 @@ def _numbers(toks: Sequence[Token]) -> list[Finding]:
             lo = lo if before is None else before
             hi = hi if after is None else after
             # So is a word the recognizer is unsure of said right against the number's edge
-            # (no pause a speaker makes between words): a digit misheard as a word ("And").
+            # (no pause a speaker makes between words): a digit misheard as a word ("And"). Its
+            # time counts up to one digit's (DIGIT_S) from the number: the alignment stretches
+            # such a word over the pause after it ("and" lasting 1.3 s into the next sentence).
             if hi + 1 < n and _unsure_word(toks[hi + 1]) and toks[hi + 1].start - toks[hi].end < UNHEARD_PAUSE_S:
                 hi += 1
             if lo > 0 and _unsure_word(toks[lo - 1]) and toks[lo].start - toks[lo - 1].end < UNHEARD_PAUSE_S:
@@ -313,6 +320,10 @@ def _numbers(toks: Sequence[Token]) -> list[Finding]:
         run = toks[lo : hi + 1]
         weight = sum(_weight(t) for t in run)
         start, end = toks[lo].start, toks[hi].end
+        if _unsure_word(toks[lo]):
+            start = max(start, toks[lo].end - DIGIT_S)
+        if _unsure_word(toks[hi]):
+            end = min(end, toks[hi].start + DIGIT_S)
         before = [texts[k] for k in range(max(0, lo - 6), lo) if start - toks[k].end < CUE_WINDOW_S]
         near = texts[max(0, lo - 2) : lo] + texts[hi + 1 : hi + 3]
         reason = None
@@ -327,17 +338,21 @@ def _numbers(toks: Sequence[Token]) -> list[Finding]:
         if reason and any(t.unheard for t in run):
             reason += ", with speech beside it the recognizer could not make out"
         if reason and any(t.digits for t in run):
-            # Written as digits, the run's time may be squeezed: reach to the neighbouring words.
-            reach = NUMERAL_REACH_S * sum(t.digits for t in run)
+            # Written as digits, the run's time may be squeezed ("4177763" as one word of 0.3 s):
+            # reach towards the neighbouring words by the time its digits lack, a digit's time
+            # (DIGIT_S) each. Digits written one word each ("9, 3, 6, ...") keep most of their
+            # own time: reaching 0.35 s a digit whatever the run's length took in the next
+            # sentence's first words (docs/audio.md).
+            reach = max(0.0, DIGIT_S * sum(t.digits for t in run) - (end - start))
             start = max(toks[lo - 1].end if lo > 0 else 0.0, start - reach)
             end = min(toks[hi + 1].start if hi + 1 < n else end + reach, end + reach)
         if reason:
             # A word the recognizer is unsure of just beside the number, after a pause, may
             # hold a digit at its near edge (its time stretched over it: "egg?" lasting 1.3 s
             # before "eight"): reach one digit's time into it.
-            if lo > 0 and _unsure_word(toks[lo - 1]) and 0 <= start - toks[lo - 1].end < MAX_GAP_S:
+            if lo > 0 and _stretched_unsure(toks[lo - 1]) and 0 <= start - toks[lo - 1].end < MAX_GAP_S:
                 start = min(start, max(toks[lo - 1].start, toks[lo - 1].end - DIGIT_S))
-            if hi + 1 < n and _unsure_word(toks[hi + 1]) and 0 <= toks[hi + 1].start - end < MAX_GAP_S:
+            if hi + 1 < n and _stretched_unsure(toks[hi + 1]) and 0 <= toks[hi + 1].start - end < MAX_GAP_S:
                 end = max(end, min(toks[hi + 1].end, toks[hi + 1].start + DIGIT_S))
         if reason and any(m in MONTHS for m in near):
             # A month next to the number is part of the date.

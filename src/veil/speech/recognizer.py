@@ -97,7 +97,17 @@ VAD_THRESHOLD = 0.35
 LOOPED = 2.4
 LOOP_RUN = 3
 LOOP_WORDS = 4
+# ... or a run of LOOP_CHARS characters (spaces left out) that comes LOOP_RUN times: a loop
+# written without spaces is one "word" ("何三八八八八 ..." over 20 s, a number in it).
+LOOP_CHARS = 8
 UNHEARD_PAUSE_S = 0.3
+# A loop is heard again in pieces of at most LOOP_PIECE_S, cut at the longest pauses
+# (`_relisten_loops`): whisper-base fell into "二 二 二 ..." for a whole 30 s window (two sentences
+# and a number) and came back with the words when each piece of 5-8 s was heard alone (14 s
+# looped again). A piece that loops again is cut in two, once (each pass costs about as much as
+# a 30 s window); what still loops stays unheard speech, and is muted.
+LOOP_PIECE_S = 8.0
+LOOP_MIN_S = 2.0
 # load_audio's window: the decoder seeks this far before its start, and stops this far after its end.
 WINDOW_SEEK_S = 1.0
 
@@ -246,15 +256,18 @@ def _looped(texts: list[str]) -> list[bool]:
     reports) is over a whole 30 s window, so a sentence said twice in one window failed it, and
     every segment of the window, 16-27 s of plain speech, came back unheard. Here a segment
     loops when its own text compresses more than LOOPED because a phrase in it (LOOP_WORDS
-    words) comes LOOP_RUN times or more, not twice as in a sentence said again, or when it is
-    one of LOOP_RUN or more segments in a row with the same text."""
+    words, or LOOP_CHARS characters: a loop written without spaces) comes LOOP_RUN times or
+    more, not twice as in a sentence said again, or when it is one of LOOP_RUN or more segments
+    in a row with the same text."""
     norm = [" ".join(t.lower().split()) for t in texts]
     looped = []
     for text in norm:
         data = text.encode()
         words = ["".join(c for c in w if c.isalnum()) for w in text.split()]
         phrases = Counter(tuple(words[j : j + LOOP_WORDS]) for j in range(len(words) - LOOP_WORDS + 1))
-        repeats = max(phrases.values(), default=0)
+        letters = "".join(text.split())
+        runs = Counter(letters[j : j + LOOP_CHARS] for j in range(len(letters) - LOOP_CHARS + 1))
+        repeats = max(max(phrases.values(), default=0), max(runs.values(), default=0))
         looped.append(len(data) / max(1, len(zlib.compress(data))) > LOOPED and repeats >= LOOP_RUN)
     start = 0
     for k in range(1, len(texts) + 1):
@@ -433,19 +446,76 @@ def _unsure(words: list[Word], duration: float) -> list[tuple[float, float]]:
 
 
 def _look_again(
-    model: Any, samples: np.ndarray, words: list[Word], spans: list[tuple[float, float]], better: Any
+    model: Any,
+    samples: np.ndarray,
+    words: list[Word],
+    spans: list[tuple[float, float]],
+    better: Any,
+    loud: np.ndarray,
 ) -> list[Word]:
-    """Each span transcribed on its own; its words replace those centred in it when `better(old, new)`."""
+    """Each span transcribed on its own (in pieces, `_heard_in_pieces`: Whisper skipped 21 s of
+    a window, and skipped them again heard as one piece); its words replace those centred in it
+    when `better(old, new)`."""
     for a, b in spans:
         if b - a > 0.8 * len(samples) / RATE:
             continue  # nearly the whole track again: the first pass already heard it alone
-        clip = samples[int(a * RATE) : int(b * RATE)]
-        new = [w for w in _transcribe(model, clip, a, SECOND_LOOK_OPTIONS) if w.end > a and w.start < b]
+        new = _heard_in_pieces(model, samples, loud, a, b)
         old = [w for w in words if a <= (w.start + w.end) / 2 <= b]
         if new and better(old, new):
             words = [w for w in words if not a <= (w.start + w.end) / 2 <= b] + new
             words.sort(key=lambda w: (w.start, w.end))
     return words
+
+
+def _relisten_loops(model: Any, samples: np.ndarray, words: list[Word], loud: np.ndarray) -> list[Word]:
+    """Each decoding loop of the first pass (the UNHEARD words `_transcribe` made of them) heard
+    again in pieces: a loop over a whole window would otherwise mute half a minute of speech
+    that Whisper reads in shorter pieces."""
+    looped = [w for w in words if w.text == UNHEARD]
+    if not looped:
+        return words
+    kept = [w for w in words if w.text != UNHEARD]
+    for w in looped:
+        kept += _heard_in_pieces(model, samples, loud, w.start, w.end)
+    return sorted(kept, key=lambda w: (w.start, w.end))
+
+
+def _heard_in_pieces(model: Any, samples: np.ndarray, loud: np.ndarray, lo: float, hi: float) -> list[Word]:
+    """[lo, hi) transcribed in pieces of at most LOOP_PIECE_S cut at its longest pauses; a piece
+    that loops is cut in two and heard again, once."""
+    out: list[Word] = []
+    for a, b in _pieces(loud, lo, hi, LOOP_PIECE_S):
+        new = _heard(model, samples, a, b)
+        if any(x.text == UNHEARD for x in new) and b - a >= 2 * LOOP_MIN_S:
+            cut = _longest_pause(loud, a, b)
+            new = _heard(model, samples, a, cut) + _heard(model, samples, cut, b)
+        out += new
+    return out
+
+
+def _heard(model: Any, samples: np.ndarray, lo: float, hi: float) -> list[Word]:
+    """[lo, hi) transcribed on its own (times from the first sample of `samples`)."""
+    clip = samples[int(lo * RATE) : int(hi * RATE)]
+    return [w for w in _transcribe(model, clip, lo, SECOND_LOOK_OPTIONS) if w.end > lo and w.start < hi]
+
+
+def _pieces(loud: np.ndarray, lo: float, hi: float, longest: float) -> list[tuple[float, float]]:
+    """[lo, hi) cut at its longest pauses into pieces of at most `longest` s."""
+    if hi - lo <= longest:
+        return [(lo, hi)]
+    cut = _longest_pause(loud, lo, hi)
+    return _pieces(loud, lo, cut, longest) + _pieces(loud, cut, hi, longest)
+
+
+def _longest_pause(loud: np.ndarray, lo: float, hi: float) -> float:
+    """The middle of the longest quiet stretch in [lo, hi) at least LOOP_MIN_S from either end
+    (the middle of [lo, hi) when there is none): where to cut a stretch that is heard again."""
+    first, last = int(round((lo + LOOP_MIN_S) / FRAME_S)), int(round((hi - LOOP_MIN_S) / FRAME_S))
+    runs = _runs(~loud[first:last]) if last > first else None
+    if runs is None or len(runs[0]) == 0:
+        return (lo + hi) / 2
+    k = int(np.argmax(runs[1] - runs[0]))
+    return (first + (runs[0][k] + runs[1][k]) / 2) * FRAME_S
 
 
 def _mean_p(words: list[Word]) -> float:
@@ -469,8 +539,10 @@ def recognize_samples(samples: np.ndarray, heard: Callable[[float], None] | None
     words = _transcribe(model, samples, 0.0, DECODE_OPTIONS, heard)
     duration = len(samples) / RATE
     loud = speech_frames(samples)
-    words = _look_again(model, samples, words, _gaps(words, loud, duration), lambda old, new: True)
-    words = _look_again(model, samples, words, _unsure(words, duration), lambda old, new: _mean_p(new) > _mean_p(old))
+    words = _relisten_loops(model, samples, words, loud)
+    words = _look_again(model, samples, words, _gaps(words, loud, duration), lambda old, new: True, loud)
+    unsure = _unsure(words, duration)
+    words = _look_again(model, samples, words, unsure, lambda old, new: _mean_p(new) > _mean_p(old), loud)
     voiced = loud & voice_frames(samples)
     # A decoding loop over a tone or music is not unheard speech either.
     words = [w for w in words if w.text != UNHEARD or _voiced_s(voiced, w) >= UNHEARD_MIN_S]
