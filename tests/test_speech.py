@@ -347,7 +347,7 @@ def test_a_decoding_loop_is_heard_again_in_pieces() -> None:
 
 def test_a_long_skipped_stretch_is_heard_again_in_pieces() -> None:
     """Whisper skipped 21 s of a window (two sentences and the number between them) and skipped
-    them again when they were heard as one clip: the second look hears a long stretch in pieces."""
+    them again when they were heard as one clip: the second look then hears them in pieces."""
     from types import SimpleNamespace
 
     from veil.speech.recognizer import LOOP_PIECE_S, _look_again
@@ -371,9 +371,22 @@ def test_a_long_skipped_stretch_is_heard_again_in_pieces() -> None:
     got = _look_again(SimpleNamespace(transcribe=transcribe), samples, first, [(9.2, 29.9)], lambda o, n: True, loud)
     texts = [w.text for w in got]
     assert texts[0] == "before." and texts[-1] == "of" and set(texts[1:-1]) == {"four"} and len(texts) >= 5
-    assert max(heard) <= LOOP_PIECE_S  # never the long clip that was skipped
+    assert heard[0] == pytest.approx(20.7) and max(heard[1:]) <= LOOP_PIECE_S  # whole, then pieces
     # The pieces are cut in the pauses.
     assert any(15.0 <= w.start - 0.1 <= 15.4 for w in got) and any(20.0 <= w.start - 0.1 <= 20.4 for w in got)
+    # A long stretch that Whisper reads as one clip keeps those words (more context): no pieces.
+    heard.clear()
+    whole = SimpleNamespace(
+        transcribe=lambda audio, **_o: (
+            heard.append(len(audio) / RATE)
+            or iter([SimpleNamespace(start=0.0, end=1.0, text="this is", words=[
+                SimpleNamespace(word="this", start=2.0, end=2.3, probability=0.9),
+                SimpleNamespace(word="Oliver", start=2.3, end=2.8, probability=0.9)])]),
+            None,
+        )
+    )  # fmt: skip
+    got = _look_again(whole, samples, first, [(9.2, 29.9)], lambda o, n: True, loud)
+    assert [w.text for w in got] == ["before.", "this", "Oliver", "of"] and len(heard) == 1
 
 
 @needs_speech

@@ -453,13 +453,17 @@ def _look_again(
     better: Any,
     loud: np.ndarray,
 ) -> list[Word]:
-    """Each span transcribed on its own (in pieces, `_heard_in_pieces`: Whisper skipped 21 s of
-    a window, and skipped them again heard as one piece); its words replace those centred in it
-    when `better(old, new)`."""
+    """Each span transcribed on its own; its words replace those centred in it when
+    `better(old, new)`. A span longer than LOOP_PIECE_S that comes back as nothing or as a loop
+    is heard again in pieces (`_heard_in_pieces`): Whisper skipped 21 s of a window and looped
+    over them heard as one clip. Only then: a span heard whole has more context, and a name
+    read in one 18 s clip came out as other words from its 3 s piece."""
     for a, b in spans:
         if b - a > 0.8 * len(samples) / RATE:
             continue  # nearly the whole track again: the first pass already heard it alone
-        new = _heard_in_pieces(model, samples, loud, a, b)
+        new = _heard(model, samples, a, b)
+        if b - a > LOOP_PIECE_S and (not new or any(w.text == UNHEARD for w in new)):
+            new = _heard_in_pieces(model, samples, loud, a, b)
         old = [w for w in words if a <= (w.start + w.end) / 2 <= b]
         if new and better(old, new):
             words = [w for w in words if not a <= (w.start + w.end) / 2 <= b] + new
