@@ -15,11 +15,11 @@ What is found, and why these rules (docs/audio.md has the measured recall):
   with numerals reaches towards its neighbouring words by the time its digits lack (DIGIT_S each).
   Where the recognizer lost digits, a run also takes in speech beside it that no word accounts
   for (recognizer.UNHEARD: a swallowed first digit, digits written as "Chapter 17."), unless
-  that speech runs on into the word beyond it, and one word it is unsure of said right against
-  its edge (a digit heard as "And"); after a pause, it reaches one digit's time (DIGIT_S) into
-  such a word. After a phrase that announces a number ("number is", STRONG_NUMBER_CUES), the
-  words said in the same breath up to the last that can be part of a number are that number,
-  whatever they came out as.
+  that speech runs on into the word beyond it, and up to one digit's time (DIGIT_S) of one word
+  it is unsure of said right against its edge (a digit heard as "And"); after a pause, it
+  reaches one digit's time into such a word when the alignment stretched it. After a phrase
+  that announces a number ("number is", STRONG_NUMBER_CUES), the words said in the same breath
+  up to the last that can be part of a number are that number, whatever they came out as.
 - E-mail addresses: a word with "@" or a domain ("gmail.com"), or "dot com/org/net/..." with an
   "at" shortly before; the range runs from the words before "at" to the domain's end.
 - Street addresses: a number followed closely by "street", "road", "avenue" and the like, or
