@@ -374,19 +374,31 @@ def test_a_long_skipped_stretch_is_heard_again_in_pieces() -> None:
     assert heard[0] == pytest.approx(20.7) and max(heard[1:]) <= LOOP_PIECE_S  # whole, then pieces
     # The pieces are cut in the pauses.
     assert any(15.0 <= w.start - 0.1 <= 15.4 for w in got) and any(20.0 <= w.start - 0.1 <= 20.4 for w in got)
-    # A long stretch that Whisper reads as one clip keeps those words (more context): no pieces.
+
+    # A long stretch that Whisper reads whole keeps those words (more context): no pieces.
+    def reads(covered: float) -> SimpleNamespace:
+        """A model that, for a clip of more than LOOP_PIECE_S, writes words over its first
+        `covered` share (and over all of a shorter clip), one every 0.5 s."""
+
+        def transcribe(audio: np.ndarray, **_options: object) -> tuple[object, None]:
+            seconds = len(audio) / RATE
+            heard.append(seconds)
+            until = seconds * (covered if seconds > LOOP_PIECE_S else 1.0)
+            ws = [SimpleNamespace(word=f"w{i}", start=t, end=t + 0.45, probability=0.9)
+                  for i, t in enumerate(np.arange(0.0, until - 0.45, 0.5))]  # fmt: skip
+            text = " ".join(w.word for w in ws)  # no loop: every word differs
+            return iter([SimpleNamespace(start=0.0, end=seconds, text=text, words=ws)]), None
+
+        return SimpleNamespace(transcribe=transcribe)
+
     heard.clear()
-    whole = SimpleNamespace(
-        transcribe=lambda audio, **_o: (
-            heard.append(len(audio) / RATE)
-            or iter([SimpleNamespace(start=0.0, end=1.0, text="this is", words=[
-                SimpleNamespace(word="this", start=2.0, end=2.3, probability=0.9),
-                SimpleNamespace(word="Oliver", start=2.3, end=2.8, probability=0.9)])]),
-            None,
-        )
-    )  # fmt: skip
-    got = _look_again(whole, samples, first, [(9.2, 29.9)], lambda o, n: True, loud)
-    assert [w.text for w in got] == ["before.", "this", "Oliver", "of"] and len(heard) == 1
+    got = _look_again(reads(1.0), samples, first, [(9.2, 29.9)], lambda o, n: True, loud)
+    assert len(heard) == 1 and len(got) > 30
+    # ... but words over only a sixth of it (Whisper read 3 s of 17 and skipped the rest): the
+    # pieces, which account for more of the speech, are taken.
+    heard.clear()
+    got = _look_again(reads(1 / 6), samples, first, [(9.2, 29.9)], lambda o, n: True, loud)
+    assert len(heard) > 1 and got[-2].end > 29.0
 
 
 @needs_speech

@@ -454,21 +454,41 @@ def _look_again(
     loud: np.ndarray,
 ) -> list[Word]:
     """Each span transcribed on its own; its words replace those centred in it when
-    `better(old, new)`. A span longer than LOOP_PIECE_S that comes back as nothing or as a loop
-    is heard again in pieces (`_heard_in_pieces`): Whisper skipped 21 s of a window and looped
-    over them heard as one clip. Only then: a span heard whole has more context, and a name
-    read in one 18 s clip came out as other words from its 3 s piece."""
+    `better(old, new)`. A span longer than LOOP_PIECE_S whose words leave GAP_TOTAL_S of its
+    speech unaccounted for is heard again in pieces (`_heard_in_pieces`), and the pieces' words
+    are taken when they leave less: Whisper skipped 21 s of a window and looped over them heard
+    as one clip, or read 3 s of 17 and skipped the rest (a sentence and a number), which it read
+    in pieces. Only then: a span heard whole has more context, and a name read in one 18 s clip
+    came out as other words from its 3 s piece."""
     for a, b in spans:
         if b - a > 0.8 * len(samples) / RATE:
             continue  # nearly the whole track again: the first pass already heard it alone
         new = _heard(model, samples, a, b)
-        if b - a > LOOP_PIECE_S and (not new or any(w.text == UNHEARD for w in new)):
-            new = _heard_in_pieces(model, samples, loud, a, b)
+        if b - a > LOOP_PIECE_S:
+            left = _unaccounted_s(new, loud, a, b)
+            if left >= GAP_TOTAL_S:
+                pieces = _heard_in_pieces(model, samples, loud, a, b)
+                if _unaccounted_s(pieces, loud, a, b) < left:
+                    new = pieces
         old = [w for w in words if a <= (w.start + w.end) / 2 <= b]
         if new and better(old, new):
             words = [w for w in words if not a <= (w.start + w.end) / 2 <= b] + new
             words.sort(key=lambda w: (w.start, w.end))
     return words
+
+
+def _unaccounted_s(words: list[Word], loud: np.ndarray, lo: float, hi: float) -> float:
+    """Seconds of loud 20 ms frames in [lo, hi) that no word (unheard speech aside) covers, each
+    word's edges loosened by GAP_EDGE_S as in `_between`."""
+    first, last = int(lo / FRAME_S), min(len(loud), int(np.ceil(hi / FRAME_S)))
+    left = loud[first:last].copy()
+    for w in words:
+        if w.text != UNHEARD:
+            a = max(first, int((w.start - GAP_EDGE_S) / FRAME_S))
+            b = min(last, int(np.ceil((w.end + GAP_EDGE_S) / FRAME_S)))
+            if b > a:
+                left[a - first : b - first] = False
+    return float(left.sum()) * FRAME_S
 
 
 def _relisten_loops(model: Any, samples: np.ndarray, words: list[Word], loud: np.ndarray) -> list[Word]:
