@@ -471,6 +471,13 @@ def test_unheard_stretches_with_short_pauses_are_one_stretch() -> None:
     # The second runs on into the next sentence's first word: that word's edge, not counted.
     late = words("If they went home.", 5.7)
     assert find([*before, a, b, *late]) == []
+    # A word the alignment stretched between two such stretches is one too ("The" over 0.74 s
+    # between two runs of digits nobody made out); a word of its own length keeps them apart.
+    c, d = Word(UNHEARD, 4.0, 5.2, 0.0), Word(UNHEARD, 6.1, 7.5, 0.0)
+    stretched = find([*before, c, Word("The", 5.35, 6.05, 0.8), d, *after])
+    assert covered(stretched, (4.0, 7.5)) and len(stretched) == 1, stretched
+    plain = find([*before, c, Word("The", 5.35, 5.6, 0.8), d, *after])
+    assert not covered(plain, (5.2, 6.1)), plain
 
 
 def test_a_name_goes_on_into_a_stretched_word_after_it() -> None:

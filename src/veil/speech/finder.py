@@ -264,10 +264,15 @@ def _unsure_word(t: Token) -> bool:
     return t.probability < UNSURE and not t.unheard and not _is_number(t)
 
 
+def _stretched_word(t: Token) -> bool:
+    """A word the alignment stretched (over STRETCHED_S and twice its typical time): it was
+    given time it did not fill with itself."""
+    return not t.unheard and t.end - t.start > max(STRETCHED_S, 2 * _typical_s(t))
+
+
 def _stretched_unsure(t: Token) -> bool:
-    """An unsure word (`_unsure_word`) the alignment stretched (over STRETCHED_S and twice its
-    typical time): it was given time it did not fill with itself."""
-    return _unsure_word(t) and t.end - t.start > max(STRETCHED_S, 2 * _typical_s(t))
+    """An unsure word (`_unsure_word`) the alignment stretched (`_stretched_word`)."""
+    return _unsure_word(t) and _stretched_word(t)
 
 
 def _numbers(toks: Sequence[Token]) -> list[Finding]:
@@ -525,8 +530,9 @@ def _unheard(toks: Sequence[Token]) -> list[Finding]:
     """Speech the recognizer could not put into words, on its own: UNHEARD_ALONE_S or more of
     it (a word's loose edge is never that long: something was said that cannot be checked), or
     after a number cue ("account number ...": the number itself, lost). Stretches of it with
-    only pauses under MAX_GAP_S between them and no word are one stretch (a number read out in
-    groups), less an end piece running on into the word beyond it (that word's edge)."""
+    only pauses under MAX_GAP_S between them and no word but a stretched one (`_stretched_word`)
+    are one stretch (a number read out in groups), less an end piece running on into the word
+    beyond it (that word's edge)."""
     found = []
     texts = [t.text for t in toks]
     n = len(toks)
@@ -541,10 +547,15 @@ def _unheard(toks: Sequence[Token]) -> list[Finding]:
     k = 0
     while k < n:
         last = k
-        while toks[k].unheard and last + 1 < n and toks[last + 1].unheard:
-            if toks[last + 1].start - toks[last].end >= MAX_GAP_S:
+        while toks[k].unheard and last + 1 < n:
+            step = last + 1
+            # A word the alignment stretched between two unheard stretches is one too: it was
+            # given time it did not fill ("The" over 0.74 s between two seconds of digits).
+            if _stretched_word(toks[step]) and step + 1 < n and toks[step + 1].unheard:
+                step += 1
+            if not toks[step].unheard or any(toks[j + 1].start - toks[j].end >= MAX_GAP_S for j in range(last, step)):
                 break
-            last += 1
+            last = step
         if last > k:
             lo, hi = k, last
             if k > 0 and toks[k].start - toks[k - 1].end < UNHEARD_PAUSE_S:
