@@ -606,9 +606,7 @@ def _stretched(f: Finding, toks: Sequence[Token]) -> Finding:
     found; docs/audio.md.)"""
     end = f.end
     for t in toks:
-        if t.unheard or not 0 <= t.start - f.end < UNHEARD_PAUSE_S:
-            continue
-        if t.end - t.start > max(STRETCHED_S, 2 * _typical_s(t)):
+        if 0 <= t.start - f.end < UNHEARD_PAUSE_S and _stretched_word(t):
             end = max(end, t.end - _typical_s(t))
     return Finding(f.start, end, f.reason) if end != f.end else f
 
