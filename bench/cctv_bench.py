@@ -393,6 +393,17 @@ def box_walker(heads: list[tuple[str, tuple[float, float, float, float], bool]],
     return best
 
 
+def track_walkers(clip: Clip, track: dict[str, Any]) -> dict[str, int]:
+    """How many of a plan track's detected boxes lie on each walker's head (`box_walker`)."""
+    votes: dict[str, int] = {}
+    for b in track["boxes"]:
+        if b.get("detected") and b["frame"] < len(clip.heads):
+            who = box_walker(clip.heads[b["frame"]], b["box"])
+            if who is not None:
+                votes[who] = votes.get(who, 0) + 1
+    return votes
+
+
 def persons_per_walker(clips: list[tuple[Clip, Path]]) -> dict[str, float]:
     """Issue 23's "tracks per person", from the plans veil wrote: each plan person (its `person`
     number, or a track without one) belongs to the walker most of its detected boxes lie on.
@@ -406,13 +417,9 @@ def persons_per_walker(clips: list[tuple[Clip, Path]]) -> dict[str, float]:
         for t in plan["tracks"]:
             key = ("person", t["person"]) if t.get("person") is not None else ("track", t["id"])
             votes = owners.setdefault(key, {})
-            mine: dict[str, int] = {}
-            for b in t["boxes"]:
-                if b.get("detected") and b["frame"] < len(clip.heads):
-                    who = box_walker(clip.heads[b["frame"]], b["box"])
-                    if who is not None:
-                        votes[who] = votes.get(who, 0) + 1
-                        mine[who] = mine.get(who, 0) + 1
+            mine = track_walkers(clip, t)
+            for who, n in mine.items():
+                votes[who] = votes.get(who, 0) + n
             tracks += bool(mine)
         for votes in owners.values():
             if votes:

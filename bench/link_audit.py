@@ -64,16 +64,7 @@ def replay_with_joins(clip: Path, plan: Path) -> list[Join]:
 
 def walker_votes(clip: cb.Clip, plan: dict[str, Any]) -> dict[int, Counter[str]]:
     """Per track id: how many of its detected boxes lie on each walker's head."""
-    votes: dict[int, Counter[str]] = {}
-    for track in plan["tracks"]:
-        counts: Counter[str] = Counter()
-        for b in track["boxes"]:
-            if b.get("detected") and b["frame"] < len(clip.heads):
-                who = cb.box_walker(clip.heads[b["frame"]], b["box"])
-                if who is not None:
-                    counts[who] += 1
-        votes[track["id"]] = counts
-    return votes
+    return {track["id"]: Counter(cb.track_walkers(clip, track)) for track in plan["tracks"]}
 
 
 def judge(joins: list[Join], votes: dict[int, Counter[str]], show: str = "") -> tuple[Counter[str], Counter[str]]:
