@@ -321,7 +321,8 @@ def test_a_still_face_stays_found_while_the_face_detector_searches_around_people
         if windows is not None and i >= 12:
             x = 300 + 10 * i
             assert any(w[0] <= x and w[2] >= x + 40 and w[1] <= 100 and w[3] >= 250 for w in windows), i
-    # Without a person cue (`--redact faces`) nothing says where people are: the whole frame, always.
+    # Without a person cue (`--redact faces`, or a moving camera) nothing says where people are:
+    # the whole frame on every 2nd frame (`whole_every`), and around the faces found in between.
     faces_only = FrameDetector(Settings(classes=("faces",)))
     alone = faces_only.classes[0].video
     assert alone.region_search  # the same preset: it would search if it were told where
@@ -334,7 +335,9 @@ def test_a_still_face_stays_found_while_the_face_detector_searches_around_people
     alone.centerface.detect = alone_spy
     for i in range(12):
         assert finds_the_face(faces_only.run(frame(i), faces_only.due(i), video=True)), f"faces alone, frame {i}"
-    assert len(alone_searched) == 12 and all(r is None for r in alone_searched)
+    assert len(alone_searched) == 12
+    assert [r is None for r in alone_searched] == [i % alone.whole_every == 0 for i in range(12)]
+    assert alone.whole_every == 2 and all(r is None or len(r) == 1 for r in alone_searched)
 
 
 def test_redact_persons_masks_whole_bodies(tmp_path: Path) -> None:

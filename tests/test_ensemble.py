@@ -214,3 +214,38 @@ def test_floor_cover_masks_every_deface_box_at_least_as_widely_as_deface() -> No
     ensemble = create(preset.face_detector, threshold=preset.threshold, **preset.face_options)
     assert ensemble.floor_cover == pytest.approx(scale)
     assert len(ensemble.detect(rgb(SAMPLE_IMAGE))) == 1
+
+
+def test_without_a_person_cue_a_new_face_is_found_one_frame_late_at_most_and_a_cut_restarts() -> None:
+    """A moving camera (no person cue): CenterFace sees the whole frame on every `whole_every`-th
+    frame and in between only around the faces it found since. A face that appears on a frame in
+    between is found on the next whole frame (the tracker's look-ahead carries it back); a new
+    shot starts with the whole frame, whatever the schedule."""
+    import cv2
+
+    from veil.analysis.detect import FrameDetector
+    from veil.config import Settings
+
+    face = cv2.resize(rgb(SAMPLE_IMAGE), (160, 160), interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(3)
+    empty = cv2.resize(rng.integers(90, 140, size=(60, 80, 3)).astype(np.uint8), (640, 480))
+    shown = empty.copy()
+    shown[200:360, 400:560] = face
+    detector = FrameDetector(Settings(classes=("faces",)))
+    ensemble = detector.classes[0].video
+    assert ensemble.whole_every == 2
+
+    def found(image: np.ndarray, cut: bool = False) -> bool:
+        boxes = detector.finish(detector.start(image, detector.due(0), video=True, cut=cut)).xyxy
+        cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        return bool(((cx > 400) & (cx < 560) & (cy > 200) & (cy < 360)).any())
+
+    # Frame 0 (whole) sees no face; the face appears on frame 1, which searches around no face.
+    assert not found(empty)
+    assert not found(shown)
+    assert found(shown)  # frame 2: the whole frame
+    assert found(shown)  # frame 3: around the face found on frame 2
+    # The same appearance on a frame that starts a new shot: found at once.
+    detector.reset()
+    assert not found(empty)
+    assert found(shown, cut=True)

@@ -189,13 +189,15 @@ def test_scene_cut_resets_tracks() -> None:
     assert all(r["last_frame"] < cut for r in summary[:1])
 
 
-def test_stride_frames_are_covered_and_a_cut_triggers_a_detection() -> None:
+@pytest.mark.parametrize("cut", [31, 30])
+def test_stride_frames_are_covered_and_a_cut_triggers_a_detection(cut: int) -> None:
     """The analysis loop (scan.tracked_frames) runs the detector on stride frames, and on the
-    first frame of a new shot even between strides; the tracker fills the frames between."""
-    cut = 31  # not a multiple of the stride
-    images = [texture(1)] * cut + [texture(2)] * 20
+    first frame of a new shot even between strides (31); the tracker fills the frames between.
+    A cut on a stride frame (30) runs the video detectors there, told that a shot starts."""
+    images = [texture(1)] * cut + [texture(2)] * (51 - cut)
     now = {"frame": 0}
     calls: list[tuple[int, bool]] = []
+    flagged: list[int] = []  # frames a due detector was told start a new shot
 
     class Source:
         def items(self) -> Any:
@@ -209,8 +211,9 @@ def test_stride_frames_are_covered_and_a_cut_triggers_a_detection() -> None:
         def due(self, index: int) -> list[str]:
             return ["faces"] if index % 3 == 0 else []
 
-        def start(self, image: np.ndarray, classes: Any = None, video: bool = False) -> int:
+        def start(self, image: np.ndarray, classes: Any = None, video: bool = False, cut: bool = False) -> int:
             calls.append((now["frame"], video))
+            flagged.extend([now["frame"]] if cut else [])
             return now["frame"]
 
         def finish(self, frame: int) -> Detections:
@@ -220,8 +223,11 @@ def test_stride_frames_are_covered_and_a_cut_triggers_a_detection() -> None:
     out = {f.index: d for f, d in tracked_frames(Source(), Detector(), tracker)}  # type: ignore[arg-type, misc]
     assert tracker.window == 2
     assert tracker.cut_frames == [cut]
-    assert [c for c in calls if not c[1]] == [(cut, False)], "image detectors ran at the cut, and only there"
+    between = cut % 3 != 0
+    image_runs = [(cut, False)] if between else []
+    assert [c for c in calls if not c[1]] == image_runs, "image detectors ran at a cut between strides, only there"
     assert [c[0] for c in calls if c[1]] == list(range(0, 51, 3))
+    assert flagged == ([] if between else [cut])
     for i in range(51):
         assert covers(out[i], true_box(i)), f"frame {i} not covered"
 

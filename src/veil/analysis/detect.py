@@ -26,6 +26,7 @@ class Started:
     chosen: list[Detector]  # every detector of the frame, in the classes' order
     found: dict[int, Detections]  # by id of the detector: the person cues' boxes
     activity: np.ndarray | None  # where they saw people and motion (xyxy); None: not known
+    cut: bool = False  # the frame starts a new shot
 
 
 @dataclass
@@ -87,12 +88,15 @@ class FrameDetector:
         """Boxes of `classes` (default: all) found in `image`."""
         return self.finish(self.start(image, classes, video))
 
-    def start(self, image: np.ndarray, classes: list[ClassDetector] | None = None, video: bool = False) -> Started:
+    def start(
+        self, image: np.ndarray, classes: list[ClassDetector] | None = None, video: bool = False, cut: bool = False
+    ) -> Started:
         """The first half of `run`: the person cues (detectors that report `activity`), which a
         face detector searching only where people may be (ensemble.py, `region_search`) needs
         first. `finish` runs the rest; a video's analysis runs the two halves in threads of their
         own, a frame apart (analysis/scan.py), so the person network and the face detector work
-        at once."""
+        at once. `cut`: the frame starts a new shot, where a searching detector's schedule starts
+        again (every member over the whole frame): the faces it knew are of the shot before."""
         began = time.perf_counter()
         chosen = [c.video if video else c.image for c in (self.classes if classes is None else classes)]
         found: dict[int, Detections] = {}
@@ -103,7 +107,7 @@ class FrameDetector:
                 if d.activity is not None:  # type: ignore[attr-defined]
                     activity.append(d.activity)  # type: ignore[attr-defined]
         self.start_seconds += time.perf_counter() - began
-        return Started(image, chosen, found, np.concatenate(activity) if activity else None)
+        return Started(image, chosen, found, np.concatenate(activity) if activity else None, cut)
 
     def finish(self, started: Started) -> Detections:
         """The second half of `run` (`start`): the other detectors, each searching face
@@ -115,6 +119,8 @@ class FrameDetector:
             if id(d) in found:
                 continue
             if getattr(d, "region_search", False):
+                if started.cut:
+                    d.reset()  # type: ignore[attr-defined]
                 d.search_regions = started.activity  # type: ignore[attr-defined]
             found[id(d)] = d.detect(started.image)
         self.finish_seconds += time.perf_counter() - began

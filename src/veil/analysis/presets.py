@@ -80,6 +80,10 @@ HEADS: dict[str, float] = {"threshold": 0.7, "min_head": 48.0}
 EDGE_PAD = 0.15
 # Video: YuNet at the frame's own size on the frames BlazeFace runs on (every 4th).
 YUNET_VIDEO_EVERY = BLAZEFACE_VIDEO_EVERY
+# Video without a person cue: CenterFace's whole-frame pass on every 2nd frame (ensemble.py,
+# `whole_every`); a face it has not found yet is found at most one frame late, and the tracker's
+# look-ahead carries its box back over that frame.
+WHOLE_EVERY = 2
 ENSEMBLE_PHOTO: dict[str, Any] = {
     "centerface": {"top_scale": 2.0, "upscale_max_pixels": 1_000_000, "min_levels": 2},
     "blazeface": {"windows": BLAZEFACE_PHOTO_WINDOWS, "box_height_scale": BLAZEFACE_BOX_HEIGHT},
@@ -123,6 +127,9 @@ ENSEMBLE_VIDEO: dict[str, Any] = {
     # On a fixed camera with the person cue (`heads`, the default), CenterFace searches only
     # around people, motion and recent faces between its whole-frame passes (ensemble.py).
     "region_search": True,
+    # Where no person cue runs (a moving camera, or faces only), CenterFace sees the whole frame
+    # on every WHOLE_EVERY-th frame and between them searches around the faces it found.
+    "whole_every": WHOLE_EVERY,
 }
 
 PRESETS: dict[str, Preset] = {

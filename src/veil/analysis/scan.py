@@ -56,7 +56,7 @@ def tracked_frames(
             if every_frame:
                 begun: Started | None = detector.start(item.image)
             elif due:
-                begun = detector.start(item.image, due, video=True)
+                begun = detector.start(item.image, due, video=True, cut=cut)
             elif cut:
                 begun = detector.start(item.image)
             else:

@@ -45,7 +45,7 @@ Video: `second_every` = k runs BlazeFace on every k-th call only (the tracker ca
 between), which keeps the cost per frame near CenterFace's alone; `yunet_every` does the same
 for YuNet.
 
-`region_search` (video, a fixed camera): between those whole-frame calls, CenterFace searches
+`region_search` (video): on a fixed camera, between those whole-frame calls, CenterFace searches
 only where a face can be (`search_windows`): around the people and moving blobs the person cue
 saw in the same frame (`search_regions`, set by the caller, analysis/detect.py) and around the
 faces found since the last whole-frame call. Why it is safe: on a fixed camera a face that
@@ -54,6 +54,13 @@ face that is neither, someone who stood still from the start and whom the networ
 found by the next whole-frame call at most k - 1 frames later, and the tracker's look-ahead
 carries its box back over those frames. When the windows would cover most of the frame (a
 crowd), the whole frame runs: cropping saves nothing there.
+
+Where no person cue runs (a moving camera, or `--redact faces`), nothing says where a new face
+may appear, so CenterFace sees the whole frame more often: on every `whole_every`-th call
+(every 2nd), and in between only around the faces found since. A face that appears in between
+is found at most one frame later, and the tracker's look-ahead carries its box back over that
+frame. A frame that starts a new shot (analysis/detect.py, `cut`) starts the schedule again:
+every member over the whole frame.
 
 What each rule gave on the dev set, and every configuration tried: docs/detection.md.
 
@@ -226,6 +233,7 @@ class EnsembleDetector:
         edge_pad: float = 0.0,
         heads: dict[str, float] | None = None,
         region_search: bool = False,
+        whole_every: int = 1,
     ) -> None:
         cf_rule = {**CENTERFACE_RULE, **(centerface_rule or {})}
         if threshold is not None:
@@ -262,6 +270,7 @@ class EnsembleDetector:
             )
         self.calls = 0
         self.region_search = region_search
+        self.whole_every = max(1, int(whole_every))
         # Where people are or may be in the next image (xyxy), from the person cue that ran on
         # it (analysis/detect.py); read and cleared by the next call. None: unknown.
         self.search_regions: np.ndarray | None = None
@@ -313,6 +322,7 @@ class EnsembleDetector:
                 "floor_cover",
                 "edge_pad",
                 "region_search",
+                "whole_every",
             )
             if key == "heads":
                 if value is not None and self.people is None:
@@ -347,6 +357,12 @@ class EnsembleDetector:
                 if self.region_search
                 else None
             ),
+            "whole_every": (
+                f"without a person cue, CenterFace sees the whole frame every {self.whole_every} frames and "
+                "searches around the faces found since in between"
+                if self.region_search and self.whole_every > 1
+                else None
+            ),
         }
         if self.yunet is not None:
             out["members"]["yunet"] = self.yunet.settings()
@@ -365,6 +381,11 @@ class EnsembleDetector:
         """Each member's raw boxes on this image, and the rule each is judged by."""
         whole = self.calls % self.second_every == 0
         regions, self.search_regions = self.search_regions, None
+        if regions is None:
+            # No person cue ran (a moving camera, or faces only): CenterFace sees the whole frame
+            # on every `whole_every`-th call, and between them only around the faces found since.
+            whole = whole or self.calls % self.whole_every == 0
+            regions = None if whole else np.zeros((0, 4), np.float32)
         windows = None
         if self.region_search and not whole and regions is not None:
             height, width = image.shape[:2]
@@ -372,10 +393,11 @@ class EnsembleDetector:
             windows = search_windows(regions, recent, width, height)
         if whole:
             self._recent = []
+        second = self.calls % self.second_every == 0
         cf = self.centerface.detect(image, windows) if windows is not None else self.centerface.detect(image)
         members = [(cf.xyxy, cf.confidence)]
         rules = [self.rules[0]]
-        if whole:
+        if second:
             bf = self.blazeface.detect(image)
             members.append(self._with_edge((bf.xyxy, bf.confidence), self.blazeface, {"windows": (0,)}, image))
             rules.append(self.rules[1])
