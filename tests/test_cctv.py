@@ -287,9 +287,9 @@ def test_a_still_face_stays_found_while_the_face_detector_searches_around_people
     searched: list[np.ndarray | None] = []
     detect = ensemble.centerface.detect
 
-    def spy(image: np.ndarray, regions: np.ndarray | None = None) -> object:
+    def spy(image: np.ndarray, regions: np.ndarray | None = None, shrink: np.ndarray | None = None) -> object:
         searched.append(regions)
-        return detect(image, regions)
+        return detect(image, regions, shrink)
 
     ensemble.centerface.detect = spy
 
@@ -328,9 +328,9 @@ def test_a_still_face_stays_found_while_the_face_detector_searches_around_people
     assert alone.region_search  # the same preset: it would search if it were told where
     alone_detect, alone_searched = alone.centerface.detect, []
 
-    def alone_spy(image: np.ndarray, regions: np.ndarray | None = None) -> object:
+    def alone_spy(image: np.ndarray, regions: np.ndarray | None = None, shrink: np.ndarray | None = None) -> object:
         alone_searched.append(regions)
-        return alone_detect(image, regions)
+        return alone_detect(image, regions, shrink)
 
     alone.centerface.detect = alone_spy
     for i in range(12):

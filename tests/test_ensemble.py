@@ -249,3 +249,47 @@ def test_without_a_person_cue_a_new_face_is_found_one_frame_late_at_most_and_a_c
     detector.reset()
     assert not found(empty)
     assert found(shown, cut=True)
+
+
+def test_a_window_around_large_faces_alone_runs_shrunk_and_still_finds_them() -> None:
+    """Without a person cue, a window around known faces only has to find them again: it runs at
+    the scale that shows its smallest face at about SEARCH_FACE_PX px (never above its own scale),
+    so a face that fills much of a 720p frame costs a fraction of the whole frame's pass."""
+    import cv2
+
+    from veil.analysis.detectors.ensemble import SEARCH_FACE_PX, search_windows, window_shrink
+
+    faces = np.asarray([[100, 100, 400, 420], [1150, 600, 1172, 622], [1100, 20, 1228, 148]], np.float32)
+    windows = search_windows(np.zeros((0, 4)), faces, 1280, 720, max_share=float("inf"))
+    shrink = window_shrink(windows, faces)
+    by_face = {}
+    for k, (x0, y0, x1, y1) in enumerate(windows):
+        for f, (a, b, c, d) in enumerate(faces):
+            if x0 <= (a + c) / 2 < x1 and y0 <= (b + d) / 2 < y1:
+                by_face[f] = float(shrink[k])
+    assert by_face[0] == pytest.approx(SEARCH_FACE_PX / 320)  # the large face alone in its window
+    assert by_face[1] == 1.0  # a 22 px face keeps its window at full scale
+    assert by_face[2] == pytest.approx(SEARCH_FACE_PX / 128)
+    # A small face in the same (merged) window as a large one: the window keeps the small one's scale.
+    near = np.concatenate([faces[:1], [[420, 300, 442, 322]]]).astype(np.float32)
+    merged = search_windows(np.zeros((0, 4)), near, 1280, 720, max_share=float("inf"))
+    assert len(merged) == 1 and window_shrink(merged, near)[0] == 1.0
+    # A large face found on a whole frame is found again in its shrunk window on the next one.
+    preset = get_preset("balanced")
+    video = create(preset.face_detector, threshold=preset.threshold, **preset.face_options).with_options(
+        **(preset.video_face_options or {})
+    )
+    frame = np.full((720, 1280, 3), 120, np.uint8)
+    frame[100:500, 200:600] = cv2.resize(rgb(SAMPLE_IMAGE), (400, 400), interpolation=cv2.INTER_AREA)
+    calls: list[tuple[object, object]] = []
+    detect = video.centerface.detect
+
+    def spy(image: np.ndarray, regions: object = None, shrink: object = None) -> object:
+        calls.append((regions, shrink))
+        return detect(image, regions, shrink)
+
+    video.centerface.detect = spy
+    first, second = video.detect(frame), video.detect(frame)
+    assert calls[0] == (None, None) and calls[1][1] is not None and float(np.min(calls[1][1])) < 1.0
+    assert len(first) and len(second)
+    assert iou_matrix(first.xyxy, second.xyxy).max() > 0.7

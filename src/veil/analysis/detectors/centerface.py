@@ -112,25 +112,29 @@ class CenterFaceDetector:
             scales.append(self.tile_size / max(width, height))
         return scales
 
-    def detect(self, image: np.ndarray, regions: np.ndarray | None = None) -> Detections:
+    def detect(
+        self, image: np.ndarray, regions: np.ndarray | None = None, shrink: np.ndarray | None = None
+    ) -> Detections:
         """Faces in `image`; with `regions` (integer xyxy rectangles), only inside those, each
         run at the scales of the whole image's pyramid, so a face is seen at the size it would
-        be seen at in the whole image."""
+        be seen at in the whole image; `shrink` (one factor <= 1 per region) runs a region at
+        that share of those scales."""
         height, width = image.shape[:2]
         boxes, scores = [], []
         windows = [(0, 0, width, height)] if regions is None else [tuple(int(v) for v in r) for r in regions]
+        factors = [1.0] * len(windows) if shrink is None else [float(f) for f in shrink]
         for scale in self.levels(width, height):
-            for x0, y0, x1, y1 in windows:
+            for (x0, y0, x1, y1), factor in zip(windows, factors, strict=True):
                 crop = image[y0:y1, x0:x1]
                 if not crop.size:
                     continue
-                b, s = self._detect_level(crop, scale)
+                b, s = self._detect_level(crop, scale * factor)
                 b[:, 0::2] += x0
                 b[:, 1::2] += y0
                 boxes.append(b)
                 scores.append(s)
                 if self.flip:
-                    b, s = self._detect_level(crop[:, ::-1], scale)
+                    b, s = self._detect_level(crop[:, ::-1], scale * factor)
                     b[:, [0, 2]] = x0 + (x1 - x0) - b[:, [2, 0]]
                     b[:, 1::2] += y0
                     boxes.append(b)

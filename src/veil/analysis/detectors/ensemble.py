@@ -59,8 +59,11 @@ Where no person cue runs (a moving camera, or `--redact faces`), nothing says wh
 may appear, so CenterFace sees the whole frame more often: on every `whole_every`-th call
 (every 2nd), and in between only around the faces found since. A face that appears in between
 is found at most one frame later, and the tracker's look-ahead carries its box back over that
-frame. A frame that starts a new shot (analysis/detect.py, `cut`) starts the schedule again:
-every member over the whole frame.
+frame. Those windows only have to find known faces again, so each runs at the scale that shows
+its smallest face at about SEARCH_FACE_PX px (`window_shrink`; never above the frame's own
+scale): a face filling a third of a 720p frame is searched at a fifth of the pixels. A frame
+that starts a new shot (analysis/detect.py, `cut`) starts the schedule again: every member over
+the whole frame.
 
 What each rule gave on the dev set, and every configuration tried: docs/detection.md.
 
@@ -359,7 +362,8 @@ class EnsembleDetector:
             ),
             "whole_every": (
                 f"without a person cue, CenterFace sees the whole frame every {self.whole_every} frames and "
-                "searches around the faces found since in between"
+                f"in between searches around the faces found since, each window scaled so its smallest face "
+                f"is about {SEARCH_FACE_PX:.0f} px"
                 if self.region_search and self.whole_every > 1
                 else None
             ),
@@ -381,20 +385,30 @@ class EnsembleDetector:
         """Each member's raw boxes on this image, and the rule each is judged by."""
         whole = self.calls % self.second_every == 0
         regions, self.search_regions = self.search_regions, None
-        if regions is None:
+        cued = regions is not None
+        if not cued:
             # No person cue ran (a moving camera, or faces only): CenterFace sees the whole frame
             # on every `whole_every`-th call, and between them only around the faces found since.
             whole = whole or self.calls % self.whole_every == 0
             regions = None if whole else np.zeros((0, 4), np.float32)
-        windows = None
+        windows = shrink = None
         if self.region_search and not whole and regions is not None:
             height, width = image.shape[:2]
             recent = np.concatenate([np.zeros((0, 4), np.float32), *self._recent])
-            windows = search_windows(regions, recent, width, height)
+            if cued:
+                windows = search_windows(regions, recent, width, height)
+            else:
+                # Around faces alone, each window shrunk: the whole frame only when their pixels
+                # at those scales would be most of the frame's.
+                windows = search_windows(regions, recent, width, height, max_share=float("inf"))
+                shrink = window_shrink(windows, recent)
+                cost = float(((windows[:, 2] - windows[:, 0]) * (windows[:, 3] - windows[:, 1]) * shrink**2).sum())
+                if cost > SEARCH_MAX_SHARE * width * height:
+                    windows = shrink = None
         if whole:
             self._recent = []
         second = self.calls % self.second_every == 0
-        cf = self.centerface.detect(image, windows) if windows is not None else self.centerface.detect(image)
+        cf = self.centerface.detect(image, windows, shrink) if windows is not None else self.centerface.detect(image)
         members = [(cf.xyxy, cf.confidence)]
         rules = [self.rules[0]]
         if second:
@@ -482,7 +496,9 @@ SEARCH_MAX_SHARE = 0.6
 SEARCH_ALIGN = 32
 
 
-def search_windows(people: np.ndarray, faces: np.ndarray, width: int, height: int) -> np.ndarray | None:
+def search_windows(
+    people: np.ndarray, faces: np.ndarray, width: int, height: int, max_share: float = SEARCH_MAX_SHARE
+) -> np.ndarray | None:
     """Integer xyxy windows, aligned to SEARCH_ALIGN and not overlapping one another, that cover
     `people` (xyxy: people and moving blobs of this frame) and `faces` (xyxy, found in earlier
     frames) grown as SEARCH_GROW and SEARCH_PAD say; None when they would cover more than
@@ -512,9 +528,30 @@ def search_windows(people: np.ndarray, faces: np.ndarray, width: int, height: in
         joined = np.concatenate([rects[group, :2].min(axis=0), rects[group, 2:].max(axis=0)])
         rects = np.concatenate([rects[~group], joined[None]])
     area = float(((rects[:, 2] - rects[:, 0]) * (rects[:, 3] - rects[:, 1])).sum())
-    if area > SEARCH_MAX_SHARE * width * height:
+    if area > max_share * width * height:
         return None
     return rects
+
+
+# A window around faces alone (no person cue) runs at the scale that shows its smallest face at
+# about this many px, or at its own scale when that face is smaller: the window only has to find
+# those faces again, and a new face anywhere is left to the next whole-frame pass.
+SEARCH_FACE_PX = 64.0
+
+
+def window_shrink(windows: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Per window of `search_windows` around `faces` alone: the factor (<= 1) its pyramid scales
+    are multiplied by, so that the smallest face whose centre lies in it is seen at about
+    SEARCH_FACE_PX px."""
+    faces = np.asarray(faces, np.float32).reshape(-1, 4)
+    size = np.maximum(faces[:, 2] - faces[:, 0], faces[:, 3] - faces[:, 1])
+    cx, cy = (faces[:, 0] + faces[:, 2]) / 2, (faces[:, 1] + faces[:, 3]) / 2
+    out = np.ones(len(windows), np.float32)
+    for k, (x0, y0, x1, y1) in enumerate(np.asarray(windows)):
+        inside = (cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)
+        if inside.any():
+            out[k] = min(1.0, SEARCH_FACE_PX / max(1.0, float(size[inside].min())))
+    return out
 
 
 def people_tile_min(heads: dict[str, float]) -> int:
