@@ -322,9 +322,13 @@ def test_a_still_face_stays_found_while_the_face_detector_searches_around_people
             x = 300 + 10 * i
             assert any(w[0] <= x and w[2] >= x + 40 and w[1] <= 100 and w[3] >= 250 for w in windows), i
     # Without a person cue (`--redact faces`, or a moving camera) nothing says where people are:
-    # the whole frame on every 2nd frame (`whole_every`), and around the faces found in between.
+    # at 10 fps the whole frame, always; at 25 fps the whole frame on every 2nd frame (`pace`),
+    # and around the faces found in between.
     faces_only = FrameDetector(Settings(classes=("faces",)))
     alone = faces_only.classes[0].video
+    faces_only.pace(10.0)
+    assert alone.whole_every == 1
+    faces_only.pace(25.0)
     assert alone.region_search  # the same preset: it would search if it were told where
     alone_detect, alone_searched = alone.centerface.detect, []
 

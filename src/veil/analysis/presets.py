@@ -80,10 +80,13 @@ HEADS: dict[str, float] = {"threshold": 0.7, "min_head": 48.0}
 EDGE_PAD = 0.15
 # Video: YuNet at the frame's own size on the frames BlazeFace runs on (every 4th).
 YUNET_VIDEO_EVERY = BLAZEFACE_VIDEO_EVERY
-# Video without a person cue: CenterFace's whole-frame pass on every 2nd frame (ensemble.py,
-# `whole_every`); a face it has not found yet is found at most one frame late, and the tracker's
-# look-ahead carries its box back over that frame.
-WHOLE_EVERY = 2
+# Video without a person cue: the longest a face may go unseen by CenterFace's whole-frame pass
+# (ensemble.py, `late_s`): the whole frame runs on every 2nd frame from 20 fps (every 4th from
+# 60), on every frame below, and the tracker's look-ahead carries a face found late back over the
+# frames it missed. At 20 fps and more a face moves little in 50 ms; at CCTV rates (10 fps, or
+# the mall clip's 2 fps played at 10) people jump between frames, and searching around the faces
+# already found lost head points there (docs/detection.md).
+LATE_S = 0.05
 ENSEMBLE_PHOTO: dict[str, Any] = {
     "centerface": {"top_scale": 2.0, "upscale_max_pixels": 1_000_000, "min_levels": 2},
     "blazeface": {"windows": BLAZEFACE_PHOTO_WINDOWS, "box_height_scale": BLAZEFACE_BOX_HEIGHT},
@@ -128,8 +131,9 @@ ENSEMBLE_VIDEO: dict[str, Any] = {
     # around people, motion and recent faces between its whole-frame passes (ensemble.py).
     "region_search": True,
     # Where no person cue runs (a moving camera, or faces only), CenterFace sees the whole frame
-    # on every WHOLE_EVERY-th frame and between them searches around the faces it found.
-    "whole_every": WHOLE_EVERY,
+    # often enough that a new face is found at most LATE_S late, and between those frames
+    # searches around the faces it found.
+    "late_s": LATE_S,
 }
 
 PRESETS: dict[str, Preset] = {

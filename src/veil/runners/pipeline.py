@@ -457,11 +457,9 @@ class Pipeline:
         segment of a long video): each frame with the boxes the plan holds for it, once the
         tracker has seen far enough past it (audio passes through). For a `segment`, the frames
         of its overlap only prime the tracker, and its plan numbers frames from its start."""
-        tracker = LookaheadTracker.for_video(
-            float(source.info.rate) if source.info.rate else None,
-            self.settings.lookahead_s,
-            stride=self.detect.max_stride,
-        )
+        rate = float(source.info.rate) if source.info.rate else None
+        tracker = LookaheadTracker.for_video(rate, self.settings.lookahead_s, stride=self.detect.max_stride)
+        self.detect.pace(rate)
         builder.follow(tracker.persons)  # tracks of one person share a `person` number in the plan
         # Animations: every frame is detected with the image settings (few frames, often
         # unrelated: a tracker's stride would guess across jumps).

@@ -56,14 +56,14 @@ carries its box back over those frames. When the windows would cover most of the
 crowd), the whole frame runs: cropping saves nothing there.
 
 Where no person cue runs (a moving camera, or `--redact faces`), nothing says where a new face
-may appear, so CenterFace sees the whole frame more often: on every `whole_every`-th call
-(every 2nd), and in between only around the faces found since. A face that appears in between
-is found at most one frame later, and the tracker's look-ahead carries its box back over that
-frame. Those windows only have to find known faces again, so each runs at the scale that shows
-its smallest face at about SEARCH_FACE_PX px (`window_shrink`; never above the frame's own
-scale): a face filling a third of a 720p frame is searched at a fifth of the pixels. A frame
-that starts a new shot (analysis/detect.py, `cut`) starts the schedule again: every member over
-the whole frame.
+may appear, so CenterFace sees the whole frame more often: often enough that a face appearing
+in between is found at most `late_s` later (`pace`, told the video's frame rate: every 2nd frame
+at 20-39 fps, every frame below 20 fps), and in between only around the faces found since. The
+tracker's look-ahead carries a face found late back over the frames it missed. Those windows
+only have to find known faces again, so each runs at the scale that shows its smallest face at
+about SEARCH_FACE_PX px (`window_shrink`; never above the frame's own scale): a face filling a
+third of a 720p frame is searched at a fifth of the pixels. A frame that starts a new shot
+(analysis/detect.py, `cut`) starts the schedule again: every member over the whole frame.
 
 What each rule gave on the dev set, and every configuration tried: docs/detection.md.
 
@@ -236,7 +236,7 @@ class EnsembleDetector:
         edge_pad: float = 0.0,
         heads: dict[str, float] | None = None,
         region_search: bool = False,
-        whole_every: int = 1,
+        late_s: float = 0.0,
     ) -> None:
         cf_rule = {**CENTERFACE_RULE, **(centerface_rule or {})}
         if threshold is not None:
@@ -273,7 +273,9 @@ class EnsembleDetector:
             )
         self.calls = 0
         self.region_search = region_search
-        self.whole_every = max(1, int(whole_every))
+        self.late_s = late_s
+        # Without a person cue: CenterFace's whole frame on every `whole_every`-th call (`pace`).
+        self.whole_every = 1
         # Where people are or may be in the next image (xyxy), from the person cue that ran on
         # it (analysis/detect.py); read and cleared by the next call. None: unknown.
         self.search_regions: np.ndarray | None = None
@@ -325,7 +327,7 @@ class EnsembleDetector:
                 "floor_cover",
                 "edge_pad",
                 "region_search",
-                "whole_every",
+                "late_s",
             )
             if key == "heads":
                 if value is not None and self.people is None:
@@ -360,11 +362,12 @@ class EnsembleDetector:
                 if self.region_search
                 else None
             ),
-            "whole_every": (
-                f"without a person cue, CenterFace sees the whole frame every {self.whole_every} frames and "
-                f"in between searches around the faces found since, each window scaled so its smallest face "
-                f"is about {SEARCH_FACE_PX:.0f} px"
-                if self.region_search and self.whole_every > 1
+            "late_s": (
+                f"without a person cue, CenterFace sees the whole frame often enough that a new face is found "
+                f"at most {self.late_s} s late (every 2nd frame at 20-39 fps, every frame under 20 fps) and in "
+                f"between searches around the faces found since, each window scaled so its smallest face is "
+                f"about {SEARCH_FACE_PX:.0f} px"
+                if self.region_search and self.late_s > 0
                 else None
             ),
         }
@@ -373,6 +376,12 @@ class EnsembleDetector:
             out["rules"]["yunet"] = self.rules[2].__dict__
             out["yunet_every"] = self.yunet_every
         return out
+
+    def pace(self, fps: float | None) -> None:
+        """The frame rate of the video about to be detected (None: unknown): without a person
+        cue, the whole frame runs on every `whole_every`-th call, so that a face appearing between
+        is found at most `late_s` later; an unknown rate runs the whole frame on every call."""
+        self.whole_every = 1 + int(self.late_s * fps + 1e-9) if fps and self.region_search else 1
 
     def reset(self) -> None:
         """A new clip: BlazeFace's every-k-th-frame schedule starts again at its first frame, so a
