@@ -81,11 +81,11 @@ EDGE_PAD = 0.15
 # Video: YuNet at the frame's own size on the frames BlazeFace runs on (every 4th).
 YUNET_VIDEO_EVERY = BLAZEFACE_VIDEO_EVERY
 # Video without a person cue: the longest a face may go unseen by CenterFace's whole-frame pass
-# (ensemble.py, `late_s`): the whole frame runs on every 2nd frame from 20 fps (every 4th from
-# 60), on every frame below, and the tracker's look-ahead carries a face found late back over the
-# frames it missed. At 20 fps and more a face moves little in 50 ms; at CCTV rates (10 fps, or
-# the mall clip's 2 fps played at 10) people jump between frames, and searching around the faces
-# already found lost head points there (docs/detection.md).
+# (ensemble.py, `late_s`): the whole frame runs on every 2nd frame from 20 fps (every 3rd from
+# 40, 4th from 60), on every frame below, and the tracker's look-ahead carries a face found late
+# back over the frames it missed. At 20 fps and more a face moves little in 50 ms; at CCTV rates
+# (10 fps, or the mall clip's 2 fps played at 10) people jump between frames, and searching
+# around the faces already found lost head points there (docs/detection.md).
 LATE_S = 0.05
 ENSEMBLE_PHOTO: dict[str, Any] = {
     "centerface": {"top_scale": 2.0, "upscale_max_pixels": 1_000_000, "min_levels": 2},
