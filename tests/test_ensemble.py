@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import SAMPLE_FACE, SAMPLE_IMAGE, SHARED, load_annotations, needs_shared, rgb
@@ -297,3 +299,45 @@ def test_a_window_around_large_faces_alone_runs_shrunk_and_still_finds_them() ->
     assert calls[0] == (None, None) and calls[1][1] is not None and float(np.min(calls[1][1])) < 1.0
     assert len(first) and len(second)
     assert iou_matrix(first.xyxy, second.xyxy).max() > 0.7
+
+
+@pytest.mark.parametrize(("fps", "whole_every"), [(10, 1), (25, 2)])
+def test_the_analysis_loop_paces_the_face_search_by_the_files_frame_rate(
+    tmp_path: Path, fps: int, whole_every: int
+) -> None:
+    """The one analysis loop tells the face ensemble the file's frame rate before its first
+    frame: at 25 fps (faces only, no person cue) the whole frame runs on every 2nd frame and
+    CenterFace searches around the face in between; at 10 fps the whole frame runs on every
+    frame (a face found late at CCTV rates has moved too far). Every frame of the moving face is
+    masked either way."""
+    from conftest import make_video
+
+    from veil.analysis.detectors.centerface import CenterFaceDetector
+    from veil.config import Settings
+    from veil.plan import FrameBoxes, load_plan
+    from veil.runners.pipeline import Pipeline, plan_jobs
+
+    frames = 16
+    clip = make_video(tmp_path / f"in{fps}.mp4", frames=frames, size=(320, 240), fps=fps)
+    settings = Settings(classes=("faces",), overwrite=True)
+    jobs, failed = plan_jobs([str(clip)], str(tmp_path / "out.mp4"), settings, str(tmp_path / "out.plan.json"))
+    assert not failed
+    windowed: list[bool] = []
+    detect = CenterFaceDetector.detect
+
+    def spy(self: CenterFaceDetector, image: np.ndarray, regions: object = None, shrink: object = None) -> object:
+        windowed.append(regions is not None)
+        return detect(self, image, regions, shrink)  # type: ignore[arg-type]
+
+    CenterFaceDetector.detect = spy  # type: ignore[method-assign]
+    pipeline = Pipeline(settings)
+    try:
+        result = pipeline.run(jobs)[0]
+    finally:
+        CenterFaceDetector.detect = detect  # type: ignore[method-assign]
+        pipeline.close()
+    assert result.ok, result.error
+    assert pipeline.detect.classes[0].video.whole_every == whole_every
+    assert any(windowed) == (whole_every > 1)
+    view = FrameBoxes(load_plan(tmp_path / "out.plan.json"))
+    assert all(len(view.at(i)[0]) for i in range(frames)), "a frame of the moving face had no box"
