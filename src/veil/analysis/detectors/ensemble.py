@@ -392,31 +392,28 @@ class EnsembleDetector:
 
     def members(self, image: np.ndarray) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[MemberRule]]:
         """Each member's raw boxes on this image, and the rule each is judged by."""
-        whole = self.calls % self.second_every == 0
+        second = self.calls % self.second_every == 0
         regions, self.search_regions = self.search_regions, None
-        cued = regions is not None
-        if not cued:
-            # No person cue ran (a moving camera, or faces only): CenterFace sees the whole frame
-            # on every `whole_every`-th call, and between them only around the faces found since.
-            whole = whole or self.calls % self.whole_every == 0
-            regions = None if whole else np.zeros((0, 4), np.float32)
+        # CenterFace sees the whole frame with the second opinions and, where no person cue ran
+        # (a moving camera, or faces only), on every `whole_every`-th call too; in between only
+        # around the people and the faces found since.
+        whole = second or (regions is None and self.calls % self.whole_every == 0)
         windows = shrink = None
-        if self.region_search and not whole and regions is not None:
+        if self.region_search and not whole:
             height, width = image.shape[:2]
             recent = np.concatenate([np.zeros((0, 4), np.float32), *self._recent])
-            if cued:
+            if regions is not None:
                 windows = search_windows(regions, recent, width, height)
             else:
                 # Around faces alone, each window shrunk: the whole frame only when their pixels
                 # at those scales would be most of the frame's.
-                windows = search_windows(regions, recent, width, height, max_share=float("inf"))
+                windows = search_windows(np.zeros((0, 4)), recent, width, height, max_share=float("inf"))
                 shrink = window_shrink(windows, recent)
                 cost = float(((windows[:, 2] - windows[:, 0]) * (windows[:, 3] - windows[:, 1]) * shrink**2).sum())
                 if cost > SEARCH_MAX_SHARE * width * height:
                     windows = shrink = None
         if whole:
             self._recent = []
-        second = self.calls % self.second_every == 0
         cf = self.centerface.detect(image, windows, shrink) if windows is not None else self.centerface.detect(image)
         members = [(cf.xyxy, cf.confidence)]
         rules = [self.rules[0]]
