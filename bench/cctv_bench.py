@@ -28,7 +28,12 @@ input frame, and a frame sent fully masked (its boxes not final by the deadline)
 covered. The ratio of live's leaked facing head-frames to the file run's is issue 23's live
 target (at most 1.5x); the share of frames shown (not masked whole) is printed beside it.
 
-Run: `.venv/bin/python bench/cctv_bench.py [--seeds 1] [--clips 3] [--variants faces faces,heads] [--live]`.
+`--fps 25` makes the same scenes at 25 fps (375 frames a clip, in `seed{N}_25fps/`): a walker
+covers the same ground per second and stops as long, and at 10 fps the clips are the default's,
+byte for byte. For schedules kept in time (the person network's `pace`), which at 10 fps run on
+every frame.
+
+Run: `.venv/bin/python bench/cctv_bench.py [--seeds 1] [--clips 3] [--variants faces faces,heads] [--live] [--fps 25]`.
 With `--detections record` once and `--detections replay` after, veil's detections are recorded
 and replayed (bench/replay_veil.py): veil's part of a run, 4x faster (seeds 1-4: 150 s in all
 against 205 s, the rest being the clips, deface's outputs and the scoring; `--live` detects as usual).
@@ -60,8 +65,11 @@ from veil.runners.pipeline import PLAN_SUFFIX  # noqa: E402
 
 WORK = vb.BENCH / "work" / "cctv"
 SIZE = (640, 480)
+# The recorder's rate. `--fps` makes the same scenes at another rate (a walker covers the same
+# ground per second, stops as long, the same people in the same places): for a schedule kept in
+# time, which at 10 fps runs as it always did.
 FPS = 10
-FRAMES = 150
+FRAMES = 150  # at FPS: 15 s
 PEOPLE_PER_CLIP = 4
 COVERED = 0.70
 MIN_HEAD = 8.0
@@ -143,21 +151,24 @@ def load_background(data_dir: Path, index: int = 0) -> np.ndarray:
     return cv2.resize(img[top : top + ch], SIZE, interpolation=cv2.INTER_AREA)
 
 
-def _script(rng: np.random.Generator, face_px: float, frames: int) -> list[tuple[float, bool] | None]:
+def _script(rng: np.random.Generator, face_px: float, frames: int, fps: int = FPS) -> list[tuple[float, bool] | None]:
     """Per frame: (x of the person's centre, turned away?) or None when not in the picture.
 
     Walks in from one edge, stops at 30-70 % of the width, turns away for most of the stop,
-    walks out of the other edge; one walker in three faces away throughout."""
+    walks out of the other edge; one walker in three faces away throughout. The random draws
+    are the same at any `fps` (times are drawn at FPS and scaled), so a scene is the same
+    scene at every rate."""
     w = SIZE[0]
-    speed = WALK * face_px * rng.uniform(0.8, 1.2)
+    per_frame = FPS / fps
+    speed = WALK * per_frame * face_px * rng.uniform(0.8, 1.2)
     left = rng.random() < 0.5
     margin = 1.3 * face_px
     x = -margin if left else w + margin
     step = speed if left else -speed
     stop_at = rng.uniform(0.3, 0.7) * w
-    stop_len = int(rng.integers(15, 31))
+    stop_len = round(int(rng.integers(15, 31)) / per_frame)
     away = rng.random() < 1 / 3
-    start = int(rng.integers(0, frames // 3))
+    start = round(int(rng.integers(0, FRAMES // 3)) / per_frame)
     out: list[tuple[float, bool] | None] = [None] * frames
     stopped = 0
     for i in range(start, frames):
@@ -168,17 +179,18 @@ def _script(rng: np.random.Generator, face_px: float, frames: int) -> list[tuple
                 stopped = 1
         else:
             stopped += 1
-        # Turns 2 frames into the stop, back 3 frames before walking on.
-        turned = away or (bool(stopped) and not moving and 2 <= stopped <= stop_len - 3)
+        # Turns 0.2 s into the stop, back 0.3 s before walking on.
+        turned = away or (bool(stopped) and not moving and 2 / per_frame <= stopped <= stop_len - 3 / per_frame)
         if x < -margin or x > w + margin:
-            if i > start + 2:
+            if i > start + 2 / per_frame:
                 break
             continue
         out[i] = (x, turned)
     return out
 
 
-def make_clip(path: Path, seed: int, people: list[Person], background: np.ndarray, frames: int = FRAMES) -> Clip:
+def make_clip(path: Path, seed: int, people: list[Person], background: np.ndarray, fps: int = FPS) -> Clip:
+    frames = FRAMES * fps // FPS
     rng = np.random.default_rng(seed)
     w, h = SIZE
     picks = rng.choice(len(people), size=PEOPLE_PER_CLIP, replace=False)
@@ -194,12 +206,12 @@ def make_clip(path: Path, seed: int, people: list[Person], background: np.ndarra
         # Feet (the patch's bottom) on the ground: lower in the picture for bigger people.
         base = min(h - 2, int(h * 0.45 + face_px * 9 * rng.uniform(0.8, 1.2)))
         top = max(0, base - size[1])
-        cast.append((f"p{k}", normal, turned, (fx, fy, fw, fh), top, _script(rng, face_px, frames)))
+        cast.append((f"p{k}", normal, turned, (fx, fy, fw, fh), top, _script(rng, face_px, frames, fps)))
     noise = rng.uniform(1.5, 3.5)
     clip = Clip(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
+        stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = SIZE
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "23", "preset": "medium"}
@@ -222,12 +234,12 @@ def make_clip(path: Path, seed: int, people: list[Person], background: np.ndarra
                 # A head mostly out of the frame is not a head-frame to score.
                 if box[2] - box[0] >= 0.6 * fw:
                     heads.append((pid, box, away))
-            gain = 1 + 0.03 * np.sin(2 * np.pi * i / 90)
+            gain = 1 + 0.03 * np.sin(2 * np.pi * i / (9 * fps))
             img = np.clip(img * gain + rng.normal(0, noise, img.shape), 0, 255).astype(np.uint8)
             clip.heads.append(heads)
             vf = av.VideoFrame.from_ndarray(img, format="rgb24")
             vf.pts = i
-            vf.time_base = Fraction(1, FPS)
+            vf.time_base = Fraction(1, fps)
             for packet in stream.encode(vf):
                 container.mux(packet)
         for packet in stream.encode(None):
@@ -315,24 +327,26 @@ def run_cctv_bench(
     reuse_deface: bool,
     log: Any = print,
     live: bool = False,
+    fps: int = FPS,
 ) -> dict[str, Any]:
     people = load_people(data_dir)
     log(f"{len(people)} people cut from faces.json")
     tools = ["deface", *(f"veil {v}" for v in variants), *(f"live {v}" for v in variants if live)]
     per_seed: dict[str, dict[int, dict[str, float]]] = {t: {} for t in tools}
     for seed in seeds:
-        clip_dir = WORK / f"seed{seed}" / "clips"
+        seed_dir = WORK / (f"seed{seed}" if fps == FPS else f"seed{seed}_{fps}fps")
+        clip_dir = seed_dir / "clips"
         if clip_dir.exists():
             shutil.rmtree(clip_dir)
         made = [
-            make_clip(clip_dir / f"cctv{k}.mp4", seed * 1000 + k, people, load_background(data_dir, seed + k))
+            make_clip(clip_dir / f"cctv{k}.mp4", seed * 1000 + k, people, load_background(data_dir, seed + k), fps)
             for k in range(clips)
         ]
         inputs = [c.path for c in made]
         before = [vb.decode(p) for p in inputs]
         n_frames = sum(len(b) for b in before)
         for tool in tools:
-            out_dir = WORK / f"seed{seed}" / tool.replace(" ", "-").replace(",", "+")
+            out_dir = seed_dir / tool.replace(" ", "-").replace(",", "+")
             shown = None
             if tool == "deface":
                 outs, elapsed = vb.run_deface(inputs, out_dir, reuse_deface)
@@ -378,7 +392,7 @@ def run_cctv_bench(
             # Issue 23's live target: leaked facing head-frames at most 1.5x the file run's.
             file_run = summary[f"veil {tool.split()[1]}"]
             summary[tool]["facing_leaks_per_1000_file"] = file_run["facing_leaks_per_1000"]
-    return {"seeds": list(seeds), "clips": clips, "per_seed": per_seed, "summary": summary}
+    return {"seeds": list(seeds), "clips": clips, "fps": fps, "per_seed": per_seed, "summary": summary}
 
 
 def box_walker(heads: list[tuple[str, tuple[float, float, float, float], bool]], box: list[float]) -> str | None:
@@ -448,7 +462,8 @@ def far_masked(clip: Clip, before: list[np.ndarray], after: list[np.ndarray]) ->
 
 def format_table(result: dict[str, Any]) -> str:
     lines = [
-        f"CCTV clips: {result['clips']} x {FRAMES} frames {SIZE[0]}x{SIZE[1]} {FPS} fps per seed, seeds "
+        f"CCTV clips: {result['clips']} x {FRAMES * result['fps'] // FPS} frames {SIZE[0]}x{SIZE[1]} "
+        f"{result['fps']} fps per seed, seeds "
         f"{result['seeds']}; mean over seeds (gaps: max)",
         "| tool | head-frames leaked / 1000 | x deface | facing | turned away | covered | worst gap | "
         "gap inside track | over-red. | fps | x deface |",
@@ -484,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=vb.DEFAULT_DATA)
     p.add_argument("--seeds", type=int, nargs="+", default=[1])
     p.add_argument("--clips", type=int, default=3)
+    p.add_argument("--fps", type=int, default=FPS, help=f"the clips' frame rate (default {FPS}): the same scenes")
     p.add_argument("--variants", nargs="+", default=["faces", "faces,heads"], help="--redact values for veil")
     p.add_argument("--reuse-deface", action="store_true", help="keep deface outputs from an earlier run")
     p.add_argument("--json", type=Path, help="also write the full results here")
@@ -503,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.perf_counter()
     result = run_cctv_bench(
-        args.data, tuple(args.seeds), args.clips, tuple(args.variants), args.reuse_deface, live=args.live
+        args.data, tuple(args.seeds), args.clips, tuple(args.variants), args.reuse_deface, live=args.live, fps=args.fps
     )
     print(format_table(result))
     print(f"({time.perf_counter() - started:.0f} s)")

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from veil.analysis.presets import LATE_S
+
 
 @dataclass(frozen=True)
 class RedactionClass:
@@ -66,7 +68,7 @@ CLASSES: dict[str, RedactionClass] = {
             "heads",
             "head",
             "people",
-            options={"mode": "head", "fixed_only": True},
+            options={"mode": "head", "fixed_only": True, "late_s": LATE_S},
             image_options={"motion": False, "network": False},
             every_stream_frame=True,
         ),
@@ -81,7 +83,7 @@ CLASSES: dict[str, RedactionClass] = {
             "people",
             "head",
             "people",
-            options={"mode": "head"},
+            options={"mode": "head", "late_s": LATE_S},
             image_options={"motion": False, "network": False},
             in_all=False,
         ),
@@ -89,7 +91,7 @@ CLASSES: dict[str, RedactionClass] = {
             "persons",
             "person",
             "people",
-            options={"mode": "body"},
+            options={"mode": "body", "late_s": LATE_S},
             image_options={"motion": False, "network": False},
             in_all=False,
         ),

@@ -78,8 +78,9 @@ class FrameDetector:
 
     def pace(self, fps: float | None) -> None:
         """The frame rate of the video about to be detected (None: unknown), for detectors whose
-        schedule is kept in time (the face ensemble without a person cue, ensemble.py `pace`);
-        the detector runs on every `stride`-th frame, so it sees frames at fps / stride."""
+        schedule is kept in time (the face ensemble without a person cue, ensemble.py `pace`; the
+        person network, people.py `pace`); the detector runs on every `stride`-th frame, so it
+        sees frames at fps / stride."""
         for c in self.classes:
             pace = getattr(c.video, "pace", None)
             if pace is not None:

@@ -29,7 +29,9 @@ three strides and a 10-bin box distribution) trained on COCO, from the npm packa
    distant ones, who move a few pixels a frame and are carried well between tile passes. On
    the mall clip's held-out half (docs/cctv.md) the whole frame on every frame and tiles on
    every 4th covered 99.3 % of head points against 98.1 % for everything on every 2nd frame,
-   in about the same time (two runs a frame against two and a half).
+   in about the same time (two runs a frame against two and a half). At 20 fps and more (`pace`)
+   the network runs on every 2nd call, so a person who comes into view is found at most
+   `late_s` (0.05 s) later, the face ensemble's rule; the mall clip is 10 fps (taken at under 2).
    `fixed_only=True` (the default `heads` class) runs the network only on frames where the
    motion cue saw the camera hold still: on a fixed camera everyone's head is covered, standing
    or walking, facing or not; a moving camera is left to the face detector and the tracker, at
@@ -100,6 +102,7 @@ class PeopleDetector:
         large_threshold: float = 0.45,
         every: int = 1,
         tile_every: int = 4,
+        late_s: float = 0.0,
         fixed_only: bool = False,
         threads: int = 0,
         session: Any = None,
@@ -121,6 +124,9 @@ class PeopleDetector:
         self.large_threshold = large_threshold
         self.every = max(1, every)
         self.tile_every = max(1, tile_every)
+        self.late_s = late_s
+        # The network's stride in calls: `every`, or longer where the frame rate allows (`pace`).
+        self._every = self.every
         self.fixed_only = fixed_only and network
         self._session = None
         if network:
@@ -156,9 +162,21 @@ class PeopleDetector:
             "large_threshold": self.large_threshold,
             "every": self.every,
             "tile_every": self.tile_every,
+            "late_s": self.late_s,
             "network_on": "fixed cameras only" if self.fixed_only else "every video frame",
             "motion": self._motion.settings() if self._motion is not None else None,
         }
+
+    def pace(self, fps: float | None) -> None:
+        """The rate this detector sees a video's frames at (None: unknown). The network runs on
+        every `every`-th call, and at high rates less often, but often enough that a person who
+        comes into view between two runs is found at most `late_s` later: with veil's classes'
+        0.05 s (presets.LATE_S), every 2nd call from 20 fps, every call below (the face
+        ensemble keeps its whole-frame pass to the same rule, ensemble.py `pace`). Moving people
+        are found on every call anyway by the motion cue; the tracker carries the network's
+        boxes over the calls between, where at 25 fps a walker moves a quarter of a head."""
+        paced = 1 + int(self.late_s * fps + 1e-9) if fps and self.late_s > 0 else 1
+        self._every = max(self.every, paced)
 
     def reset(self) -> None:
         """A new clip: the motion cue's background and the schedule start afresh."""
@@ -282,7 +300,7 @@ class PeopleDetector:
             w, h = motion.xyxy[:, 2] - motion.xyxy[:, 0], motion.xyxy[:, 3] - motion.xyxy[:, 1]
             keep = w <= MOTION_MAX_ASPECT * h
             motion = Detections(motion.xyxy[keep], motion.confidence[keep], motion.label[keep])
-        due = self.network_due if self.network_due is not None else (self._calls - 1) % self.every == 0
+        due = self.network_due if self.network_due is not None else (self._calls - 1) % self._every == 0
         if self._session is None or not due:
             return motion
         if self.fixed_only and not (self._motion is not None and self._motion.still):
