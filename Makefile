@@ -14,7 +14,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 VOICE_VENV := .venv-voice
 VOICE_STAMP := $(VOICE_VENV)/.installed-stamp
 
-.PHONY: demo test lint sysdeps bench bench-speed bench-voice clean fuzz fuzz-plans
+.PHONY: demo test lint sysdeps bench bench-speed bench-cctv bench-voice clean fuzz fuzz-plans
 
 # The demo installs veil alone: no test tools, no Ray, no browser.
 $(RUN_STAMP): pyproject.toml
@@ -77,6 +77,7 @@ $(BENCH_STAMP): bench/requirements.txt
 bench: $(STAMP) $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python bench/run.py --veil $(VENV)/bin/veil $(BENCH_ARGS)
 	$(MAKE) bench-speed
+	$(MAKE) bench-cctv
 	$(MAKE) bench-voice
 
 # Speed (README "Speed"): the I/O floor, deface and veil's presets, whole processes, on a fixed
@@ -85,6 +86,14 @@ bench: $(STAMP) $(BENCH_STAMP)
 bench-speed: $(STAMP) $(BENCH_STAMP)
 	$(PY) bench/speed_bench.py --veil $(VENV)/bin/veil --deface $(BENCH_VENV)/bin/deface \
 		$(filter --quick,$(BENCH_ARGS)) $(SPEED_BENCH_ARGS)
+
+# Fixed cameras (docs/cctv.md, issue 23's table): on the real mall clip deface, veil's default,
+# --redact persons and live in real time (head points covered, frames shown, masked away from
+# heads, fps, tracks per person); then the generated CCTV clips against deface. CCTV_BENCH_ARGS
+# passes options (e.g. --frames 300 --rates 10 25).
+bench-cctv: $(STAMP) $(BENCH_STAMP)
+	$(PY) bench/cctv_table.py --veil $(VENV)/bin/veil --deface $(BENCH_VENV)/bin/deface \
+		--json bench/results/cctv.json $(CCTV_BENCH_ARGS)
 
 # Voices: speaker-verification EER and recognizer WER of --audio disguise (docs/audio.md).
 # Its own environment: torch (CPU) for Resemblyzer never goes near veil's.
