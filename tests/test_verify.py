@@ -213,6 +213,9 @@ def test_frame_count_must_match_the_requested_span(clip: dict[str, Path], tmp_pa
     good = _verify(trimmed, out, _settings(trimmed, time_range=span), clip["input"])
     assert good.ok and good.frames_checked == 5 and good.checks["frames"]["input_frames"] == 5, good.summary()
     assert verify(load_plan(trimmed, spooled=True), out, _settings(trimmed), clip["input"], pixels=False).ok
+    # Without a range the message names the whole input once.
+    short = verify(load_plan(plan, spooled=True), out, _settings(plan), clip["input"], pixels=False)
+    assert f"output has 5 frames, the input {FRAMES}" in [f["what"] for f in short.failures], short.failures
 
 
 def test_requested_audio_edit_must_be_there(clip: dict[str, Path], tmp_path: Path) -> None:

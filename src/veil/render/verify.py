@@ -380,14 +380,16 @@ def _check_frames(
         step = 1.0 / want.rate if want.rate else step
         got_end = got.last_s + step
         entry["duration_s"] = round(got_end, 3)
+        # "2-5 s of the input", or "the input" (not "the whole input of the input").
+        part = f"{_span_text(span)} of the input" if span is not None else "the input"
         if want.frames != n:
-            what = f"output has {n} frames, {_span_text(span)} of the input {want.frames}"
+            what = f"output has {n} frames, {part} {want.frames}"
             result.fail({"frame": None, "what": what}, "frames", region=False)
         elif want.last_s is not None:
             want_end = want.last_s - (span.start if span is not None else 0.0) + step
             entry["input_duration_s"] = round(want_end, 3)
             if abs(want_end - got_end) > DURATION_SLACK_FRAMES * step + 1e-3:
-                what = f"output lasts {got_end:.3f} s, {_span_text(span)} of the input {want_end:.3f} s"
+                what = f"output lasts {got_end:.3f} s, {part} {want_end:.3f} s"
                 result.fail({"frame": None, "what": what}, "frames", region=False)
         return
     got_end = got.last_s + step
