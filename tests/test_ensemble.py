@@ -301,15 +301,16 @@ def test_a_window_around_large_faces_alone_runs_shrunk_and_still_finds_them() ->
     assert iou_matrix(first.xyxy, second.xyxy).max() > 0.7
 
 
-@pytest.mark.parametrize(("fps", "whole_every"), [(10, 1), (25, 2)])
+@pytest.mark.parametrize(("fps", "whole_every"), [(10, 1), (25, 2), (5000, 1)])
 def test_the_analysis_loop_paces_the_face_search_by_the_files_frame_rate(
     tmp_path: Path, fps: int, whole_every: int
 ) -> None:
     """The one analysis loop tells the face ensemble the file's frame rate before its first
     frame: at 25 fps (faces only, no person cue) the whole frame runs on every 2nd frame and
     CenterFace searches around the face in between; at 10 fps the whole frame runs on every
-    frame (a face found late at CCTV rates has moved too far). Every frame of the moving face is
-    masked either way."""
+    frame (a face found late at CCTV rates has moved too far). A header claiming 5,000 fps is
+    not believed (pipeline.MAX_ANALYSIS_FPS): paced by it, the whole frame would run on every
+    251st frame. Every frame of the moving face is masked in each case."""
     from conftest import make_video
 
     from veil.analysis.detectors.centerface import CenterFaceDetector
@@ -341,3 +342,17 @@ def test_the_analysis_loop_paces_the_face_search_by_the_files_frame_rate(
     assert any(windowed) == (whole_every > 1)
     view = FrameBoxes(load_plan(tmp_path / "out.plan.json"))
     assert all(len(view.at(i)[0]) for i in range(frames)), "a frame of the moving face had no box"
+
+
+def test_a_frame_rate_no_camera_writes_is_named_and_not_believed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The user is told, in one line, that the file's claimed rate was not used."""
+    from conftest import make_video
+
+    from veil.cli import main
+
+    clip = make_video(tmp_path / "claims.mp4", frames=6, fps=5000)
+    assert main([str(clip), "-o", str(tmp_path / "out.mp4"), "--redact", "faces"]) == 0
+    err = capsys.readouterr().err
+    assert f"veil: warning: {clip}: the file claims 5000 fps; analysed as if its rate were unknown" in err

@@ -69,6 +69,13 @@ from veil.types import Detections, Frame
 SUFFIX = "_veiled"
 PLAN_SUFFIX = ".plan.json"
 
+# The highest frame rate the analysis believes. Above it the header is damaged or odd, not a
+# camera's: the schedules kept in time (the detectors' `pace`) would search that many times more
+# rarely, and the tracker's look-ahead would hold that many frames. Such a file is analysed as if
+# its rate were unknown: every frame searched, a 30-frame look-ahead. Slow-motion phones write
+# 240 fps; footage at thousands of fps is not of people to be released.
+MAX_ANALYSIS_FPS = 1000.0
+
 
 @dataclass
 class Job:
@@ -458,6 +465,9 @@ class Pipeline:
         tracker has seen far enough past it (audio passes through). For a `segment`, the frames
         of its overlap only prime the tracker, and its plan numbers frames from its start."""
         rate = float(source.info.rate) if source.info.rate else None
+        if rate is not None and not 0 < rate <= MAX_ANALYSIS_FPS:
+            self.reporter.warn(f"{job.input}: the file claims {rate:g} fps; analysed as if its rate were unknown")
+            rate = None
         tracker = LookaheadTracker.for_video(rate, self.settings.lookahead_s, stride=self.detect.max_stride)
         self.detect.pace(rate)
         builder.follow(tracker.persons)  # tracks of one person share a `person` number in the plan
