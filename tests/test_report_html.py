@@ -217,3 +217,17 @@ def test_the_share_of_the_picture_under_masks_is_counted_and_reported() -> None:
     assert f"masks cover {share:.1f} % of the picture on average, 100.0 % of the most masked frame" in render_html(
         report
     )
+
+
+def test_a_failed_verify_with_no_mask_missing_says_what_failed() -> None:
+    """A file whose length is wrong but whose masks are all there: the report names the length,
+    not "0 regions missing"."""
+    length = {"check": "frames", "frame": None, "what": "output has 5 frames, the input 12"}
+    failed = {"ok": False, "regions_checked": 0, "regions_failed": 0, "failures": [length]}
+    report = {"veil_version": "x", "settings": {}, "files": [
+        {"status": "ok", "input": "a.mp4", "output": "b.mp4", "counts": {}, "verify": failed}]}  # fmt: skip
+    html = render_html(report)
+    assert "verify FAILED (frames): output has 5 frames, the input 12" in html
+    assert "0 regions missing" not in html
+    failed.update(regions_failed=2, failures=[{"check": "boxes", "frame": 3, "what": "face not masked"}])
+    assert "verify FAILED: 2 regions missing" in render_html(report)

@@ -216,6 +216,8 @@ def test_frame_count_must_match_the_requested_span(clip: dict[str, Path], tmp_pa
     # Without a range the message names the whole input once.
     short = verify(load_plan(plan, spooled=True), out, _settings(plan), clip["input"], pixels=False)
     assert f"output has 5 frames, the input {FRAMES}" in [f["what"] for f in short.failures], short.failures
+    # Two length failures, neither of them a masked region missing.
+    assert short.failed_regions == 0 and short.failed_other == 2, short.summary()
 
 
 def test_requested_audio_edit_must_be_there(clip: dict[str, Path], tmp_path: Path) -> None:

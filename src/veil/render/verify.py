@@ -354,7 +354,8 @@ def _check_frames(
 
     entry = result.check("frames", frames=n, plan_frames=plan.frames, span=_span_text(span))
     if n != plan.frames:
-        result.fail({"frame": min(n, plan.frames), "what": f"output has {n} frames, the plan {plan.frames}"}, "frames")
+        what = f"output has {n} frames, the plan {plan.frames}"
+        result.fail({"frame": min(n, plan.frames), "what": what}, "frames", region=False)  # not a mask missing
     if segment:
         entry["span"] = "one segment (its plan's frames)"
         return

@@ -140,6 +140,11 @@ def _status(f: dict[str, Any]) -> str:
             f'<span class="ok">verified from the output\'s pixels: {_e(verify.get("regions_checked"))} masked '
             f"regions in {_e(verify.get('frames_checked'))} frames all present</span>"
         )
+    failures = verify.get("failures") or []
+    if not verify.get("regions_failed") and failures:
+        # No mask missing: what did fail (the length, a zone, the audio) is the news.
+        first = failures[0]
+        return f'<span class="err">verify FAILED ({_e(first.get("check"))}): {_e(first.get("what"))}</span>'
     return f'<span class="err">verify FAILED: {_e(verify.get("regions_failed"))} regions missing</span>'
 
 
