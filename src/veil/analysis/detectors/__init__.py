@@ -103,6 +103,14 @@ def providers_in_use() -> list[str]:
     return sorted(_PROVIDERS, key=lambda p: order.index(p) if p in order else len(order))
 
 
+def paced_every(late_s: float, fps: float | None) -> int:
+    """Every how many calls a detector kept in time runs, seeing `fps` frames a second, so that
+    what comes into view between two runs is found at most `late_s` seconds later (the face
+    ensemble's whole-frame pass, the person network): 2 from 20 fps at 0.05 s, 3 from 40; every
+    call at an unknown rate or without a bound."""
+    return 1 + int(late_s * fps + 1e-9) if fps and late_s > 0 else 1
+
+
 def sha256_of(path: Path) -> str:
     import hashlib
 

@@ -81,7 +81,7 @@ import cv2
 import numpy as np
 
 from veil.analysis.boxes import iou_matrix, nms
-from veil.analysis.detectors import create, register
+from veil.analysis.detectors import create, paced_every, register
 from veil.types import Detections
 
 
@@ -381,7 +381,7 @@ class EnsembleDetector:
         """The frame rate of the video about to be detected (None: unknown): without a person
         cue, the whole frame runs on every `whole_every`-th call, so that a face appearing between
         is found at most `late_s` later; an unknown rate runs the whole frame on every call."""
-        self.whole_every = 1 + int(self.late_s * fps + 1e-9) if fps and self.region_search else 1
+        self.whole_every = paced_every(self.late_s, fps) if self.region_search else 1
 
     def reset(self) -> None:
         """A new clip: BlazeFace's every-k-th-frame schedule starts again at its first frame, so a

@@ -55,7 +55,7 @@ import cv2
 import numpy as np
 
 from veil.analysis.boxes import inside_matrix, iou_matrix
-from veil.analysis.detectors import MODELS_DIR, onnx_session, register
+from veil.analysis.detectors import MODELS_DIR, onnx_session, paced_every, register
 from veil.analysis.detectors.persons import MotionPersonDetector
 from veil.types import Detections
 
@@ -175,8 +175,7 @@ class PeopleDetector:
         ensemble keeps its whole-frame pass to the same rule, ensemble.py `pace`). Moving people
         are found on every call anyway by the motion cue; the tracker carries the network's
         boxes over the calls between, where at 25 fps a walker moves a quarter of a head."""
-        paced = 1 + int(self.late_s * fps + 1e-9) if fps and self.late_s > 0 else 1
-        self._every = max(self.every, paced)
+        self._every = max(self.every, paced_every(self.late_s, fps))
 
     def reset(self) -> None:
         """A new clip: the motion cue's background and the schedule start afresh."""
