@@ -60,12 +60,13 @@ def frames_of(path: Path) -> Iterator[np.ndarray]:
 
 
 def score(src: Path, out: Path, points: dict[int, np.ndarray], live: bool) -> dict[str, Any]:
-    """Head points covered and the share masked away from heads, on the annotated frames. With
-    `live`, frames masked whole (missed deadlines) are counted apart and left out of both (a
-    file run's frame can be almost all masks: whole bodies in a crowd). Every tool writes one
-    frame per input frame (zip's `strict` checks it)."""
-    covered = total = whole = annotated = 0
-    away: list[float] = []
+    """Head points covered and the share masked away from heads, on the annotated frames
+    (mall_bench's `Tally`, with every changed pixel as the mask). With `live`, frames masked
+    whole (missed deadlines) are counted apart and left out of both (a file run's frame can be
+    almost all masks: whole bodies in a crowd). Every tool writes one frame per input frame
+    (zip's `strict` checks it)."""
+    tally = mall_bench.Tally()
+    whole = annotated = 0
     for i, (before, after) in enumerate(zip(frames_of(src), frames_of(out), strict=True)):
         if i not in points:
             continue
@@ -73,14 +74,12 @@ def score(src: Path, out: Path, points: dict[int, np.ndarray], live: bool) -> di
         if live and float((after.max(axis=2) <= video_bench.BLACK_LEVEL).mean()) >= WHOLE:
             whole += 1
             continue
-        changed = video_bench.changed_pixels(before, after)
-        covered += mall_bench.covered(changed, points[i])
-        total += len(points[i])
-        away.append(float((changed & mall_bench.away_mask(changed.shape, points[i])).mean()))
+        tally.add(i, video_bench.changed_pixels(before, after), points[i])
+    counts = tally.summary()
     return {
-        "head_points": total,
-        "covered_pct": 100.0 * covered / max(1, total),
-        "away_pct": 100.0 * float(np.mean(away)) if away else 0.0,
+        "head_points": counts["head_points"],
+        "covered_pct": 100.0 * counts["covered"] / max(1, counts["head_points"]),
+        "away_pct": 100.0 * counts["masked_away_from_heads_mean"],
         "shown_pct": 100.0 * (1 - whole / max(1, annotated)),
     }
 
