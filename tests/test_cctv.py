@@ -251,6 +251,33 @@ def test_motion_cue_finds_a_walker_head_on_a_fixed_camera_and_nothing_when_it_pa
     assert len(create("persons", mode="head", motion=False).detect(scene)) == 0
 
 
+def test_motion_cue_drops_the_ghost_of_a_walker_it_was_built_with_and_keeps_the_walker() -> None:
+    """A model built from a frame with someone in view takes them for background: once they walk
+    off, the floor they stood on is foreground (a ghost) for hundreds of frames. Foreground that
+    has not changed for `still_frames` frames is dropped; the walker, who moves, is still found."""
+    scene = still_scene()
+    body = np.random.default_rng(7).integers(0, 60, size=(90, 24, 3)).astype(np.uint8)
+    cue = create("persons", mode="head")
+    cue.pace(10.0)  # a pixel unchanged for a second (10 frames) is still
+    assert cue.still_frames == 10
+    ghost_x, found = 40, []
+    for i in range(36):
+        img = scene.copy()
+        x = ghost_x if i < 6 else ghost_x + 60 + 5 * (i - 6)  # stands for the warm-up, then walks
+        img[100:190, x : x + 24] = body
+        found.append((x, cue.detect(img)))
+
+    def at(x: int, heads: Detections) -> bool:
+        return any(b[0] - 4 <= x + 12 <= b[2] + 4 for b in heads.xyxy)
+
+    # Right after the walker leaves, the ghost is reported (nothing has been still for long) ...
+    assert any(at(ghost_x, heads) for _, heads in found[7:12])
+    # ... and from `still_frames` frames after they left, never again, while they are found.
+    for x, heads in found[6 + 10 + 1 :]:
+        assert not at(ghost_x, heads), "the ghost of where the walker stood is still a head"
+        assert at(x, heads), f"the walker at x={x} is lost"
+
+
 def test_search_windows_cover_every_place_once_and_give_way_to_the_whole_frame_in_a_crowd() -> None:
     from veil.analysis.detectors.ensemble import SEARCH_ALIGN, SEARCH_GROW, SEARCH_PAD, search_windows
 

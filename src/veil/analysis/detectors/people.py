@@ -176,6 +176,8 @@ class PeopleDetector:
         are found on every call anyway by the motion cue; the tracker carries the network's
         boxes over the calls between, where at 25 fps a walker moves a quarter of a head."""
         self._every = max(self.every, paced_every(self.late_s, fps))
+        if self._motion is not None:
+            self._motion.pace(fps)
 
     def reset(self) -> None:
         """A new clip: the motion cue's background and the schedule start afresh."""

@@ -18,10 +18,17 @@ exactly the footage that needs it: a fixed camera.
    at once (a scene cut, a new file, the lights came on), the model is restarted from this
    frame and nothing is reported: moving cameras are the face tracker's job, and a background
    model on a moving picture calls every edge a person.
-3. The foreground mask is opened (drops noise specks) and closed vertically (joins a body cut
+3. Foreground pixels that have not changed from frame to frame for `still_s` seconds are
+   dropped: the cue is for people who move. A still region of foreground is a ghost, the
+   floor where someone stood when the model was built (at the start, after a restart), which
+   a model that learns at 1/`history` would report for hundreds of frames, or someone standing
+   still, whom the person network finds (people.py). On a generated clip whose model restarted
+   with four walkers in view, their ghosts were head boxes on empty floor for the rest of the
+   clip, and walkers' tracks passing them latched on (docs/cctv.md).
+4. The foreground mask is opened (drops noise specks) and closed vertically (joins a body cut
    by a thin occluder or a shirt of the background's colour); each connected blob at least
    `min_height` px tall (full-resolution) and taller than wide / 3 is a person.
-4. `mode="head"` (label "head"): the head is the top of the body. Standing adults are about
+5. `mode="head"` (label "head"): the head is the top of the body. Standing adults are about
    7.5 heads tall, and a face box starts about a quarter of a head below the crown; the box
    covers from the crown to 1.4 heads down (head = blob height / 6, generous because a blob can
    lose the legs to occlusion or the frame edge) and 1.4 heads wide, centred on the blob's top
@@ -50,6 +57,13 @@ HEAD_BOX_HEIGHT = 1.4
 HEAD_BOX_WIDTH = 1.4
 # Frames after a restart during which the background model learns at OpenCV's fast start rate.
 WARM_UP = 5
+# A working-size pixel (after the blur) has changed between two frames when a channel moved by
+# more than this: H.264's noise on a still floor stays under it, a person's edge moves far more.
+CHANGE = 10
+# Seconds a foreground pixel may stay unchanged before it is taken for a ghost or someone
+# standing still (step 3), and the frames that stands for while the rate is unknown (10 fps).
+STILL_S = 1.0
+STILL_FRAMES = 10
 
 
 @register("persons")
@@ -82,7 +96,11 @@ class MotionPersonDetector:
         self.min_height = min_height
         self.restart_fraction = restart_fraction
         self.still_px = still_px
+        self.still_frames = STILL_FRAMES
         self._camera = CameraMotion()
+        # The last working-size frame, and per pixel how many frames it has not changed (step 3).
+        self._previous: np.ndarray | None = None
+        self._unchanged: np.ndarray | None = None
         self._model: Any = None
         self._seed: np.ndarray | None = None  # the frame a model is built from when needed
         self._age = 0
@@ -103,7 +121,12 @@ class MotionPersonDetector:
             "var_threshold": self.var_threshold,
             "min_height": self.min_height,
             "still_px": self.still_px,
+            "still_frames": self.still_frames,
         }
+
+    def pace(self, fps: float | None) -> None:
+        """The video's frame rate (None: unknown): a pixel unchanged for `STILL_S` seconds is still."""
+        self.still_frames = max(2, round(STILL_S * fps)) if fps else STILL_FRAMES
 
     def reset(self) -> None:
         """A new clip: forget the background and camera of the last one (state never crosses files)."""
@@ -115,6 +138,8 @@ class MotionPersonDetector:
         # Whether the camera has held still (a fixed camera): see `foreground`.
         self.still = False
         self.moving = None
+        self._previous = None
+        self._unchanged = None
 
     def _restart(self, small: np.ndarray) -> None:
         # The new model is built from `small` only when the next frame needs it: a moving
@@ -141,6 +166,7 @@ class MotionPersonDetector:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         small = cv2.resize(image, size, interpolation=cv2.INTER_AREA) if scale < 1 else image
         small = cv2.GaussianBlur(small, (3, 3), 0)
+        self._count_unchanged(small)
         step = self._camera(image)
         centre = np.asarray([w / 2, h / 2, 1.0])
         moved = float(np.hypot(*((step @ centre)[:2] - centre[:2])))
@@ -160,9 +186,21 @@ class MotionPersonDetector:
         if fg.mean() > self.restart_fraction:
             self._restart(small)
             return None, scale
+        assert self._unchanged is not None  # counted above, for this frame's shape
+        fg[self._unchanged >= self.still_frames] = 0
         fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, self._open)
         fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, self._close)
         return fg, scale
+
+    def _count_unchanged(self, small: np.ndarray) -> None:
+        if self._previous is None or self._previous.shape != small.shape or self._unchanged is None:
+            self._unchanged = np.zeros(small.shape[:2], np.uint16)
+        else:
+            changed = cv2.absdiff(small, self._previous).max(axis=2) > CHANGE
+            self._unchanged += 1
+            self._unchanged[changed] = 0
+            np.minimum(self._unchanged, 60000, out=self._unchanged)
+        self._previous = small
 
     def detect(self, image: np.ndarray) -> Detections:
         if not self.motion:
