@@ -75,6 +75,14 @@ DOUBLES = 0.5
 # allowed whatever the count: a single stray box of a track seen together 6 times was apart in
 # a sixth of them.
 APART = 0.1
+# Two tracks of one label are two people when the same detection passes found both, apart, at
+# least this often. Once is no evidence: a detector's stray guess beside a face (on the hair, a
+# shoulder) or a second pass's box beside a head turns up in one pass now and then, while two
+# people in view together are found together again. On the generated CCTV clips a single such
+# pass kept a walker's face track out of their person about once a walker: persons per walker
+# 3.54 -> 3.15 on seeds 1-4 and 4.48 -> 3.71 on held-out seeds 5-8, with the share of boxes
+# wrongly linked the same (8.5 %, 7.7 -> 7.5 %); docs/cctv.md.
+TWICE = 2
 # A track of its own detected in at most this many frames is slight: a stray touching it is not
 # thereby near a second person.
 SLIGHT = 2
@@ -155,7 +163,8 @@ class PersonIds:
 
     def compatible(self, a: int, b: int) -> bool:
         """Whether the groups of `a` and `b` could be one person: no two tracks of one label,
-        one from each, were detected in a common detection pass (unless they are `_doubles`).
+        one from each, were detected in TWICE or more common detection passes (unless they are
+        `_doubles`).
         Tracks of one label whose spans overlap but that were never detected at once (a face
         found in alternate frames) are no evidence of two people."""
         ra, rb = self.find(a), self.find(b)
@@ -170,9 +179,10 @@ class PersonIds:
         return True
 
     def _two_people(self, x: int, y: int) -> bool:
-        """Whether tracks `x` and `y` (one label) were found by one pass and are not doubles."""
+        """Whether tracks `x` and `y` (one label) were found together by TWICE passes or more
+        and are not doubles."""
         both = self._seen_together(x, y)
-        return both > 0 and not self._doubles(x, y, both)
+        return both >= TWICE and not self._doubles(x, y, both)
 
     def _doubles(self, x: int, y: int, both: int | None = None) -> bool:
         """Whether tracks `x` and `y` (one label, seen in a common span) are two boxes on one
