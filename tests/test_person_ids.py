@@ -420,3 +420,37 @@ def test_continuation_reads_kept_rows_as_fresh_ones() -> None:
     finally:
         track_module.continuation_costs = original
     assert calls >= 25 and compared >= 10, "the crowd gave continuations to compare"
+
+
+def test_a_continuation_gives_way_to_a_face_seen_inside_the_head() -> None:
+    """A face track F1 that the tracker takes to continue another person's lost face F0 (a guess
+    across a gap) and that is then seen inside head H, whose person already holds a face found
+    apart from F0 pass after pass, is H's: the links from boxes seen together are joined first,
+    and the continuation, which would now put two faces seen at once into one person, is
+    refused."""
+    ids = PersonIds()
+    head, face_0, face_1, face_2 = 0, 1, 2, 3
+    ids.track(head, "head", 0, 20)
+    ids.track(face_2, "face", 0, 4)
+    ids.track(face_0, "face", 0, 4)
+    for _ in range(5):  # H with its face F2 in it; another person's face F0 beside it
+        detect(
+            ids,
+            {
+                head: ("head", [100.0, 100.0, 130.0, 130.0]),
+                face_2: ("face", [106.0, 108.0, 124.0, 126.0]),
+                face_0: ("face", [300.0, 108.0, 318.0, 126.0]),
+            },
+        )
+    ids.settle(face_2)
+    ids.settle(face_0)
+    assert ids.person(face_2) == ids.person(head) != ids.person(face_0)
+    ids.track(face_1, "face", 6, 20)
+    assert ids.continues(face_1, face_0), "nothing yet says F1 and F0 are two people"
+    for _ in range(6, 21):
+        detect(ids, {head: ("head", [100.0, 100.0, 130.0, 130.0]), face_1: ("face", [106.0, 108.0, 124.0, 126.0])})
+    ids.settle(face_1)
+    numbers = ids.numbering([head, face_0, face_1, face_2])
+    assert ids.person(face_1) == ids.person(head), "F1, seen inside H all along, is not H's person"
+    assert ids.person(face_0) != ids.person(head), "F0 (seen apart from H's face) joined H's person"
+    assert len(set(numbers.values())) == 2
