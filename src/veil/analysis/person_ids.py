@@ -299,14 +299,15 @@ class PersonIds:
                 seat.near = (seat.near or set()) | {tids[j] for j in touched}
 
     def satellites(self) -> None:
-        """Once the clip is done: a stray track, a person of its own whose every detected box lay
-        at least half on another track's box, joins the one person whose boxes it touched. These
-        are a second box on a face, weak face guesses around a small head, a second head box from
-        another pass of the network: each would otherwise be a person of its own in the review's
-        list. Strays that touched only each other are one person (boxes that overlap at one
-        moment are one thing). A stray that touched two persons stays alone. Decided last, so it
-        moves no other link, and not bound by the one-label-at-once rule: the boxes overlapped,
-        so they were not two people side by side."""
+        """Once the clip is done, in this order: the doubles (below), the continuations the
+        tracker proposed (`continues`), then the strays. A stray track, a person of its own whose
+        every detected box lay at least half on another track's box, joins the one person whose
+        boxes it touched. These are a second box on a face, weak face guesses around a small
+        head, a second head box from another pass of the network: each would otherwise be a
+        person of its own in the review's list. Strays that touched only each other are one
+        person (boxes that overlap at one moment are one thing). A stray that touched two persons
+        stays alone. Decided last, so it moves no other link, and not bound by the
+        one-label-at-once rule: the boxes overlapped, so they were not two people side by side."""
         # Two tracks of one label that are `_doubles` (the rule that keeps them from counting as
         # two people at once) are two boxes on one person: a head box of one pass on a walker's
         # head track, two small boxes a few pixels apart on one small face (docs/cctv.md,

@@ -18,7 +18,7 @@ exactly the footage that needs it: a fixed camera.
    at once (a scene cut, a new file, the lights came on), the model is restarted from this
    frame and nothing is reported: moving cameras are the face tracker's job, and a background
    model on a moving picture calls every edge a person.
-3. Foreground pixels that have not changed from frame to frame for `still_s` seconds are
+3. Foreground pixels that have not changed from frame to frame for `STILL_S` seconds are
    dropped: the cue is for people who move. A still region of foreground is a ghost, the
    floor where someone stood when the model was built (at the start, after a restart), which
    a model that learns at 1/`history` would report for hundreds of frames, or someone standing
