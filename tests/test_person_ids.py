@@ -345,6 +345,20 @@ def test_a_track_seen_once_follows_a_walker_at_ten_frames_a_second() -> None:
         assert (linker.assigned[0] is first) is linked, (fps, others)
 
 
+def test_a_track_seen_once_takes_the_next_tile_pass_box_of_its_size() -> None:
+    """A distant walker found only by the person network's tiles (every 4th frame at 10 fps) is
+    seen once, then 4 frames later two box sizes on: that box is theirs when it is about the
+    same size and nothing else is near; a box half as large again, or one 0.6 s later, starts a
+    track of its own (a box seen once and then missed for longer could have gone anywhere)."""
+    from veil.analysis.tracklets import Linker
+
+    for frame, size, linked in ((4, 20.0, True), (4, 30.0, False), (6, 20.0, False)):
+        linker = Linker(fps=10.0)
+        (first,) = linker.link([], 0, face_dets([(100.0, 20.0, 0.8, "head")]), 0, 10)
+        linker.link([first], frame, face_dets([(140.0, size, 0.8, "head")]), 0, 10)
+        assert (linker.assigned[0] is first) is linked, (frame, size)
+
+
 def test_stray_and_double_boxes_join_the_person_they_lie_on() -> None:
     """A face guess seen once, half of it on a head track's box (too little to be a face in that
     head), joins that person; two head tracks whose boxes lay one on the other frame after frame
