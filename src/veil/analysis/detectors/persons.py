@@ -61,9 +61,10 @@ WARM_UP = 5
 # more than this: H.264's noise on a still floor stays under it, a person's edge moves far more.
 CHANGE = 10
 # Seconds a foreground pixel may stay unchanged before it is taken for a ghost or someone
-# standing still (step 3), and the frames that stands for while the rate is unknown (10 fps).
+# standing still (step 3), and the frames that stands for while the rate is unknown (taken as
+# 10 fps, the common recorder rate).
 STILL_S = 1.0
-STILL_FRAMES = 10
+STILL_FRAMES = round(STILL_S * 10)
 
 
 @register("persons")
