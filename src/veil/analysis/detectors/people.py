@@ -239,6 +239,15 @@ class PeopleDetector:
         all_boxes, all_scores = [], []
         for x1, y1, x2, y2 in self._windows(w, h, tiles):
             boxes, scores = self._run(image[y1:y2, x1:x2])
+            # A box over a large part of the picture the network saw (the frame, or a tile)
+            # must score higher: real people that close to the network's eye score high, while
+            # texture (foliage, a patterned floor, a car's flank in a tile) gives weak boxes
+            # over much of its input, whose head box would black out a fifth of the picture.
+            # Judged per window: a weak box filling most of a tile is as much texture as one
+            # filling the frame, and a person that large is the whole frame's to find.
+            area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+            sure = (area <= self.large_fraction * (x2 - x1) * (y2 - y1)) | (scores >= self.large_threshold)
+            boxes, scores = boxes[sure], scores[sure]
             if not len(boxes):
                 continue
             if (x2 - x1, y2 - y1) != (w, h):
@@ -267,12 +276,6 @@ class PeopleDetector:
         )
         keep = np.asarray(keep, dtype=np.int64).reshape(-1)
         boxes, scores = boxes[keep], scores[keep]
-        # A box over a large part of the picture must score higher: real people that close
-        # score high, while texture (foliage, a patterned floor) gives weak whole-frame boxes
-        # whose head box would black out a fifth of the picture.
-        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        sure = (area <= self.large_fraction * w * h) | (scores >= self.large_threshold)
-        boxes, scores = boxes[sure], scores[sure]
         if self.contained < 1.0 and len(boxes) > 1:
             # NanoDet also fires, weaker, on parts of a person (a torso, the legs, a half cut by
             # a tile): a box lying almost wholly inside a higher-scoring one would put a head
