@@ -20,6 +20,10 @@ away from heads, so that share is an upper bound.
   `person` numbers; a track without one is its own person), over the whole clip and over the
   stretches counted by hand (`HAND_COUNTS`), where each figure is also given per person
   counted. A track or person counts in a stretch when one of its boxes there was detected.
+* `carry PLAN`: the plan's boxes painted (with the default margin) in layers: detected boxes,
+  then those interpolated between a track's detections, then those the tracker carried past a
+  track's first or last detection by at most 1 frame, 3 frames, any distance; head points
+  covered and the frame masked away from heads for each (what the carried boxes buy and cost).
 
 Halves: `--half dev` (frames 0-495, for tuning), `--half test` (frames 500-995, reported),
 `--half all`; `--every 10` keeps every 10th frame (every 2nd annotated one) while iterating.
@@ -223,11 +227,52 @@ def person_counts(plan_path: Path) -> dict[str, Any]:
     return out
 
 
+# `carry`: a track's box in a frame, by how it got there: detected; interpolated between two of
+# its detections; carried past its first or last detection (the lookahead's back-fill and the
+# coast after a loss) by at most 1 frame, at most 3, or any distance.
+CARRY_LAYERS = ("detected", "interpolated", "carried <= 1 frame", "carried <= 3 frames", "carried any")
+
+
+def carry_layers(plan_path: Path, points: dict[int, np.ndarray], frames: list[int]) -> dict[str, Any]:
+    """Head points covered and the frame masked away from heads when a plan's boxes are painted
+    (grown by the default margin) layer by layer, each row adding a kind of box (CARRY_LAYERS):
+    what the tracker's carried boxes buy in coverage and cost in masked frame."""
+    import bisect
+
+    from veil.plan import load_plan
+
+    plan = load_plan(plan_path)
+    detected = {t.id: sorted(b.frame for b in t.boxes if b.detected) for t in plan.tracks}
+    tallies = [Tally() for _ in CARRY_LAYERS]
+    shape = (480, 640)
+    for f in frames:
+        boxes: list[list[np.ndarray]] = [[] for _ in CARRY_LAYERS]
+        for t in plan.tracks:
+            got = t.box_at(f)
+            if got is None:
+                continue
+            seen = detected[t.id]
+            i = bisect.bisect_left(seen, f)
+            if i < len(seen) and seen[i] == f:
+                layer = 0
+            elif 0 < i < len(seen):
+                layer = 1
+            else:
+                gap = min(abs(seen[j] - f) for j in (i - 1, i) if 0 <= j < len(seen)) if seen else 10**6
+                layer = 2 if gap <= 1 else 3 if gap <= 3 else 4
+            boxes[layer].append(np.asarray(got[0], np.float64))
+        for n, tally in enumerate(tallies):
+            upto = [b for layer in boxes[: n + 1] for b in layer]
+            tally.add(f, paint(shape, np.asarray(upto).reshape(-1, 4)), points[f])
+    return {name: tally.summary() for name, tally in zip(CARRY_LAYERS, tallies, strict=True)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["score", "cue", "persons"])
+    parser.add_argument("what", choices=["score", "cue", "persons", "carry"])
     parser.add_argument(
-        "target", help="score: a veil output video (magenta masks); cue: a detector name; persons: a plan"
+        "target",
+        help="score: a veil output video (magenta masks); cue: a detector name; persons, carry: a plan",
     )
     parser.add_argument("--plan", type=Path, help="score: also count the tracks and persons of this plan")
     parser.add_argument("--options", default="{}", help="cue: the detector's options as JSON")
@@ -244,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     frames = chosen(points, args.half, args.every)
     if args.what == "persons":
         result = person_counts(Path(args.target))
+    elif args.what == "carry":
+        result = carry_layers(Path(args.target), points, frames)
     elif args.what == "score":
         result = score_video(Path(args.target), points, frames, args.offset)
         if args.plan is not None:

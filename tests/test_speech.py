@@ -493,6 +493,45 @@ def test_a_name_goes_on_into_a_stretched_word_after_it() -> None:
     assert max(f.end for f in usual) == pytest.approx(9.34 + PAD_END_S)
 
 
+def test_an_unsure_word_stretched_over_seconds_is_speech_nobody_made_out() -> None:
+    """Whisper base wrote nothing for eight digits read between two sentences and its alignment
+    stretched the next sentence's first words over them ("A stitching", 3.3 s at confidence
+    0.47, before "time saves ..."): a word the recognizer is unsure of that holds a second or
+    more of sound past its typical time holds speech no word was written for, muted as unheard
+    speech is, its range running on over the sound past its edges as a number's does. The same
+    word said sure, stretched by less, stretched over a pause (quiet), or laid over its
+    neighbours' times is left alone."""
+    before = words("we are closely concerned with her.", 10.0)
+    after = [Word("time", 16.7, 17.18, 0.97), Word("saves", 17.18, 17.8, 0.78), Word("exposure.", 17.8, 18.4, 1.0)]
+    digits = (13.14, 15.66)
+    loud = np.zeros(int(19 / 0.02), bool)
+    for a, b in [(10.0, 12.5), digits, (16.1, 18.4)]:
+        loud[int(a / 0.02) : int(b / 0.02)] = True
+
+    def heard(p: float, start: float = 13.42) -> list:
+        said = [Word("A", start - 0.48, start, 0.82), Word("stitching", start, 16.7, p)]
+        return find([*before, *said, *after], 19.0, loud)
+
+    def over(found: list, span: tuple[float, float]) -> bool:
+        return any(f.start < span[1] and f.end > span[0] for f in found)
+
+    assert covered(heard(0.47), digits), heard(0.47)
+    assert not over(heard(0.9), digits), "a sure word is a word"
+    assert not over(heard(0.47, start=16.0), (16.0, 16.4)), "0.7 s is not a second past its time"
+    quiet = np.zeros_like(loud)
+    quiet[int(10.0 / 0.02) : int(12.5 / 0.02)] = True
+    quiet[int(16.1 / 0.02) : int(18.4 / 0.02)] = True
+    paused = find([*before, Word("A", 12.94, 13.42, 0.82), Word("stitching", 13.42, 16.7, 0.47), *after], 19.0, quiet)
+    assert not over(paused, (13.42, 16.0)), "stretched over a pause, it holds nothing"
+    # A made-up phrase laid over words also written ("I'm" across "her." and "time", the rest
+    # of it in no time at all), in the recognizer's order (by start), is not placed by what was
+    # said: this rule leaves it alone.
+    made_up = [Word("I'm", 12.0, 16.75, 0.13), after[0], Word("going", 16.75, 16.75, 0.05), *after[1:]]
+    assert all("stretched" not in f.reason for f in find([*before, *made_up], 19.0, loud))
+    placed = [Word("I'm", 12.1, 16.7, 0.13), *after]
+    assert any("stretched" in f.reason for f in find([*before, *placed], 19.0, loud)), "the same, placed"
+
+
 def test_digits_misheard_as_words() -> None:
     # A word the recognizer is unsure of right against a number's end is a misheard digit.
     ws = words("my card is nine eight five eight and then", step=0.32)

@@ -33,7 +33,9 @@ What is found, and why these rules (docs/audio.md has the measured recall):
   (places too: they are muted as well). A name after a phrase goes on into a stretched word
   right after it (_stretched).
 - Speech the recognizer could not make out, a second or more of it, in one stretch or in
-  several with only short pauses between them (_unheard).
+  several with only short pauses between them, or under a word it is unsure of that the
+  alignment stretched over a second or more of sound (_unheard); its range runs on over the
+  sound past its edges, as a number's does.
 Not found: names the recognizer writes in lower case or as common words without a phrase,
 numbers said as words the recognizer misses, and anything in a language other than English.
 """
@@ -83,6 +85,14 @@ NAMED = "name after a naming phrase"
 # Unheard speech this long is muted on its own (_unheard): measured, the unheard stretches that
 # are loose word edges last under 0.6 s; a number Whisper dropped whole lasts seconds.
 UNHEARD_ALONE_S = 1.0
+# The reasons given for speech the recognizer could not put into words (_unheard). Under a
+# stretched word, the range runs on over the sound past its edges (_run_on), as a number's
+# does: its edges are the alignment's, as loose as a digit's (unheard speech's edges are the
+# audio's own loud runs already).
+UNMADE = "speech the recognizer could not make out"
+UNMADE_STRETCHED = "speech the recognizer could not make out, under a word stretched over it"
+# Word times closer than this are taken as touching, not overlapping (the alignment's rounding).
+EPS_S = 0.01
 
 DIGITS = {
     "zero": 1, "oh": 1, "o": 1, "one": 1, "two": 1, "three": 1, "four": 1, "five": 1,
@@ -526,22 +536,44 @@ def _capitalised(toks: Sequence[Token]) -> list[Finding]:
     return found
 
 
-def _unheard(toks: Sequence[Token]) -> list[Finding]:
+def _unheard(toks: Sequence[Token], loud: np.ndarray | None = None) -> list[Finding]:
     """Speech the recognizer could not put into words, on its own: UNHEARD_ALONE_S or more of
     it (a word's loose edge is never that long: something was said that cannot be checked), or
     after a number cue ("account number ...": the number itself, lost). Stretches of it with
     only pauses under MAX_GAP_S between them and no word but a stretched one (`_stretched_word`)
     are one stretch (a number read out in groups), less an end piece running on into the word
-    beyond it (that word's edge)."""
+    beyond it (that word's edge). With `loud` (the audio's loud frames), a word the recognizer
+    is unsure of that holds UNHEARD_ALONE_S of sound past its typical time counts too: the
+    alignment stretched it over speech no word was written for."""
     found = []
     texts = [t.text for t in toks]
     n = len(toks)
     for k, t in enumerate(toks):
+        placed = (k == 0 or toks[k - 1].end <= t.start + EPS_S) and (k + 1 == n or toks[k + 1].start >= t.end - EPS_S)
+        held = loud is not None and _sound_s(t, loud) - _typical_s(t) >= UNHEARD_ALONE_S
+        if placed and held and _stretched_unsure(t):
+            # A word the recognizer is unsure of holding a second or more of sound past its
+            # typical time: the alignment handed it speech no word was written for ("A
+            # stitching" over 3.3 s of digits before "A stitch in time"). Stretched over a pause
+            # instead ("and" over the silence after a number), it holds nothing to mute. A word
+            # whose time overlaps its neighbours' is not placed by what was said: Whisper put a
+            # phrase it made up over words it also wrote ("I'm" over 1.5 s across "surprised"
+            # and "Mrs.", then "going to use the right hand side." in no time at all). Its own
+            # typical time sits against the word it runs into, where there is one on one side
+            # only (as names, `_stretched`).
+            start, end = t.start, t.end
+            joined_before = k > 0 and t.start - toks[k - 1].end < UNHEARD_PAUSE_S
+            joined_after = k + 1 < n and toks[k + 1].start - t.end < UNHEARD_PAUSE_S
+            if joined_after and not joined_before:
+                end -= _typical_s(t)
+            elif joined_before and not joined_after:
+                start += _typical_s(t)
+            found.append(Finding(start, end, UNMADE_STRETCHED))
         if not t.unheard:
             continue
         before = [texts[j] for j in range(max(0, k - 3), k) if t.start - toks[j].end < CUE_WINDOW_S]
         if t.end - t.start >= UNHEARD_ALONE_S:
-            found.append(Finding(t.start, t.end, "speech the recognizer could not make out"))
+            found.append(Finding(t.start, t.end, UNMADE))
         elif t.end - t.start >= UNHEARD_PAUSE_S and any(c in NUMBER_CUES for c in before):
             found.append(Finding(t.start, t.end, "speech after a number cue the recognizer could not make out"))
     k = 0
@@ -563,7 +595,7 @@ def _unheard(toks: Sequence[Token]) -> list[Finding]:
             if last + 1 < n and toks[last + 1].start - toks[last].end < UNHEARD_PAUSE_S:
                 hi -= 1
             if hi > lo and sum(t.end - t.start for t in toks[lo : hi + 1]) >= UNHEARD_ALONE_S:
-                found.append(Finding(toks[lo].start, toks[hi].end, "speech the recognizer could not make out"))
+                found.append(Finding(toks[lo].start, toks[hi].end, UNMADE))
         k = last + 1
     return found
 
@@ -574,12 +606,12 @@ def find(words: Sequence[Word], duration: float | None = None, loud: np.ndarray 
     over the sound that goes on past its words' times (`_run_on`)."""
     toks = tokens(words)
     raw = [*_numbers(toks), *_after_number_cue(toks), *_mail(toks), *_streets(toks)]
-    raw += [*_names(toks), *_capitalised(toks), *_unheard(toks)]
+    raw += [*_names(toks), *_capitalised(toks), *_unheard(toks, loud)]
     raw = [_stretched(f, toks) if f.reason == NAMED else f for f in raw]
     end = float("inf") if duration is None else duration
     padded = [Finding(max(0.0, f.start - PAD_S), min(end, f.end + PAD_END_S), f.reason) for f in raw]
     if loud is not None:
-        padded = [_run_on(f, loud, end) if "number" in f.reason else f for f in padded]
+        padded = [_run_on(f, loud, end) if "number" in f.reason or f.reason == UNMADE_STRETCHED else f for f in padded]
     padded.sort(key=lambda f: f.start)
     merged: list[Finding] = []
     for f in padded:
@@ -590,6 +622,11 @@ def find(words: Sequence[Word], duration: float | None = None, loud: np.ndarray 
         else:
             merged.append(f)
     return [f for f in merged if f.end > f.start]
+
+
+def _sound_s(t: Token, loud: np.ndarray) -> float:
+    """Seconds of loud 20 ms frames (recognizer.speech_frames) within token `t`'s time."""
+    return float(loud[int(t.start / FRAME_S) : int(np.ceil(t.end / FRAME_S))].sum()) * FRAME_S
 
 
 def _typical_s(t: Token) -> float:
