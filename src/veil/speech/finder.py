@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from veil.speech.recognizer import FRAME_S, UNHEARD, UNHEARD_PAUSE_S, Word
+from veil.speech.recognizer import FRAME_S, UNHEARD, UNHEARD_PAUSE_S, Word, frames_s
 
 # Each range grows by PAD_S before and PAD_END_S after: word edges from the recognizer are
 # ~20-100 ms off, more often early than late at a word's end, and speech sounds (a plosive's
@@ -550,7 +550,7 @@ def _unheard(toks: Sequence[Token], loud: np.ndarray | None = None) -> list[Find
     n = len(toks)
     for k, t in enumerate(toks):
         placed = (k == 0 or toks[k - 1].end <= t.start + EPS_S) and (k + 1 == n or toks[k + 1].start >= t.end - EPS_S)
-        held = loud is not None and _sound_s(t, loud) - _typical_s(t) >= UNHEARD_ALONE_S
+        held = loud is not None and frames_s(loud, t.start, t.end) - _typical_s(t) >= UNHEARD_ALONE_S
         if placed and held and _stretched_unsure(t):
             # A word the recognizer is unsure of holding a second or more of sound past its
             # typical time: the alignment handed it speech no word was written for ("A
@@ -622,11 +622,6 @@ def find(words: Sequence[Word], duration: float | None = None, loud: np.ndarray 
         else:
             merged.append(f)
     return [f for f in merged if f.end > f.start]
-
-
-def _sound_s(t: Token, loud: np.ndarray) -> float:
-    """Seconds of loud 20 ms frames (recognizer.speech_frames) within token `t`'s time."""
-    return float(loud[int(t.start / FRAME_S) : int(np.ceil(t.end / FRAME_S))].sum()) * FRAME_S
 
 
 def _typical_s(t: Token) -> float:

@@ -354,8 +354,7 @@ def _gaps(words: list[Word], loud: np.ndarray, duration: float) -> list[tuple[fl
     for w in words:
         if w.end - w.start > _plausible_s(w) + GAP_SPEECH_S:
             extent = _voiced_extent(loud, w.start, w.end)
-            voiced = loud[int(w.start / FRAME_S) : int(w.end / FRAME_S)].sum() * FRAME_S
-            if extent and voiced > _plausible_s(w) + GAP_SPEECH_S:
+            if extent and frames_s(loud, w.start, w.end) > _plausible_s(w) + GAP_SPEECH_S:
                 spans.append((w.start, w.end))
     out: list[tuple[float, float]] = []
     for lo, hi in sorted(spans):
@@ -569,9 +568,11 @@ def recognize_samples(samples: np.ndarray, heard: Callable[[float], None] | None
     words = _look_again(model, samples, words, unsure, lambda old, new: _mean_p(new) > _mean_p(old), loud)
     voiced = loud & voice_frames(samples)
     # A decoding loop over a tone or music is not unheard speech either.
-    words = [w for w in words if w.text != UNHEARD or _voiced_s(voiced, w) >= UNHEARD_MIN_S]
+    words = [w for w in words if w.text != UNHEARD or frames_s(voiced, w.start, w.end) >= UNHEARD_MIN_S]
     return sorted(words + _unheard(words, voiced, duration, loud), key=lambda w: (w.start, w.end))
 
 
-def _voiced_s(voiced: np.ndarray, word: Word) -> float:
-    return float(voiced[int(word.start / FRAME_S) : int(word.end / FRAME_S)].sum()) * FRAME_S
+def frames_s(frames: np.ndarray, start: float, end: float) -> float:
+    """Seconds of the true 20 ms frames of `frames` (speech_frames, voice_frames or both) between
+    `start` and `end` (s): how much of a word's time was loud, or speech."""
+    return float(frames[int(start / FRAME_S) : int(end / FRAME_S)].sum()) * FRAME_S
