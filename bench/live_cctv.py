@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="balanced")
     p.add_argument("--no-file", action="store_true", help="skip the file-mode reference")
     p.add_argument("--delay", type=float, help="live's --delay (its look-ahead), if not its default")
+    p.add_argument("--budget", type=float, help="live's --budget (time for detection on top), if not its default")
     p.add_argument("--data", type=Path, default=mb.DATA)
     p.add_argument("--veil", default=str(Path(sys.executable).parent / "veil"))
     args = p.parse_args(argv)
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             out, log = work / "live.mp4", work / "live.jsonl"
             run = subprocess.run(
                 [args.veil, "live", str(clip), str(out), "--realtime", "--overwrite", "--log", str(log), *common]
-                + (["--delay", str(args.delay)] if args.delay is not None else []),
+                + (["--delay", str(args.delay)] if args.delay is not None else [])
+                + (["--budget", str(args.budget)] if args.budget is not None else []),
                 capture_output=True,
                 text=True,
             )

@@ -103,6 +103,30 @@ def test_whole_frame_on_every_call_tiles_on_every_fourth() -> None:
     assert seen == [(240, 320)]
 
 
+def test_spread_tiles_run_one_a_call_and_each_every_fourth() -> None:
+    """Live's schedule (`tiles_spread`): the whole frame at each call and one of the 2 x 2 tiles,
+    each tile in turn, so every tile still runs every 4th call but no frame takes five runs of
+    the network at once (late frames behind it on a 2-core machine)."""
+    people = create("people", mode="head", motion=False)
+    people.tiles_spread = True
+    windows: list[list[tuple[int, int, int, int]]] = []
+    tiles_of = people._windows
+
+    def recorded(w: int, h: int, tiles: object = True) -> list[tuple[int, int, int, int]]:
+        windows.append(tiles_of(w, h, tiles))  # type: ignore[arg-type]
+        return windows[-1]
+
+    people._windows = recorded  # type: ignore[method-assign]
+    people._run = lambda crop: (np.zeros((0, 4), np.float32), np.zeros(0, np.float32))  # type: ignore[method-assign]
+    sd = np.zeros((480, 640, 3), np.uint8)
+    for _ in range(8):
+        people.detect(sd)
+    every_tile = tiles_of(640, 480)[1:]
+    assert [len(w) for w in windows] == [2] * 8
+    assert all(w[0] == (0, 0, 640, 480) for w in windows)
+    assert [w[1] for w in windows] == every_tile * 2, "each tile in turn, each every 4th call"
+
+
 def test_a_weak_box_over_most_of_a_tile_is_texture_a_strong_one_or_a_small_one_is_kept() -> None:
     """The large-box bar (a box over `large_fraction` of what the network saw must score
     `large_threshold`) is judged per window: a weak box filling most of a tile (a car's flank,

@@ -4,6 +4,7 @@ some frames is still covered in every frame of the output."""
 
 from __future__ import annotations
 
+import bisect
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,11 @@ import numpy as np
 import pytest
 from conftest import SAMPLE_FACE, decode_frames, make_video
 
+from veil.analysis.box_policy import MAX_GROWTH, BoxPolicy, ShotMotions
 from veil.analysis.detect import FrameDetector
 from veil.analysis.scan import tracked_frames
 from veil.analysis.track import CutDetector, LookaheadTracker
+from veil.analysis.tracklets import TrackArrays, Tracklet, fit_motions
 from veil.config import Settings
 from veil.plan import FrameBoxes, load_plan
 from veil.runners.pipeline import Pipeline, plan_jobs
@@ -232,29 +235,132 @@ def test_stride_frames_are_covered_and_a_cut_triggers_a_detection(cut: int) -> N
         assert covers(out[i], true_box(i)), f"frame {i} not covered"
 
 
-def test_shot_motion_memo_changes_no_box() -> None:
-    """The tracker memoises a frame's shot motion (the median motion of a shot's tracks, which
-    boxes seen once are carried along) by shot and anchor frame; on a crowd of walkers seen a few
-    times each, and faces seen once, every box is the one the unmemoised policy gives."""
+def test_motions_fitted_together_are_each_run_fitted_alone() -> None:
+    """`fit_motions` (many runs of detections at once) gives each run's `Tracklet._fit` to the
+    bit, and `_fit` is the least-squares slope of centre against frame."""
+    rng = np.random.default_rng(5)
+    tracks = []
+    for _ in range(300):
+        track = Tracklet(0, "face", 0)
+        for f in np.sort(rng.choice(200, int(rng.integers(2, 9)), replace=False)):
+            x, y, w, h = rng.uniform(0, 600), rng.uniform(0, 400), rng.uniform(4, 90), rng.uniform(4, 90)
+            track.add(int(f), np.array([x, y, x + w, y + h], np.float32), 0.9)
+        tracks.append(track)
+    frames = np.zeros((len(tracks), 8))
+    centres = np.zeros((len(tracks), 8, 4))
+    for i, t in enumerate(tracks):
+        frames[i, : len(t.frames)] = t.frames
+        centres[i, : len(t.frames)] = np.stack(t.centres)
+    together = fit_motions(frames, centres, np.asarray([len(t.frames) for t in tracks]))
+    for i, t in enumerate(tracks):
+        alone = t._fit(0, len(t.frames))
+        assert alone is not None
+        np.testing.assert_array_equal(together[i].view(np.uint32), alone.view(np.uint32))
+        slope = np.polyfit(np.asarray(t.frames, float), np.stack(t.centres).astype(float), 1)[0]
+        np.testing.assert_allclose(alone, slope, rtol=1e-4, atol=1e-4)
+
+
+def box_one_by_one(policy: BoxPolicy, track: Tracklet, index: int, shot: ShotMotions) -> tuple[np.ndarray, bool] | None:
+    """The box policy for one track in numpy scalars, as the tracker worked it out before it did
+    every track at once (`BoxPolicy.boxes_at` must give the same box to the bit)."""
+    config, frames = policy.config, track.frames
+
+    def xyxy(c: np.ndarray) -> np.ndarray:
+        cx, cy, w, h = c
+        w, h = max(float(w), 1.0), max(float(h), 1.0)
+        return np.asarray([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=np.float32)
+
+    def grown(box: np.ndarray, pad: float, size: float) -> np.ndarray:
+        pad = min(pad, config.pad_cap * size)
+        return box + np.asarray([-pad, -pad, pad, pad], dtype=np.float32)
+
+    pos = bisect.bisect_left(frames, index)
+    if pos < len(frames) and frames[pos] == index:
+        box = track.boxes[pos]
+        v = track.motion(index, forward=pos > 0)
+        speed = float(np.hypot(v[0], v[1])) if v is not None else 0.0
+        pad = config.speed_detected * (speed + policy.scene.speed(index))
+        return grown(box, pad, float(max(box[2] - box[0], box[3] - box[1]))), True
+    if 0 < pos < len(frames):
+        t0, t1 = frames[pos - 1], frames[pos]
+        a, b = track.centres[pos - 1], track.centres[pos]
+        w = (index - t0) / (t1 - t0)
+        c = a * (1 - w) + b * w
+        d = min(index - t0, t1 - index)
+        size = float(max(c[2], c[3]))
+        step = float(np.hypot(*(b[:2] - a[:2]))) / (t1 - t0) + policy.scene.speed(index)
+        return grown(
+            xyxy(c), size * min(config.grow_cap, config.grow_interp * d) + config.speed_detected * step, size
+        ), False
+    last, anchor, forward = (track.centres[0], frames[0], False) if pos == 0 else (track.centres[-1], frames[-1], True)
+    d = abs(index - anchor)
+    if d > policy.window or d == 0:
+        return None
+    v = track.motion(anchor, forward=forward)
+    grow = config.grow_extrap
+    if v is None:
+        v = shot.at(anchor)
+        grow = grow if v.any() else config.grow_unknown
+    c = last + v * policy._decayed_steps(d) * (1 if forward else -1)
+    c[2:] = np.minimum(np.maximum(c[2:], last[2:]), MAX_GROWTH * last[2:])
+    size = float(max(c[2], c[3]))
+    speed = float(np.hypot(v[0], v[1])) + config.camera_error * policy.scene.speed(index)
+    pad = size * min(config.grow_cap, grow * d) + config.speed_extrap * speed * d
+    box = xyxy(c)
+    if policy.scene.fixed(config.fixed_camera_speed):
+        held = xyxy(np.concatenate([last[:2], c[2:]]))
+        box = np.concatenate([np.minimum(box[:2], held[:2]), np.maximum(box[2:], held[2:])]).astype(np.float32)
+    return grown(box, pad, size), False
+
+
+def shot_motion_one_by_one(tracks: list[Tracklet], shot: int, index: int) -> np.ndarray:
+    """The shot's motion at `index` as `ShotMotions` defines it, track by track: the median of
+    `Tracklet.motion` at `index` over the shot's tracks with two detections or more that have
+    one within 15 frames of it."""
+    vs = []
+    for t in tracks:
+        if t.shot == shot and len(t.frames) >= 2 and t.frames[0] - 15 <= index <= t.frames[-1] + 15:
+            v = t.motion(index, forward=index >= t.frames[-1])
+            if v is not None:
+                vs.append(v[:2])
+    out = np.zeros(4, dtype=np.float32)
+    if vs:
+        out[:2] = np.median(np.stack(vs), axis=0)
+    return out
+
+
+def test_a_frame_worked_out_for_all_tracks_at_once_is_each_track_alone() -> None:
+    """The tracker works out a frame's boxes and its shot motions (the median motion of a shot's
+    tracks, which boxes seen once are carried along) for every track and anchor frame at once;
+    on a crowd of walkers seen a few times each, and faces seen once, each shot motion is the
+    track-by-track median, and every box the one its track gets alone."""
     rng = np.random.default_rng(3)
     tracker = LookaheadTracker(window=8)
     img = texture(0)
-    compared = 0
+    compared = anchors = 0
     original = tracker._emit
 
     def checked(frame: Frame, shot: int) -> tuple[Frame, Detections]:
-        nonlocal compared
-        memo: dict[tuple[int, int], np.ndarray] = {}
-        for track in tracker.tracks:
-            if track.shot != shot:
-                continue
-            plain = tracker.policy.box_at(track, frame.index, tracker.tracks)
-            memoised = tracker.policy.box_at(track, frame.index, tracker.tracks, memo)
-            assert (plain is None) == (memoised is None)
-            if plain is not None and memoised is not None:
-                np.testing.assert_array_equal(plain[0], memoised[0])
+        nonlocal compared, anchors
+        ours = [t for t in tracker.tracks if t.shot == shot]
+        arrays = TrackArrays(ours)
+        likely = {t.frames[0] for t in ours if len(t.frames) == 1}
+        together = ShotMotions(arrays, likely)
+        for a in range(frame.index - 10, frame.index + 11):
+            np.testing.assert_array_equal(together.at(a), shot_motion_one_by_one(ours, shot, a))
+            anchors += bool(together.at(a).any())
+        boxes, detected, shown = tracker.policy.boxes_at(arrays, frame.index, together)
+        for k, track in enumerate(ours):
+            # The track alone, its shot's motion worked out for its own anchor only.
+            policy = tracker.policy
+            box, was_detected, was_shown = policy.boxes_at(TrackArrays([track]), frame.index, ShotMotions(arrays))
+            scalar = box_one_by_one(tracker.policy, track, frame.index, together)
+            assert was_shown[0] == shown[k] == (scalar is not None)
+            if scalar is not None:
+                np.testing.assert_array_equal(box[0], boxes[k])
+                np.testing.assert_array_equal(scalar[0].view(np.uint32), boxes[k].view(np.uint32))
+                assert was_detected[0] == scalar[1] == detected[k]
                 compared += 1
-        assert memo, "boxes seen once were carried along their shot's motion"
         return original(frame, shot)
 
     tracker._emit = checked  # type: ignore[method-assign]
@@ -267,6 +373,7 @@ def test_shot_motion_memo_changes_no_box() -> None:
         tracker.push(Frame(img.copy(), i), dets)
     tracker.flush()
     assert compared > 200
+    assert anchors > 100, "the walkers' motion reached boxes seen once"
 
 
 def test_labels_stay_apart_and_summary_counts_frames() -> None:

@@ -40,12 +40,12 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from veil.analysis.box_policy import BoxPolicy, TrackerConfig
+from veil.analysis.box_policy import BoxPolicy, ShotMotions, TrackerConfig
 from veil.analysis.boxes import rows
 from veil.analysis.motion import CameraMotion
 from veil.analysis.person_ids import Lost, LostRow, PersonIds, continuation_costs, lost_row, off_its_person
 from veil.analysis.scene import SceneFrames
-from veil.analysis.tracklets import Linker, Tracklet
+from veil.analysis.tracklets import Linker, TrackArrays, Tracklet
 from veil.types import Detections, Frame
 
 
@@ -219,20 +219,17 @@ class LookaheadTracker:
     def _emit(self, frame: Frame, shot: int) -> tuple[Frame, Detections]:
         index = frame.index
         found = []
-        # A shot's motion at an anchor frame, by (shot, frame), for this frame only. Kept across
-        # frames (fitted once, when first needed, from less look-ahead) it saved a tenth of the
-        # mall run's time but leaked one more face-frame on two of six generated moving clips,
-        # none fewer, and lost a head point on the mall (docs/cctv.md).
-        shot_motions: dict[tuple[int, int], np.ndarray] = {}
-        # Only tracks of this shot with a motion of their own count towards a shot's motion
-        # (`BoxPolicy._shot_motion`); filtered once here, not once per track seen once.
-        moving = [t for t in self.tracks if t.shot == shot and len(t.frames) >= 2]
-        for track in self.tracks:
-            if track.shot != shot:
-                continue
-            got = self.policy.box_at(track, index, moving, shot_motions)
-            if got is not None:
-                found.append((track, *got))
+        # The shot's motion at each anchor frame (`ShotMotions`), for this frame only. Kept
+        # across frames (fitted once, when first needed, from less look-ahead) it saved a tenth
+        # of the mall run's time but leaked one more face-frame on two of six generated moving
+        # clips, none fewer, and lost a head point on the mall (docs/cctv.md). The frames where
+        # tracks seen once were seen are the anchors likely asked for.
+        ours = [t for t in self.tracks if t.shot == shot]
+        if ours:
+            arrays = TrackArrays(ours)
+            likely = {t.frames[0] for t in ours if len(t.frames) == 1 and 0 < abs(t.frames[0] - index) <= self.window}
+            boxes, detected, shown = self.policy.boxes_at(arrays, index, ShotMotions(arrays, likely))
+            found = [(ours[i], boxes[i], bool(detected[i])) for i in np.nonzero(shown)[0]]
         if found:
             in_frame = self.scene.to_frame(index, rows([box for _, box, _ in found]))
             found = [(track, box, detected) for (track, _, detected), box in zip(found, in_frame, strict=True)]
@@ -278,7 +275,7 @@ class LookaheadTracker:
             # plus a few before it for interpolation and the velocity fit.
             cut = bisect.bisect_left(track.frames, front) - 8
             if cut > 0:
-                del track.frames[:cut], track.boxes[:cut], track.centres[:cut], track.scores[:cut]
+                track.forget_before(cut)
             keep.append(track)
         self.tracks = keep
 

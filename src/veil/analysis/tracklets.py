@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 
@@ -40,15 +41,30 @@ class Tracklet:
     # Fitted motion per run of detections (first frame, last frame, count): every emitted frame
     # asks for it, and a run's boxes never change once detected.
     motion_cache: dict[tuple[int, int, int], np.ndarray | None] = field(default_factory=dict)
+    # The boxes and centres as two arrays (`stacked`), until the detections change.
+    _stacked: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def add(self, index: int, box: np.ndarray, score: float) -> None:
         if not self.frames:
             self.first_det = index
+        self._stacked = None
         self.frames.append(index)
         self.boxes.append(box.astype(np.float32))
         self.centres.append(cxcywh(self.boxes[-1]))
         self.scores.append(score)
         self.last_det = index
+
+    def forget_before(self, cut: int) -> None:
+        """Drop the first `cut` detections (too old for any frame still to be emitted)."""
+        del self.frames[:cut], self.boxes[:cut], self.centres[:cut], self.scores[:cut]
+        self._stacked = None
+
+    def stacked(self) -> tuple[np.ndarray, np.ndarray]:
+        """The boxes and the centres, each as one array (n x 4): every emitted frame reads a
+        crowd's tracks so (`TrackArrays`), and most tracks gained no detection since the last."""
+        if self._stacked is None:
+            self._stacked = (rows(self.boxes), rows(self.centres))
+        return self._stacked
 
     def motion(self, at: int, forward: bool, span: int = 8, reach: int = 15) -> np.ndarray | None:
         """(dcx, dcy, dw, dh) per frame fitted to the detections nearest one end of the track
@@ -74,13 +90,117 @@ class Tracklet:
         return cache[key]
 
     def _fit(self, lo: int, hi: int) -> np.ndarray | None:
-        t = np.asarray(self.frames[lo:hi], dtype=np.float64)
-        b = rows(self.centres[lo:hi]).astype(np.float64)
-        t = t - t.mean()
-        denom = float((t * t).sum())
+        """The least-squares motion of detections `lo` to `hi` (at least two frames apart), in
+        plain floats: a few microseconds, where numpy's calls on eight rows cost tens. The sums
+        run in frame order, as `fit_motions` runs them for many runs at once, so the two give
+        the same motion bit for bit (and the numpy fit this replaced: its sums of eight frames
+        are exact, of fewer run in the same order)."""
+        t = self.frames[lo:hi]
+        b = self.centres[lo:hi]
+        n = len(t)
+        mean_t = sum(t) / n
+        dt = [f - mean_t for f in t]
+        denom = 0.0
+        for d in dt:
+            denom += d * d
         if denom <= 0:
             return None
-        return ((t[:, None] * (b - b.mean(axis=0))).sum(axis=0) / denom).astype(np.float32)
+        out = []
+        for k in range(4):
+            column = [float(c[k]) for c in b]
+            total = 0.0
+            for v in column:
+                total += v
+            mean = total / n
+            num = 0.0
+            for d, v in zip(dt, column, strict=True):
+                num += d * (v - mean)
+            out.append(num / denom)
+        return np.asarray(out, dtype=np.float32)
+
+
+def fit_motions(frames: np.ndarray, centres: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """`Tracklet._fit` for many runs of detections at once: row i's first `counts[i]` frames
+    (float64, K x S) and centres (float64, K x S x 4) give its motion (float32, K x 4). Every
+    sum runs over the columns in order from 0.0, padding adding exact zeros, so each row is
+    bit for bit what `_fit` gives for that run."""
+    k, span = frames.shape
+    valid = np.arange(span)[None, :] < counts[:, None]
+    n = counts.astype(np.float64)
+    total = np.zeros(k)
+    for j in range(span):
+        total += np.where(valid[:, j], frames[:, j], 0.0)
+    dt = np.where(valid, frames - (total / n)[:, None], 0.0)
+    denom = np.zeros(k)
+    for j in range(span):
+        denom += dt[:, j] * dt[:, j]
+    sums = np.zeros((k, 4))
+    for j in range(span):
+        sums += np.where(valid[:, j, None], centres[:, j], 0.0)
+    db = np.where(valid[:, :, None], centres - (sums / n[:, None])[:, None, :], 0.0)
+    num = np.zeros((k, 4))
+    for j in range(span):
+        num += dt[:, j, None] * db[:, j]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (num / denom[:, None]).astype(np.float32)
+
+
+class TrackArrays:
+    """Many tracks' detections as flat arrays, one track after another: frames (int64), boxes
+    and centres (float32, as the tracks hold them), and where each track starts and how many it
+    has. What is asked of every track of a frame at once (`BoxPolicy.boxes_at`, `ShotMotions`)
+    reads these; each answer is bit for bit what the same question asked of one `Tracklet` gives."""
+
+    # Added x the track's row to its frames, so the frames are ascending throughout and one
+    # `searchsorted` bisects every track at once; far beyond any frame index asked about.
+    KEY = 1 << 40
+
+    def __init__(self, tracks: list[Tracklet]) -> None:
+        self.tracks = tracks
+        self.counts = np.asarray([len(t.frames) for t in tracks], dtype=np.int64)
+        self.starts = np.cumsum(self.counts) - self.counts
+        total = int(self.counts.sum())
+        self.frames = np.fromiter(chain.from_iterable(t.frames for t in tracks), np.int64, total)
+        stacked = [t.stacked() for t in tracks]
+        self.boxes = np.concatenate([b for b, _ in stacked]) if tracks else np.zeros((0, 4), dtype=np.float32)
+        self.centres = np.concatenate([c for _, c in stacked]) if tracks else np.zeros((0, 4), dtype=np.float32)
+        self._base = np.arange(len(tracks), dtype=np.int64) * self.KEY
+        self._keys = self.frames + np.repeat(self._base, self.counts)
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    def bisect(self, values: np.ndarray | int, side: str) -> np.ndarray:
+        """bisect_left ("left") or bisect_right ("right") of `values` in each track's frames:
+        `values` broadcasts against the tracks (a scalar, a row per track, or a column of
+        several frames: frame x track)."""
+        keys = np.asarray(values) + self._base
+        return np.searchsorted(self._keys, keys.ravel(), side=side).reshape(keys.shape) - self.starts  # type: ignore[call-overload]
+
+    def runs(
+        self, at: np.ndarray | int, forward: np.ndarray, span: int = 8, reach: int = 15
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`Tracklet.motion`'s run of detections (lo, hi) for every track (broadcast as in
+        `bisect`): the last ones up to `at` when `forward`, else the first ones from `at`."""
+        after, before = self.bisect(at, "right"), self.bisect(at, "left")
+        hi = np.where(forward, after, np.minimum(before + span, self.bisect(np.asarray(at) + reach, "right")))
+        lo = np.where(forward, np.maximum(after - span, self.bisect(np.asarray(at) - reach, "left")), before)
+        return lo, hi
+
+    def fits(self, track: np.ndarray, lo: np.ndarray, hi: np.ndarray, span: int = 8) -> np.ndarray:
+        """The fitted motion (float32, one row each) of track `track[i]`'s detections
+        `lo[i]:hi[i]`; NaN where fewer than two. A run asked for several times is fitted once."""
+        out = np.full((len(track), 4), np.nan, dtype=np.float32)
+        some = hi - lo >= 2
+        if not some.any():
+            return out
+        start, n = self.starts[track[some]] + lo[some], (hi - lo)[some]
+        runs, run_of = np.unique(start * (span + 1) + n, return_inverse=True)
+        run_start, run_n = runs // (span + 1), runs % (span + 1)
+        cols = np.minimum(run_start[:, None] + np.arange(span)[None, :], len(self.frames) - 1)
+        fitted = fit_motions(self.frames[cols].astype(np.float64), self.centres[cols].astype(np.float64), run_n)
+        out[some] = fitted[run_of.ravel()]
+        return out
 
 
 def cxcywh(box: np.ndarray) -> np.ndarray:
@@ -94,12 +214,16 @@ def xyxy(c: np.ndarray) -> np.ndarray:
     return np.asarray([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=np.float32)
 
 
-def union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])]).astype(np.float32)
+def xyxy_rows(c: np.ndarray) -> np.ndarray:
+    """`xyxy` of each row of `c` (float32), to the bit: each half size is the Python float
+    max(w, 1) / 2, which meets the float32 centre rounded to float32."""
+    half = (np.maximum(c[:, 2:].astype(np.float64), 1.0) / 2).astype(np.float32)
+    return np.concatenate([c[:, :2] - half, c[:, :2] + half], axis=1)
 
 
-def pad_box(box: np.ndarray, pad: float) -> np.ndarray:
-    return box + np.asarray([-pad, -pad, pad, pad], dtype=np.float32)
+def union_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`union` of each row of `a` with the same row of `b`."""
+    return np.concatenate([np.minimum(a[:, :2], b[:, :2]), np.maximum(a[:, 2:], b[:, 2:])], axis=1).astype(np.float32)
 
 
 # Cost added per frame since a track was last detected (see `Linker._gate`).
@@ -159,11 +283,17 @@ class Linker:
         self.assigned: list[Tracklet | None] = []
 
     @staticmethod
-    def _predict(track: Tracklet, index: int) -> np.ndarray:
-        v = track.motion(track.last_det, forward=True)
-        if v is None:
-            return track.boxes[-1]
-        return xyxy(track.centres[-1] + v * (index - track.last_det))
+    def _predict(live: TrackArrays, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Where each track's box is in frame `index`, carried from its last detection along its
+        fitted motion (its last box where it has none), and whether it has none."""
+        last = live.starts + live.counts - 1
+        last_det = live.frames[last]
+        v = live.fits(np.arange(len(live)), *live.runs(last_det, np.ones(len(live), dtype=bool)))
+        unknown = ~np.isfinite(v).all(axis=1)
+        # A float32 motion times a Python int, as one track's `centres[-1] + v * gap` was.
+        gap = (index - last_det).astype(np.float32)[:, None]
+        carried = xyxy_rows(live.centres[last] + np.where(unknown[:, None], 0, v) * gap)
+        return np.where(unknown[:, None], live.boxes[last], carried), unknown
 
     def link(self, tracks: list[Tracklet], index: int, dets: Detections, shot: int, reach: int) -> list[Tracklet]:
         """Add `dets` (frame `index`, scene coordinates) to `tracks` of `shot` last detected at
@@ -208,7 +338,7 @@ class Linker:
     def _gate(self, live: list[Tracklet], index: int, dets: Detections) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(may track t take detection d, the cost of it, could a track with no speed yet have
         walked to d) for every pair."""
-        pred = rows([self._predict(t, index) for t in live])
+        pred, unknown = self._predict(TrackArrays(live), index)
         iou = iou_matrix(pred, dets.xyxy)
         pc = (pred[:, :2] + pred[:, 2:]) / 2
         dc = (dets.xyxy[:, :2] + dets.xyxy[:, 2:]) / 2
@@ -231,7 +361,7 @@ class Linker:
         # gone anywhere.
         walked = np.zeros_like(ok)
         if self.walk:
-            unknown = np.asarray([t.motion(t.last_det, forward=True) is None for t in live])[:, None]
+            unknown = unknown[:, None]
             reach = np.minimum(np.maximum(gate, GATE + self.walk * gaps), gate + WALK_CAP) * scale
             when = (gaps <= self.stride) | ((gaps <= self.walk_gap) & (ratio <= WALK_RATIO))
             walked = unknown & when & same & ~ok & (dist <= reach)

@@ -319,6 +319,8 @@ class DetectionWorker:
         # NETWORK_EVERY_S until the faces' cheapest level (`_network_stride`), so faces lose
         # stride and resolution before heads lose their network.
         self._networks = [c.video for c in self._steady if hasattr(c.video, "network_due")]
+        for part in self._networks:
+            part.tiles_spread = True  # no frame takes all the tiles at once (people.py)
         self._last_network = -(1 << 30)
         # The look-ahead in frames; set from the source's frame rate at each connection.
         window = max(0, int(round(delay * 25.0)))

@@ -49,6 +49,7 @@ is small (about 1.5 x 1.6 heads with veil's margin), so the union adds little.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Any
 
 import cv2
@@ -140,6 +141,12 @@ class PeopleDetector:
         # it on its load ladder's stride (runners/live.py, `_network_stride`). None: on every
         # `every`-th call.
         self.network_due: bool | None = None
+        # Set by a caller with a deadline (`veil live`): each run takes its share of the tiles
+        # (the tiles numbered r, r + tile_every, ... on run r), so every tile still runs every
+        # `tile_every`-th run, but no frame takes the whole frame and all the tiles at once. On a
+        # 2-core machine that pass (five runs of the network, 0.2-0.3 s with the face detector)
+        # made frames late behind it, which masks them whole and slowed the network down.
+        self.tiles_spread = False
         # Time spent in the network (seconds, cumulative): live's load model reads it.
         self.network_seconds = 0.0
         # Where people are or may be in the last frame (full-resolution xyxy): every moving blob
@@ -188,17 +195,19 @@ class PeopleDetector:
         if self._motion is not None:
             self._motion.reset()
 
-    def _windows(self, w: int, h: int, tiles: bool = True) -> list[tuple[int, int, int, int]]:
-        """The whole frame, then a `tiles` x `tiles` grid of tiles overlapping by a quarter."""
+    def _windows(self, w: int, h: int, tiles: bool | Collection[int] = True) -> list[tuple[int, int, int, int]]:
+        """The whole frame, then a `tiles` x `tiles` grid of tiles overlapping by a quarter (all
+        of them with True, none with False, else those numbered in `tiles`, row by row)."""
         out = [(0, 0, w, h)]
         if tiles and self.tiles > 1 and max(w, h) > self.tile_min:
             n = self.tiles
             tw, th = int(np.ceil(w / (n - (n - 1) * 0.25))), int(np.ceil(h / (n - (n - 1) * 0.25)))
             for j in range(n):
                 for i in range(n):
-                    x = min(w - tw, round(i * tw * 0.75))
-                    y = min(h - th, round(j * th * 0.75))
-                    out.append((x, y, x + tw, y + th))
+                    if tiles is True or j * n + i in tiles:  # type: ignore[operator]
+                        x = min(w - tw, round(i * tw * 0.75))
+                        y = min(h - th, round(j * th * 0.75))
+                        out.append((x, y, x + tw, y + th))
         return out
 
     def _run(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -232,9 +241,9 @@ class PeopleDetector:
         xyxy = np.concatenate(boxes) * np.array([w / INPUT, h / INPUT] * 2, dtype=np.float32)
         return xyxy.astype(np.float32), np.concatenate(scores).astype(np.float32)
 
-    def persons(self, image: np.ndarray, tiles: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Person boxes and scores in `image` after pooling the windows (the tiles too, with
-        `tiles`) and suppression."""
+    def persons(self, image: np.ndarray, tiles: bool | Collection[int] = True) -> tuple[np.ndarray, np.ndarray]:
+        """Person boxes and scores in `image` after pooling the windows (the tiles too: all with
+        True, those numbered in `tiles`) and suppression."""
         h, w = image.shape[:2]
         all_boxes, all_scores = [], []
         for x1, y1, x2, y2 in self._windows(w, h, tiles):
@@ -311,7 +320,12 @@ class PeopleDetector:
             return motion  # a moving camera: the face detector and tracker's footage
         self._runs += 1
         started = time.perf_counter()
-        boxes, scores = self.persons(image, tiles=(self._runs - 1) % self.tile_every == 0)
+        turn = (self._runs - 1) % self.tile_every
+        if self.tiles_spread:
+            tiles: bool | Collection[int] = range(turn, self.tiles * self.tiles, self.tile_every)
+        else:
+            tiles = turn == 0
+        boxes, scores = self.persons(image, tiles=tiles)
         self.network_seconds += time.perf_counter() - started
         self._persons = boxes
         if self.mode == "head" and len(boxes):
