@@ -222,7 +222,7 @@ def xyxy_rows(c: np.ndarray) -> np.ndarray:
 
 
 def union_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """`union` of each row of `a` with the same row of `b`."""
+    """The box around each row of `a` and the same row of `b`."""
     return np.concatenate([np.minimum(a[:, :2], b[:, :2]), np.maximum(a[:, 2:], b[:, 2:])], axis=1).astype(np.float32)
 
 
