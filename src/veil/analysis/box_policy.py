@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from veil.analysis.scene import SceneFrames
-from veil.analysis.tracklets import TrackArrays, union_rows, xyxy_rows
+from veil.analysis.tracklets import MOTION_REACH, TrackArrays, union_rows, xyxy_rows
 
 # The most an extrapolated box's own size may grow over the look-ahead (`BoxPolicy.boxes_at`). On
 # the generated moving-camera clips (bench/video_bench.py, seeds 1-3) 1.0 leaked more face-frames
@@ -87,7 +87,7 @@ class BoxPolicy:
         detected = (pos < n) & (tracks.frames[here] == index)
         between = ~detected & (pos > 0) & (pos < n)
         forward = pos > 0  # past the track's detections (when neither detected nor between)
-        anchor_at = np.where(forward, tracks.starts + n - 1, tracks.starts)
+        anchor_at = np.where(forward, tracks.ends, tracks.starts)
         anchor = tracks.frames[anchor_at]
         gap = np.abs(index - anchor)
         carried = ~detected & ~between & (gap <= self.window) & (gap != 0)
@@ -180,7 +180,7 @@ class ShotMotions:
     """How a shot's tracks with a motion of their own move at a frame: their median motion in
     scene coordinates (the camera's own motion is already removed), else none; a track seen once
     moves so. Only the centre moves, the size is kept. A track counts at frame `index` when it
-    has two detections or more and `index` lies within REACH frames of them, with
+    has two detections or more and `index` lies within MOTION_REACH frames of them, with
     `Tracklet.motion` at `index` (its last detections before it, once it is past the track's
     last detection; else its first ones after it).
 
@@ -188,8 +188,6 @@ class ShotMotions:
     frames asked for (and `likely`, the frames a caller expects to ask for) are worked out
     together, for every track at once. A crowd's hundreds of tracks, asked one by one at each
     of a frame's anchors, were a third of the tracker's time on the mall clip."""
-
-    REACH = 15
 
     def __init__(self, tracks: TrackArrays, likely: set[int] | None = None) -> None:
         self.tracks = tracks
@@ -210,9 +208,9 @@ class ShotMotions:
             return out
         at = anchors[:, None]  # anchor x track
         first = tracks.frames[tracks.starts][None, :]
-        last = tracks.frames[tracks.starts + tracks.counts - 1][None, :]
-        lo, hi = tracks.runs(at, at >= last, reach=self.REACH)
-        use = (first - self.REACH <= at) & (at <= last + self.REACH) & (hi - lo >= 2)
+        last = tracks.frames[tracks.ends][None, :]
+        lo, hi = tracks.runs(at, at >= last)
+        use = (first - MOTION_REACH <= at) & (at <= last + MOTION_REACH) & (hi - lo >= 2)
         which, track = np.nonzero(use)
         if not len(which):
             return out

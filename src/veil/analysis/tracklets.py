@@ -18,6 +18,11 @@ import numpy as np
 from veil.analysis.boxes import inside_matrix, iou_matrix, rows
 from veil.types import Detections
 
+# A track's motion is fitted to at most MOTION_SPAN of its detections at one end, those within
+# MOTION_REACH frames of the frame asked about (`Tracklet.motion`, `TrackArrays.runs`).
+MOTION_SPAN = 8
+MOTION_REACH = 15
+
 
 @dataclass
 class Tracklet:
@@ -66,7 +71,7 @@ class Tracklet:
             self._stacked = (rows(self.boxes), rows(self.centres))
         return self._stacked
 
-    def motion(self, at: int, forward: bool, span: int = 8, reach: int = 15) -> np.ndarray | None:
+    def motion(self, at: int, forward: bool, span: int = MOTION_SPAN, reach: int = MOTION_REACH) -> np.ndarray | None:
         """(dcx, dcy, dw, dh) per frame fitted to the detections nearest one end of the track
         (`forward`: the last ones before `at`; else the first ones after `at`), or None with
         fewer than two."""
@@ -159,6 +164,7 @@ class TrackArrays:
         self.tracks = tracks
         self.counts = np.asarray([len(t.frames) for t in tracks], dtype=np.int64)
         self.starts = np.cumsum(self.counts) - self.counts
+        self.ends = self.starts + self.counts - 1  # where each track's last detection is
         total = int(self.counts.sum())
         self.frames = np.fromiter(chain.from_iterable(t.frames for t in tracks), np.int64, total)
         stacked = [t.stacked() for t in tracks]
@@ -178,7 +184,7 @@ class TrackArrays:
         return np.searchsorted(self._keys, keys.ravel(), side=side).reshape(keys.shape) - self.starts  # type: ignore[call-overload]
 
     def runs(
-        self, at: np.ndarray | int, forward: np.ndarray, span: int = 8, reach: int = 15
+        self, at: np.ndarray | int, forward: np.ndarray, span: int = MOTION_SPAN, reach: int = MOTION_REACH
     ) -> tuple[np.ndarray, np.ndarray]:
         """`Tracklet.motion`'s run of detections (lo, hi) for every track (broadcast as in
         `bisect`): the last ones up to `at` when `forward`, else the first ones from `at`."""
@@ -187,7 +193,7 @@ class TrackArrays:
         lo = np.where(forward, np.maximum(after - span, self.bisect(np.asarray(at) - reach, "left")), before)
         return lo, hi
 
-    def fits(self, track: np.ndarray, lo: np.ndarray, hi: np.ndarray, span: int = 8) -> np.ndarray:
+    def fits(self, track: np.ndarray, lo: np.ndarray, hi: np.ndarray, span: int = MOTION_SPAN) -> np.ndarray:
         """The fitted motion (float32, one row each) of track `track[i]`'s detections
         `lo[i]:hi[i]`; NaN where fewer than two. A run asked for several times is fitted once."""
         out = np.full((len(track), 4), np.nan, dtype=np.float32)
@@ -208,15 +214,10 @@ def cxcywh(box: np.ndarray) -> np.ndarray:
     return np.asarray([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], dtype=np.float32)
 
 
-def xyxy(c: np.ndarray) -> np.ndarray:
-    cx, cy, w, h = c
-    w, h = max(float(w), 1.0), max(float(h), 1.0)
-    return np.asarray([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dtype=np.float32)
-
-
 def xyxy_rows(c: np.ndarray) -> np.ndarray:
-    """`xyxy` of each row of `c` (float32), to the bit: each half size is the Python float
-    max(w, 1) / 2, which meets the float32 centre rounded to float32."""
+    """Each row of `c` (centre x, y, width, height; float32) as x1, y1, x2, y2, each side at
+    least 1 px: each half size is max(w, 1) / 2 in float64, rounded to float32 before it meets
+    the centre, as numpy rounds a Python float meeting a float32."""
     half = (np.maximum(c[:, 2:].astype(np.float64), 1.0) / 2).astype(np.float32)
     return np.concatenate([c[:, :2] - half, c[:, :2] + half], axis=1)
 
@@ -286,7 +287,7 @@ class Linker:
     def _predict(live: TrackArrays, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Where each track's box is in frame `index`, carried from its last detection along its
         fitted motion (its last box where it has none), and whether it has none."""
-        last = live.starts + live.counts - 1
+        last = live.ends
         last_det = live.frames[last]
         v = live.fits(np.arange(len(live)), *live.runs(last_det, np.ones(len(live), dtype=bool)))
         unknown = ~np.isfinite(v).all(axis=1)
