@@ -31,7 +31,17 @@ from veil.analysis.detect import FrameDetector
 from veil.analysis.zones import load_zones
 from veil.config import Settings
 from veil.errors import VeilError
-from veil.runners.live import UNSEEN, DetectionWorker, Ladder, LiveOptions, LiveStats, Slot, dest_kind, run_live
+from veil.runners.live import (
+    UNSEEN,
+    DetectionWorker,
+    Ladder,
+    LiveOptions,
+    LiveStats,
+    Slot,
+    dest_kind,
+    live_detector,
+    run_live,
+)
 from veil.types import Detections
 
 SIZE = (640, 360)
@@ -308,6 +318,7 @@ def test_audio_passes_through_to_hls_and_no_audio_drops_it(tmp_path: Path) -> No
     out = probe(hls / "index.m3u8")
     assert out["kinds"] == ["video", "audio"] and out["audio"] == [("aac", 44100)]
     assert out["frames"] == 2 * FPS and list(hls.glob("segment_*.ts"))
+    assert read_log(tmp_path / "a.jsonl")[0]["person_network"] == "nanodet_int8.onnx"  # heads, a default class
     mp4 = tmp_path / "silent.mp4"
     options = LiveOptions(str(clip), str(mp4), realtime=True, keep_audio=False, log_path=tmp_path / "b.jsonl")
     assert run_live(options, settings).ok
@@ -526,3 +537,12 @@ def test_the_heads_network_slows_only_for_late_frames() -> None:
     assert second(0.95, 0, cheapest) == cheapest  # the network does not, busy alone
     assert second(0.95, 2, cheapest) == cheapest + 1  # late frames: half as often
     assert worker.ladder.network[cheapest + 1] == 2
+
+
+def test_live_runs_the_person_network_in_int8_whatever_the_preset() -> None:
+    from veil.analysis.detectors.people import MODEL, MODEL_INT8
+
+    for preset in ("fast", "balanced", "thorough"):
+        classes = live_detector(Settings(preset=preset, classes=("faces", "heads"))).classes
+        assert classes[1].video.model == MODEL_INT8, preset  # type: ignore[attr-defined]
+    assert FrameDetector(Settings(classes=("faces", "heads"))).classes[1].video.model == MODEL  # type: ignore[attr-defined]

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from conftest import SAMPLE_FACE, SAMPLE_IMAGE, SHARED, covered_fraction, decode_frames, rgb
 
-from veil.analysis.detectors import create
-from veil.analysis.detectors.people import heads_of, merged_heads
+from veil.analysis.boxes import iou_matrix
+from veil.analysis.detectors import create, sha256_of
+from veil.analysis.detectors.people import MODEL, MODEL_INT8, heads_of, merged_heads
 from veil.cli import main
 
 # The shared clip; VEIL_SHARED_DATA points elsewhere (a worktree has no ../shared beside it).
@@ -284,7 +285,8 @@ def test_redact_people_masks_a_still_person_in_a_video(
 
 
 @needs_mall
-def test_finds_most_heads_on_a_real_fixed_camera_frame() -> None:
+@pytest.mark.parametrize("int8", [False, True], ids=["float32", "int8"])
+def test_finds_most_heads_on_a_real_fixed_camera_frame(int8: bool) -> None:
     heads = json.loads((MALL / "mall_heads.json").read_text())["frames"]
     with av.open(str(MALL / "mall_dev.mp4")) as c:
         for i, f in enumerate(c.decode(video=0)):
@@ -292,7 +294,7 @@ def test_finds_most_heads_on_a_real_fixed_camera_frame() -> None:
                 image = f.to_ndarray(format="rgb24")
                 break
     points = np.asarray(heads["500"], np.float64)
-    found = create("people", motion=False, every=1).detect(image)
+    found = create("people", motion=False, every=1, int8=int8).detect(image)
     h, w = image.shape[:2]
     mask = np.zeros((h, w), bool)
     for x1, y1, x2, y2 in found.xyxy:  # veil's default 0.2 margin
@@ -301,3 +303,67 @@ def test_finds_most_heads_on_a_real_fixed_camera_frame() -> None:
     hit = [mask[int(y) - 4 : int(y) + 5, int(x) - 4 : int(x) + 5].all() for x, y in points]
     assert np.mean(hit) >= 0.7, f"{sum(hit)} of {len(hit)} heads covered"
     assert mask.mean() < 0.25  # heads, not the picture
+
+
+def test_the_int8_network_is_the_documented_file() -> None:
+    digest = sha256_of(MODEL_INT8)
+    assert digest in (MODEL_INT8.parent / "README.md").read_text()
+    assert digest != sha256_of(MODEL)
+
+
+def test_fast_and_live_run_the_int8_network_balanced_photos_and_the_second_opinion_the_float_one() -> None:
+    from veil.analysis.detect import FrameDetector
+    from veil.config import Settings
+    from veil.render.paint import SecondOpinion
+
+    def models(settings: Settings, **kw: bool) -> list:
+        return [c.video.model for c in FrameDetector(settings, **kw).classes[1:]]  # type: ignore[attr-defined]
+
+    classes = ("faces", "heads", "persons")
+    assert models(Settings(classes=classes, preset="fast")) == [MODEL_INT8, MODEL_INT8]
+    assert models(Settings(classes=classes, preset="balanced")) == [MODEL, MODEL]
+    assert models(Settings(classes=classes, preset="balanced"), person_int8=True) == [MODEL_INT8, MODEL_INT8]
+    fast = FrameDetector(Settings(classes=classes, preset="fast")).classes[1]
+    assert MODEL_INT8.name in fast.video.settings()["model"]  # the audit report says which ran
+    assert fast.image.model == MODEL_INT8 and not fast.image.network  # type: ignore[attr-defined]
+    photo = create("ensemble", heads={"threshold": 0.7, "min_head": 48.0})
+    assert photo.people.model == MODEL  # type: ignore[attr-defined]
+    second = SecondOpinion(heads=True)
+    second._uncovered_heads(still_person_frame(), np.zeros((0, 4), np.float32))
+    assert second._people.model == MODEL  # type: ignore[attr-defined]
+
+
+def agreement(images: list[np.ndarray], sure: float = 0.3, found: float = 0.25) -> tuple[int, int]:
+    """Of the people the float32 network scores `sure` or more, how many the int8 one finds at
+    `found` or more (IoU 0.5), and how many there are."""
+    reference = create("people", mode="body", motion=False, threshold=found)
+    int8 = create("people", mode="body", motion=False, threshold=found, int8=True)
+    hits = total = 0
+    for image in images:
+        ref_boxes, ref_scores = reference.persons(image)
+        boxes, _ = int8.persons(image)
+        people = ref_boxes[ref_scores >= sure]
+        total += len(people)
+        if len(people) and len(boxes):
+            hits += int((iou_matrix(people, boxes).max(axis=1) >= 0.5).sum())
+    return hits, total
+
+
+def test_the_int8_network_finds_the_person_the_float_one_finds() -> None:
+    frame = still_person_frame()
+    assert agreement([frame]) == (1, 1)
+    bodies = create("people", mode="body", motion=False, int8=True).detect(frame)
+    assert any(covers(b, face_box()) for b in bodies.xyxy)
+
+
+@needs_mall
+def test_the_int8_network_finds_the_people_the_float_one_finds_on_held_out_frames() -> None:
+    """Frames of the mall clip's held-out half (500-995; the int8 file was calibrated on 0-495)."""
+    images = []
+    with av.open(str(MALL / "mall_dev.mp4")) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i >= 500 and i % 100 == 0:
+                images.append(f.to_ndarray(format="rgb24"))
+    hits, total = agreement(images)
+    assert total > 100
+    assert hits >= 0.93 * total, f"int8 finds {hits} of float32's {total} people"

@@ -40,8 +40,10 @@ class ClassDetector:
 class FrameDetector:
     """One detector pair (image options, video options) per requested class."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, person_int8: bool | None = None) -> None:
+        """`person_int8`: run the person network in int8 (None: as the preset says)."""
         preset = settings.preset_obj
+        int8 = preset.person_int8 if person_int8 is None else person_int8
         face_stride = max(1, preset.detect_stride)
         self.classes: list[ClassDetector] = []
         # Time spent in `start` and in `finish` (each half counts its own: they may run in two
@@ -57,6 +59,8 @@ class FrameDetector:
                 video = image.with_options(**preset.video_face_options) if preset.video_face_options else image
             else:
                 options: dict[str, Any] = dict(cls.options)
+                if cls.detector == "people":
+                    options["int8"] = int8
                 if cls.reads is not None:
                     # Reuse the network run of the class this one reads (cached per frame).
                     source = built.get(cls.reads) or create(CLASSES[cls.reads].detector)

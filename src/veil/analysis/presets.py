@@ -30,6 +30,11 @@ class Preset:
     face_detector: str = "centerface"
     # Video: x264 preset of the output (same CRF, so the same quality, in a larger file when faster).
     encoder_speed: str = "veryfast"
+    # Video: the person network (classes heads, people, persons) in int8 (detectors/people.py
+    # MODEL_INT8), 1.3-1.7x faster; `veil live` runs it whatever the preset (runners/live.py).
+    # Off where recall comes first: on the generated CCTV clips of seeds 1-4 it leaked 2.0 and
+    # 0.7 head-frames per 1,000 on two seeds where float32 leaked none (docs/cctv.md).
+    person_int8: bool = False
 
 
 # All presets share one score rule, chosen on the even half of the dev set (docs/detection.md):
@@ -151,6 +156,7 @@ PRESETS: dict[str, Preset] = {
         # x264 ultrafast: 2 ms a frame less than superfast on 640x352, in a file about 3x the
         # size of the default preset's (veryfast) at the same CRF.
         encoder_speed="ultrafast",
+        person_int8=True,
     ),
     # Faces: the ensemble (detectors/ensemble.py, docs/detection.md): CenterFace over level 0
     # upsampled 2x (capped at 1 megapixel, so video frames and photos are not blown up) plus a

@@ -1140,6 +1140,22 @@ class LiveResult:
     final: dict[str, Any]
 
 
+def live_detector(settings: Settings) -> FrameDetector:
+    """The stream's detectors: those of `settings`, with the person network in int8 whatever the
+    preset. A stream has a deadline, and what the network saves is frames kept in time (mall
+    clip, real time: 96.9 % of heads in 99.5 % of frames shown, against 96.6 % in 99.0 % with
+    float32; docs/cctv.md)."""
+    return FrameDetector(settings, person_int8=True)
+
+
+def person_network(detector: Any) -> str | None:
+    """The model file the person network runs (None: no person class, or a stand-in detector)."""
+    for cls in getattr(detector, "classes", []):
+        if getattr(cls.video, "network", False):
+            return cls.video.model.name
+    return None
+
+
 def run_live(
     options: LiveOptions,
     settings: Settings,
@@ -1181,7 +1197,7 @@ def run_live(
         reporter.warn(f"veil live: {text}")
 
     stats = LiveStats()
-    detector = detector or FrameDetector(settings)
+    detector = detector or live_detector(settings)
     # The first run of a network is slow (memory planning, caches): pay it before the stream
     # starts, not on its first frames.
     with contextlib.suppress(Exception):
@@ -1209,6 +1225,7 @@ def run_live(
             "budget_s": options.budget,
             "preset": settings.preset,
             "classes": list(settings.classes),
+            "person_network": person_network(detector),
             "stride": stats.stride,
             # The ladder's bounds: the face detector's longest stride, the heads network's.
             "max_stride_s": MAX_STRIDE_S,
