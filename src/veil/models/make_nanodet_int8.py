@@ -116,15 +116,25 @@ def session(path: Path) -> Any:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=2)
-    area = lambda z: np.prod(z[:, 2:] - z[:, :2], axis=1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter + 1e-9)
+def agreement(reference: Any, int8: Any, pictures: list[np.ndarray]) -> tuple[int, int]:
+    """Of the people `reference` (float32) scores AGREE_SCORE or more in `pictures`, how many
+    `int8` finds (IoU AGREE_IOU; both detectors built with threshold AGREE_FOUND), and how many
+    there are. tests/test_people.py checks the vendored file with it too."""
+    from veil.analysis.boxes import iou_matrix
+
+    found = total = 0
+    for picture in pictures:
+        ref_boxes, ref_scores = reference.persons(picture)
+        boxes, _ = int8.persons(picture)
+        sure = ref_boxes[ref_scores >= AGREE_SCORE]
+        total += len(sure)
+        if len(sure) and len(boxes):
+            found += int((iou_matrix(sure, boxes).max(axis=1) >= AGREE_IOU).sum())
+    return found, total
 
 
 def quantize(out_path: Path) -> None:
+    import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -147,8 +157,6 @@ def quantize(out_path: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(SOURCE), str(prepared))
-        import onnx
-
         missing = set(FLOAT_OUTPUTS) - {node.name for node in onnx.load(str(prepared)).graph.node}
         if missing:
             raise SystemExit(f"{SOURCE.name} has no nodes {sorted(missing)}: the float outputs would be quantized")
@@ -172,14 +180,7 @@ def check(out_path: Path) -> None:
     int8 = PeopleDetector(mode="body", motion=False, threshold=AGREE_FOUND, session=session(out_path))
     failed = False
     for source, pictures in held_out().items():
-        found = total = 0
-        for picture in pictures:
-            ref_boxes, ref_scores = reference.persons(picture)
-            boxes, _ = int8.persons(picture)
-            sure = ref_boxes[ref_scores >= AGREE_SCORE]
-            total += len(sure)
-            if len(sure) and len(boxes):
-                found += int((iou(sure, boxes).max(axis=1) >= AGREE_IOU).sum())
+        found, total = agreement(reference, int8, pictures)
         share = found / max(total, 1)
         failed |= share < AGREE_MIN
         print(f"{source}: int8 finds {found} of the {total} people float32 scores >= {AGREE_SCORE} ({share:.3f})")
