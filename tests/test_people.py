@@ -353,11 +353,8 @@ def test_the_int8_network_finds_the_person_the_float_one_finds() -> None:
 @needs_mall
 def test_the_int8_network_finds_the_people_the_float_one_finds_on_held_out_frames() -> None:
     """Frames of the mall clip's held-out half (500-995; the int8 file was calibrated on 0-495)."""
-    images = []
-    with av.open(str(MALL / "mall_dev.mp4")) as c:
-        for i, f in enumerate(c.decode(video=0)):
-            if i >= 500 and i % 100 == 0:
-                images.append(f.to_ndarray(format="rgb24"))
-    hits, total = agreement(images)
+    from veil.models.make_nanodet_int8 import frames
+
+    hits, total = agreement(frames(MALL / "mall_dev.mp4", range(500, 1000, 100)))
     assert total > 100
     assert hits >= 0.93 * total, f"int8 finds {hits} of float32's {total} people"
