@@ -36,6 +36,27 @@ def assert_private_and_empty(cache: Path) -> None:
         assert "/" not in text.replace("\\/", "")  # no path of any input or output
 
 
+# onnxruntime writes a session id file into the system's temp folder when it is imported.
+NOT_VEILS = {".ses"}
+
+
+@pytest.fixture
+def system_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The system's temp folder (TMPDIR) of the CLI this test starts and of its workers: its own,
+    so what veil leaves there can be seen."""
+    path = tmp_path_factory.mktemp("system-tmp")
+    monkeypatch.setenv("TMPDIR", str(path))
+    return path
+
+
+def assert_nothing_in(system_tmp: Path) -> None:
+    """Nothing veil made (a one-shot plan's scratch folder, a track spool) is left in the
+    system's temp folder: the runner's worker processes, which keep their detectors loaded
+    between jobs, left one empty scratch folder each per run before."""
+    left = {p.name for p in system_tmp.iterdir()} - NOT_VEILS
+    assert not left, left
+
+
 def test_single_photo(tmp_path: Path, private_cache: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
@@ -44,7 +65,7 @@ def test_single_photo(tmp_path: Path, private_cache: Path) -> None:
     assert_private_and_empty(private_cache)
 
 
-def test_folder_of_photos_on_the_runner(tmp_path: Path, private_cache: Path) -> None:
+def test_folder_of_photos_on_the_runner(tmp_path: Path, private_cache: Path, system_tmp: Path) -> None:
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
     shutil.copy(SAMPLE_IMAGE, src / "a.png")
@@ -54,13 +75,14 @@ def test_folder_of_photos_on_the_runner(tmp_path: Path, private_cache: Path) -> 
     assert files_in(out) == {"a.png", "sub", "sub/b.png", "r.json", "r.html"}
     assert files_in(src) == {"a.png", "sub", "sub/b.png"}  # inputs untouched
     assert_private_and_empty(private_cache)
+    assert_nothing_in(system_tmp)
     # Photos only: no hours of video in the summary; each line says what it redacted, and how
     # much of the picture that took.
     assert " h of video" not in proc.stderr
     assert len(re.findall(r"redacted \(\d+\.\d % of the picture\), verified", proc.stderr)) == 2, proc.stderr
 
 
-def test_segmented_video_j2(tmp_path: Path, private_cache: Path) -> None:
+def test_segmented_video_j2(tmp_path: Path, private_cache: Path, system_tmp: Path) -> None:
     (tmp_path / "in").mkdir()
     clip = regop(make_video(tmp_path / "raw.mp4", frames=30), tmp_path / "in" / "v.mp4", gop=10)
     out = tmp_path / "out"
@@ -73,6 +95,7 @@ def test_segmented_video_j2(tmp_path: Path, private_cache: Path) -> None:
     run_cli(clip, "-o", out / "v.mp4", *common, check=True)
     assert files_in(out) == {"one.mp4", "v.mp4"}
     assert_private_and_empty(private_cache)
+    assert_nothing_in(system_tmp)
     # Kept when asked: the manifest and the plans are in the job's private directory.
     run_cli(clip, "-o", out / "w.mp4", *common, "--keep-work", check=True)
     assert files_in(out) == {"one.mp4", "v.mp4", "w.mp4"}
@@ -85,7 +108,7 @@ def test_segmented_video_j2(tmp_path: Path, private_cache: Path) -> None:
     assert "nothing kept" in run_cli("cache", "list").stdout
 
 
-def test_scan_then_render(tmp_path: Path, private_cache: Path) -> None:
+def test_scan_then_render(tmp_path: Path, private_cache: Path, system_tmp: Path) -> None:
     plans, out = tmp_path / "plans", tmp_path / "out"
     run_cli("scan", SAMPLE_IMAGE, "--preset", "fast", "-o", plans / "a.plan.json", check=True)
     assert files_in(plans) == {"a.plan.json"}
@@ -94,6 +117,7 @@ def test_scan_then_render(tmp_path: Path, private_cache: Path) -> None:
     assert files_in(out) == {"a.png", "r.json", "r.html"}
     assert files_in(plans) == {"a.plan.json"}
     assert_private_and_empty(private_cache)
+    assert_nothing_in(system_tmp)
 
 
 def test_review_proxy_is_not_beside_the_input(

@@ -433,7 +433,11 @@ def test_face_missed_by_the_detector_is_covered_in_every_frame(
     settings = Settings(lookahead_s=lookahead)
     jobs, failed = plan_jobs([str(clip)], str(tmp_path / "out.mp4"), settings, str(tmp_path / "out.plan.json"))
     assert not failed
-    result = Pipeline(settings).run(jobs)[0]
+    pipeline = Pipeline(settings)
+    try:
+        result = pipeline.run(jobs)[0]
+    finally:
+        pipeline.close()  # its scratch folder (the one-shot plan) is in the system's temp folder
     assert result.ok, result.error
     assert len(seen) == frames
 

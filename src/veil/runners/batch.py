@@ -29,6 +29,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -122,16 +123,16 @@ def run_item(payload: dict[str, Any]) -> dict[str, Any]:
 
     settings = Settings(**payload["settings"])
     if payload["kind"] == "segment":
-        pipeline = _pipeline(settings)
         seg = segments.Segment.from_json(payload["segment"])
-        return segments.redact_segment(
-            pipeline,
-            Path(payload["input"]),
-            payload["input_sha256"],
-            seg,
-            Path(payload["output"]),
-            Path(payload["plan"]),
-        )
+        with _pipeline(settings) as pipeline:
+            return segments.redact_segment(
+                pipeline,
+                Path(payload["input"]),
+                payload["input_sha256"],
+                seg,
+                Path(payload["output"]),
+                Path(payload["plan"]),
+            )
     if payload["kind"] == "join":
         probe = segments.Probe(**payload["probe"])
         record = segments.join(
@@ -144,23 +145,23 @@ def run_item(payload: dict[str, Any]) -> dict[str, Any]:
                 shutil.copyfile(payload["plan"], tmp)
             record["plan"] = payload["user_plan"]
         return {"ok": True, "record": record, "output_sha256": record["output_sha256"]}
-    pipeline = _pipeline(settings)
     job = Job(
         Path(payload["input"]),
         Path(payload["output"]),
         payload["job_kind"],
         Path(payload["user_plan"]) if payload.get("user_plan") else None,
     )
-    result = pipeline.redact(job)
-    record = dict(result.record)
-    # The one-shot plan lives in this worker's scratch directory: keep it where the report can
-    # find it after this process is gone.
-    plan_file = record.pop("_plan_file", None)
-    if plan_file and Path(plan_file).is_file():
-        kept = Path(payload["plan"])
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(plan_file, kept)
-        record["_plan_file"] = str(kept)
+    with _pipeline(settings) as pipeline:
+        result = pipeline.redact(job)
+        record = dict(result.record)
+        # The one-shot plan lives in this worker's scratch directory, removed when this job
+        # ends: keep it where the report can find it after this process is gone.
+        plan_file = record.pop("_plan_file", None)
+        if plan_file and Path(plan_file).is_file():
+            kept = Path(payload["plan"])
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(plan_file, kept)
+            record["_plan_file"] = str(kept)
     thumbnails = record.pop("_thumbnails", None)
     if thumbnails:
         # The HTML report's contact sheet (masked and kept regions already filled): beside the
@@ -182,16 +183,16 @@ def run_scan(payload: dict[str, Any]) -> dict[str, Any]:
     from veil.runners import segments
 
     settings = Settings(**payload["settings"])
-    pipeline = _pipeline(settings)
-    if payload["kind"] == "segment":
-        seg = segments.Segment.from_json(payload["segment"])
-        out = segments.redact_segment(
-            pipeline, Path(payload["input"]), payload["input_sha256"], seg, None, Path(payload["plan"])
-        )
-        return {"ok": True, **out}
-    plan = Path(payload["plan"])
-    plan.parent.mkdir(parents=True, exist_ok=True)
-    result = pipeline.scan(Job(Path(payload["input"]), plan, payload["job_kind"]))
+    with _pipeline(settings) as pipeline:
+        if payload["kind"] == "segment":
+            seg = segments.Segment.from_json(payload["segment"])
+            out = segments.redact_segment(
+                pipeline, Path(payload["input"]), payload["input_sha256"], seg, None, Path(payload["plan"])
+            )
+            return {"ok": True, **out}
+        plan = Path(payload["plan"])
+        plan.parent.mkdir(parents=True, exist_ok=True)
+        result = pipeline.scan(Job(Path(payload["input"]), plan, payload["job_kind"]))
     return {"ok": result.ok, "error": result.error}
 
 
@@ -211,10 +212,10 @@ def run_render(payload: dict[str, Any], scanned: dict[str, Any]) -> dict[str, An
         )
         out["detect_s"] = scanned.get("detect_s", 0.0)
         return {**out, "scanned_on_gpus": where}
-    pipeline = _pipeline(settings)
     plan = Path(payload["plan"])
     job = Job(Path(payload["input"]), Path(payload["output"]), payload["job_kind"], plan)
-    result = pipeline.render(job, load_plan(plan, spooled=True))
+    with _pipeline(settings) as pipeline:
+        result = pipeline.render(job, load_plan(plan, spooled=True))
     record = dict(result.record)
     record.pop("_thumbnails", None)
     record["_plan_file"] = str(plan)
@@ -236,14 +237,19 @@ def run_render(payload: dict[str, Any], scanned: dict[str, Any]) -> dict[str, An
 _PIPELINES: dict[str, Any] = {}
 
 
-def _pipeline(settings: Settings) -> Any:
-    """One pipeline (detectors loaded once) per worker process and settings."""
+@contextlib.contextmanager
+def _pipeline(settings: Settings) -> Iterator[Any]:
+    """One pipeline (detectors loaded once) per worker process and settings, for one job: its
+    scratch directory is removed when the job ends, as nothing calls a worker's last close."""
     from veil.runners.pipeline import Pipeline
 
     key = json.dumps(settings.to_json(), sort_keys=True) + repr(settings)
     if key not in _PIPELINES:
         _PIPELINES[key] = Pipeline(settings)
-    return _PIPELINES[key]
+    try:
+        yield _PIPELINES[key]
+    finally:
+        _PIPELINES[key].close()
 
 
 def init_worker(threads: int, unwind: bool = False, parent: int | None = None) -> None:

@@ -326,8 +326,12 @@ class Pipeline:
         return self._workdir
 
     def close(self) -> None:
+        """Remove the scratch directory; the pipeline stays usable (a later job makes a new one),
+        so a worker that keeps its pipeline (and its loaded detectors) between jobs closes it
+        after each job instead of leaving one directory in the system's temp folder per process."""
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
 
     def describe(self) -> dict[str, Any]:
         from veil.render.masks import create as create_mask
