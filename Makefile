@@ -44,9 +44,9 @@ demo: $(RUN_STAMP) $(SAMPLE_VIDEO)
 # Debian tools the tests use as independent checkers (exiftool, chromium); skipped when
 # they are already present or when this machine has no apt-get.
 sysdeps:
-	@if command -v apt-get >/dev/null 2>&1 && { ! command -v exiftool >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 || ! command -v espeak-ng >/dev/null 2>&1; }; then \
+	@if command -v apt-get >/dev/null 2>&1 && { ! command -v exiftool >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 || ! command -v espeak-ng >/dev/null 2>&1 || ! command -v strace >/dev/null 2>&1; }; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libimage-exiftool-perl chromium espeak-ng >/dev/null; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libimage-exiftool-perl chromium espeak-ng strace >/dev/null; \
 	fi
 
 lint: $(STAMP)

@@ -36,10 +36,6 @@ def assert_private_and_empty(cache: Path) -> None:
         assert "/" not in text.replace("\\/", "")  # no path of any input or output
 
 
-# onnxruntime writes a session id file into the system's temp folder when it is imported.
-NOT_VEILS = {".ses"}
-
-
 @pytest.fixture
 def system_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The system's temp folder (TMPDIR) of the CLI this test starts and of its workers: its own,
@@ -53,7 +49,7 @@ def assert_nothing_in(system_tmp: Path) -> None:
     """Nothing veil made (a one-shot plan's scratch folder, a track spool) is left in the
     system's temp folder: the runner's worker processes, which keep their detectors loaded
     between jobs, left one empty scratch folder each per run before."""
-    left = {p.name for p in system_tmp.iterdir()} - NOT_VEILS
+    left = {p.name for p in system_tmp.iterdir()}
     assert not left, left
 
 

@@ -79,6 +79,10 @@ def onnx_session(model_path: Path, threads: int = 0) -> Any:
     """
     import onnxruntime as ort
 
+    # veil's import set ORT_DISABLE_TELEMETRY; a program that imported onnxruntime before veil
+    # started its telemetry already, and this stops what can still be stopped.
+    if hasattr(ort, "disable_telemetry_events"):
+        ort.disable_telemetry_events()
     if not model_path.is_file():
         raise VeilError(f"model file missing: {model_path} (reinstall veil)")
     options = ort.SessionOptions()
