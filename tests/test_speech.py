@@ -301,6 +301,42 @@ def test_a_decoding_loop_is_unheard_speech() -> None:
     assert [w.text for w in thrice] == ["my", "name", "is", UNHEARD, UNHEARD, UNHEARD]
 
 
+def test_a_second_look_is_bounded_by_its_length() -> None:
+    """A second look may write LOOK_TOKENS_PER_S tokens a second of its clip (twice what anyone
+    says): a loop over a 3 s clip no longer runs on to Whisper's 448 tokens (6 s of decoding on
+    2 cores). What comes back with more words than anyone says in that time is the loop cut
+    short: unheard speech over the clip. A long clip, whose bound would near the model's limit,
+    is not bounded; a clip's ordinary words come back as they are."""
+    from types import SimpleNamespace
+
+    from veil.speech.recognizer import LOOK_TOKENS_MAX, LOOK_TOKENS_PER_S, UNHEARD, _heard
+
+    asked: list[object] = []
+
+    def model_saying(text: str) -> SimpleNamespace:
+        def transcribe(audio: np.ndarray, **options: object) -> tuple[object, None]:
+            asked.append(options.get("max_new_tokens"))
+            parts, seconds = text.split(), len(audio) / RATE
+            step = seconds / len(parts)
+            ws = [SimpleNamespace(word=w, start=i * step, end=(i + 1) * step, probability=0.9)
+                  for i, w in enumerate(parts)]  # fmt: skip
+            return iter([SimpleNamespace(start=0.0, end=seconds, text=" " + text, words=ws)]), None
+
+        return SimpleNamespace(transcribe=transcribe)
+
+    samples = np.zeros(RATE * 40, np.int16)
+    sentence = "Following this stitch, when news are out."
+    said = _heard(model_saying(sentence), samples, 10.0, 13.3)
+    assert [w.text for w in said] == sentence.split()
+    # 3.3 s may write 20 + 15 x 3.3 tokens; 30 words in it (9 a second, no phrase said thrice,
+    # so `_looped` does not see it) are a loop cut short.
+    assert asked[-1] == 20 + int(LOOK_TOKENS_PER_S * 3.3)
+    cut = _heard(model_saying(" ".join(f"w{i}" for i in range(30))), samples, 10.0, 13.3)
+    assert [(w.text, w.start, w.end, w.probability) for w in cut] == [(UNHEARD, 10.0, 13.3, 0.0)]
+    _heard(model_saying("a long clip"), samples, 0.0, 30.0)
+    assert asked[-1] is None and 20 + LOOK_TOKENS_PER_S * 30.0 > LOOK_TOKENS_MAX
+
+
 def test_a_decoding_loop_is_heard_again_in_pieces() -> None:
     """A loop over a whole window (whisper-base wrote "二 二 二 ..." for two sentences and a number)
     is transcribed again in pieces cut at the pauses, which Whisper reads; a piece that loops

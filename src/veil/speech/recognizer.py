@@ -77,6 +77,18 @@ GAP_JOIN_S = 1.0
 # comes back as the prompt itself held speech Whisper could not read, and muting it errs on
 # the safe side.
 SECOND_LOOK_OPTIONS: dict[str, Any] = dict(DECODE_OPTIONS)
+# ... but a second look's clip is short, and a decoding loop (`_looped`) runs on to Whisper's 448
+# tokens, each a decoder step of 15-20 ms on 2 cores: 6 s for a 3.3 s clip, five times the look
+# (bench/speech_bench.py --speed-only). Nobody says more than about 7 tokens a second (spelled
+# digits with their commas, 2 tokens each, at 3 a second), so a look writes at most twice that
+# (LOOK_TOKENS_PER_S a second, plus LOOK_TOKENS for timestamps and a short clip's one word);
+# a look that comes back with more than LOOK_WORDS_PER_S words a second (fast speech is 4) was
+# cut short in a loop, and is unheard speech, as a loop run to the end is. Clips long enough
+# for the bound to near the model's limit (less the prompt) are left unbounded.
+LOOK_TOKENS = 20
+LOOK_TOKENS_PER_S = 15.0
+LOOK_WORDS_PER_S = 6.0
+LOOK_TOKENS_MAX = 300
 UNSURE_P = 0.5
 UNSURE_WORDS = 3
 UNSURE_MIN_S = 1.0
@@ -517,9 +529,18 @@ def _heard_in_pieces(model: Any, samples: np.ndarray, loud: np.ndarray, lo: floa
 
 
 def _heard(model: Any, samples: np.ndarray, lo: float, hi: float) -> list[Word]:
-    """[lo, hi) transcribed on its own (times from the first sample of `samples`)."""
+    """[lo, hi) transcribed on its own (times from the first sample of `samples`), in at most
+    the tokens its length allows (LOOK_TOKENS_PER_S); more words than anyone says in that time
+    are a loop cut short: unheard speech."""
     clip = samples[int(lo * RATE) : int(hi * RATE)]
-    return [w for w in _transcribe(model, clip, lo, SECOND_LOOK_OPTIONS) if w.end > lo and w.start < hi]
+    options = SECOND_LOOK_OPTIONS
+    bound = LOOK_TOKENS + int(LOOK_TOKENS_PER_S * (hi - lo))
+    if bound < LOOK_TOKENS_MAX:
+        options = {**SECOND_LOOK_OPTIONS, "max_new_tokens": bound}
+    words = [w for w in _transcribe(model, clip, lo, options) if w.end > lo and w.start < hi]
+    if len(words) > LOOK_WORDS_PER_S * (hi - lo) + 2:
+        return [Word(UNHEARD, round(float(lo), 3), round(float(hi), 3), 0.0)]
+    return words
 
 
 def _pieces(loud: np.ndarray, lo: float, hi: float, longest: float) -> list[tuple[float, float]]:
