@@ -14,6 +14,12 @@ BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 VOICE_VENV := .venv-voice
 VOICE_STAMP := $(VOICE_VENV)/.installed-stamp
 
+# Nothing run from here phones home: onnxruntime's Linux wheels (veil's, and deface's in the
+# benches) send usage telemetry unless this is set, and Ray reports usage stats (README, "No
+# network"). veil sets both itself when imported; tests/test_offline.py clears them to check that.
+export ORT_DISABLE_TELEMETRY := 1
+export RAY_USAGE_STATS_ENABLED := 0
+
 .PHONY: demo test lint sysdeps bench bench-speed bench-cctv bench-voice clean fuzz fuzz-plans
 
 # The demo installs veil alone: no test tools, no Ray, no browser.
